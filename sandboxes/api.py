@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+
+from audit.selectors import audit_sandbox_counts
+from config.api import require_scope
+from config.errors import InvalidInput
+from config.redis import get_redis
+from sandboxes import services
+from sandboxes.models import Sandbox, SandboxStatus
+from sandboxes.selectors import sandbox_get, sandbox_list
+
+router = Router(tags=["sandboxes"])
+
+SSE_KEEPALIVE_SECONDS = 1
+
+
+class SandboxOut(Schema):
+    sandbox_id: str
+    org_id: str
+    session_id: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    expires_at: datetime
+    stopped_at: datetime | None
+    cpus: str
+    memory: str
+    host: str
+    isolation: str
+    error_message: str | None
+
+
+def sandbox_out(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "sandbox_id": sandbox.id,
+        "org_id": sandbox.organization_id,
+        "session_id": sandbox.session_id,
+        "status": sandbox.status,
+        "created_at": sandbox.created_at,
+        "started_at": sandbox.started_at,
+        "expires_at": sandbox.expires_at,
+        "stopped_at": sandbox.stopped_at,
+        "cpus": sandbox.cpus,
+        "memory": sandbox.memory,
+        "host": sandbox.host,
+        "isolation": "bubblewrap" if sandbox.isolated else "none (unisolated)",
+        "error_message": sandbox.error_message or None,
+    }
+
+
+class SandboxCreateIn(Schema):
+    cpus: str | int | float | None = None
+    memory: str | int | None = None
+    timeout_seconds: int | None = None
+    env: dict[str, str] | None = None
+    org_id: str | None = None
+    session_id: str | None = None
+
+
+class SandboxListOut(Schema):
+    sandboxes: list[SandboxOut]
+
+
+class SandboxFilters(Schema):
+    status: SandboxStatus | None = None
+    session_id: str | None = Field(None, max_length=128)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class SuccessOut(Schema):
+    success: bool
+
+
+@router.post("/sandbox/create", response={201: SandboxOut})
+def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
+    require_scope(request.auth, "sandboxes:write")
+    if payload.org_id and payload.org_id != request.auth.organization_id:
+        raise InvalidInput("org_id does not match the organization of this API key", code="ORG_MISMATCH", details={"field": "org_id"})
+    sandbox = services.sandbox_create(
+        actor=request.auth,
+        cpus=None if payload.cpus is None else str(payload.cpus),
+        memory=None if payload.memory is None else str(payload.memory),
+        timeout_seconds=payload.timeout_seconds,
+        env=payload.env,
+        session_id=payload.session_id,
+    )
+    return Status(201, sandbox_out(sandbox))
+
+
+@router.get("/sandboxes", response=SandboxListOut)
+def list_sandboxes(request: HttpRequest, filters: Query[SandboxFilters]):
+    require_scope(request.auth, "sandboxes:read")
+    sandboxes = sandbox_list(organization_id=request.auth.organization_id, status=filters.status, session_id=filters.session_id)[: filters.limit]
+    return {"sandboxes": [sandbox_out(s) for s in sandboxes]}
+
+
+@router.get("/sandbox/{sandbox_id}", response=SandboxOut)
+def get_sandbox(request: HttpRequest, sandbox_id: str):
+    require_scope(request.auth, "sandboxes:read")
+    return sandbox_out(sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id))
+
+
+class ExecuteIn(Schema):
+    command: str | list[str]
+    stream: bool = False
+    timeout: int | None = Field(None, description="milliseconds")
+    env: dict[str, str] | None = None
+    working_dir: str | None = None
+    cwd: str | None = None
+
+
+class ExecuteOut(Schema):
+    exit_code: int
+    stdout: str
+    stderr: str
+    output_truncated: bool
+    timed_out: bool
+    duration_ms: int
+
+
+@router.post("/sandbox/{sandbox_id}/execute", response=ExecuteOut)
+def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    arguments = dict(actor=request.auth, sandbox=sandbox, command=payload.command, timeout_ms=payload.timeout, env=payload.env, working_dir=payload.working_dir or payload.cwd)
+    if not payload.stream:
+        return services.sandbox_execute(**arguments)
+    stream_key = services.sandbox_stream_key()
+    pending = services.sandbox_execute(**arguments, stream_key=stream_key)
+    timeout_s = (payload.timeout or 0) / 1000 or services.check_exec_timeout_ms(None) / 1000
+    response = StreamingHttpResponse(_relay_events(request.auth, sandbox, payload.command, stream_key, pending, timeout_s), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _relay_events(actor, sandbox: Sandbox, command, stream_key: str, pending, timeout_s: float):
+    """Relay the worker's output stream as Server-Sent Events until the command is done."""
+    redis = get_redis()
+    started = time.monotonic()
+    deadline = started + timeout_s + services.EXEC_WAIT_MARGIN_SECONDS
+    last_id = "0-0"
+    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    try:
+        while time.monotonic() < deadline:
+            batches = redis.xread({stream_key: last_id}, block=SSE_KEEPALIVE_SECONDS * 1000, count=256)
+            if not batches:
+                yield ": keepalive\n\n"
+                continue
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = json.loads(fields[b"event"])
+                    if event["type"] == "done":
+                        yield "data: " + json.dumps(event) + "\n\n"
+                        return
+                    if event["type"] in ("exit", "error"):
+                        final = event
+                    yield "data: " + json.dumps(event) + "\n\n"
+        final = {"type": "error", "error": "no answer from the sandbox host in time"}
+        yield "data: " + json.dumps(final) + "\n\n"
+        yield 'data: {"type": "done"}\n\n'
+    finally:
+        redis.delete(stream_key)
+        pending.forget()
+        services.sandbox_execute_audit(actor=actor, sandbox=sandbox, command=command, final=final, duration_ms=int((time.monotonic() - started) * 1000))
+
+
+class FileIn(Schema):
+    path: str
+    content: str = Field(..., description="base64")
+
+
+class FilesWriteIn(Schema):
+    files: list[FileIn]
+
+
+class WrittenFile(Schema):
+    path: str
+    size: int
+
+
+class FilesWriteOut(Schema):
+    success: bool
+    files: list[WrittenFile]
+
+
+@router.post("/sandbox/{sandbox_id}/files", response=FilesWriteOut)
+def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    written = services.sandbox_write_files(actor=request.auth, sandbox=sandbox, files=[f.dict() for f in payload.files])
+    return {"success": True, "files": written}
+
+
+class FileReadOut(Schema):
+    path: str
+    content: str
+    size: int
+
+
+@router.get("/sandbox/{sandbox_id}/files", response=FileReadOut)
+def read_file(request: HttpRequest, sandbox_id: str, path: str):
+    require_scope(request.auth, "sandboxes:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return services.sandbox_read_file(actor=request.auth, sandbox=sandbox, path=path)
+
+
+class FileDeleteIn(Schema):
+    path: str
+    recursive: bool = False
+
+
+@router.delete("/sandbox/{sandbox_id}/files", response=SuccessOut)
+def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    services.sandbox_delete_file(actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive)
+    return {"success": True}
+
+
+class FileEntryOut(Schema):
+    name: str
+    path: str
+    type: str
+    size: int
+    modified_at: datetime
+
+
+class FileListOut(Schema):
+    files: list[FileEntryOut]
+
+
+@router.get("/sandbox/{sandbox_id}/files/list", response=FileListOut)
+def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
+    require_scope(request.auth, "sandboxes:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return {"files": services.sandbox_list_files(actor=request.auth, sandbox=sandbox, path=path, recursive=recursive)}
+
+
+@router.post("/sandbox/{sandbox_id}/stop", response=SuccessOut)
+def stop_sandbox(request: HttpRequest, sandbox_id: str):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    services.sandbox_stop(actor=request.auth, sandbox=sandbox)
+    return {"success": True}
+
+
+@router.delete("/sandbox/{sandbox_id}", response=SuccessOut)
+def delete_sandbox(request: HttpRequest, sandbox_id: str):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    services.sandbox_stop(actor=request.auth, sandbox=sandbox, action="sandbox.delete")
+    return {"success": True}
+
+
+class ExtendIn(Schema):
+    additional_seconds: int
+
+
+@router.post("/sandbox/{sandbox_id}/extend", response=SandboxOut)
+def extend_sandbox(request: HttpRequest, sandbox_id: str, payload: ExtendIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return sandbox_out(services.sandbox_extend(actor=request.auth, sandbox=sandbox, additional_seconds=payload.additional_seconds))
+
+
+class AuditSummaryOut(Schema):
+    sandbox_id: str
+    total_events: int
+    commands_executed: int
+    files_written: int
+    files_read: int
+    secrets_accessed: int
+    errors: int
+    duration: int = Field(..., description="seconds the sandbox has been alive")
+
+
+@router.get("/sandbox/{sandbox_id}/audit/summary", response=AuditSummaryOut)
+def audit_summary(request: HttpRequest, sandbox_id: str):
+    require_scope(request.auth, "audit:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    counts = audit_sandbox_counts(organization_id=sandbox.organization_id, sandbox_id=sandbox.id)
+    end = sandbox.stopped_at or timezone.now()
+    return {"sandbox_id": sandbox.id, **counts, "duration": max(0, int((end - sandbox.created_at).total_seconds()))}

@@ -1,0 +1,60 @@
+"""Sending work to the worker that holds a sandbox, and waiting for its answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import TimeoutError as CeleryTimeout
+from kombu.exceptions import OperationalError
+
+from config.errors import GatewayTimeout, InvalidInput, NotFound, PayloadTooLarge, StowageError, Unavailable, Conflict
+
+logger = logging.getLogger(__name__)
+
+# Runtime error codes (sandboxes.runtime) -> the API error that reports them.
+_RUNTIME_ERRORS: dict[str, type[StowageError]] = {
+    "INVALID_PATH": InvalidInput,
+    "INVALID_COMMAND": InvalidInput,
+    "NOT_A_FILE": InvalidInput,
+    "NOT_A_DIRECTORY": InvalidInput,
+    "FILE_NOT_FOUND": NotFound,
+    "FILE_TOO_LARGE": PayloadTooLarge,
+    "SANDBOX_GONE": Conflict,
+    "ISOLATION_UNAVAILABLE": Unavailable,
+}
+
+
+def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, **kwargs: Any):
+    if host is not None:
+        kwargs["host"] = host
+    try:
+        return task.apply_async(kwargs=kwargs, task_id=task_id)
+    except OperationalError as exc:
+        logger.warning("broker unavailable: %s", exc)
+        raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
+
+
+def wait_for(async_result, *, timeout: float) -> dict[str, Any]:
+    """The task's answer; a runtime error it reported becomes the matching API error."""
+    try:
+        answer = async_result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        raise GatewayTimeout(f"no worker answered within {int(timeout)} s; the sandbox host may be down or busy") from None
+    except OperationalError:
+        raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if error:
+        raise runtime_error(error["code"], error["message"])
+    return answer
+
+
+def runtime_error(code: str, message: str) -> StowageError:
+    if code == "SANDBOX_GONE":
+        return Conflict(message, code="SANDBOX_NOT_RUNNING")
+    return _RUNTIME_ERRORS.get(code, StowageError)(message, code=code)
+
+
+def run_on_host(task: Task, *, host: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+    return wait_for(enqueue(task, host=host, **kwargs), timeout=timeout)

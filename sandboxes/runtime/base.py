@@ -1,0 +1,140 @@
+"""The sandbox runtime interface: what the rest of Stowage may ask of a sandbox host."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+WORKSPACE = "/workspace"
+
+
+class SandboxRuntimeError(Exception):
+    """A failure to report to the caller as-is: ``code`` is stable, ``message`` is for humans."""
+
+    code: str = "SANDBOX_RUNTIME_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# Also a ValueError so code that validates ids/paths generically can catch it without knowing us.
+class InvalidPath(SandboxRuntimeError, ValueError):
+    code = "INVALID_PATH"
+
+
+class FileNotFound(SandboxRuntimeError):
+    code = "FILE_NOT_FOUND"
+
+
+class NotAFile(SandboxRuntimeError):
+    code = "NOT_A_FILE"
+
+
+class NotADirectory(SandboxRuntimeError):
+    code = "NOT_A_DIRECTORY"
+
+
+class FileTooLarge(SandboxRuntimeError):
+    code = "FILE_TOO_LARGE"
+
+
+class IsolationUnavailable(SandboxRuntimeError):
+    code = "ISOLATION_UNAVAILABLE"
+
+
+class SandboxGone(SandboxRuntimeError):
+    code = "SANDBOX_GONE"
+
+
+class CommandInvalid(SandboxRuntimeError):
+    code = "INVALID_COMMAND"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    output_truncated: bool
+    timed_out: bool
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    path: str  # absolute sandbox path, e.g. /workspace/a/b.txt
+    type: str  # "file" | "directory" | "symlink" | "other"
+    size: int
+    modified_at: datetime  # timezone-aware UTC
+
+
+OutputCallback = Callable[[str, bytes], None]
+
+
+class SandboxRuntime(ABC):
+    """One host's sandboxes. Paths are sandbox paths: ``/workspace/...`` or relative to it."""
+
+    isolated: bool = True
+
+    @abstractmethod
+    def create(self, sandbox_id: str, *, env: dict[str, str], memory_bytes: int | None, cpus: float | None) -> None:
+        """Lay out the sandbox and remember its env and limits."""
+
+    @abstractmethod
+    def execute(
+        self,
+        sandbox_id: str,
+        command: str | list[str],
+        *,
+        env: dict[str, str] | None = None,
+        working_dir: str | None = None,
+        timeout_s: float,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run ``command`` (a str goes through ``/bin/sh -c``) and wait for it, at most ``timeout_s``."""
+
+    @abstractmethod
+    def write_file(self, sandbox_id: str, path: str, data: bytes, *, mode: int = 0o644) -> int:
+        """Atomically write ``data``, creating parent directories; returns the size written."""
+
+    @abstractmethod
+    def read_file(self, sandbox_id: str, path: str, *, max_bytes: int) -> bytes:
+        """The whole file; FileTooLarge when it is bigger than ``max_bytes``."""
+
+    @abstractmethod
+    def open_read(self, sandbox_id: str, path: str) -> BinaryIO:
+        """A binary reader on a regular file, for streaming; the caller closes it."""
+
+    @abstractmethod
+    def list_files(self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000) -> list[FileEntry]:
+        """Entries under a directory; symbolic links are reported, never followed."""
+
+    @abstractmethod
+    def delete_file(self, sandbox_id: str, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, link or (with ``recursive`` when not empty) a directory."""
+
+    @abstractmethod
+    def workspace_usage(self, sandbox_id: str) -> int:
+        """Bytes the workspace occupies on disk."""
+
+    @abstractmethod
+    def stop(self, sandbox_id: str) -> None:
+        """Kill every process still running in the sandbox. Idempotent."""
+
+    @abstractmethod
+    def destroy(self, sandbox_id: str) -> None:
+        """Stop the sandbox and remove all its files. Idempotent."""
+
+    @abstractmethod
+    def exists(self, sandbox_id: str) -> bool:
+        """Whether the sandbox's tree is on this host."""

@@ -1,0 +1,271 @@
+"""Every change to a sandbox: validated here, run on the sandbox's host, audited."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import Actor, audit_record
+from config.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
+from sandboxes import tasks
+from sandboxes.dispatch import enqueue, run_on_host, wait_for
+from sandboxes.limits import check_env, check_exec_timeout_ms, check_timeout_seconds, parse_cpus, parse_memory
+from sandboxes.models import Sandbox, SandboxStatus
+from sandboxes.runtime import SandboxRuntimeError
+from sandboxes.runtime.paths import parse_path, sandbox_path
+
+# How long past a command's own timeout the API waits for the worker's answer.
+EXEC_WAIT_MARGIN_SECONDS = 30
+MAX_FILES_PER_WRITE = 1000
+
+
+@contextmanager
+def audited(*, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", details: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Record one audit event for the block, a failure too; the block may add details."""
+    details = dict(details or {})
+    started = time.monotonic()
+    try:
+        yield details
+    except StowageError as exc:
+        audit_record(actor=actor, action=action, resource=resource or f"sandbox:{sandbox.id}", sandbox_id=sandbox.id, session_id=sandbox.session_id, details=details, outcome=Outcome.FAILURE, error_message=f"{exc.code}: {exc.message}", duration_ms=int((time.monotonic() - started) * 1000), organization_id=sandbox.organization_id)
+        raise
+    audit_record(actor=actor, action=action, resource=resource or f"sandbox:{sandbox.id}", sandbox_id=sandbox.id, session_id=sandbox.session_id, details=details, outcome=details.pop("_outcome", Outcome.SUCCESS), error_message=details.pop("_error", ""), duration_ms=int((time.monotonic() - started) * 1000), organization_id=sandbox.organization_id)
+
+
+def _require_running(sandbox: Sandbox) -> None:
+    if sandbox.status != SandboxStatus.RUNNING:
+        raise Conflict(f"Sandbox '{sandbox.id}' is {sandbox.status}, not running", code="SANDBOX_NOT_RUNNING", details={"status": sandbox.status})
+
+
+def _check_path(path: str | None, *, field: str = "path", allow_root: bool = False) -> str:
+    """The normalized /workspace path, checked here so that a bad one never reaches a worker."""
+    try:
+        return sandbox_path(parse_path(path or "", allow_root=allow_root))
+    except SandboxRuntimeError as exc:
+        raise InvalidInput(exc.message, code=exc.code, details={"field": field}) from None
+
+
+def _pick_host() -> str:
+    hosts = settings.STOWAGE_SANDBOX_HOSTS
+    if len(hosts) == 1:
+        return hosts[0]
+    running = dict(
+        Sandbox.objects.filter(host__in=hosts, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING]).values_list("host").annotate(n=Count("id"))
+    )
+    return min(hosts, key=lambda host: running.get(host, 0))
+
+
+def sandbox_create(
+    *,
+    actor: Actor,
+    cpus: str | None = None,
+    memory: str | None = None,
+    timeout_seconds: int | None = None,
+    env: dict[str, str] | None = None,
+    session_id: str | None = None,
+) -> Sandbox:
+    cpus_text, cpu_count = parse_cpus(cpus)
+    memory_text, memory_bytes = parse_memory(memory)
+    lifetime = check_timeout_seconds(timeout_seconds)
+    env = check_env(env)
+    if session_id is not None and not (1 <= len(session_id) <= 128 and session_id.isprintable()):
+        raise InvalidInput("session_id must be 1 to 128 printable characters", details={"field": "session_id"})
+    now = timezone.now()
+    sandbox = Sandbox(
+        organization_id=actor.organization_id,
+        host=_pick_host(),
+        cpus=cpus_text,
+        cpu_count=cpu_count,
+        memory=memory_text,
+        memory_bytes=memory_bytes,
+        created_by_api_key_id=actor.api_key_id,
+        created_by_user_id=actor.user_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+    )
+    if session_id:
+        sandbox.session_id = session_id
+    task_id = str(uuid.uuid4())
+    with audited(actor=actor, action="sandbox.create", sandbox=sandbox, details={"cpus": cpus_text, "memory": memory_text, "timeout_seconds": lifetime, "host": sandbox.host, "env_names": sorted(env)}):
+        with transaction.atomic():
+            sandbox.save(force_insert=True)
+            transaction.on_commit(lambda: enqueue(tasks.sandbox_provision, host=sandbox.host, task_id=task_id, sandbox_id=sandbox.id, env=env))
+        try:
+            wait_for(tasks.sandbox_provision.AsyncResult(task_id), timeout=settings.SANDBOX_CREATE_WAIT_SECONDS)
+        except StowageError:
+            sandbox.refresh_from_db()
+            if sandbox.status == SandboxStatus.CREATING:
+                # Nobody will start it now; don't leave it half-made.
+                Sandbox.objects.filter(id=sandbox.id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message="no worker provisioned the sandbox in time", stopped_at=timezone.now())
+            raise
+        sandbox.refresh_from_db()
+    return sandbox
+
+
+def sandbox_execute(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+    stream_key: str | None = None,
+) -> dict[str, Any] | Any:
+    """Run a command; with ``stream_key`` return the pending task, whose output goes to that Redis stream."""
+    _validate_command(command)
+    timeout_ms = check_exec_timeout_ms(timeout_ms)
+    env = check_env(env)
+    if working_dir is not None:
+        working_dir = _check_path(working_dir, field="working_dir", allow_root=True)
+    _require_running(sandbox)
+    pending = enqueue(tasks.sandbox_execute, host=sandbox.host, sandbox_id=sandbox.id, command=command, env=env, working_dir=working_dir, timeout_ms=timeout_ms, stream_key=stream_key)
+    if stream_key:
+        return pending
+    with audited(actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}) as details:
+        answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
+        details.update(exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"])
+        if answer["timed_out"]:
+            details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
+    return answer
+
+
+def sandbox_execute_audit(*, actor: Actor, sandbox: Sandbox, command: str | list[str], final: dict[str, Any], duration_ms: int) -> None:
+    """The audit event of a streamed execution, recorded once the stream has ended."""
+    failed = final.get("type") != "exit" or final.get("timed_out")
+    audit_record(
+        actor=actor,
+        action="command.execute",
+        resource=f"sandbox:{sandbox.id}",
+        sandbox_id=sandbox.id,
+        session_id=sandbox.session_id,
+        details={"command": _command_text(command), "stream": True, "exit_code": final.get("code"), "timed_out": bool(final.get("timed_out"))},
+        outcome=Outcome.FAILURE if failed else Outcome.SUCCESS,
+        error_message=str(final.get("error", "timed out" if final.get("timed_out") else "")),
+        duration_ms=duration_ms,
+        organization_id=sandbox.organization_id,
+    )
+
+
+def _validate_command(command: str | list[str]) -> None:
+    parts = [command] if isinstance(command, str) else command
+    if not parts or any(not isinstance(p, str) for p in parts) or (isinstance(command, str) and not command.strip()):
+        raise InvalidInput("command must be a non-empty string or a non-empty list of strings", details={"field": "command"})
+    if any("\x00" in p for p in parts):
+        raise InvalidInput("command must not contain NUL bytes", details={"field": "command"})
+    if sum(len(p) for p in parts) > 128 * 1024:
+        raise InvalidInput("command is longer than 128 KiB", details={"field": "command"})
+
+
+def _command_text(command: str | list[str]) -> str:
+    text = command if isinstance(command, str) else " ".join(command)
+    return text[:1000]
+
+
+def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str, str]]) -> list[dict[str, Any]]:
+    if not files:
+        raise InvalidInput("files must list at least one file", details={"field": "files"})
+    if len(files) > MAX_FILES_PER_WRITE:
+        raise InvalidInput(f"at most {MAX_FILES_PER_WRITE} files per request", details={"field": "files"})
+    limit = settings.SANDBOX_FILE_API_MAX_BYTES
+    prepared, total = [], 0
+    # Everything is checked before anything is written, so a bad entry changes nothing.
+    for index, item in enumerate(files):
+        path = _check_path(item.get("path"), field=f"files[{index}].path")
+        try:
+            size = len(base64.b64decode(item.get("content", ""), validate=True))
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"files[{index}].content is not valid base64", code="INVALID_BASE64", details={"field": f"files[{index}].content"}) from None
+        total += size
+        if total > limit:
+            raise PayloadTooLarge(f"files larger than {limit} bytes in one request go through artifacts instead", code="FILE_TOO_LARGE", details={"limit": limit})
+        prepared.append({"path": path, "content": item.get("content", "")})
+    _require_running(sandbox)
+    with audited(actor=actor, action="file.write", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{prepared[0]['path']}", details={"paths": [f["path"] for f in prepared][:100], "bytes": total}):
+        answer = run_on_host(tasks.sandbox_write_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, files=prepared)
+    return answer["written"]
+
+
+def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str, Any]:
+    path = _check_path(path)
+    _require_running(sandbox)
+    with audited(actor=actor, action="file.read", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path}) as details:
+        answer = run_on_host(tasks.sandbox_read_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, max_bytes=settings.SANDBOX_FILE_API_MAX_BYTES)
+        details["bytes"] = answer["size"]
+    return answer
+
+
+def sandbox_list_files(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> list[dict[str, Any]]:
+    path = _check_path(path or "/workspace", allow_root=True)
+    _require_running(sandbox)
+    with audited(actor=actor, action="file.list", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
+        answer = run_on_host(tasks.sandbox_list_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
+    return answer["files"]
+
+
+def sandbox_delete_file(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> None:
+    path = _check_path(path)
+    _require_running(sandbox)
+    with audited(actor=actor, action="file.delete", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
+        run_on_host(tasks.sandbox_delete_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
+
+
+def sandbox_stop(*, actor: Actor, sandbox: Sandbox, action: str = "sandbox.stop", reason: str = "requested", wait: bool = True) -> Sandbox:
+    """Stop the sandbox and remove its files. Stopping a stopped sandbox succeeds (retries are safe)."""
+    with audited(actor=actor, action=action, sandbox=sandbox, details={"reason": reason}) as details:
+        moved = Sandbox.objects.filter(id=sandbox.id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR]).update(status=SandboxStatus.TERMINATING)
+        sandbox.refresh_from_db()
+        details["previous_status_changed"] = bool(moved)
+        if sandbox.status == SandboxStatus.TERMINATING:
+            pending = enqueue(tasks.sandbox_terminate, host=sandbox.host, sandbox_id=sandbox.id)
+            if wait:
+                wait_for(pending, timeout=settings.SANDBOX_FILE_WAIT_SECONDS)
+                sandbox.refresh_from_db()
+    return sandbox
+
+
+def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -> Sandbox:
+    high = settings.SANDBOX_MAX_TIMEOUT_SECONDS
+    if not 1 <= additional_seconds <= high:
+        raise InvalidInput(f"additional_seconds must be between 1 and {high}; got {additional_seconds}", details={"field": "additional_seconds"})
+    with audited(actor=actor, action="sandbox.extend", sandbox=sandbox, details={"additional_seconds": additional_seconds}) as details:
+        _require_running(sandbox)
+        now = timezone.now()
+        new_expiry = max(sandbox.expires_at, now) + timedelta(seconds=additional_seconds)
+        if new_expiry > now + timedelta(seconds=high):
+            raise InvalidInput(f"a sandbox may live at most {high} seconds from now; extend by at most {int((now + timedelta(seconds=high) - sandbox.expires_at).total_seconds())} seconds", details={"field": "additional_seconds"})
+        # Compare-and-set: a concurrent stop wins over an extension.
+        updated = Sandbox.objects.filter(id=sandbox.id, status=SandboxStatus.RUNNING, expires_at=sandbox.expires_at).update(expires_at=new_expiry)
+        if not updated:
+            raise Conflict("the sandbox changed while extending it; try again", code="SANDBOX_CHANGED")
+        details["expires_at"] = new_expiry.isoformat()
+        sandbox.refresh_from_db()
+    return sandbox
+
+
+def sandbox_stop_expired(*, now=None, batch: int = 200) -> int:
+    now = now or timezone.now()
+    expired = list(Sandbox.objects.filter(status__in=[SandboxStatus.RUNNING, SandboxStatus.CREATING], expires_at__lte=now).order_by("expires_at")[:batch])
+    for sandbox in expired:
+        sandbox_stop(actor=Actor.system(sandbox.organization_id), sandbox=sandbox, reason="expired", wait=False)
+    return len(expired)
+
+
+def sandbox_stream_key() -> str:
+    return f"stowage:exec:{uuid.uuid4().hex}"
+
+
+def sandbox_running_counts(*, organization_id: str) -> dict[str, int]:
+    return Sandbox.objects.filter(organization_id=organization_id).aggregate(running=Count("id", filter=Q(status=SandboxStatus.RUNNING)), total=Count("id"))

@@ -1,0 +1,174 @@
+"""Work that touches a sandbox's files. Runs only on the worker of the sandbox's host.
+
+Each task takes ids and plain values and answers with a JSON-able dict; a runtime error
+(bad path, missing file...) is an answer ``{"error": {...}}``, not a task failure, because
+retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.utils import timezone
+
+from config.redis import get_redis
+from sandboxes.models import Sandbox, SandboxStatus
+from sandboxes.runtime import SandboxRuntimeError
+from sandboxes.runtime_loader import get_runtime
+
+logger = logging.getLogger(__name__)
+
+STREAM_TTL_SECONDS = 600
+
+
+def _error(exc: SandboxRuntimeError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
+@shared_task(name="sandboxes.tasks.sandbox_provision")
+def sandbox_provision(*, sandbox_id: str, host: str, env: dict[str, str]) -> dict[str, Any]:
+    sandbox = Sandbox.objects.filter(id=sandbox_id).first()
+    if sandbox is None or sandbox.status != SandboxStatus.CREATING:
+        # Delivered again after it already ran, or stopped before it started.
+        return {"status": sandbox.status if sandbox else "missing"}
+    runtime = get_runtime()
+    try:
+        runtime.create(sandbox_id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
+    except SandboxRuntimeError as exc:
+        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message=exc.message, stopped_at=timezone.now())
+        return _error(exc)
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=runtime.isolated)
+    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
+
+
+class _StreamPublisher:
+    """Forwards output to a Redis stream that the web process relays as Server-Sent Events."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.redis = get_redis()
+        self.decoders = {"stdout": codecs.getincrementaldecoder("utf-8")("replace"), "stderr": codecs.getincrementaldecoder("utf-8")("replace")}
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.redis.xadd(self.key, {"event": json.dumps(event)})
+
+    def output(self, stream: str, chunk: bytes) -> None:
+        text = self.decoders[stream].decode(chunk)
+        if text:
+            self.send({"type": stream, "data": text})
+
+    def finish(self, final: dict[str, Any]) -> None:
+        for stream, decoder in self.decoders.items():
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self.send({"type": stream, "data": tail})
+        self.send(final)
+        self.send({"type": "done"})
+        self.redis.expire(self.key, STREAM_TTL_SECONDS)
+
+
+@shared_task(name="sandboxes.tasks.sandbox_execute")
+def sandbox_execute(
+    *,
+    sandbox_id: str,
+    host: str,
+    command: str | list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+    timeout_ms: int,
+    stream_key: str | None = None,
+) -> dict[str, Any]:
+    publisher = _StreamPublisher(stream_key) if stream_key else None
+    try:
+        result = get_runtime().execute(
+            sandbox_id,
+            command,
+            env=env,
+            working_dir=working_dir,
+            timeout_s=timeout_ms / 1000,
+            on_output=publisher.output if publisher else None,
+        )
+    except SandboxRuntimeError as exc:
+        if publisher:
+            publisher.finish({"type": "error", "error": exc.message, "code": exc.code})
+        return _error(exc)
+    answer = {
+        "exit_code": result.exit_code,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "output_truncated": result.output_truncated,
+        "timed_out": result.timed_out,
+        "duration_ms": result.duration_ms,
+    }
+    if publisher:
+        publisher.finish({"type": "exit", "code": result.exit_code, "output_truncated": result.output_truncated, "timed_out": result.timed_out})
+        # The stream already carried the output; the result only needs the summary.
+        answer["stdout"] = answer["stderr"] = ""
+    return answer
+
+
+@shared_task(name="sandboxes.tasks.sandbox_write_files")
+def sandbox_write_files(*, sandbox_id: str, host: str, files: list[dict[str, str]]) -> dict[str, Any]:
+    runtime = get_runtime()
+    written = []
+    try:
+        for item in files:
+            size = runtime.write_file(sandbox_id, item["path"], base64.b64decode(item["content"]))
+            written.append({"path": item["path"], "size": size})
+    except SandboxRuntimeError as exc:
+        answer = _error(exc)
+        answer["written"] = written
+        return answer
+    return {"written": written}
+
+
+@shared_task(name="sandboxes.tasks.sandbox_read_file")
+def sandbox_read_file(*, sandbox_id: str, host: str, path: str, max_bytes: int) -> dict[str, Any]:
+    try:
+        data = get_runtime().read_file(sandbox_id, path, max_bytes=max_bytes)
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+    return {"path": path, "content": base64.b64encode(data).decode(), "size": len(data)}
+
+
+@shared_task(name="sandboxes.tasks.sandbox_list_files")
+def sandbox_list_files(*, sandbox_id: str, host: str, path: str, recursive: bool) -> dict[str, Any]:
+    try:
+        entries = get_runtime().list_files(sandbox_id, path, recursive=recursive)
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+    return {
+        "files": [
+            {"name": e.name, "path": e.path, "type": e.type, "size": e.size, "modified_at": e.modified_at.isoformat()}
+            for e in entries
+        ]
+    }
+
+
+@shared_task(name="sandboxes.tasks.sandbox_delete_file")
+def sandbox_delete_file(*, sandbox_id: str, host: str, path: str, recursive: bool) -> dict[str, Any]:
+    try:
+        get_runtime().delete_file(sandbox_id, path, recursive=recursive)
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+    return {"deleted": path}
+
+
+@shared_task(name="sandboxes.tasks.sandbox_terminate")
+def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
+    # Destroying is idempotent, so a redelivered task simply finds nothing left to remove.
+    get_runtime().destroy(sandbox_id)
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(status=SandboxStatus.TERMINATED, stopped_at=timezone.now())
+    return {"status": SandboxStatus.TERMINATED}
+
+
+@shared_task(name="sandboxes.tasks.stop_expired_sandboxes")
+def stop_expired_sandboxes() -> int:
+    from sandboxes.services import sandbox_stop_expired
+
+    return sandbox_stop_expired()

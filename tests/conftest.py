@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from accounts.models import Membership, Role
+from accounts.services import organization_bootstrap
+from config import stack
+from config.celery import app as celery_app
+
+
+@dataclass
+class ApiUser:
+    """An organization with its owner and an API key, and a client that sends the key."""
+
+    org_id: str
+    key: str
+    username: str
+    password: str
+    client: Client
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"ApiKey {self.key}", "X-Org-Id": self.org_id, **extra}
+
+    def get(self, path: str, data: dict[str, Any] | None = None, **headers: str):
+        return self.client.get("/api/v1" + path, data, headers=self.headers(**headers))
+
+    def post(self, path: str, body: Any = None, **headers: str):
+        return self.client.post("/api/v1" + path, body if body is not None else {}, content_type="application/json", headers=self.headers(**headers))
+
+    def delete(self, path: str, body: Any = None, **headers: str):
+        return self.client.delete("/api/v1" + path, body, content_type="application/json", headers=self.headers(**headers))
+
+
+def _make_user(org_name: str, email: str) -> ApiUser:
+    org, user, password, _key, secret = organization_bootstrap(org_name=org_name, email=email)
+    return ApiUser(org_id=org.id, key=secret, username=user.get_username(), password=password, client=Client())
+
+
+@pytest.fixture
+def owner(db) -> ApiUser:
+    return _make_user("Acme", "owner@acme.test")
+
+
+@pytest.fixture
+def stranger(db) -> ApiUser:
+    return _make_user("Globex", "eve@globex.test")
+
+
+@pytest.fixture
+def member(db, owner):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username="member", password="member-pass-1234")
+    Membership.objects.create(user=user, organization_id=owner.org_id, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """The broker of the settings in force: the embedded Redis unless REDIS_URL names a server."""
+    if not settings.EMBEDDED_REDIS:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        yield settings.REDIS_URL
+        return
+    data_dir = settings.VAR_DIR / "redis"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    log_dir = settings.VAR_DIR / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    process = stack.start_embedded_redis(settings.EMBEDDED_REDIS_SOCKET, data_dir, log=log_dir / "redis.log")
+    yield str(settings.EMBEDDED_REDIS_SOCKET)
+    stack.stop([process])
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    from django.db import connection
+
+    env = dict(os.environ)
+    env.update(
+        STOWAGE_VAR_DIR=str(settings.VAR_DIR),
+        STOWAGE_DATABASE_NAME=str(connection.settings_dict["NAME"]),
+        STOWAGE_HOST=settings.STOWAGE_HOST,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker(broker, django_db_setup, django_db_blocker):
+    """A real Celery worker process serving this host's sandbox queue and the shared queue."""
+    celery_app.control.purge()
+    log_dir = settings.VAR_DIR / "log"
+    log = log_dir / "worker.log"
+    log.unlink(missing_ok=True)
+    process = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST, concurrency=4), env=worker_env(), log=log)
+    try:
+        stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60)
+    except RuntimeError:
+        stack.stop([process])
+        raise RuntimeError("the test worker did not start:\n" + log.read_text()[-4000:]) from None
+    yield process
+    stack.stop([process])
+    shutil.rmtree(settings.SANDBOX_ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def live(worker, transactional_db):
+    """Tests whose requests reach the worker: committed data, a running worker."""
+    return worker
+
+
+@pytest.fixture
+def sandbox(live, owner) -> dict[str, Any]:
+    response = owner.post("/sandbox/create", {"timeout_seconds": 600})
+    assert response.status_code == 201, response.content
+    return response.json()

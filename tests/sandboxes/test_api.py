@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from audit.models import AuditEvent
+from sandboxes.models import Sandbox, SandboxStatus
+
+pytestmark = pytest.mark.worker
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] and body["error"]["message"], body
+    return body["error"]
+
+
+def test_create_execute_and_stop_a_sandbox(owner, sandbox):
+    assert sandbox["status"] == "running"
+    assert sandbox["org_id"] == owner.org_id
+    assert sandbox["session_id"]
+    sid = sandbox["sandbox_id"]
+
+    result = owner.post(f"/sandbox/{sid}/execute", {"command": ["echo", "hello"]}).json()
+    assert result["exit_code"] == 0
+    assert result["stdout"] == "hello\n"
+    assert result["output_truncated"] is False
+
+    shell = owner.post(f"/sandbox/{sid}/execute", {"command": "echo out; echo err >&2; exit 3"}).json()
+    assert (shell["exit_code"], shell["stdout"], shell["stderr"]) == (3, "out\n", "err\n")
+
+    assert owner.post(f"/sandbox/{sid}/stop").json() == {"success": True}
+    assert owner.get(f"/sandbox/{sid}").json()["status"] == "terminated"
+    # Stopping again is safe to retry.
+    assert owner.post(f"/sandbox/{sid}/stop").json() == {"success": True}
+
+
+def test_files_written_are_read_back_and_listed(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    payload = bytes(range(256)) * 10
+    written = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "/workspace/data/blob.bin", "content": b64(payload)}, {"path": "notes.txt", "content": b64(b"hi")}]})
+    assert written.status_code == 200, written.content
+    read = owner.get(f"/sandbox/{sid}/files", {"path": "/workspace/data/blob.bin"}).json()
+    assert base64.b64decode(read["content"]) == payload
+    assert read["size"] == len(payload)
+    listing = owner.get(f"/sandbox/{sid}/files/list", {"path": "/workspace", "recursive": "true"}).json()["files"]
+    by_path = {f["path"]: f for f in listing}
+    assert by_path["/workspace/data"]["type"] == "directory"
+    assert by_path["/workspace/data/blob.bin"]["size"] == len(payload)
+    assert by_path["/workspace/notes.txt"]["type"] == "file"
+    # The command inside sees the same files.
+    assert owner.post(f"/sandbox/{sid}/execute", {"command": "cat /workspace/notes.txt"}).json()["stdout"] == "hi"
+
+
+def test_streamed_execution_sends_output_then_exit_then_done(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    response = owner.post(f"/sandbox/{sid}/execute", {"command": "echo one; echo two >&2; exit 4", "stream": True})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in b"".join(response.streaming_content).decode().splitlines() if line.startswith("data: ")]
+    assert {"type": "stdout", "data": "one\n"} in events
+    assert {"type": "stderr", "data": "two\n"} in events
+    exit_event = next(e for e in events if e["type"] == "exit")
+    assert exit_event["code"] == 4
+    assert events[-1] == {"type": "done"}
+    assert AuditEvent.objects.filter(sandbox_id=sid, action="command.execute", details__stream=True).count() == 1
+
+
+def test_another_organizations_sandbox_is_indistinguishable_from_a_missing_one(owner, stranger, sandbox):
+    sid = sandbox["sandbox_id"]
+    theirs = stranger.get(f"/sandbox/{sid}")
+    missing = stranger.get("/sandbox/sbx_doesnotexist")
+    assert theirs.status_code == missing.status_code == 404
+    a, b = error_of(theirs), error_of(missing)
+    assert a["code"] == b["code"] == "SANDBOX_NOT_FOUND"
+    assert a["message"].replace(sid, "X") == b["message"].replace("sbx_doesnotexist", "X")
+    for method, path, body in [
+        ("post", f"/sandbox/{sid}/execute", {"command": "true"}),
+        ("post", f"/sandbox/{sid}/files", {"files": [{"path": "x", "content": ""}]}),
+        ("get", f"/sandbox/{sid}/files/list", None),
+        ("post", f"/sandbox/{sid}/stop", None),
+        ("delete", f"/sandbox/{sid}", None),
+        ("get", f"/sandbox/{sid}/audit/summary", None),
+    ]:
+        response = getattr(stranger, method)(path, body)
+        assert response.status_code == 404, (method, path, response.content)
+    assert sid not in [s["sandbox_id"] for s in stranger.get("/sandboxes").json()["sandboxes"]]
+    assert Sandbox.objects.get(id=sid).status == SandboxStatus.RUNNING
+
+
+def test_operations_on_a_stopped_sandbox_are_refused_with_409(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    owner.post(f"/sandbox/{sid}/stop")
+    for method, path, body in [
+        ("post", f"/sandbox/{sid}/execute", {"command": "true"}),
+        ("post", f"/sandbox/{sid}/files", {"files": [{"path": "x", "content": ""}]}),
+        ("get", f"/sandbox/{sid}/files?path=x", None),
+        ("post", f"/sandbox/{sid}/extend", {"additional_seconds": 60}),
+    ]:
+        response = getattr(owner, method)(path, body)
+        assert response.status_code == 409, (path, response.content)
+        assert error_of(response)["code"] == "SANDBOX_NOT_RUNNING"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../etc/passwd", "/workspace/../etc/passwd", "/etc/passwd", "/workspace/a\x00b", "/workspace/" + "x" * 300, "", "/workspace"],
+)
+def test_bad_paths_are_rejected_before_anything_is_written(owner, sandbox, path):
+    sid = sandbox["sandbox_id"]
+    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "ok.txt", "content": b64(b"x")}, {"path": path, "content": b64(b"x")}]})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "INVALID_PATH"
+    listing = owner.get(f"/sandbox/{sid}/files/list").json()["files"]
+    assert listing == []
+
+
+def test_invalid_base64_and_oversized_files_are_refused(owner, sandbox, settings):
+    sid = sandbox["sandbox_id"]
+    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "a.txt", "content": "not base64!!"}]})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "INVALID_BASE64"
+    settings.SANDBOX_FILE_API_MAX_BYTES = 1000
+    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "big.bin", "content": b64(b"x" * 1001)}]})
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "FILE_TOO_LARGE"
+    assert owner.get(f"/sandbox/{sid}/files/list").json()["files"] == []
+
+
+def test_a_symlink_planted_inside_the_sandbox_is_never_followed(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    owner.post(f"/sandbox/{sid}/execute", {"command": "ln -s /etc/passwd /workspace/passwd; ln -s / /workspace/root"})
+    read = owner.get(f"/sandbox/{sid}/files", {"path": "/workspace/passwd"})
+    assert read.status_code == 400, read.content
+    assert error_of(read)["code"] == "INVALID_PATH"
+    write = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "/workspace/root/tmp/escaped", "content": b64(b"x")}]})
+    assert write.status_code == 400
+    listing = owner.get(f"/sandbox/{sid}/files/list", {"path": "/workspace/root"})
+    assert listing.status_code == 400
+    entries = {f["name"]: f["type"] for f in owner.get(f"/sandbox/{sid}/files/list").json()["files"]}
+    assert entries == {"passwd": "symlink", "root": "symlink"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"cpus": "999"}, "cpus"),
+        ({"cpus": "-1"}, "cpus"),
+        ({"memory": "1Ti"}, "memory"),
+        ({"memory": "lots"}, "memory"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"timeout_seconds": 10**9}, "timeout_seconds"),
+    ],
+)
+def test_absurd_resources_get_400_naming_the_allowed_range(owner, db, body, field):
+    response = owner.post("/sandbox/create", body)
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert field in error["message"] and "between" in error["message"]
+    assert not Sandbox.objects.exists()
+
+
+def test_command_timeout_is_reported(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    result = owner.post(f"/sandbox/{sid}/execute", {"command": "sleep 30", "timeout": 500}).json()
+    assert result["timed_out"] is True
+    assert result["exit_code"] == 124
+    event = AuditEvent.objects.filter(sandbox_id=sid, action="command.execute").first()
+    assert event.outcome == "failure"
+
+
+def test_extend_moves_expiry_and_rejects_out_of_range(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    before = Sandbox.objects.get(id=sid).expires_at
+    extended = owner.post(f"/sandbox/{sid}/extend", {"additional_seconds": 120})
+    assert extended.status_code == 200
+    assert (Sandbox.objects.get(id=sid).expires_at - before).total_seconds() == pytest.approx(120, abs=1)
+    bad = owner.post(f"/sandbox/{sid}/extend", {"additional_seconds": 0})
+    assert bad.status_code == 400
+
+
+def test_audit_lists_every_sandbox_action_with_outcome(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    owner.post(f"/sandbox/{sid}/execute", {"command": "true"})
+    owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "a.txt", "content": b64(b"a")}]})
+    owner.get(f"/sandbox/{sid}/files", {"path": "missing.txt"})
+    events = owner.get("/audit", {"sandbox_id": sid}).json()
+    actions = [(e["action"], e["outcome"]) for e in events["events"]]
+    assert ("sandbox.create", "success") in actions
+    assert ("command.execute", "success") in actions
+    assert ("file.write", "success") in actions
+    assert ("file.read", "failure") in actions
+    assert events["total"] == len(events["events"])
+    summary = owner.get(f"/sandbox/{sid}/audit/summary").json()
+    assert summary["commands_executed"] == 1
+    assert summary["files_written"] == 1
+    assert summary["errors"] == 1
