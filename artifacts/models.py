@@ -1,1 +1,161 @@
+from __future__ import annotations
 
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from config.ids import new_id
+
+
+def new_artifact_id() -> str:
+    return new_id("art")
+
+
+def new_transfer_id() -> str:
+    return new_id("trf")
+
+
+def new_share_id() -> str:
+    return new_id("shr")
+
+
+class ArtifactState(models.TextChoices):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class Artifact(models.Model):
+    """A stored file. Visible (state ``ready``) only once its bytes are stored whole and its
+    checksum recorded; the storage key is made here, never from user input."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_artifact_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="artifacts")
+    # Plain ids, not foreign keys: the artifact outlives its sandbox and its session.
+    sandbox_id = models.CharField(max_length=40, blank=True)
+    session_id = models.CharField(max_length=128, blank=True)
+    source_path = models.CharField(max_length=4096, blank=True)
+    remote_path = models.CharField(max_length=1024)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    size = models.BigIntegerField(default=0)
+    checksum = models.CharField(max_length=71, blank=True, help_text="sha256:<hex>")
+    content_type = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_archive = models.BooleanField(default=False, help_text="A directory stored as one tar.gz archive.")
+    storage_key = models.CharField(max_length=300, unique=True)
+    state = models.CharField(max_length=10, choices=ArtifactState.choices, default=ArtifactState.PENDING)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_by_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "remote_path", "version"], condition=Q(version__isnull=False), name="artifact_one_version_per_path"),
+        ]
+        # Listings are keyset-paginated on (created_at, id) among ready artifacts, so a deep
+        # page is one index range scan; each filter has an index that starts with it.
+        indexes = [
+            models.Index(fields=["organization", "state", "-created_at", "-id"], name="artifact_org_list"),
+            models.Index(fields=["organization", "sandbox_id", "state", "-created_at", "-id"], name="artifact_org_sandbox"),
+            models.Index(fields=["organization", "session_id", "state", "-created_at", "-id"], name="artifact_org_session"),
+            models.Index(fields=["organization", "content_type", "state", "-created_at", "-id"], name="artifact_org_ctype"),
+            models.Index(fields=["organization", "remote_path", "-version"], name="artifact_org_path"),
+            models.Index(fields=["state", "expires_at"], name="artifact_state_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote_path} ({self.id})"
+
+    @property
+    def filename(self) -> str:
+        return self.remote_path.rsplit("/", 1)[-1] or self.id
+
+
+class TransferKind(models.TextChoices):
+    UPLOAD = "upload", "sandbox → storage"
+    DOWNLOAD = "download", "storage → sandbox"
+    PUT = "put", "client → storage"
+
+
+class TransferState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Transfer(models.Model):
+    """One movement of bytes, with progress the API and dashboard read while it runs."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_transfer_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="transfers")
+    kind = models.CharField(max_length=10, choices=TransferKind.choices)
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="transfers")
+    sandbox_id = models.CharField(max_length=40, blank=True)
+    host = models.CharField(max_length=128, blank=True)
+    path = models.CharField(max_length=4096, blank=True, help_text="Source path (upload) or target path (download) in the sandbox.")
+    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    actor = models.JSONField(default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="transfer_org_created"),
+            models.Index(fields=["state", "created_at"], name="transfer_state_created"),
+            models.Index(fields=["artifact", "kind"], name="transfer_artifact_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.state})"
+
+
+class ShareLinkState(models.TextChoices):
+    PENDING = "pending"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class ShareLink(models.Model):
+    """A managed link to one artifact. Only a hash of its token is kept."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_share_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="share_links")
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=10, choices=ShareLinkState.choices, default=ShareLinkState.PENDING)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_downloads = models.PositiveIntegerField(null=True, blank=True)
+    download_count = models.PositiveIntegerField(default=0)
+    password_hash = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_download_at = models.DateTimeField(null=True, blank=True)
+    created_by_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["artifact", "-created_at"], name="share_artifact_created")]
+
+    def __str__(self) -> str:
+        return f"share {self.id} of {self.artifact_id}"
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_hash)

@@ -31,6 +31,23 @@ class Actor:
     def system(cls, organization_id: str | None = None) -> Actor:
         return cls(organization_id=organization_id, label="system")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for a task that records the event on a worker."""
+        return {
+            "organization_id": self.organization_id,
+            "user_id": self.user_id,
+            "api_key_id": self.api_key_id,
+            "label": self.label,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+            "scopes": sorted(self.scopes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Actor:
+        return cls(**{**data, "scopes": frozenset(data.get("scopes", ()))})
+
 
 def canonical_content(event: AuditEvent) -> bytes:
     body = {

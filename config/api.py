@@ -127,3 +127,5 @@ def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 api.add_router("", "accounts.api.router")
 api.add_router("", "audit.api.router")
 api.add_router("", "sandboxes.api.router")
+api.add_router("", "artifacts.api.router")
+api.add_router("", "artifacts.share_api.router")

@@ -122,6 +122,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "stowage.sqlite3",
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 # Worker processes started by the test suite are pointed at its test database with this.
@@ -131,7 +133,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
     # Tests share one on-disk database with the worker processes they start.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-stowage.sqlite3")}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -143,15 +144,18 @@ if EMBEDDED_REDIS:
     CELERY_BROKER_URL = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
     CELERY_RESULT_BACKEND = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
     REDIS_CLIENT_URL = f"unix://{EMBEDDED_REDIS_SOCKET}"
+    # A database of its own, so clearing the cache can never drop queued tasks.
+    REDIS_CACHE_URL = f"unix://{EMBEDDED_REDIS_SOCKET}?db=1"
 else:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     REDIS_CLIENT_URL = REDIS_URL
+    REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
 
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_CLIENT_URL,
+        "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": "stowage",
     }
 }
@@ -178,6 +182,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sandboxes.tasks.stop_expired_sandboxes",
         "schedule": env_int("STOWAGE_EXPIRY_SWEEP_SECONDS", 30),
     },
+    "expire-artifacts": {
+        "task": "artifacts.tasks.expire_artifacts",
+        "schedule": env_int("STOWAGE_EXPIRY_SWEEP_SECONDS", 30),
+    },
+    "sweep-artifact-storage": {
+        "task": "artifacts.tasks.sweep_storage",
+        "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),
+    },
 }
 
 # --- Sandboxes ------------------------------------------------------------------------------
@@ -202,6 +214,27 @@ SANDBOX_FILE_API_MAX_BYTES = env_int("STOWAGE_FILE_API_MAX_BYTES", 10 << 20)
 SANDBOX_CREATE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_CREATE_WAIT_SECONDS", 30)
 SANDBOX_FILE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_FILE_WAIT_SECONDS", 60)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SANDBOX_FILE_API_MAX_BYTES * 4 // 3 + (1 << 20)
+
+# --- Artifacts ------------------------------------------------------------------------------
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "storage")}},
+}
+ARTIFACT_MAX_BYTES = env_int("STOWAGE_ARTIFACT_MAX_BYTES", 5 << 30)
+ARTIFACT_MAX_EXPIRES_IN = env_int("STOWAGE_ARTIFACT_MAX_EXPIRES_IN", 10 * 365 * 86400)
+# An identical upload (same sandbox, path, remote_path and bytes) within this window is a retry.
+ARTIFACT_RETRY_WINDOW_SECONDS = env_int("STOWAGE_ARTIFACT_RETRY_WINDOW_SECONDS", 600)
+TRANSFER_WAIT_SECONDS = env_int("STOWAGE_TRANSFER_WAIT_SECONDS", 900)
+# Pending artifacts and temporary blobs older than this belong to transfers that died.
+ARTIFACT_STALE_PENDING_SECONDS = env_int("STOWAGE_ARTIFACT_STALE_PENDING_SECONDS", 6 * 3600)
+PRESIGNED_URL_MAX_SECONDS = 7 * 86400
+# "version:secret" pairs, newest first; URLs signed with an older version keep working until it
+# is removed. Without it, one key derived from SECRET_KEY is used.
+URL_SIGNING_KEYS = env_list("STOWAGE_URL_SIGNING_KEYS", [])
+SHARE_DOWNLOAD_URL_SECONDS = 60
+SHARE_GUESS_LIMIT_PER_MINUTE = env_int("STOWAGE_SHARE_GUESS_LIMIT_PER_MINUTE", 30)
+PUBLIC_BASE_URL = env_str("STOWAGE_PUBLIC_URL", "")
 
 # --- API ------------------------------------------------------------------------------------
 API_KEY_DEFAULT_SCOPES = ["sandboxes:read", "sandboxes:write", "artifacts:read", "artifacts:write", "audit:read", "keys:manage"]

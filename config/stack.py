@@ -4,13 +4,18 @@ worker and beat. Used by ``manage.py runstack`` (``make run``) and by the test s
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 
 import redis
 
@@ -102,6 +107,9 @@ def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2, threads: i
         "--timeout", "0",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        # Otherwise every instance binds the same $HOME/.gunicorn/gunicorn.ctl and a second
+        # stack on the machine (tests, a benchmark) takes it over from the first.
+        "--no-control-socket",
     ]
 
 
@@ -120,12 +128,122 @@ def wait_for_worker(app, host: str, timeout: float = 30) -> None:
 
 
 def stop(processes: Sequence[subprocess.Popen], *, grace: float = 10) -> None:
-    """Ask each process to stop, in the order given, then kill what is left."""
+    """Ask every process to stop at once, wait against one deadline, then kill what is left."""
     for process in processes:
         if process.poll() is None:
             process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Variables that would point a stack at someone else's database or broker (the test suite's).
+_NOT_INHERITED = ("STOWAGE_DATABASE_NAME", "REDIS_URL", "DATABASE_URL", "STOWAGE_SANDBOX_ROOT")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalStack:
+    """The whole stack as ``make run`` starts it, in ``var_dir``, for tests and benchmarks.
+
+    ``with LocalStack(tmp) as s:`` migrates, bootstraps an organization (``s.org_id``,
+    ``s.api_key``, ``s.username``, ``s.password``), runs ``manage.py runstack`` in its own
+    process group until ``s.base_url`` answers, and stops it on exit with SIGINT, as Ctrl-C does.
+    """
+
+    def __init__(self, var_dir: Path, port: int | None = None, env: dict[str, str] | None = None, *, startup_timeout: float = 90, stop_timeout: float = 30) -> None:
+        self.var_dir = Path(var_dir).resolve()
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = self.var_dir / "log" / "stack.log"
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+        self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        self.env.update(STOWAGE_VAR_DIR=str(self.var_dir), PYTHONUNBUFFERED="1")
+        self.env.update(env or {})
+        self.process: subprocess.Popen | None = None
+        self.org_id = self.api_key = self.username = self.password = ""
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run ``manage.py <args>`` against this stack's var dir; fail with its output."""
+        done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=self.env, cwd=BASE_DIR, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} exited with code {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        return done
+
+    def bootstrap(self, org: str, email: str) -> dict[str, str]:
+        """A new organization with its owner and an API key: org_id, api_key, username, password."""
+        return json.loads(self.manage("bootstrap", "--org", org, "--email", email, "--json").stdout.strip().splitlines()[-1])
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return "(no log)"
+
+    def __enter__(self) -> LocalStack:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.manage("migrate", "--noinput")
+        owner = self.bootstrap("Local stack", "owner@localstack.test")
+        self.org_id, self.api_key, self.username, self.password = owner["org_id"], owner["api_key"], owner["username"], owner["password"]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), "runstack", "--port", str(self.port)],
+                env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self._kill()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"runstack exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
             try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                with urllib.request.urlopen(self.base_url + "/api/v1/openapi.json", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the stack did not answer on {self.base_url} within {self.startup_timeout:.0f} s:\n{self.log_tail()}")
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def stop(self) -> int:
+        """SIGINT to the process group, as Ctrl-C sends; SIGKILL and an error if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            return self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise RuntimeError(f"the stack did not stop within {self.stop_timeout:.0f} s of SIGINT; killed it:\n{self.log_tail()}") from None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

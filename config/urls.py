@@ -3,10 +3,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, re_path
 
+from artifacts.share_views import share_download, share_landing
+from artifacts.views import presigned_download
 from config.api import api, api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("dl/<str:artifact_id>", presigned_download, name="presigned-download"),
+    path("s/<str:token>", share_landing, name="share-landing"),
+    path("s/<str:token>/download", share_download, name="share-download"),
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
 ]

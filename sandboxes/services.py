@@ -44,12 +44,12 @@ def audited(*, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", 
     audit_record(actor=actor, action=action, resource=resource or f"sandbox:{sandbox.id}", sandbox_id=sandbox.id, session_id=sandbox.session_id, details=details, outcome=details.pop("_outcome", Outcome.SUCCESS), error_message=details.pop("_error", ""), duration_ms=int((time.monotonic() - started) * 1000), organization_id=sandbox.organization_id)
 
 
-def _require_running(sandbox: Sandbox) -> None:
+def require_running(sandbox: Sandbox) -> None:
     if sandbox.status != SandboxStatus.RUNNING:
         raise Conflict(f"Sandbox '{sandbox.id}' is {sandbox.status}, not running", code="SANDBOX_NOT_RUNNING", details={"status": sandbox.status})
 
 
-def _check_path(path: str | None, *, field: str = "path", allow_root: bool = False) -> str:
+def check_sandbox_path(path: str | None, *, field: str = "path", allow_root: bool = False) -> str:
     """The normalized /workspace path, checked here so that a bad one never reaches a worker."""
     try:
         return sandbox_path(parse_path(path or "", allow_root=allow_root))
@@ -129,8 +129,8 @@ def sandbox_execute(
     timeout_ms = check_exec_timeout_ms(timeout_ms)
     env = check_env(env)
     if working_dir is not None:
-        working_dir = _check_path(working_dir, field="working_dir", allow_root=True)
-    _require_running(sandbox)
+        working_dir = check_sandbox_path(working_dir, field="working_dir", allow_root=True)
+    require_running(sandbox)
     pending = enqueue(tasks.sandbox_execute, host=sandbox.host, sandbox_id=sandbox.id, command=command, env=env, working_dir=working_dir, timeout_ms=timeout_ms, stream_key=stream_key)
     if stream_key:
         return pending
@@ -183,7 +183,7 @@ def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str,
     prepared, total = [], 0
     # Everything is checked before anything is written, so a bad entry changes nothing.
     for index, item in enumerate(files):
-        path = _check_path(item.get("path"), field=f"files[{index}].path")
+        path = check_sandbox_path(item.get("path"), field=f"files[{index}].path")
         try:
             size = len(base64.b64decode(item.get("content", ""), validate=True))
         except (binascii.Error, ValueError):
@@ -192,15 +192,15 @@ def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str,
         if total > limit:
             raise PayloadTooLarge(f"files larger than {limit} bytes in one request go through artifacts instead", code="FILE_TOO_LARGE", details={"limit": limit})
         prepared.append({"path": path, "content": item.get("content", "")})
-    _require_running(sandbox)
+    require_running(sandbox)
     with audited(actor=actor, action="file.write", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{prepared[0]['path']}", details={"paths": [f["path"] for f in prepared][:100], "bytes": total}):
         answer = run_on_host(tasks.sandbox_write_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, files=prepared)
     return answer["written"]
 
 
 def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str, Any]:
-    path = _check_path(path)
-    _require_running(sandbox)
+    path = check_sandbox_path(path)
+    require_running(sandbox)
     with audited(actor=actor, action="file.read", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path}) as details:
         answer = run_on_host(tasks.sandbox_read_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, max_bytes=settings.SANDBOX_FILE_API_MAX_BYTES)
         details["bytes"] = answer["size"]
@@ -208,16 +208,16 @@ def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str,
 
 
 def sandbox_list_files(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> list[dict[str, Any]]:
-    path = _check_path(path or "/workspace", allow_root=True)
-    _require_running(sandbox)
+    path = check_sandbox_path(path or "/workspace", allow_root=True)
+    require_running(sandbox)
     with audited(actor=actor, action="file.list", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
         answer = run_on_host(tasks.sandbox_list_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
     return answer["files"]
 
 
 def sandbox_delete_file(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> None:
-    path = _check_path(path)
-    _require_running(sandbox)
+    path = check_sandbox_path(path)
+    require_running(sandbox)
     with audited(actor=actor, action="file.delete", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
         run_on_host(tasks.sandbox_delete_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
 
@@ -241,7 +241,7 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
     if not 1 <= additional_seconds <= high:
         raise InvalidInput(f"additional_seconds must be between 1 and {high}; got {additional_seconds}", details={"field": "additional_seconds"})
     with audited(actor=actor, action="sandbox.extend", sandbox=sandbox, details={"additional_seconds": additional_seconds}) as details:
-        _require_running(sandbox)
+        require_running(sandbox)
         now = timezone.now()
         new_expiry = max(sandbox.expires_at, now) + timedelta(seconds=additional_seconds)
         if new_expiry > now + timedelta(seconds=high):

@@ -72,7 +72,8 @@ class _StreamPublisher:
         self.redis.expire(self.key, STREAM_TTL_SECONDS)
 
 
-@shared_task(name="sandboxes.tasks.sandbox_execute")
+# Acknowledged on receipt: running a command twice is worse than reporting that it was lost.
+@shared_task(name="sandboxes.tasks.sandbox_execute", acks_late=False)
 def sandbox_execute(
     *,
     sandbox_id: str,

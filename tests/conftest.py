@@ -80,6 +80,10 @@ def broker():
     stack.stop([process])
 
 
+# Small enough that a test can make a file over it quickly.
+WORKER_ARTIFACT_MAX_BYTES = 20 << 20
+
+
 def worker_env(**extra: str) -> dict[str, str]:
     from django.db import connection
 
@@ -89,6 +93,7 @@ def worker_env(**extra: str) -> dict[str, str]:
         STOWAGE_DATABASE_NAME=str(connection.settings_dict["NAME"]),
         STOWAGE_HOST=settings.STOWAGE_HOST,
         PYTHONUNBUFFERED="1",
+        STOWAGE_ARTIFACT_MAX_BYTES=str(WORKER_ARTIFACT_MAX_BYTES),
     )
     env.update(extra)
     return env

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
 
 WORKSPACE = "/workspace"
@@ -138,3 +139,30 @@ class SandboxRuntime(ABC):
     @abstractmethod
     def exists(self, sandbox_id: str) -> bool:
         """Whether the sandbox's tree is on this host."""
+
+    # Streaming transfers (artifacts). Not abstract: a runtime without them still works for the rest.
+
+    def stat_path(self, sandbox_id: str, path: str) -> FileEntry:
+        """What is at ``path``; a final symbolic link is reported, not followed."""
+        raise NotImplementedError
+
+    def scratch_dir(self, sandbox_id: str) -> Path:
+        """A host directory for temporary files about this sandbox, invisible inside it."""
+        raise NotImplementedError
+
+    def archive_directory(self, sandbox_id: str, path: str, out: BinaryIO) -> None:
+        """Write the directory at ``path`` to ``out`` as tar.gz; links are stored, not followed."""
+        raise NotImplementedError
+
+    def write_stream(
+        self,
+        sandbox_id: str,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        mode: int = 0o644,
+        expected_sha256: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """write_file for data arriving in chunks; put in place only if the SHA-256 matches."""
+        raise NotImplementedError

@@ -20,15 +20,16 @@ Resource limits, in order of preference:
   ``stop()`` through their process group, recorded under ``meta/procs/``; a process that
   calls setsid() escapes that (it still dies with the sandbox's PID namespace when isolated).
 
-The child joins its cgroups in ``preexec_fn``, between fork and exec, so nothing it starts can
-run outside them. Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with
+The child joins its cgroups before bwrap starts, so nothing it starts can run outside them: a
+tiny ``/bin/sh`` prologue writes its own pid to ``cgroup.procs`` and then execs bwrap (this
+lets subprocess use vfork; a fork of a large worker costs milliseconds), or a ``preexec_fn``
+does it when rlimits or a parent-death signal must be set in the child anyway. Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with
 different roots (e.g. parallel test runs) never kill each other's processes.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import hashlib
 import itertools
 import json
@@ -43,7 +44,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,27 +87,18 @@ _EXIT_GRACE_S = 0.5
 _KILL_WAIT_S = 5.0
 _POLL_S = 0.25
 
+# Only what common programs need: each bind costs time on every execution, and /etc/ssl as a
+# whole would expose /etc/ssl/private (the sandbox runs as uid 0 of the host, without caps).
 _ETC_FILES = (
-    "alternatives",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "debian_version",
-    "gai.conf",
-    "group",
-    "host.conf",
-    "hosts",
+    "alternatives",  # Debian's /usr/bin/awk, editor, java... are links through here
     "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "localtime",
-    "mime.types",
-    "nsswitch.conf",
-    "os-release",
+    "ssl/certs",
+    "ssl/openssl.cnf",
     "passwd",
-    "protocols",
-    "services",
-    "ssl",
-    "timezone",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "localtime",
 )
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Options an older bubblewrap may not know; dropped if the probe run rejects them.
@@ -200,55 +192,60 @@ def _cgroup_pids(directory: str) -> list[int]:
     try:
         with open(os.path.join(directory, "cgroup.procs"), "rb") as handle:
             return [int(line) for line in handle.read().split()]
-    except FileNotFoundError:
+    except OSError:  # ENOENT, or ENODEV when removed between open and read
         return []
 
 
-def _kill_cgroup_tree(directory: str, version: int) -> None:
-    """SIGKILL every process in ``directory`` and its children until none is left."""
-    if not os.path.isdir(directory):
-        return
-    if version == 2 and os.path.exists(os.path.join(directory, "cgroup.kill")):
-        try:
-            _write(os.path.join(directory, "cgroup.kill"), "1")
-        except OSError:
-            pass
+def _kill_cgroup_tree(directory: str, version: int, *, remove: bool = False) -> None:
+    """SIGKILL every process in ``directory`` and below until none is left; then rmdir them all.
+
+    Kill and rmdir alternate until the tree is gone, because a command that was starting may
+    join a cgroup after a kill pass; once its cgroup is removed it can no longer start.
+    """
     deadline = time.monotonic() + _KILL_WAIT_S
     delay = 0.001
     while True:
+        if version == 2 and os.path.exists(os.path.join(directory, "cgroup.kill")):
+            try:
+                _write(os.path.join(directory, "cgroup.kill"), "1")
+            except OSError:
+                pass
+        # Deepest first, so a pass of rmdir can empty the tree.
+        tree = sorted((current for current, _dirs, _files in os.walk(directory)), key=lambda d: -d.count("/"))
         found = False
-        for current, _dirs, _files in os.walk(directory):
-            for pid in _cgroup_pids(current):
-                found = True
+        for current in tree:
+            pids = _cgroup_pids(current)
+            for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if not found or time.monotonic() > deadline:
+            found = found or bool(pids)
+            if remove and not pids:
+                try:
+                    os.rmdir(current)
+                except OSError:
+                    pass  # busy for a moment after its last process died, or a new child
+        done = not os.path.isdir(directory) if remove else not found
+        if done:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("cgroup %s still has processes or could not be removed", directory)
             return
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
-def _remove_cgroup_tree(directory: str) -> None:
-    """rmdir ``directory`` bottom-up; a cgroup stays busy briefly after its last process died."""
-    deadline = time.monotonic() + _KILL_WAIT_S
-    for current, _dirs, _files in sorted(os.walk(directory), key=lambda item: -item[0].count("/")):
-        while True:
-            try:
-                os.rmdir(current)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    logger.warning("could not remove cgroup %s: %s", current, exc)
-                    break
-                time.sleep(0.005)
-
-
 # ---------------------------------------------------------------------------------------------
 # the child side of an execution
+
+
+JOIN_FAILED = "[stowage] could not place the command in its cgroup"
+# Joins the cgroups given as arguments up to "--", then execs the rest; never runs it otherwise.
+_JOIN_CGROUPS = (
+    'p=$$; while [ "$1" != -- ]; do echo $p > "$1" || { echo "%s" >&2; exit 125; }; shift; done; '
+    'shift; ulimit -c 0; exec "$@"' % JOIN_FAILED
+)
 
 
 def _preexec(procs_files: tuple[str, ...], rlimits: tuple[tuple[int, tuple[int, int]], ...], pdeathsig: Callable[[], Any] | None) -> Callable[[], None]:
@@ -263,6 +260,7 @@ def _preexec(procs_files: tuple[str, ...], rlimits: tuple[tuple[int, tuple[int, 
                 os.write(fd, pid)
             finally:
                 os.close(fd)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         for limit, value in rlimits:
             resource.setrlimit(limit, value)
         if pdeathsig is not None:
@@ -296,6 +294,24 @@ class _Execution:
     procs_files: tuple[str, ...] = ()
     leaf: str | None = None  # this execution's own pids cgroup
     rlimits: tuple[tuple[int, tuple[int, int]], ...] = ()
+    oom_file: str | None = None  # counts OOM kills of the sandbox's memory cgroup
+    oom_kills: int = 0
+    memory_bytes: int | None = None
+
+
+def _oom_kills(path: str | None) -> int:
+    """The ``oom_kill`` counter of memory.oom_control (v1) or memory.events (v2)."""
+    if path is None:
+        return 0
+    try:
+        with open(path, "rb") as handle:
+            for line in handle.read().splitlines():
+                key, _, value = line.partition(b" ")
+                if key == b"oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,9 +508,7 @@ class LocalRuntime(SandboxRuntime):
         if groups.version:
             dirs = groups.controller_dirs(self._cgroup_name(sandbox_id))
             for cgroup_dir in dirs:
-                _kill_cgroup_tree(cgroup_dir, groups.version)
-            for cgroup_dir in dirs:
-                _remove_cgroup_tree(cgroup_dir)
+                _kill_cgroup_tree(cgroup_dir, groups.version, remove=True)
         self._kill_recorded(directory / "meta" / "procs")
 
     def destroy(self, sandbox_id: str) -> None:
@@ -542,7 +556,8 @@ class LocalRuntime(SandboxRuntime):
         workspace = str(directory / "workspace")
 
         if self.isolated:
-            options = [*self._bwrap_options, "--bind", workspace, WORKSPACE, "--chdir", workdir]
+            # --remount-ro / last: bwrap's root is a writable tmpfs (/etc, /) otherwise.
+            options = [*self._bwrap_options, "--bind", workspace, WORKSPACE, "--remount-ro", "/", "--chdir", workdir]
             for name, value in full_env.items():
                 options += ["--setenv", name, value]
             # bwrap itself runs on the host: it must not see user env such as LD_PRELOAD.
@@ -566,7 +581,11 @@ class LocalRuntime(SandboxRuntime):
             return ExecResult(127, "", f"{argv[0]}: command not found\n", False, False, _ms_since(started))
         record = None if execution.leaf else self._record_process(directory, proc.pid)
         try:
-            return self._collect(proc, execution, started, timeout_s, on_output)
+            result = self._collect(proc, execution, started, timeout_s, on_output)
+            if result.exit_code == 125 and not result.stdout and result.stderr.endswith(JOIN_FAILED + "\n"):
+                # Only stop() removes a sandbox's cgroups while a command is starting.
+                raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting")
+            return result
         finally:
             self._finish_execution(execution)
             if record is not None:
@@ -594,6 +613,13 @@ class LocalRuntime(SandboxRuntime):
                 _write_all(args_fd, b"".join(os.fsencode(option) + b"\0" for option in options))
                 os.lseek(args_fd, 0, os.SEEK_SET)
                 argv = [self.bwrap_path or "bwrap", "--args", str(args_fd), "--", *argv]
+            preexec: Callable[[], None] | None = None
+            if execution.rlimits or self._pdeathsig is not None or not execution.procs_files:
+                preexec = _preexec(execution.procs_files, execution.rlimits, self._pdeathsig)
+            else:
+                # Same as the preexec_fn, but lets subprocess use vfork: a fork of a big worker
+                # costs milliseconds per execution.
+                argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "stowage-join", *execution.procs_files, "--", *argv]
             return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -603,15 +629,15 @@ class LocalRuntime(SandboxRuntime):
                 cwd=cwd,
                 start_new_session=True,
                 pass_fds=(args_fd,) if args_fd >= 0 else (),
-                preexec_fn=_preexec(execution.procs_files, execution.rlimits, self._pdeathsig),
+                preexec_fn=preexec,
             )
         except FileNotFoundError:
             if self.isolated:
                 raise IsolationUnavailable(BWRAP_MISSING_MESSAGE) from None
             return None
         except (OSError, subprocess.SubprocessError) as exc:
-            if not self.exists(sandbox_id):
-                raise SandboxGone(f"sandbox {sandbox_id} was stopped or removed") from None
+            if not self.exists(sandbox_id) or (execution.leaf and not os.path.isdir(execution.leaf)):
+                raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             raise SandboxRuntimeError(f"could not start the command: {exc}", code="EXEC_FAILED") from None
         finally:
             if args_fd >= 0:
@@ -621,7 +647,7 @@ class LocalRuntime(SandboxRuntime):
         groups = self._cgroups
         memory_bytes = meta.get("memory_bytes")
         cpus = meta.get("cpus")
-        rlimits: list[tuple[int, tuple[int, int]]] = [(resource.RLIMIT_CORE, (0, 0))]
+        rlimits: list[tuple[int, tuple[int, int]]] = []
         if groups.version == 0:
             if memory_bytes:
                 rlimits.append((resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes))))
@@ -645,10 +671,26 @@ class LocalRuntime(SandboxRuntime):
                 os.mkdir(leaf)
             except FileExistsError:
                 pass
+            except FileNotFoundError:
+                raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
+            except OSError as exc:
+                raise SandboxRuntimeError(f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED") from None
+        except OSError as exc:
+            raise SandboxRuntimeError(f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED") from None
         procs = [os.path.join(leaf, "cgroup.procs")]
         if groups.version == 1:
             procs += [os.path.join(d, "cgroup.procs") for d in (memory_dir, cpu_dir) if d]
-        return _Execution(procs_files=tuple(procs), leaf=leaf, rlimits=tuple(rlimits))
+        oom_file = None
+        if memory_dir:
+            oom_file = os.path.join(memory_dir, "memory.oom_control" if groups.version == 1 else "memory.events")
+        return _Execution(
+            procs_files=tuple(procs),
+            leaf=leaf,
+            rlimits=tuple(rlimits),
+            oom_file=oom_file,
+            oom_kills=_oom_kills(oom_file),
+            memory_bytes=int(memory_bytes) if memory_bytes else None,
+        )
 
     def _collect(
         self,
@@ -734,6 +776,9 @@ class LocalRuntime(SandboxRuntime):
 
         stdout = buffers["stdout"].decode("utf-8", "replace")
         stderr = buffers["stderr"].decode("utf-8", "replace")
+        if execution.oom_file and _oom_kills(execution.oom_file) > execution.oom_kills:
+            # Otherwise the user only sees an unexplained exit status 137.
+            stderr += f"\n[stowage] the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed\n"
         if timed_out:
             exit_code = TIMEOUT_EXIT_CODE
             stderr += f"\n[stowage] command timed out after {timeout_s:g}s and was killed\n"
@@ -752,15 +797,13 @@ class LocalRuntime(SandboxRuntime):
     def _finish_execution(self, execution: _Execution) -> None:
         if execution.leaf is None:
             return
-        # With a PID namespace nothing outlives the command; without one, background jobs may.
-        if _cgroup_pids(execution.leaf):
-            _kill_cgroup_tree(execution.leaf, self._cgroups.version)
         try:
             os.rmdir(execution.leaf)
         except FileNotFoundError:
             pass
         except OSError:
-            _remove_cgroup_tree(execution.leaf)
+            # With a PID namespace nothing outlives the command; without one, background jobs may.
+            _kill_cgroup_tree(execution.leaf, self._cgroups.version, remove=True)
 
     # Without cgroups, stop() finds running commands through these records (pid + start time,
     # so a recycled pid is never killed).
@@ -872,6 +915,60 @@ class LocalRuntime(SandboxRuntime):
         finally:
             os.close(ws_fd)
 
+    # -- streaming transfers (artifacts); the work is in streams.py -------------------------
+
+    def stat_path(self, sandbox_id: str, path: str) -> FileEntry:
+        """What is at ``path`` (a final link is reported, not followed)."""
+        from . import streams
+
+        parts = paths.parse_path(path, allow_root=True)
+        ws_fd = self._open_workspace(sandbox_id)
+        try:
+            return streams.stat_entry(ws_fd, parts)
+        finally:
+            os.close(ws_fd)
+
+    def scratch_dir(self, sandbox_id: str) -> Path:
+        """A host directory for the runtime's temporary files about this sandbox; never mounted."""
+        if not self.exists(sandbox_id):
+            raise SandboxGone(f"sandbox {sandbox_id} does not exist on this host")
+        directory = self._dir(sandbox_id) / "scratch"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        return directory
+
+    def archive_directory(self, sandbox_id: str, path: str, out: BinaryIO) -> None:
+        """Write the directory at ``path`` to ``out`` as tar.gz, links stored, never followed."""
+        from . import streams
+
+        parts = paths.parse_path(path, allow_root=True)
+        ws_fd = self._open_workspace(sandbox_id)
+        try:
+            streams.archive_directory(ws_fd, parts, out)
+        finally:
+            os.close(ws_fd)
+
+    def write_stream(
+        self,
+        sandbox_id: str,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        mode: int = 0o644,
+        expected_sha256: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Like write_file for data arriving in chunks; published only if the checksum matches."""
+        from . import streams
+
+        parts = paths.parse_path(path)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
+        ws_fd = self._open_workspace(sandbox_id)
+        try:
+            return streams.write_stream(ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress)
+        finally:
+            os.close(ws_fd)
+
     def workspace_usage(self, sandbox_id: str) -> int:
         """Bytes allocated on disk (like ``du``), hard links counted once, links not followed."""
         ws_fd = self._open_workspace(sandbox_id)
@@ -910,13 +1007,13 @@ def _set_v1_memory(directory: str, limit: int) -> None:
     limit_file = os.path.join(directory, "memory.limit_in_bytes")
     memsw_file = os.path.join(directory, "memory.memsw.limit_in_bytes")
     has_memsw = os.path.exists(memsw_file)
-    # memsw must stay >= the memory limit: raise it first when growing, lower it last when shrinking.
-    for target in ((memsw_file, limit_file, memsw_file) if has_memsw else (limit_file,)):
+    # The kernel keeps memsw >= limit: when growing, memsw must move first; when shrinking
+    # (or from "unlimited") that first write fails and memsw follows the limit instead.
+    if has_memsw:
         try:
-            _write(target, str(limit))
+            _write(memsw_file, str(limit))
         except OSError:
-            if target == limit_file:
-                raise
+            pass
     _write(limit_file, str(limit))
     if has_memsw:
         _write(memsw_file, str(limit))

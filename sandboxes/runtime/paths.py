@@ -13,7 +13,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from secrets import token_hex
 
@@ -139,6 +139,8 @@ def _dir_open_error(exc: OSError, dir_fd: int, name: str, parts: Parts, full: Pa
 
 
 def _os_error(exc: OSError, parts: Parts) -> SandboxRuntimeError:
+    if exc.errno == errno.ENOENT:  # e.g. the directory was removed by the sandbox meanwhile
+        return FileNotFound(f"{sandbox_path(parts)} (or its directory) does not exist")
     if exc.errno == errno.ENAMETOOLONG:
         return InvalidPath(f"path {_shorten(sandbox_path(parts))!r} is too long")
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
@@ -194,6 +196,23 @@ def read_all(fd: int, max_bytes: int, parts: Parts) -> bytes:
 
 def write_file(ws_fd: int, parts: Parts, data: bytes, mode: int) -> int:
     """Write to a temporary name beside the target, then rename over it, all fd-relative."""
+    return write_chunks(ws_fd, parts, (data,), mode)
+
+
+def write_chunks(
+    ws_fd: int,
+    parts: Parts,
+    chunks: Iterable[bytes],
+    mode: int,
+    *,
+    before_publish: Callable[[], None] | None = None,
+) -> int:
+    """Stream ``chunks`` to a temporary name beside the target, then rename it into place.
+
+    Parent directories are created (0755). ``before_publish`` runs after the last byte and
+    before the rename; if it raises, the temporary file is removed and nothing is replaced.
+    Returns the number of bytes written.
+    """
     if not parts:
         raise InvalidPath(f"cannot write to {WORKSPACE} itself")
     name = parts[-1]
@@ -214,16 +233,21 @@ def write_file(ws_fd: int, parts: Parts, data: bytes, mode: int) -> int:
             fd = os.open(temp, _TEMP_FLAGS, 0o600, dir_fd=parent)
         except OSError as exc:
             raise _os_error(exc, parts) from None
+        total = 0
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    total += len(view)
+                    while view:
+                        view = view[os.write(fd, view) :]
                 # No setuid/setgid/sticky bits from the API: the workspace is also reachable from the host.
                 os.fchmod(fd, mode & 0o777)
             finally:
                 os.close(fd)
+            if before_publish is not None:
+                before_publish()
+            # rename() never follows a link at the destination; a directory there fails.
             os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
         except BaseException as exc:
             try:
@@ -232,10 +256,10 @@ def write_file(ws_fd: int, parts: Parts, data: bytes, mode: int) -> int:
                 pass
             if isinstance(exc, IsADirectoryError):
                 raise NotAFile(f"{sandbox_path(parts)} is a directory, not a file") from None
-            if isinstance(exc, OSError) and not isinstance(exc, SandboxRuntimeError):
+            if isinstance(exc, OSError):
                 raise _os_error(exc, parts) from None
             raise
-        return len(data)
+        return total
     finally:
         os.close(parent)
 

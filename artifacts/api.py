@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Field, Query, Router, Schema, Status
+
+from artifacts import services
+from artifacts.http import artifact_response
+from artifacts.models import Artifact, Transfer
+from artifacts.selectors import artifact_get, artifact_list, artifact_page, artifact_versions, transfer_get
+from artifacts.signing import sign
+from config.api import require_scope
+from config.errors import InvalidInput
+from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
+
+router = Router(tags=["artifacts"])
+
+
+class ArtifactOut(Schema):
+    id: str
+    sandbox_id: str
+    session_id: str
+    org_id: str
+    path: str
+    remote_path: str
+    version: int
+    size: int
+    checksum: str
+    content_type: str
+    is_archive: bool
+    created_at: datetime
+    expires_at: datetime | None
+    created_by: str
+    metadata: dict[str, str]
+
+
+def artifact_out(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "sandbox_id": artifact.sandbox_id,
+        "session_id": artifact.session_id,
+        "org_id": artifact.organization_id,
+        "path": artifact.source_path,
+        "remote_path": artifact.remote_path,
+        "version": artifact.version or 0,
+        "size": artifact.size,
+        "checksum": artifact.checksum,
+        "content_type": artifact.content_type,
+        "is_archive": artifact.is_archive,
+        "created_at": artifact.created_at,
+        "expires_at": artifact.expires_at,
+        "created_by": artifact.created_by_label,
+        "metadata": artifact.metadata,
+    }
+
+
+class TransferOut(Schema):
+    transfer_id: str
+    kind: str
+    state: str
+    artifact_id: str
+    sandbox_id: str
+    path: str
+    bytes_done: int
+    bytes_total: int | None
+    progress: float | None
+    error: dict[str, str] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def transfer_out(transfer: Transfer) -> dict[str, Any]:
+    total = transfer.bytes_total
+    return {
+        "transfer_id": transfer.id,
+        "kind": transfer.kind,
+        "state": transfer.state,
+        "artifact_id": transfer.artifact_id,
+        "sandbox_id": transfer.sandbox_id,
+        "path": transfer.path,
+        "bytes_done": transfer.bytes_done,
+        "bytes_total": total,
+        "progress": round(transfer.bytes_done / total, 4) if total else (1.0 if transfer.state == "succeeded" else None),
+        "error": {"code": transfer.error_code, "message": transfer.error_message} if transfer.error_code else None,
+        "created_at": transfer.created_at,
+        "started_at": transfer.started_at,
+        "finished_at": transfer.finished_at,
+    }
+
+
+class UploadIn(Schema):
+    path: str
+    remote_path: str | None = None
+    content_type: str | None = None
+    expires_in: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class DownloadIn(Schema):
+    artifact_id: str
+    target_path: str
+
+
+class SuccessOut(Schema):
+    success: bool
+
+
+class DownloadOut(Schema):
+    success: bool
+    transfer_id: str
+    artifact_id: str
+    target_path: str
+    size: int
+    checksum: str
+
+
+def _upload(request: HttpRequest, sandbox, payload: UploadIn, wait: bool, session_id: str | None = None):
+    transfer = services.artifact_upload_from_sandbox(
+        actor=request.auth,
+        sandbox=sandbox,
+        path=payload.path,
+        remote_path=payload.remote_path,
+        content_type=payload.content_type,
+        metadata=payload.metadata,
+        expires_in=payload.expires_in,
+        session_id=session_id,
+        wait=wait,
+    )
+    if not wait:
+        return Status(202, transfer_out(transfer))
+    return Status(200, artifact_out(transfer.artifact))
+
+
+@router.post("/sandbox/{sandbox_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut})
+def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wait: bool = True):
+    require_scope(request.auth, "artifacts:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return _upload(request, sandbox, payload, wait)
+
+
+@router.post("/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut})
+def upload_session_artifact(request: HttpRequest, session_id: str, payload: UploadIn, wait: bool = True):
+    require_scope(request.auth, "artifacts:write")
+    sandbox = sandbox_newest_running_in_session(organization_id=request.auth.organization_id, session_id=session_id)
+    return _upload(request, sandbox, payload, wait, session_id=session_id)
+
+
+@router.post("/sandbox/{sandbox_id}/artifacts/download", response={200: DownloadOut, 202: TransferOut})
+def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn, wait: bool = True):
+    require_scope(request.auth, "artifacts:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
+    transfer = services.artifact_download_to_sandbox(actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=wait)
+    if not wait:
+        return Status(202, transfer_out(transfer))
+    return {"success": True, "transfer_id": transfer.id, "artifact_id": artifact.id, "target_path": transfer.path, "size": artifact.size, "checksum": artifact.checksum}
+
+
+@router.get("/transfers/{transfer_id}", response=TransferOut)
+def get_transfer(request: HttpRequest, transfer_id: str):
+    require_scope(request.auth, "artifacts:read")
+    return transfer_out(transfer_get(organization_id=request.auth.organization_id, transfer_id=transfer_id))
+
+
+class ArtifactFilters(Schema):
+    sandbox_id: str | None = Field(None, max_length=40)
+    session_id: str | None = Field(None, max_length=128)
+    prefix: str | None = Field(None, max_length=1024, description="remote_path prefix")
+    content_type: str | None = Field(None, max_length=255)
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=400)
+
+
+class ArtifactListOut(Schema):
+    artifacts: list[ArtifactOut]
+    next_cursor: str | None
+
+
+@router.get("/artifacts", response=ArtifactListOut)
+def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
+    require_scope(request.auth, "artifacts:read")
+    artifacts = artifact_list(organization_id=request.auth.organization_id, sandbox_id=filters.sandbox_id, session_id=filters.session_id, prefix=filters.prefix, content_type=filters.content_type)
+    page = artifact_page(artifacts, limit=filters.limit, cursor=filters.cursor)
+    return {"artifacts": [artifact_out(a) for a in page.artifacts], "next_cursor": page.next_cursor}
+
+
+@router.put("/artifacts", response={201: ArtifactOut})
+def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None = None, session_id: str | None = None):
+    """Stream the raw request body into a new artifact. Metadata: the `X-Artifact-Metadata` header, a JSON object."""
+    require_scope(request.auth, "artifacts:write")
+    raw_metadata = request.headers.get("X-Artifact-Metadata")
+    try:
+        metadata = json.loads(raw_metadata) if raw_metadata else None
+    except json.JSONDecodeError:
+        raise InvalidInput("X-Artifact-Metadata must be a JSON object of strings", code="INVALID_METADATA") from None
+    length = request.headers.get("Content-Length")
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    artifact = services.artifact_put(
+        actor=request.auth,
+        stream=request,
+        remote_path=remote_path,
+        content_type=None if content_type in ("", "application/x-www-form-urlencoded") else request.headers.get("Content-Type"),
+        metadata=metadata,
+        expires_in=expires_in,
+        content_length=int(length) if length and length.isdigit() else None,
+        session_id=session_id,
+    )
+    return Status(201, artifact_out(artifact))
+
+
+@router.get("/artifacts/{artifact_id}", response=ArtifactOut)
+def get_artifact(request: HttpRequest, artifact_id: str):
+    require_scope(request.auth, "artifacts:read")
+    return artifact_out(artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id))
+
+
+class VersionsOut(Schema):
+    remote_path: str
+    versions: list[ArtifactOut]
+
+
+@router.get("/artifacts/{artifact_id}/versions", response=VersionsOut)
+def list_versions(request: HttpRequest, artifact_id: str):
+    require_scope(request.auth, "artifacts:read")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    versions = artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)[:1000]
+    return {"remote_path": artifact.remote_path, "versions": [artifact_out(a) for a in versions]}
+
+
+@router.delete("/artifacts/{artifact_id}", response=SuccessOut)
+def delete_artifact(request: HttpRequest, artifact_id: str):
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    services.artifact_delete(actor=request.auth, artifact=artifact)
+    return {"success": True}
+
+
+class UrlOut(Schema):
+    url: str
+    expires_in: int
+    expires_at: datetime
+
+
+@router.get("/artifacts/{artifact_id}/url", response=UrlOut)
+def artifact_url(request: HttpRequest, artifact_id: str, expires_in: int = 3600):
+    require_scope(request.auth, "artifacts:read")
+    if not 1 <= expires_in <= settings.PRESIGNED_URL_MAX_SECONDS:
+        raise InvalidInput(f"expires_in must be between 1 and {settings.PRESIGNED_URL_MAX_SECONDS} seconds (7 days)", details={"field": "expires_in"})
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    url, expires_at = presigned_url(request, artifact, expires_in)
+    services.artifact_record_read(actor=request.auth, artifact=artifact, action="artifact.url", details={"expires_in": expires_in})
+    return {"url": url, "expires_in": expires_in, "expires_at": expires_at}
+
+
+def presigned_url(request: HttpRequest, artifact: Artifact, expires_in: int) -> tuple[str, datetime]:
+    params = sign(artifact.id, expires_in)
+    path = reverse("presigned-download", args=[artifact.id]) + "?" + urlencode(params)
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    url = f"{base}{path}" if base else request.build_absolute_uri(path)
+    return url, datetime.fromtimestamp(int(params["expires"]), tz=timezone.utc)
+
+
+@router.get("/artifacts/{artifact_id}/content")
+def artifact_content(request: HttpRequest, artifact_id: str):
+    require_scope(request.auth, "artifacts:read")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    services.artifact_record_read(actor=request.auth, artifact=artifact, action="artifact.download", details={"via": "api", "range": request.headers.get("Range", "")})
+    return artifact_response(request, artifact)

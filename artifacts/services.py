@@ -1,0 +1,419 @@
+"""Every change to artifacts, transfers and share links."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from artifacts import tasks
+from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState, Transfer, TransferKind, TransferState
+from artifacts.storage import CHUNK_SIZE, TEMP_PREFIX, BlobError, BlobTooLarge, blob_delete, blob_iter_chunks, blob_key, blob_walk, blob_write
+from artifacts.validation import check_content_type, check_expires_in, check_metadata, check_remote_path, guess_content_type
+from audit.models import Outcome
+from audit.services import Actor, audit_record
+from config.errors import PayloadTooLarge, StowageError
+from sandboxes.dispatch import enqueue, runtime_error, wait_for
+from sandboxes.models import Sandbox
+from sandboxes.runtime import SandboxRuntimeError
+from sandboxes.runtime_loader import get_runtime
+from sandboxes.services import check_sandbox_path, require_running
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_SECONDS = 0.5
+_TRANSFER_ERRORS = {"STORAGE_FULL": 507}
+
+
+class TransferFailed(StowageError):
+    status = 422
+
+
+# --- starting transfers (web side) ------------------------------------------------------------
+
+
+def _default_remote_path(path: str) -> str:
+    return path.removeprefix("/workspace/").strip("/")
+
+
+def artifact_upload_from_sandbox(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    path: str,
+    remote_path: str | None = None,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+    expires_in: int | None = None,
+    session_id: str | None = None,
+    wait: bool = True,
+) -> Transfer:
+    """Copy a file (or a directory, as one tar.gz) from a sandbox into storage."""
+    path = check_sandbox_path(path)
+    remote_path = check_remote_path(remote_path if remote_path not in (None, "") else _default_remote_path(path))
+    metadata = check_metadata(metadata)
+    expires_in = check_expires_in(expires_in)
+    content_type = check_content_type(content_type)
+    require_running(sandbox)
+    window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
+    # A retry of a request whose upload is still running joins it instead of starting another.
+    transfer = (
+        Transfer.objects.filter(
+            organization_id=sandbox.organization_id,
+            kind=TransferKind.UPLOAD,
+            sandbox_id=sandbox.id,
+            path=path,
+            artifact__remote_path=remote_path,
+            state__in=[TransferState.QUEUED, TransferState.RUNNING],
+            created_at__gte=window_start,
+        )
+        .select_related("artifact")
+        .first()
+    )
+    if transfer is None:
+        now = timezone.now()
+        artifact = Artifact(
+            organization_id=sandbox.organization_id,
+            sandbox_id=sandbox.id,
+            session_id=session_id or sandbox.session_id,
+            source_path=path,
+            remote_path=remote_path,
+            content_type=content_type or "",
+            metadata=metadata,
+            created_at=now,
+            expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+            created_by_api_key_id=actor.api_key_id,
+            created_by_user_id=actor.user_id,
+            created_by_label=actor.label[:200],
+        )
+        artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
+        transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.UPLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=path, actor=actor.to_dict(), created_at=now)
+        with transaction.atomic():
+            artifact.save(force_insert=True)
+            transfer.save(force_insert=True)
+            transaction.on_commit(lambda: enqueue(tasks.transfer_upload, host=sandbox.host, task_id=transfer.id, transfer_id=transfer.id))
+    if wait:
+        transfer = transfer_wait(transfer)
+    return transfer
+
+
+def artifact_download_to_sandbox(*, actor: Actor, sandbox: Sandbox, artifact: Artifact, target_path: str, wait: bool = True) -> Transfer:
+    """Write an artifact's bytes into a sandbox at ``target_path``, verified before it appears."""
+    target_path = check_sandbox_path(target_path, field="target_path")
+    require_running(sandbox)
+    transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=target_path, bytes_total=artifact.size, actor=actor.to_dict())
+    with transaction.atomic():
+        transfer.save(force_insert=True)
+        transaction.on_commit(lambda: enqueue(tasks.transfer_download, host=sandbox.host, task_id=transfer.id, transfer_id=transfer.id))
+    if wait:
+        transfer = transfer_wait(transfer)
+    return transfer
+
+
+def transfer_wait(transfer: Transfer) -> Transfer:
+    """Block until the transfer ends; a failed one raises the error it recorded."""
+    wait_for(tasks.transfer_upload.AsyncResult(transfer.id), timeout=settings.TRANSFER_WAIT_SECONDS)
+    transfer = Transfer.objects.select_related("artifact").get(id=transfer.id)
+    if transfer.state == TransferState.FAILED:
+        raise transfer_error(transfer)
+    return transfer
+
+
+def transfer_error(transfer: Transfer) -> StowageError:
+    code, message = transfer.error_code or "TRANSFER_FAILED", transfer.error_message or "the transfer failed"
+    error = runtime_error(code, message)
+    if type(error) is StowageError:
+        error = TransferFailed(message, code=code)
+        error.status = _TRANSFER_ERRORS.get(code, 422)
+    return error
+
+
+# --- running transfers (worker side) -----------------------------------------------------------
+
+
+class _Progress:
+    """Writes bytes done to the transfer row at most twice a second."""
+
+    def __init__(self, transfer_id: str) -> None:
+        self.transfer_id = transfer_id
+        self.last = 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL_SECONDS:
+            self.last = now
+            Transfer.objects.filter(id=self.transfer_id).update(bytes_done=done)
+
+
+def _claim(transfer_id: str) -> Transfer | None:
+    """Mark the transfer running; None when it already ended (a redelivered task)."""
+    claimed = Transfer.objects.filter(id=transfer_id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0)
+    if not claimed:
+        return None
+    transfer = Transfer.objects.select_related("artifact").get(id=transfer_id)
+    Transfer.objects.filter(id=transfer_id).update(attempts=transfer.attempts + 1)
+    return transfer
+
+
+def _fail(transfer: Transfer, code: str, message: str, started: float) -> None:
+    with transaction.atomic():
+        Transfer.objects.filter(id=transfer.id).update(state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now())
+        if transfer.kind == TransferKind.UPLOAD:
+            Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
+        _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
+
+
+def _audit_transfer(transfer: Transfer, outcome: str, started: float, *, error: str = "", artifact: Artifact | None = None, extra: dict[str, Any] | None = None) -> None:
+    artifact = artifact or transfer.artifact
+    action = "artifact.upload" if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT) else "artifact.download"
+    details = {"transfer_id": transfer.id, "path": transfer.path, "remote_path": artifact.remote_path, **(extra or {})}
+    audit_record(
+        actor=Actor.from_dict(transfer.actor) if transfer.actor else Actor.system(transfer.organization_id),
+        action=action,
+        resource=f"artifact:{artifact.id}",
+        sandbox_id=transfer.sandbox_id,
+        session_id=artifact.session_id if transfer.kind != TransferKind.DOWNLOAD else "",
+        details=details,
+        outcome=outcome,
+        error_message=error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        organization_id=transfer.organization_id,
+    )
+
+
+def transfer_run_upload(*, transfer_id: str) -> str:
+    transfer = _claim(transfer_id)
+    if transfer is None:
+        return "already-done"
+    started = time.monotonic()
+    artifact = transfer.artifact
+    runtime = get_runtime()
+    progress = _Progress(transfer.id)
+    try:
+        entry = runtime.stat_path(transfer.sandbox_id, transfer.path)
+        if entry.type == "directory":
+            with tempfile.TemporaryFile(dir=runtime.scratch_dir(transfer.sandbox_id)) as archive:
+                runtime.archive_directory(transfer.sandbox_id, transfer.path, archive)
+                total = archive.tell()
+                archive.seek(0)
+                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
+                head = archive.read(512)
+                archive.seek(0)
+                stored = blob_write(artifact.storage_key, iter(lambda: archive.read(CHUNK_SIZE), b""), max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress)
+            content_type = artifact.content_type or "application/gzip"
+            is_archive = True
+        else:
+            with runtime.open_read(transfer.sandbox_id, transfer.path) as source:
+                total = entry.size
+                if total > settings.ARTIFACT_MAX_BYTES:
+                    raise BlobTooLarge(f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed")
+                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
+                head = source.read(512)
+                chunks = _chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
+                stored = blob_write(artifact.storage_key, chunks, max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress)
+            content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
+            is_archive = False
+    except SandboxRuntimeError as exc:
+        _fail(transfer, exc.code, exc.message, started)
+        return "failed"
+    except BlobError as exc:
+        blob_delete(artifact.storage_key)
+        _fail(transfer, exc.code, str(exc), started)
+        return "failed"
+    _publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    return "succeeded"
+
+
+def _chain(*iterables) -> Iterator[bytes]:
+    for iterable in iterables:
+        yield from iterable
+
+
+def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float) -> None:
+    artifact = transfer.artifact
+    window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                twin = (
+                    Artifact.objects.filter(
+                        organization_id=artifact.organization_id,
+                        state=ArtifactState.READY,
+                        sandbox_id=artifact.sandbox_id,
+                        source_path=artifact.source_path,
+                        remote_path=artifact.remote_path,
+                        checksum=stored.checksum,
+                        created_at__gte=window_start,
+                    )
+                    .exclude(id=artifact.id)
+                    .first()
+                )
+                if twin is not None:
+                    # The same bytes from the same place moments ago: a retried request.
+                    Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=f"retry of {twin.id}")
+                    Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, artifact=twin, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
+                    transaction.on_commit(lambda: blob_delete(artifact.storage_key))
+                    _audit_transfer(transfer, Outcome.SUCCESS, started, artifact=twin, extra={"deduplicated": True, "size": stored.size, "checksum": stored.checksum})
+                    return
+                latest = Artifact.objects.filter(organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False).aggregate(v=Max("version"))["v"]
+                version = (latest or 0) + 1
+                Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                    state=ArtifactState.READY, version=version, size=stored.size, checksum=stored.checksum, content_type=content_type, is_archive=is_archive, ready_at=timezone.now()
+                )
+                Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
+                _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": stored.size, "checksum": stored.checksum, "version": version})
+                return
+        except IntegrityError:
+            # Another upload to the same remote_path took this version number first.
+            if attempt == 4:
+                raise
+
+
+def transfer_run_download(*, transfer_id: str) -> str:
+    transfer = _claim(transfer_id)
+    if transfer is None:
+        return "already-done"
+    started = time.monotonic()
+    artifact = transfer.artifact
+    expected = artifact.checksum.removeprefix("sha256:")
+    try:
+        if artifact.state != ArtifactState.READY:
+            raise SandboxRuntimeError(f"artifact {artifact.id} was deleted before it could be copied", code="ARTIFACT_NOT_FOUND")
+        size = get_runtime().write_stream(transfer.sandbox_id, transfer.path, blob_iter_chunks(artifact.storage_key), expected_sha256=expected, on_progress=_Progress(transfer.id))
+    except SandboxRuntimeError as exc:
+        _fail(transfer, exc.code, exc.message, started)
+        return "failed"
+    except (BlobError, FileNotFoundError) as exc:
+        _fail(transfer, "STORAGE_ERROR", f"the artifact's stored bytes could not be read: {exc}", started)
+        return "failed"
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now())
+    _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})
+    return "succeeded"
+
+
+# --- clients outside sandboxes -----------------------------------------------------------------
+
+
+def artifact_put(
+    *,
+    actor: Actor,
+    stream,
+    remote_path: str,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+    expires_in: int | None = None,
+    content_length: int | None = None,
+    session_id: str | None = None,
+) -> Artifact:
+    """Store a request body as a new artifact, streamed in chunks straight to storage."""
+    remote_path = check_remote_path(remote_path)
+    metadata = check_metadata(metadata)
+    expires_in = check_expires_in(expires_in)
+    content_type = check_content_type(content_type)
+    limit = settings.ARTIFACT_MAX_BYTES
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"the body is {content_length} bytes, more than the {limit} bytes allowed", code="FILE_TOO_LARGE")
+    now = timezone.now()
+    artifact = Artifact(
+        organization_id=actor.organization_id,
+        session_id=session_id or "",
+        remote_path=remote_path,
+        content_type=content_type or "",
+        metadata=metadata,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+        created_by_api_key_id=actor.api_key_id,
+        created_by_user_id=actor.user_id,
+        created_by_label=actor.label[:200],
+    )
+    artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
+    transfer = Transfer(organization_id=actor.organization_id, kind=TransferKind.PUT, artifact=artifact, state=TransferState.RUNNING, bytes_total=content_length, actor=actor.to_dict(), started_at=now, attempts=1)
+    with transaction.atomic():
+        artifact.save(force_insert=True)
+        transfer.save(force_insert=True)
+    started = time.monotonic()
+    head = stream.read(512)
+    try:
+        stored = blob_write(artifact.storage_key, _chain([head], iter(lambda: stream.read(CHUNK_SIZE), b"")), max_bytes=limit, on_progress=_Progress(transfer.id))
+        if content_length is not None and stored.size != content_length:
+            raise BlobError(f"the body ended after {stored.size} of {content_length} bytes")
+    except BlobError as exc:
+        blob_delete(artifact.storage_key)
+        _fail(transfer, exc.code, str(exc), started)
+        raise transfer_error(Transfer.objects.get(id=transfer.id)) from None
+    except BaseException:
+        # A client that hung up mid-body leaves nothing visible behind.
+        blob_delete(artifact.storage_key)
+        _fail(transfer, "INCOMPLETE_BODY", "the request body was not received whole", started)
+        raise
+    _publish_upload(transfer, stored, content_type=content_type or guess_content_type(remote_path, head), is_archive=False, started=started)
+    return Artifact.objects.get(id=Transfer.objects.get(id=transfer.id).artifact_id)
+
+
+# --- reading, deleting, expiring ----------------------------------------------------------------
+
+
+def artifact_record_read(*, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None) -> None:
+    audit_record(actor=actor, action=action, resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details={"remote_path": artifact.remote_path, **(details or {})}, organization_id=artifact.organization_id)
+
+
+def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
+    """Remove the bytes; keep the row, marked deleted, for the audit trail."""
+    with transaction.atomic():
+        deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(state=ArtifactState.DELETED, deleted_at=timezone.now())
+        if not deleted:
+            return
+        ShareLink.objects.filter(artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        audit_record(actor=actor, action="artifact.delete", resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size}, organization_id=artifact.organization_id)
+        transaction.on_commit(lambda: enqueue(tasks.delete_blob, key=artifact.storage_key))
+
+
+def artifact_expire(*, now=None, batch: int = 500) -> int:
+    now = now or timezone.now()
+    expired = list(Artifact.objects.filter(state=ArtifactState.READY, expires_at__lte=now).order_by("expires_at")[:batch])
+    for artifact in expired:
+        artifact_delete(actor=Actor.system(artifact.organization_id), artifact=artifact, reason="expired")
+    return len(expired)
+
+
+def storage_sweep(*, now=None) -> dict[str, int]:
+    """Remove what failed or interrupted transfers left: stale pending rows, temporary and orphan blobs."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.ARTIFACT_STALE_PENDING_SECONDS)
+    stale_transfers = Transfer.objects.filter(state__in=[TransferState.QUEUED, TransferState.RUNNING], created_at__lt=stale_before)
+    failed_transfers = stale_transfers.update(state=TransferState.FAILED, error_code="ABANDONED", error_message="the transfer did not finish in time", finished_at=now)
+    failed_artifacts = Artifact.objects.filter(state=ArtifactState.PENDING, created_at__lt=stale_before).update(state=ArtifactState.FAILED, error_message="the upload did not finish in time")
+    removed = 0
+    candidates: list[str] = []
+    for key, modified in blob_walk(""):
+        if modified is not None and modified > stale_before:
+            continue
+        if key.startswith(TEMP_PREFIX):
+            blob_delete(key)
+            removed += 1
+            continue
+        candidates.append(key)
+        if len(candidates) >= 1000:
+            removed += _delete_orphans(candidates)
+            candidates = []
+    removed += _delete_orphans(candidates)
+    return {"failed_transfers": failed_transfers, "failed_artifacts": failed_artifacts, "removed_blobs": removed}
+
+
+def _delete_orphans(keys: list[str]) -> int:
+    """Delete the keys that no ready or pending artifact owns; checked a batch at a time."""
+    if not keys:
+        return 0
+    owned = set(Artifact.objects.filter(storage_key__in=keys, state__in=[ArtifactState.READY, ArtifactState.PENDING]).values_list("storage_key", flat=True))
+    orphans = [key for key in keys if key not in owned]
+    for key in orphans:
+        blob_delete(key)
+    return len(orphans)

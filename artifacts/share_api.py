@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Router, Schema, Status
+from pydantic import StrictInt, StrictStr
+
+from artifacts import shares
+from artifacts.models import ShareLink
+from artifacts.selectors import artifact_get, share_link_get, share_link_list
+from config.api import require_scope
+
+router = Router(tags=["share links"])
+
+MAX_LISTED = 1000
+
+
+class ShareIn(Schema):
+    # Strict: `true` or "10" is a mistake to report, not a number to guess at.
+    expires_in: StrictInt | None = None
+    max_downloads: StrictInt | None = None
+    password: StrictStr | None = None
+
+
+class ShareOut(Schema):
+    id: str
+    artifact_id: str
+    state: str
+    expires_at: datetime | None
+    max_downloads: int | None
+    download_count: int
+    downloads_left: int | None
+    has_password: bool
+    created_at: datetime
+    revoked_at: datetime | None
+    last_download_at: datetime | None
+
+
+class CreatedShareOut(ShareOut):
+    url: str
+
+
+class ShareListOut(Schema):
+    shares: list[ShareOut]
+
+
+def share_out(link: ShareLink) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "artifact_id": link.artifact_id,
+        "state": shares.share_link_effective_state(link),
+        "expires_at": link.expires_at,
+        "max_downloads": link.max_downloads,
+        "download_count": link.download_count,
+        "downloads_left": shares.share_link_downloads_left(link),
+        "has_password": link.has_password,
+        "created_at": link.created_at,
+        "revoked_at": link.revoked_at,
+        "last_download_at": link.last_download_at,
+    }
+
+
+def share_url(request: HttpRequest, token: str) -> str:
+    path = reverse("share-landing", args=[token])
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    return f"{base}{path}" if base else request.build_absolute_uri(path)
+
+
+@router.post("/artifacts/{artifact_id}/shares", response={201: CreatedShareOut, 202: CreatedShareOut})
+def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait: bool = True):
+    """A new share link; `url` holds its token and is shown only in this answer. With `wait=false`
+    the answer is 202 with state `pending` until a worker activates the link."""
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    link, token = shares.share_link_create(actor=request.auth, artifact=artifact, expires_in=payload.expires_in, max_downloads=payload.max_downloads, password=payload.password, wait=wait)
+    return Status(201 if wait else 202, {**share_out(link), "url": share_url(request, token)})
+
+
+@router.get("/artifacts/{artifact_id}/shares", response=ShareListOut)
+def list_shares(request: HttpRequest, artifact_id: str):
+    require_scope(request.auth, "artifacts:read")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    return {"shares": [share_out(link) for link in share_link_list(artifact=artifact)[:MAX_LISTED]]}
+
+
+@router.post("/artifacts/{artifact_id}/shares/{share_id}/revoke", response=ShareOut)
+def revoke_share(request: HttpRequest, artifact_id: str, share_id: str):
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    link = share_link_get(artifact=artifact, share_id=share_id)
+    return share_out(shares.share_link_revoke(actor=request.auth, link=link))

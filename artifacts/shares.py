@@ -1,0 +1,271 @@
+"""Managed share links: created, activated by a worker, resolved, downloaded and revoked.
+
+Only a sha256 of a link's token is stored, like an API key's, so a database dump holds no
+working link. Failed lookups and wrong passwords are counted per client IP in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from artifacts import share_tasks
+from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
+from artifacts.services import artifact_record_read
+from audit.models import Outcome
+from audit.services import Actor, audit_record
+from config.errors import InvalidInput, NotFound, StowageError
+from sandboxes.dispatch import enqueue, wait_for
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPIRES_IN = 7 * 86400
+MAX_EXPIRES_IN = 90 * 86400
+MAX_DOWNLOADS = 1_000_000
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+# 32 random bytes: 256 bits, 43 URL-safe characters.
+TOKEN_BYTES = 32
+MAX_TOKEN_LENGTH = 128
+ACTIVATE_WAIT_SECONDS = 30
+GUESS_WINDOW_SECONDS = 60
+
+
+class WrongPassword(StowageError):
+    status = 403
+    code = "WRONG_PASSWORD"
+
+
+class ShareUnavailable(StowageError):
+    """Unknown, pending, revoked, expired or used up: callers answer all of them the same way."""
+
+    status = 404
+    code = "SHARE_NOT_FOUND"
+
+
+def hash_share_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def share_link_effective_state(link: ShareLink, *, now=None) -> str:
+    """The stored state, or ``expired`` / ``exhausted`` for an active link that no longer works."""
+    if link.state != ShareLinkState.ACTIVE:
+        return link.state
+    if link.expires_at is not None and link.expires_at <= (now or timezone.now()):
+        return "expired"
+    if link.max_downloads is not None and link.download_count >= link.max_downloads:
+        return "exhausted"
+    return link.state
+
+
+def share_link_downloads_left(link: ShareLink) -> int | None:
+    if link.max_downloads is None:
+        return None
+    return max(0, link.max_downloads - link.download_count)
+
+
+# --- checking input ---------------------------------------------------------------------------
+
+
+def _check_int(value: object, field: str) -> int:
+    # bool is an int to Python, never a sensible count or duration here.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be a whole number", details={"field": field})
+    return value
+
+
+def check_share_expires_in(expires_in: int | None) -> int:
+    if expires_in is None:
+        return DEFAULT_EXPIRES_IN
+    expires_in = _check_int(expires_in, "expires_in")
+    if not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise InvalidInput(f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds (90 days); leave it out for {DEFAULT_EXPIRES_IN // 86400} days", details={"field": "expires_in"})
+    return expires_in
+
+
+def check_share_max_downloads(max_downloads: int | None) -> int | None:
+    if max_downloads is None:
+        return None
+    max_downloads = _check_int(max_downloads, "max_downloads")
+    if not 1 <= max_downloads <= MAX_DOWNLOADS:
+        raise InvalidInput(f"max_downloads must be between 1 and {MAX_DOWNLOADS}; leave it out for no limit", details={"field": "max_downloads"})
+    return max_downloads
+
+
+def check_share_password(password: str | None) -> str | None:
+    if password is None:
+        return None
+    if not isinstance(password, str):
+        raise InvalidInput("password must be a string", details={"field": "password"})
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters; leave it out for no password", details={"field": "password"})
+    return password
+
+
+# --- creating, activating, revoking (owner side) ----------------------------------------------
+
+
+def share_link_create(
+    *,
+    actor: Actor,
+    artifact: Artifact,
+    expires_in: int | None = None,
+    max_downloads: int | None = None,
+    password: str | None = None,
+    wait: bool = True,
+) -> tuple[ShareLink, str]:
+    """A new link to a visible artifact and its token, which is returned here and never again."""
+    expires_in = check_share_expires_in(expires_in)
+    max_downloads = check_share_max_downloads(max_downloads)
+    password = check_share_password(password)
+    if artifact.state != ArtifactState.READY:
+        raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = timezone.now()
+    link = ShareLink(
+        organization_id=artifact.organization_id,
+        artifact=artifact,
+        token_hash=hash_share_token(token),
+        state=ShareLinkState.PENDING,
+        expires_at=now + timedelta(seconds=expires_in),
+        max_downloads=max_downloads,
+        password_hash=make_password(password) if password else "",
+        created_at=now,
+        created_by_api_key_id=actor.api_key_id,
+        created_by_user_id=actor.user_id,
+    )
+    with transaction.atomic():
+        link.save(force_insert=True)
+        transaction.on_commit(lambda: _enqueue_activation(link, actor))
+    if wait:
+        # The task id is the share id, so anyone (the dashboard too) can find its answer.
+        wait_for(share_tasks.activate_share_link.AsyncResult(link.id), timeout=ACTIVATE_WAIT_SECONDS)
+        link.refresh_from_db()
+        if link.state == ShareLinkState.REVOKED:
+            raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
+    return link, token
+
+
+def _enqueue_activation(link: ShareLink, actor: Actor) -> None:
+    try:
+        enqueue(share_tasks.activate_share_link, task_id=link.id, share_id=link.id, actor=actor.to_dict())
+    except StowageError:
+        # Nobody will ever activate it: retire the row so it is not left pending forever.
+        ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        raise
+
+
+def share_link_activate(*, share_id: str, actor: Actor) -> ShareLink | None:
+    """pending → active if the artifact is still ready, else pending → revoked. A redelivered task finds it done."""
+    link = ShareLink.objects.select_related("artifact").filter(id=share_id).first()
+    if link is None or link.state != ShareLinkState.PENDING:
+        return link
+    artifact = link.artifact
+    details = {"share_id": link.id, "expires_at": link.expires_at, "max_downloads": link.max_downloads, "has_password": link.has_password}
+    with transaction.atomic():
+        activated = ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING, artifact__state=ArtifactState.READY).update(state=ShareLinkState.ACTIVE)
+        if activated:
+            audit_record(actor=actor, action="share.create", resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details=details, organization_id=link.organization_id)
+        elif ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now()):
+            audit_record(
+                actor=actor,
+                action="share.create",
+                resource=f"artifact:{artifact.id}",
+                sandbox_id=artifact.sandbox_id,
+                session_id=artifact.session_id,
+                details=details,
+                outcome=Outcome.FAILURE,
+                error_message="the artifact was deleted before the link was ready",
+                organization_id=link.organization_id,
+            )
+    link.refresh_from_db()
+    return link
+
+
+def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
+    """Idempotent: revoking a revoked link changes nothing and records nothing."""
+    with transaction.atomic():
+        revoked = ShareLink.objects.filter(id=link.id).exclude(state=ShareLinkState.REVOKED).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        if revoked:
+            audit_record(actor=actor, action="share.revoke", resource=f"artifact:{link.artifact_id}", details={"share_id": link.id, "download_count": link.download_count}, organization_id=link.organization_id)
+    link.refresh_from_db()
+    return link
+
+
+# --- the recipient's side ---------------------------------------------------------------------
+
+
+def share_link_resolve(*, token: str) -> ShareLink | None:
+    """The link this token opens, if it can be downloaded now; None in every other case."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    link = ShareLink.objects.select_related("artifact").filter(token_hash=hash_share_token(token)).first()
+    if link is None or link.artifact.state != ArtifactState.READY:
+        return None
+    if share_link_effective_state(link) != ShareLinkState.ACTIVE:
+        return None
+    return link
+
+
+@dataclass(frozen=True)
+class Recipient:
+    ip: str | None
+    user_agent: str = ""
+    request_id: str = ""
+
+
+def share_link_download(*, link: ShareLink, password: str | None, recipient: Recipient) -> Artifact:
+    """Check the password, count the download and audit it; the artifact to send. Raises WrongPassword
+    (nothing counted) or ShareUnavailable (revoked, expired or used up since it was resolved)."""
+    if link.has_password and not (password and len(password) <= MAX_PASSWORD_LENGTH and check_password(password, link.password_hash)):
+        raise WrongPassword("the password is not right")
+    artifact = link.artifact
+    now = timezone.now()
+    with transaction.atomic():
+        # One conditional UPDATE on the row's own columns: concurrent downloads each re-check
+        # the count against the committed value, so no more than max_downloads ever succeed.
+        counted = (
+            ShareLink.objects.filter(id=link.id, state=ShareLinkState.ACTIVE)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .filter(Q(max_downloads__isnull=True) | Q(download_count__lt=F("max_downloads")))
+            .update(download_count=F("download_count") + 1, last_download_at=now)
+        )
+        if not counted:
+            raise ShareUnavailable("this link no longer works")
+        link.refresh_from_db(fields=["download_count", "last_download_at"])
+        actor = Actor(organization_id=artifact.organization_id, label=f"share link {link.id}", ip=recipient.ip, user_agent=recipient.user_agent[:400], request_id=recipient.request_id)
+        artifact_record_read(actor=actor, artifact=artifact, action="share.download", details={"share_id": link.id, "download_count": link.download_count, "max_downloads": link.max_downloads})
+    return artifact
+
+
+# --- throttling guesses -----------------------------------------------------------------------
+
+
+def _guess_key(ip: str | None) -> str:
+    return f"share-guesses:{ip or 'unknown'}"
+
+
+def share_guesses_exceeded(*, ip: str | None) -> bool:
+    return (cache.get(_guess_key(ip)) or 0) >= settings.SHARE_GUESS_LIMIT_PER_MINUTE
+
+
+def share_guess_record(*, ip: str | None) -> None:
+    """Count a failed lookup or wrong password; the window starts at the first and lasts a minute."""
+    key = _guess_key(ip)
+    if cache.add(key, 1, timeout=GUESS_WINDOW_SECONDS):
+        return
+    try:
+        cache.incr(key)
+    except ValueError:
+        # The window ended between add and incr.
+        cache.add(key, 1, timeout=GUESS_WINDOW_SECONDS)

@@ -1,0 +1,116 @@
+"""Streaming transfers in and out of a workspace, with the same symlink-safe opens as paths.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+from . import paths
+from .base import WORKSPACE, FileEntry, FileNotFound, InvalidPath, NotADirectory, NotAFile, SandboxRuntimeError
+from .paths import Parts
+
+
+class ChecksumMismatch(SandboxRuntimeError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="CHECKSUM_MISMATCH")
+
+
+def entry_type(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+def stat_entry(ws_fd: int, parts: Parts) -> FileEntry:
+    """What is at ``parts`` (never following a final link); parents are opened link-safely."""
+    if not parts:
+        st = os.fstat(ws_fd)
+        return FileEntry(name="workspace", path=WORKSPACE, type="directory", size=st.st_size, modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc))
+    parent = paths.open_dir(ws_fd, parts[:-1], full=parts)
+    try:
+        st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        raise FileNotFound(f"{paths.sandbox_path(parts)} does not exist") from None
+    finally:
+        os.close(parent)
+    return FileEntry(name=parts[-1], path=paths.sandbox_path(parts), type=entry_type(st.st_mode), size=st.st_size, modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc))
+
+
+def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
+    """Write the directory as tar.gz to ``out``: modes kept, links stored as links, never followed."""
+    start = paths.open_dir(ws_fd, parts)
+    base = paths.sandbox_path(parts)
+    try:
+        with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            for entry_path, _name, st in paths.walk(start, base, recursive=True):
+                relative = entry_path[len(base) + 1 :]
+                entry_parts = parts + tuple(relative.split("/"))
+                info = tarfile.TarInfo(relative)
+                info.mode = stat.S_IMODE(st.st_mode)
+                info.mtime = int(st.st_mtime)
+                if stat.S_ISDIR(st.st_mode):
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                elif stat.S_ISLNK(st.st_mode):
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = _readlink(ws_fd, entry_parts)
+                    tar.addfile(info)
+                elif stat.S_ISREG(st.st_mode):
+                    try:
+                        fd = paths.open_file(ws_fd, entry_parts)
+                    except (FileNotFound, InvalidPath, NotAFile):
+                        continue  # removed or swapped for a link while archiving
+                    with os.fdopen(fd, "rb") as handle:
+                        info.size = os.fstat(handle.fileno()).st_size
+                        tar.addfile(info, handle)
+    finally:
+        os.close(start)
+
+
+def _readlink(ws_fd: int, parts: Parts) -> str:
+    parent = paths.open_dir(ws_fd, parts[:-1], full=parts)
+    try:
+        return os.readlink(parts[-1], dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def write_stream(
+    ws_fd: int,
+    parts: Parts,
+    chunks: Iterable[bytes],
+    *,
+    mode: int = 0o644,
+    expected_sha256: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Stream to a temporary name beside the target; rename into place only if the bytes verify."""
+    digest = hashlib.sha256()
+    written = 0
+
+    def metered() -> Iterable[bytes]:
+        nonlocal written
+        for chunk in chunks:
+            digest.update(chunk)
+            written += len(chunk)
+            if on_progress:
+                on_progress(written)
+            yield chunk
+
+    def verify() -> None:
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+            raise ChecksumMismatch(f"{paths.sandbox_path(parts)}: the bytes received do not match the artifact's checksum; nothing was written")
+
+    return paths.write_chunks(ws_fd, parts, metered(), mode, before_publish=verify)
+
+
+__all__ = ["ChecksumMismatch", "NotADirectory", "archive_directory", "entry_type", "stat_entry", "write_stream"]
