@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""What moving a large file between a sandbox and artifact storage costs.
+
+Starts the whole stack (``manage.py runstack``) in a temporary directory, creates two
+sandboxes, writes ``--size`` random bytes to ``/workspace/big.bin`` in the first, then times,
+interleaved over ``--rounds`` rounds so that noise hits all alike:
+
+  (a) upload:   ``POST /api/v1/sandbox/{a}/artifacts/upload`` (sandbox -> storage), request wall time;
+  (b) download: ``POST /api/v1/sandbox/{b}/artifacts/download`` (storage -> sandbox), request wall time;
+  (c) baseline: a plain Python loop copying the same file on the host in 1 MiB chunks while
+      computing its SHA-256, with an fsync at the end (storage fsyncs too).
+
+While (a) and (b) run, the RSS of the stack's Celery worker (the process and its children) is
+sampled every 50 ms.
+
+Targets: upload and download medians each <= 1.5x the baseline median; worker peak memory
+growth <= 64 MiB.
+
+    .venv/bin/python bench/transfer.py [--size 1GiB] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+from config.stack import LocalStack  # noqa: E402
+
+TARGET_RATIO = 1.5
+TARGET_GROWTH_MIB = 64.0
+CHUNK = 1 << 20
+SAMPLE_SECONDS = 0.05
+SOURCE = "/workspace/big.bin"
+TARGET = "/workspace/copy.bin"
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1GiB, 256MiB)")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size < CHUNK:
+        raise argparse.ArgumentTypeError("the size must be at least 1 MiB")
+    return size
+
+
+def mib(n: float) -> float:
+    return round(n / 2**20, 1)
+
+
+class RssSampler:
+    """Samples the summed RSS of a process and its descendants every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.before = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def rss(self) -> int:
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # a child that just exited
+                pass
+        return total
+
+    def __enter__(self) -> RssSampler:
+        self.before = self.peak = self.rss()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self.peak = max(self.peak, self.rss())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.before
+
+
+def find_worker(stack: LocalStack, timeout: float = 30) -> psutil.Process:
+    """The Celery worker that ``runstack`` started (its argv has 'celery' and 'worker')."""
+    assert stack.process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in psutil.Process(stack.process.pid).children(recursive=True):
+            try:
+                argv = proc.cmdline()
+            except psutil.Error:
+                continue
+            if any("celery" in part for part in argv) and "worker" in argv:
+                return proc
+        time.sleep(0.2)
+    raise RuntimeError("no Celery worker process under the stack's runstack process")
+
+
+def baseline_copy(source: Path, target: Path) -> tuple[float, str]:
+    """A plain chunked copy with SHA-256 on the way and an fsync at the end."""
+    started = time.perf_counter()
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return time.perf_counter() - started, digest.hexdigest()
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {"median_s": round(statistics.median(samples), 3), "min_s": round(min(samples), 3), "max_s": round(max(samples), 3)}
+
+
+def measure(stack: LocalStack, size: int, rounds: int) -> dict[str, object]:
+    headers = {"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id}
+    var_dir = stack.var_dir
+    worker = find_worker(stack)
+    with httpx.Client(base_url=stack.base_url + "/api/v1", headers=headers, timeout=httpx.Timeout(3600, connect=30)) as http:
+
+        def call(method: str, url: str, **kwargs) -> dict:
+            response = http.request(method, url, **kwargs)
+            if response.status_code >= 300:
+                raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:1000]}")
+            return response.json()
+
+        source_box = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
+        target_box = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
+        made = time.perf_counter()
+        done = call("POST", f"/sandbox/{source_box}/execute", json={"command": ["sh", "-c", f"head -c {size} /dev/urandom > {SOURCE}"], "timeout": 3_600_000})
+        if done["exit_code"] != 0:
+            raise RuntimeError(f"could not create the file in the sandbox: {done}")
+        create_s = time.perf_counter() - made
+        host_source = var_dir / "sandboxes" / source_box / "workspace" / "big.bin"
+        host_target = var_dir / "sandboxes" / target_box / "workspace" / "copy.bin"
+        if host_source.stat().st_size != size:
+            raise RuntimeError(f"{host_source} is {host_source.stat().st_size} bytes, expected {size}")
+        copy_path = var_dir / "bench-copy"
+
+        samples: dict[str, list[float]] = {"upload": [], "download": [], "baseline": []}
+        memory: dict[str, list[dict[str, float]]] = {"upload": [], "download": []}
+        expected_sha = ""
+        artifact_id = ""
+
+        def upload(round_no: int) -> None:
+            nonlocal artifact_id
+            with RssSampler(worker.pid) as rss:
+                started = time.perf_counter()
+                artifact = call("POST", f"/sandbox/{source_box}/artifacts/upload", json={"path": SOURCE, "remote_path": f"bench/big-{round_no}.bin"})
+                elapsed = time.perf_counter() - started
+            if artifact["size"] != size or (expected_sha and artifact["checksum"] != f"sha256:{expected_sha}"):
+                raise RuntimeError(f"the stored artifact does not match the file: {artifact}")
+            artifact_id = artifact["id"]
+            samples["upload"].append(elapsed)
+            memory["upload"].append({"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)})
+
+        def download(round_no: int) -> None:
+            with RssSampler(worker.pid) as rss:
+                started = time.perf_counter()
+                done = call("POST", f"/sandbox/{target_box}/artifacts/download", json={"artifact_id": artifact_id, "target_path": TARGET})
+                elapsed = time.perf_counter() - started
+            if not done["success"] or host_target.stat().st_size != size:
+                raise RuntimeError(f"the download did not produce the file: {done}")
+            samples["download"].append(elapsed)
+            memory["download"].append({"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)})
+            call("DELETE", f"/sandbox/{target_box}/files", json={"path": TARGET})
+
+        def baseline(round_no: int) -> None:
+            nonlocal expected_sha
+            elapsed, sha = baseline_copy(host_source, copy_path)
+            copy_path.unlink()
+            if expected_sha and sha != expected_sha:
+                raise RuntimeError("the baseline copy's checksum changed between rounds")
+            expected_sha = sha
+            samples["baseline"].append(elapsed)
+
+        # Round 0 runs the baseline first so the upload can be checked against its checksum;
+        # later rounds rotate which of the three goes first. A download needs its round's upload.
+        for round_no in range(rounds):
+            order = [baseline, upload, download] if round_no % 3 == 0 else [upload, download, baseline] if round_no % 3 == 1 else [upload, baseline, download]
+            for step in order:
+                step(round_no)
+            call("DELETE", f"/artifacts/{artifact_id}")  # keeps disk use to a few copies of the file
+
+        for box in (source_box, target_box):
+            call("POST", f"/sandbox/{box}/stop")
+
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    ratios = {key: round(medians[key] / medians["baseline"], 2) for key in ("upload", "download")}
+    peak_growth = max(entry["growth_mib"] for entries in memory.values() for entry in entries)
+    return {
+        "size_bytes": size,
+        "size_mib": mib(size),
+        "rounds": rounds,
+        "create_file_s": round(create_s, 2),
+        "sha256": expected_sha,
+        "results": {key: {**summary(values), "MiB_per_s": round(size / 2**20 / medians[key], 1)} for key, values in samples.items()},
+        "samples_s": {key: [round(v, 3) for v in values] for key, values in samples.items()},
+        "ratio_to_baseline": ratios,
+        "worker_pid": worker.pid,
+        "worker_memory": memory,
+        "worker_peak_growth_mib": peak_growth,
+        "target_ratio": TARGET_RATIO,
+        "target_growth_mib": TARGET_GROWTH_MIB,
+        "meets_target": {
+            "upload": ratios["upload"] <= TARGET_RATIO,
+            "download": ratios["download"] <= TARGET_RATIO,
+            "worker_memory": peak_growth <= TARGET_GROWTH_MIB,
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="file size, e.g. 1GiB (default) or 256MiB")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    with tempfile.TemporaryDirectory(prefix="stowage-bench-transfer-", ignore_cleanup_errors=True) as tmp:
+        # The source, the stored blob, the downloaded copy and the baseline copy, plus slack.
+        free = shutil.disk_usage(tmp).free
+        if free < 5 * args.size:
+            parser.error(f"{tmp} has {mib(free)} MiB free; this run needs about {mib(5 * args.size)} MiB")
+        with LocalStack(Path(tmp) / "var") as stack:
+            result = measure(stack, args.size, args.rounds)
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['size_mib']:.0f} MiB file, {result['rounds']} rounds, interleaved")
+    print(f"{'':34}{'median':>9}{'min':>9}{'max':>9}{'MiB/s':>9}{'ratio':>8}  (s)")
+    labels = {"upload": "upload sandbox -> storage (API)", "download": "download storage -> sandbox (API)", "baseline": "baseline: chunked copy + sha256"}
+    for key, label in labels.items():
+        row = result["results"][key]
+        ratio = f"{result['ratio_to_baseline'][key]:>7.2f}x" if key in result["ratio_to_baseline"] else ""
+        print(f"{label:34}{row['median_s']:>9.2f}{row['min_s']:>9.2f}{row['max_s']:>9.2f}{row['MiB_per_s']:>9.1f}{ratio}")
+    for kind, entries in result["worker_memory"].items():
+        shown = ", ".join(f"{e['before_mib']:.0f}->{e['peak_mib']:.0f} (+{e['growth_mib']:.1f})" for e in entries)
+        print(f"worker RSS during {kind} (MiB, before->peak): {shown}")
+    met = result["meets_target"]
+    for key in ("upload", "download"):
+        print(f"{key}: {result['ratio_to_baseline'][key]:.2f}x the baseline  ({'meets' if met[key] else 'MISSES'} the target of <= {TARGET_RATIO}x)")
+    print(f"worker peak memory growth: {result['worker_peak_growth_mib']:.1f} MiB  ({'meets' if met['worker_memory'] else 'MISSES'} the target of <= {TARGET_GROWTH_MIB:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
