@@ -303,8 +303,31 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
             raise RuntimeError("the hinted keyset page and the OFFSET page disagree")
         return elapsed
 
+    def prefix_orm(prefix: str, *, ranged: bool):
+        # `ranged` adds remote_path >= prefix AND < its successor: a range SQLite can take from
+        # artifact_org_path, which LIKE (case-insensitive on SQLite) never gives it.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        qs = artifact_list(organization_id=large.id, prefix=prefix)
+        if ranged:
+            qs = qs.filter(remote_path__gte=prefix, remote_path__lt=upper)
+        qs = qs[: LIMIT + 1]
+
+        def run() -> float:
+            started = time.perf_counter()
+            list(qs.all())
+            return (time.perf_counter() - started) * 1000
+
+        return run, qs
+
+    prefix_cases = {
+        "orm_prefix_narrow": ("ORM ?prefix=<one run dir> as is", *prefix_orm(narrow_prefix, ranged=False)),
+        "orm_prefix_narrow_ranged": ("ORM ?prefix=<one run dir> + range bound", *prefix_orm(narrow_prefix, ranged=True)),
+        "orm_prefix_broad": (f"ORM ?prefix={broad_prefix} as is", *prefix_orm(broad_prefix, ranged=False)),
+        "orm_prefix_broad_ranged": (f"ORM ?prefix={broad_prefix} + range bound", *prefix_orm(broad_prefix, ranged=True)),
+    }
+
     cases: dict[str, tuple[str, object]] = {
-        "first_page": ("GET first page (1M org)", api({"limit": LIMIT}, large_headers, expect_rows=LIMIT)),
+        "first_page": ("GET first page (large org)", api({"limit": LIMIT}, large_headers, expect_rows=LIMIT)),
         "deep_page": (f"GET page {depth + 1:,} (cursor)", api({"limit": LIMIT, "cursor": deep_cursor}, large_headers, expect_first=expected_first, expect_rows=LIMIT)),
         "filter_sandbox": ("GET ?sandbox_id=", api({"limit": LIMIT, "sandbox_id": sample.sandbox_id}, large_headers)),
         "filter_content_type": ("GET ?content_type=", api({"limit": LIMIT, "content_type": sample.content_type}, large_headers)),
@@ -314,6 +337,7 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
         "orm_keyset_deep": ("ORM keyset page at depth", keyset_orm),
         "orm_offset_deep": ("baseline: ORM OFFSET page at depth", orm(offset_qs)),
         "orm_keyset_deep_hinted": ("ORM keyset at depth + created_at<= bound", keyset_orm_hinted),
+        **{key: (label, run) for key, (label, run, _qs) in prefix_cases.items()},
     }
     samples: dict[str, list[float]] = {key: [] for key in cases}
     order = list(cases)
@@ -336,18 +360,25 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
         "filter_content_type": explain(artifact_list(organization_id=large.id, content_type=sample.content_type)[: LIMIT + 1]),
         "filter_prefix": explain(artifact_list(organization_id=large.id, prefix=narrow_prefix)[: LIMIT + 1]),
         "orm_offset_deep": explain(offset_qs),
+        "filter_prefix_with_range_bound": explain(prefix_cases["orm_prefix_narrow_ranged"][2]),
     }
     deep_sql = str(keyset_qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1].query)
     connection.close()
 
     results = {key: summary(values) for key, values in samples.items()}
-    small_median = results["baseline_small_org"]["median_ms"]
+    def ratio(key: str, against: str, label: str) -> None:
+        base_ms = results[against]["median_ms"]
+        results[key]["ratio"] = round(results[key]["median_ms"] / base_ms, 2) if base_ms else None
+        results[key]["ratio_vs"] = label
+
     for key in results:
         results[key]["label"] = cases[key][0]
-        if key.startswith("filter_") or key in ("first_page", "deep_page"):
-            results[key]["ratio_to_small_org"] = round(results[key]["median_ms"] / small_median, 2) if small_median else None
+    for key in ("first_page", "deep_page", "filter_sandbox", "filter_content_type", "filter_prefix_broad", "filter_prefix_narrow"):
+        ratio(key, "baseline_small_org", "100-artifact org")
     for key in ("orm_offset_deep", "orm_keyset_deep_hinted"):
-        results[key]["ratio_to_keyset"] = round(results[key]["median_ms"] / results["orm_keyset_deep"]["median_ms"], 2)
+        ratio(key, "orm_keyset_deep", "keyset as is")
+    for key in ("orm_prefix_narrow_ranged", "orm_prefix_broad_ranged"):
+        ratio(key, key.removesuffix("_ranged"), "as is")
     meets = {key: results[key]["median_ms"] <= TARGET_MS for key in ("first_page", "deep_page")}
     return {
         "rows": total,
@@ -413,10 +444,9 @@ def main() -> int:
         return 0
     print(f"{result['rows']:,} artifacts in one organization; limit {LIMIT}; deep page = {result['depth_pages']:,} pages "
           f"({result['depth_rows']:,} rows) in; {result['runs']} runs after {result['warmup']} warm-up, interleaved")
-    print(f"{'':46}{'median':>9}{'p90':>9}{'min':>9}  ratio   (ms, in-process server time)")
+    print(f"{'':46}{'median':>9}{'p90':>9}{'min':>9}    ratio  (ms, in-process server time)")
     for key, row in result["results"].items():
-        ratio = row.get("ratio_to_small_org", row.get("ratio_to_keyset"))
-        ratio_s = f"{ratio:>6}x" + (" vs keyset" if "ratio_to_keyset" in row else " vs 100-artifact org") if ratio is not None else ""
+        ratio_s = f"{row['ratio']:>7.2f}x vs {row['ratio_vs']}" if row.get("ratio") is not None else ""
         print(f"{row['label'][:45]:46}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}  {ratio_s}")
     print(f"filter matches: {result['filter_matches']}")
     print("EXPLAIN QUERY PLAN:")

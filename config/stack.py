@@ -113,10 +113,12 @@ def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2, threads: i
     ]
 
 
-def wait_for_worker(app, host: str, timeout: float = 30) -> None:
-    """Block until the worker of ``host`` answers a ping."""
+def wait_for_worker(app, host: str, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+    """Block until the worker of ``host`` answers a ping; fail at once if its process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the worker for host {host} exited with code {process.returncode}")
         try:
             replies = app.control.ping(destination=[f"worker@{host}"], timeout=0.5)
         except Exception:  # the broker may still be starting

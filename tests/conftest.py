@@ -108,7 +108,7 @@ def worker(broker, django_db_setup, django_db_blocker):
     log.unlink(missing_ok=True)
     process = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST, concurrency=4), env=worker_env(), log=log)
     try:
-        stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60)
+        stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60, process=process)
     except RuntimeError:
         stack.stop([process])
         raise RuntimeError("the test worker did not start:\n" + log.read_text()[-4000:]) from None

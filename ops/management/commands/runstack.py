@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"embedded Redis on {settings.EMBEDDED_REDIS_SOCKET}")
             worker = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST))
             started.append(worker)
-            stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60)
+            stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60, process=worker)
             self.stdout.write(f"worker for sandbox.{settings.STOWAGE_HOST} is up")
             if not options["no_beat"]:
                 started.append(stack.spawn(stack.beat_argv(run_dir / "celerybeat-schedule")))
