@@ -166,7 +166,7 @@ def _claim(transfer_id: str) -> Transfer | None:
 def _fail(transfer: Transfer, code: str, message: str, started: float) -> None:
     with transaction.atomic():
         Transfer.objects.filter(id=transfer.id).update(state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now())
-        if transfer.kind == TransferKind.UPLOAD:
+        if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT):
             Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
         _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
 

@@ -202,3 +202,62 @@ def test_audit_lists_every_sandbox_action_with_outcome(owner, sandbox):
     assert summary["commands_executed"] == 1
     assert summary["files_written"] == 1
     assert summary["errors"] == 1
+
+
+def test_output_flood_is_capped_and_flagged(owner, sandbox, settings):
+    sid = sandbox["sandbox_id"]
+    result = owner.post(f"/sandbox/{sid}/execute", {"command": "yes stowage | head -c 50000000; echo done >&2", "timeout": 30000}).json()
+    assert result["exit_code"] == 0
+    assert result["output_truncated"] is True
+    # The worker's cap (STOWAGE_OUTPUT_LIMIT_BYTES, 1 MiB by default) bounds what travels back.
+    assert 0 < len(result["stdout"]) <= 1 << 20
+    assert result["stderr"] == "done\n"
+
+
+def test_a_fork_bomb_and_a_memory_hog_do_not_take_down_the_worker(owner, live):
+    sid = owner.post("/sandbox/create", {"memory": "256Mi"}).json()["sandbox_id"]
+    bomb = owner.post(f"/sandbox/{sid}/execute", {"command": "f() { f | f & }; f; sleep 30", "timeout": 3000}).json()
+    assert bomb["timed_out"] is True
+    hog = owner.post(f"/sandbox/{sid}/execute", {"command": ["python3", "-c", "x = bytearray(1 << 31); print('allocated')"], "timeout": 20000}).json()
+    assert hog["exit_code"] != 0
+    assert "allocated" not in hog["stdout"]
+    after = owner.post(f"/sandbox/{sid}/execute", {"command": ["echo", "still here"]}).json()
+    assert after["stdout"] == "still here\n"
+
+
+def test_expired_sandboxes_are_stopped_by_the_periodic_task(owner, live):
+    from sandboxes.tasks import stop_expired_sandboxes
+
+    sid = owner.post("/sandbox/create", {"timeout_seconds": 1}).json()["sandbox_id"]
+    keep = owner.post("/sandbox/create", {"timeout_seconds": 600}).json()["sandbox_id"]
+    import time
+
+    time.sleep(1.2)
+    assert stop_expired_sandboxes.delay().get(timeout=30) >= 1
+    deadline = time.monotonic() + 20
+    while Sandbox.objects.get(id=sid).status != SandboxStatus.TERMINATED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Sandbox.objects.get(id=sid).status == SandboxStatus.TERMINATED
+    assert Sandbox.objects.get(id=keep).status == SandboxStatus.RUNNING
+    event = AuditEvent.objects.get(sandbox_id=sid, action="sandbox.stop")
+    assert event.details["reason"] == "expired" and event.actor == "system"
+
+
+def test_environment_is_cleared_then_applied(owner, live, monkeypatch):
+    sid = owner.post("/sandbox/create", {"env": {"GREETING": "hello", "SHARED": "create"}}).json()["sandbox_id"]
+    result = owner.post(f"/sandbox/{sid}/execute", {"command": "echo $GREETING $SHARED $DJANGO_SETTINGS_MODULE", "env": {"SHARED": "command"}}).json()
+    assert result["stdout"] == "hello command\n"
+    bad = owner.post(f"/sandbox/{sid}/execute", {"command": "true", "env": {"1BAD": "x"}})
+    assert bad.status_code == 400
+
+
+def test_unknown_sandbox_and_malformed_json_get_clear_errors(owner, db):
+    response = owner.client.post("/api/v1/sandbox/create", "{not json", content_type="application/json", headers=owner.headers())
+    assert response.status_code == 400
+    assert response.json()["error"]["code"]
+    missing = owner.post("/sandbox/sbx_nope/execute", {"command": "true"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "SANDBOX_NOT_FOUND"
+    wrong_type = owner.post("/sandbox/create", {"timeout_seconds": "soon"})
+    assert wrong_type.status_code == 400
+    assert "timeout_seconds" in wrong_type.json()["error"]["message"]
