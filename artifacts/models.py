@@ -27,6 +27,12 @@ class ArtifactState(models.TextChoices):
     DELETED = "deleted"
 
 
+class ArtifactQuerySet(models.QuerySet):
+    def visible(self) -> ArtifactQuerySet:
+        """Ready and not past its expiry, whether or not the expiry sweep has run yet."""
+        return self.filter(state=ArtifactState.READY).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+
 class Artifact(models.Model):
     """A stored file. Visible (state ``ready``) only once its bytes are stored whole and its
     checksum recorded; the storage key is made here, never from user input."""
@@ -55,6 +61,8 @@ class Artifact(models.Model):
     created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by_label = models.CharField(max_length=200, blank=True)
 
+    objects = ArtifactQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -73,6 +81,10 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.remote_path} ({self.id})"
+
+    @property
+    def is_visible(self) -> bool:
+        return self.state == ArtifactState.READY and (self.expires_at is None or self.expires_at > timezone.now())
 
     @property
     def filename(self) -> str:

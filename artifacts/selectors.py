@@ -7,13 +7,13 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from artifacts.models import Artifact, ArtifactState, ShareLink, Transfer
+from artifacts.models import Artifact, ShareLink, Transfer
 from config.errors import InvalidInput, NotFound
 
 
 def artifact_get(*, organization_id: str, artifact_id: str) -> Artifact:
     """A visible artifact of the organization; the same 404 for another's, a pending or a deleted one."""
-    artifact = Artifact.objects.filter(organization_id=organization_id, id=artifact_id, state=ArtifactState.READY).first()
+    artifact = Artifact.objects.visible().filter(organization_id=organization_id, id=artifact_id).first()
     if artifact is None:
         raise NotFound(f"Artifact '{artifact_id}' not found", code="ARTIFACT_NOT_FOUND")
     return artifact
@@ -53,7 +53,7 @@ def artifact_list(
     prefix: str | None = None,
     content_type: str | None = None,
 ) -> QuerySet[Artifact]:
-    artifacts = Artifact.objects.filter(organization_id=organization_id, state=ArtifactState.READY)
+    artifacts = Artifact.objects.visible().filter(organization_id=organization_id)
     if sandbox_id:
         artifacts = artifacts.filter(sandbox_id=sandbox_id)
     if session_id:
@@ -76,7 +76,7 @@ def artifact_page(artifacts: QuerySet[Artifact], *, limit: int, cursor: str | No
 
 
 def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Artifact]:
-    return Artifact.objects.filter(organization_id=organization_id, remote_path=remote_path, state=ArtifactState.READY).order_by("-version")
+    return Artifact.objects.visible().filter(organization_id=organization_id, remote_path=remote_path).order_by("-version")
 
 
 def share_link_list(*, artifact: Artifact) -> QuerySet[ShareLink]:

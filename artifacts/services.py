@@ -285,8 +285,8 @@ def transfer_run_download(*, transfer_id: str) -> str:
     artifact = transfer.artifact
     expected = artifact.checksum.removeprefix("sha256:")
     try:
-        if artifact.state != ArtifactState.READY:
-            raise SandboxRuntimeError(f"artifact {artifact.id} was deleted before it could be copied", code="ARTIFACT_NOT_FOUND")
+        if not artifact.is_visible:
+            raise SandboxRuntimeError(f"artifact {artifact.id} was deleted or expired before it could be copied", code="ARTIFACT_NOT_FOUND")
         size = get_runtime().write_stream(transfer.sandbox_id, transfer.path, blob_iter_chunks(artifact.storage_key), expected_sha256=expected, on_progress=_Progress(transfer.id))
     except SandboxRuntimeError as exc:
         _fail(transfer, exc.code, exc.message, started)

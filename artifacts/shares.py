@@ -128,7 +128,7 @@ def share_link_create(
     expires_in = check_share_expires_in(expires_in)
     max_downloads = check_share_max_downloads(max_downloads)
     password = check_share_password(password)
-    if artifact.state != ArtifactState.READY:
+    if not artifact.is_visible:
         raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = timezone.now()
@@ -210,7 +210,7 @@ def share_link_resolve(*, token: str) -> ShareLink | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     link = ShareLink.objects.select_related("artifact").filter(token_hash=hash_share_token(token)).first()
-    if link is None or link.artifact.state != ArtifactState.READY:
+    if link is None or not link.artifact.is_visible:
         return None
     if share_link_effective_state(link) != ShareLinkState.ACTIVE:
         return None

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from artifacts.http import artifact_response
-from artifacts.models import Artifact, ArtifactState
+from artifacts.models import Artifact
 from artifacts.services import artifact_record_read
 from artifacts.signing import verify
 from audit.services import Actor
@@ -23,7 +23,7 @@ def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     params = request.GET
     if not verify(artifact_id, params.get("expires", ""), params.get("kv", ""), params.get("sig", "")):
         return _forbidden()
-    artifact = Artifact.objects.filter(id=artifact_id, state=ArtifactState.READY).first()
+    artifact = Artifact.objects.visible().filter(id=artifact_id).first()
     if artifact is None:
         return _forbidden()
     actor = Actor(organization_id=artifact.organization_id, label="presigned url", ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:400], request_id=getattr(request, "request_id", ""))
