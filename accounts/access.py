@@ -1,0 +1,84 @@
+"""Who may see which dashboard page: the signed-in user's membership in the current organization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+
+from accounts.models import Membership, Role
+from audit.services import Actor
+from config.api import client_ip
+
+ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+SESSION_ORG_KEY = "stowage_org_id"
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    if not request.user.is_authenticated:
+        return None
+    memberships = Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
+    wanted = request.session.get(SESSION_ORG_KEY)
+    chosen = None
+    for membership in memberships:
+        if membership.organization_id == wanted:
+            return membership
+        chosen = chosen or membership
+    return chosen
+
+
+def has_role(membership: Membership | None, role: str) -> bool:
+    return membership is not None and ROLE_RANK[Role(membership.role)] >= ROLE_RANK[Role(role)]
+
+
+def dashboard_actor(request: HttpRequest) -> Actor:
+    membership = request.membership
+    return Actor(
+        organization_id=membership.organization_id,
+        user_id=request.user.pk,
+        label=request.user.get_username(),
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:400],
+        request_id=getattr(request, "request_id", ""),
+    )
+
+
+def org_view(role: str = Role.VIEWER) -> Callable:
+    """Sign-in required; the page belongs to the current organization and needs at least ``role``.
+
+    A user below the role gets 404, like someone from another organization: a page that
+    cannot be used is not advertised.
+    """
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = current_membership(request)
+            if membership is None or not has_role(membership, role):
+                raise Http404("not found")
+            request.membership = membership
+            request.organization = membership.organization
+            request.actor = dashboard_actor(request)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return {}
+    return {
+        "membership": membership,
+        "organization": membership.organization,
+        "can_write": has_role(membership, Role.MEMBER),
+        "is_admin": has_role(membership, Role.ADMIN),
+        "memberships": Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name"),
+    }
