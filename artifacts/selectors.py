@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
-from artifacts.models import Artifact, ShareLink, Transfer
+from artifacts.models import Artifact, ShareLink, Transfer, TransferKind, TransferState
 from config.errors import InvalidInput, NotFound
+from sandboxes.models import Sandbox
 
 
 def artifact_get(*, organization_id: str, artifact_id: str) -> Artifact:
@@ -59,7 +62,8 @@ def artifact_list(
     if session_id:
         artifacts = artifacts.filter(session_id=session_id)
     if prefix:
-        artifacts = artifacts.filter(remote_path__startswith=prefix)
+        # A narrow prefix is read off the path index; a broad one is cheaper as a filter on the list index.
+        artifacts = artifacts.filter(_path_range(prefix) if _prefix_is_narrow(organization_id, prefix) else Q(remote_path__startswith=prefix))
     if content_type:
         artifacts = artifacts.filter(content_type=content_type)
     return artifacts.order_by("-created_at", "-id")
@@ -69,7 +73,8 @@ def artifact_page(artifacts: QuerySet[Artifact], *, limit: int, cursor: str | No
     """Newest first, keyset-paginated on (created_at, id): a deep page costs what the first does."""
     if cursor:
         created, artifact_id = _decode_cursor(cursor)
-        artifacts = artifacts.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id))
+        # The redundant created_at__lte bound lets the index seek to the cursor instead of walking to it.
+        artifacts = artifacts.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id), created_at__lte=created)
     rows = list(artifacts[: limit + 1])
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return ArtifactPage(rows[:limit], next_cursor)
@@ -88,3 +93,322 @@ def share_link_get(*, artifact: Artifact, share_id: str) -> ShareLink:
     if link is None:
         raise NotFound(f"Share link '{share_id}' not found", code="SHARE_NOT_FOUND")
     return link
+
+
+# --- the dashboard's artifact browser -----------------------------------------------------------
+
+# A search looks at no more than this many artifacts per page (in the page's order, after its
+# cursor): "contains" has no index, so the work is bounded instead, and the next cursor goes on
+# from where the window ended.
+SEARCH_WINDOW = 5_000
+# A remote_path prefix with fewer artifacts than this is read through the path index and sorted;
+# a broader one is tested row by row along the order's index, inside the search window.
+PREFIX_INDEX_LIMIT = 5_000
+# Grouping by path walks the path index; when a filter (a sandbox, a session, a type, dates)
+# leaves fewer artifacts than this, they are read through the filter's index and grouped here.
+GROUP_IN_MEMORY_LIMIT = 5_000
+
+# Each order is that of an index starting with (organization, ...), so a page is one range scan.
+ARTIFACT_SORTS: dict[str, tuple[tuple[str, bool], tuple[str, bool]]] = {
+    "newest": (("created_at", True), ("id", True)),
+    "oldest": (("created_at", False), ("id", False)),
+    "name": (("remote_path", False), ("version", True)),
+    "size": (("size", True), ("id", True)),
+}
+
+
+@dataclass(frozen=True)
+class ArtifactFilters:
+    sandbox_id: str = ""
+    session_id: str = ""
+    path_prefix: str = ""
+    content_type: str = ""
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactSearch:
+    """Free-text terms, each found in the remote_path or the metadata (case-insensitive), and
+    metadata key=value pairs matched exactly; an artifact matches when all of them do."""
+
+    terms: tuple[str, ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.terms or self.metadata)
+
+
+@dataclass(frozen=True)
+class ArtifactBrowsePage:
+    artifacts: list[Artifact]
+    next_cursor: str | None
+    # Set when the search window ran out before the page filled up: the search has looked as far
+    # as this point of the order (a created_at, a remote_path or a size), and next_cursor goes on.
+    searched_to: Any = None
+
+
+def _path_range(prefix: str) -> Q:
+    # SQLite's LIKE ignores case, so it cannot use a BINARY index; a range can, on any database.
+    # startswith stays as the exact test (U+10FFFF sorts after every other character).
+    return Q(remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff", remote_path__startswith=prefix)
+
+
+def _filtered(organization_id: str, filters: ArtifactFilters) -> QuerySet[Artifact]:
+    artifacts = Artifact.objects.visible().filter(organization_id=organization_id)
+    if filters.sandbox_id:
+        artifacts = artifacts.filter(sandbox_id=filters.sandbox_id)
+    if filters.session_id:
+        artifacts = artifacts.filter(session_id=filters.session_id)
+    if filters.content_type:
+        artifacts = artifacts.filter(content_type=filters.content_type)
+    if filters.created_from:
+        artifacts = artifacts.filter(created_at__gte=filters.created_from)
+    if filters.created_before:
+        artifacts = artifacts.filter(created_at__lt=filters.created_before)
+    return artifacts
+
+
+def _prefix_is_narrow(organization_id: str, prefix: str, limit: int) -> bool:
+    # Counted from the path index alone (remote_path is in it), stopping at the limit.
+    sample = Artifact.objects.filter(organization_id=organization_id, remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff").order_by().values_list("remote_path", flat=True)
+    return len(sample[:limit]) < limit
+
+
+def _search_q(search: ArtifactSearch) -> Q:
+    condition = Q()
+    for term in search.terms:
+        either = Q(remote_path__icontains=term) | Q(metadata__icontains=term)
+        # SQLite keeps JSON with non-ASCII characters escaped.
+        escaped = json.dumps(term)[1:-1]
+        if escaped != term:
+            either |= Q(metadata__icontains=escaped)
+        condition &= either
+    for key, value in search.metadata:
+        condition &= Q(**{f"metadata__{key}": value})
+    return condition
+
+
+def _sort_key(artifact: Artifact, sort: str) -> list[Any]:
+    return [getattr(artifact, name) for name, _ in ARTIFACT_SORTS[sort]]
+
+
+def _encode_sort_cursor(values: list[Any], sort: str) -> str:
+    if sort == "newest":
+        created, artifact_id = values
+        return base64.urlsafe_b64encode(f"{created.isoformat()}|{artifact_id}".encode()).decode().rstrip("=")
+    plain = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    return base64.urlsafe_b64encode(json.dumps([sort, *plain]).encode()).decode().rstrip("=")
+
+
+def _decode_sort_cursor(cursor: str, sort: str) -> list[Any]:
+    if sort == "newest":
+        return list(_decode_cursor(cursor))
+    invalid = InvalidInput("cursor is not one this page made", code="INVALID_CURSOR", details={"field": "cursor"})
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    fields = ARTIFACT_SORTS[sort]
+    if not isinstance(raw, list) or len(raw) != len(fields) + 1 or raw[0] != sort:
+        raise invalid
+    values = []
+    for (name, _), value in zip(fields, raw[1:]):
+        if name == "created_at" and isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise invalid from None
+        expected = {"created_at": datetime, "id": str, "remote_path": str, "version": int, "size": int}[name]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise invalid
+        values.append(value)
+    return values
+
+
+def _after(values: list[Any], sort: str) -> Q:
+    """Rows after ``values`` in the order. The plain bound on the first field lets the database
+    start its index scan there rather than test the OR on every row before it."""
+    (first, first_desc), (second, second_desc) = ARTIFACT_SORTS[sort]
+    a, b = values
+    bound, past_a = ("lte", "lt") if first_desc else ("gte", "gt")
+    past_b = "lt" if second_desc else "gt"
+    return Q(**{f"{first}__{bound}": a}) & (Q(**{f"{first}__{past_a}": a}) | Q(**{first: a, f"{second}__{past_b}": b}))
+
+
+def _up_to(values: list[Any], sort: str) -> Q:
+    """Rows up to and including ``values`` in the order."""
+    (first, first_desc), (second, second_desc) = ARTIFACT_SORTS[sort]
+    a, b = values
+    bound, before_a = ("gte", "gt") if first_desc else ("lte", "lt")
+    upto_b = "gte" if second_desc else "lte"
+    return Q(**{f"{first}__{bound}": a}) & (Q(**{f"{first}__{before_a}": a}) | Q(**{first: a, f"{second}__{upto_b}": b}))
+
+
+def artifact_browse(
+    *,
+    organization_id: str,
+    filters: ArtifactFilters | None = None,
+    search: ArtifactSearch | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = 50,
+    window: int | None = None,
+) -> ArtifactBrowsePage:
+    """A page of the dashboard's listing, keyset-paginated in the chosen order. A constant number
+    of queries whatever the number of artifacts: one, or up to three with a prefix or a search."""
+    if sort not in ARTIFACT_SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(ARTIFACT_SORTS)}", details={"field": "sort"})
+    window = window or SEARCH_WINDOW
+    filters = filters or ArtifactFilters()
+    artifacts = _filtered(organization_id, filters)
+    condition = _search_q(search) if search else None
+    if filters.path_prefix:
+        if sort == "name" or _prefix_is_narrow(organization_id, filters.path_prefix, PREFIX_INDEX_LIMIT):
+            artifacts = artifacts.filter(_path_range(filters.path_prefix))
+        else:
+            # Many artifacts under it: read in the order's own index, testing the prefix.
+            broad = Q(remote_path__startswith=filters.path_prefix)
+            condition = broad if condition is None else condition & broad
+    fields = [name for name, _ in ARTIFACT_SORTS[sort]]
+    artifacts = artifacts.order_by(*[f"-{name}" if desc else name for name, desc in ARTIFACT_SORTS[sort]])
+    if cursor:
+        artifacts = artifacts.filter(_after(_decode_sort_cursor(cursor, sort), sort))
+    edge = None
+    if condition is not None:
+        # The window's last row, read from the order's index (both its fields are in it).
+        edge = artifacts.values_list(*fields)[window - 1 : window].first()
+        artifacts = artifacts.filter(condition)
+        if edge is not None:
+            artifacts = artifacts.filter(_up_to(list(edge), sort))
+    if sort == "newest" and condition is None:
+        # The API's pagination, applied to the filtered rows (the cursor is already in the query).
+        page = artifact_page(artifacts, limit=limit, cursor=None)
+        return ArtifactBrowsePage(page.artifacts, page.next_cursor)
+    rows = list(artifacts[: limit + 1])
+    if len(rows) > limit:
+        return ArtifactBrowsePage(rows[:limit], _encode_sort_cursor(_sort_key(rows[limit - 1], sort), sort))
+    if edge is None:
+        return ArtifactBrowsePage(rows, None)
+    return ArtifactBrowsePage(rows, _encode_sort_cursor(list(edge), sort), searched_to=edge[0])
+
+
+@dataclass(frozen=True)
+class PathGroup:
+    remote_path: str
+    versions: int
+    latest: Artifact
+
+
+@dataclass(frozen=True)
+class PathGroupPage:
+    groups: list[PathGroup]
+    next_cursor: str | None
+    searched_to: str | None = None
+
+
+def artifact_path_groups(
+    *,
+    organization_id: str,
+    filters: ArtifactFilters | None = None,
+    search: ArtifactSearch | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    window: int | None = None,
+) -> PathGroupPage:
+    """One row per remote_path, in path order, with its newest matching version and how many
+    versions match; keyset-paginated along the (organization, remote_path, version) index.
+    At most four queries."""
+    window = window or SEARCH_WINDOW
+    filters = filters or ArtifactFilters()
+    artifacts = _filtered(organization_id, filters)
+    if filters.path_prefix:
+        artifacts = artifacts.filter(_path_range(filters.path_prefix))
+    if cursor:
+        artifacts = artifacts.filter(remote_path__gt=_decode_path_cursor(cursor))
+    narrowed = filters.sandbox_id or filters.session_id or filters.content_type or filters.created_from or filters.created_before
+    if narrowed:
+        sample = list(artifacts.order_by().values_list("remote_path", "version")[:GROUP_IN_MEMORY_LIMIT])
+        if len(sample) < GROUP_IN_MEMORY_LIMIT:
+            if search:
+                sample = list(artifacts.filter(_search_q(search)).order_by().values_list("remote_path", "version"))
+            return _group_page(organization_id, _group_rows(sample), limit=limit, searched_to=None)
+    searched_to = None
+    if search:
+        edge = artifacts.order_by("remote_path", "-version").values_list("remote_path", flat=True)[window - 1 : window].first()
+        artifacts = artifacts.filter(_search_q(search))
+        if edge is not None:
+            artifacts = artifacts.filter(remote_path__lte=edge)
+            searched_to = edge
+    groups = list(
+        artifacts.order_by()
+        .values("organization_id", "remote_path")
+        .annotate(versions=Count("id"), latest_version=Max("version"))
+        .order_by("organization_id", "remote_path")[: limit + 1]
+        .values_list("remote_path", "versions", "latest_version")
+    )
+    return _group_page(organization_id, groups, limit=limit, searched_to=searched_to)
+
+
+def _group_rows(rows: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """(remote_path, versions, newest version) in path order, from (remote_path, version) rows."""
+    counts: dict[str, list[int]] = {}
+    for remote_path, version in rows:
+        entry = counts.setdefault(remote_path, [0, 0])
+        entry[0] += 1
+        entry[1] = max(entry[1], version or 0)
+    return [(path, count, newest) for path, (count, newest) in sorted(counts.items())]
+
+
+def _group_page(organization_id: str, groups: list[tuple[str, int, int]], *, limit: int, searched_to: str | None) -> PathGroupPage:
+    next_cursor = None
+    if len(groups) > limit:
+        groups = groups[:limit]
+        next_cursor = _encode_path_cursor(groups[-1][0])
+        searched_to = None
+    elif searched_to is not None:
+        next_cursor = _encode_path_cursor(searched_to)
+    latest: dict[tuple[str, int], Artifact] = {}
+    if groups:
+        # One probe of the (organization, remote_path, version) unique index per group.
+        wanted = Q()
+        for remote_path, _versions, version in groups:
+            wanted |= Q(organization_id=organization_id, remote_path=remote_path, version=version)
+        latest = {(a.remote_path, a.version): a for a in Artifact.objects.filter(wanted)}
+    page = [PathGroup(path, versions, latest[(path, version)]) for path, versions, version in groups if (path, version) in latest]
+    return PathGroupPage(page, next_cursor, searched_to)
+
+
+def _encode_path_cursor(remote_path: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["path", remote_path]).encode()).decode().rstrip("=")
+
+
+def _decode_path_cursor(cursor: str) -> str:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = None
+    if not isinstance(raw, list) or len(raw) != 2 or raw[0] != "path" or not isinstance(raw[1], str):
+        raise InvalidInput("cursor is not one this page made", code="INVALID_CURSOR", details={"field": "cursor"})
+    return raw[1]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where an artifact came from and where it went: the sandbox and session that made it, and
+    the copies of it written into sandboxes. ``known_sandboxes`` holds the ids that still have a
+    sandbox row of the organization, so a page can link them."""
+
+    sandbox_id: str
+    session_id: str
+    copies: list[Transfer]
+    known_sandboxes: frozenset[str]
+
+
+def artifact_lineage(*, artifact: Artifact, copies_limit: int = 20) -> Lineage:
+    copies = list(
+        Transfer.objects.filter(artifact=artifact, kind=TransferKind.DOWNLOAD, state=TransferState.SUCCEEDED).order_by("-finished_at", "-created_at")[:copies_limit]
+    )
+    ids = {transfer.sandbox_id for transfer in copies} | ({artifact.sandbox_id} if artifact.sandbox_id else set())
+    known = frozenset(Sandbox.objects.filter(organization_id=artifact.organization_id, id__in=ids).values_list("id", flat=True)) if ids else frozenset()
+    return Lineage(artifact.sandbox_id, artifact.session_id, copies, known)

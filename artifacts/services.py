@@ -30,7 +30,7 @@ from sandboxes.services import check_sandbox_path, require_running
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 0.5
-_TRANSFER_ERRORS = {"STORAGE_FULL": 507}
+_TRANSFER_ERRORS = {"STORAGE_FULL": 507, "NO_SPACE": 507, "IO_ERROR": 500, "STORAGE_ERROR": 500, "FILE_CHANGED": 409, "CHECKSUM_MISMATCH": 422}
 
 
 class TransferFailed(StowageError):
@@ -228,6 +228,12 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         blob_delete(artifact.storage_key)
         _fail(transfer, exc.code, str(exc), started)
         return "failed"
+    except Exception as exc:
+        # Anything else would leave the transfer running and every retry joining it.
+        logger.exception("upload %s failed", transfer.id)
+        blob_delete(artifact.storage_key)
+        _fail(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
+        return "failed"
     _publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
     return "succeeded"
 
@@ -293,6 +299,10 @@ def transfer_run_download(*, transfer_id: str) -> str:
         return "failed"
     except (BlobError, FileNotFoundError) as exc:
         _fail(transfer, "STORAGE_ERROR", f"the artifact's stored bytes could not be read: {exc}", started)
+        return "failed"
+    except Exception as exc:
+        logger.exception("download %s failed", transfer.id)
+        _fail(transfer, "IO_ERROR", f"the download failed: {exc}", started)
         return "failed"
     Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now())
     _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from functools import lru_cache
 
@@ -36,7 +37,8 @@ def _signature(key: bytes, artifact_id: str, expires: int, version: str) -> str:
 
 
 def sign(artifact_id: str, expires_in: int) -> dict[str, str]:
-    expires = int(time.time()) + expires_in
+    # Rounded up, so a URL never dies before the full expires_in has passed.
+    expires = math.ceil(time.time()) + expires_in
     version = current_key_version()
     return {"expires": str(expires), "kv": version, "sig": _signature(signing_keys()[version], artifact_id, expires, version)}
 

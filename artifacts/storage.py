@@ -114,9 +114,10 @@ def blob_write(key: str, chunks: Iterable[bytes], *, max_bytes: int, on_progress
 def _write_local(storage: FileSystemStorage, key: str, metered: _Metered) -> None:
     final = storage.path(key)
     temp = storage.path(f"{TEMP_PREFIX}{uuid.uuid4().hex}.partial")
-    os.makedirs(os.path.dirname(temp), exist_ok=True)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
     try:
+        # Inside the try: a full disk (or no inode left) can refuse the directories too.
+        os.makedirs(os.path.dirname(temp), exist_ok=True)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         with open(temp, "xb") as out:
             for chunk in metered:
                 out.write(chunk)

@@ -214,7 +214,7 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     from accounts.models import Organization
     from accounts.services import api_key_create, organization_bootstrap
-    from artifacts.models import Artifact, ArtifactState, new_artifact_id
+    from artifacts.models import Artifact, new_artifact_id
     from django.db.models import Q
 
     from artifacts.selectors import _decode_cursor, _encode_cursor, artifact_list, artifact_page
@@ -282,7 +282,8 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
 
         return run
 
-    offset_qs = Artifact.objects.filter(organization_id=large.id, state=ArtifactState.READY).order_by("-created_at", "-id")[offset : offset + LIMIT]
+    # The API's own query (same filters, same order), paged with OFFSET instead of a cursor.
+    offset_qs = artifact_list(organization_id=large.id)[offset : offset + LIMIT]
 
     def keyset_orm() -> float:
         started = time.perf_counter()
@@ -398,6 +399,17 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     }
 
 
+def store_cache(db_path: Path, cached: Path) -> None:
+    """Copy a closed (checkpointed) database into the cache, atomically."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    shutil.copyfile(db_path, partial)
+    # A WAL left beside an older file must never be replayed onto the new one.
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cached}{suffix}").unlink(missing_ok=True)
+    os.replace(partial, cached)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="artifacts of the large organization")
@@ -424,15 +436,22 @@ def main() -> int:
             _django_setup(var_dir)
             from django.core.management import call_command
 
+            from django.db import connection
+            from django.db.migrations.recorder import MigrationRecorder
+
+            applied = set(MigrationRecorder(connection).applied_migrations())
             call_command("migrate", "--noinput", verbosity=0)  # a no-op unless new migrations arrived
+            if set(MigrationRecorder(connection).applied_migrations()) != applied:
+                # Migrations added since the cache was built: keep the migrated copy for next time.
+                connection.close()
+                store_cache(db_path, cached)
+                if not args.json:
+                    print(f"applied new migrations; refreshed {cached}", file=sys.stderr)
         else:
             copy_s = 0.0
             _django_setup(var_dir)
             build_info = build_database(db_path, args.rows, args.second_org_rows)
-            CACHE_DIR.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial")
-            shutil.copyfile(db_path, partial)
-            os.replace(partial, cached)
+            store_cache(db_path, cached)
             if not args.json:
                 print(f"built {args.rows:,} + {args.second_org_rows:,} rows in {build_info['total_s']} s "
                       f"(insert {build_info['insert_s']} s, indexes {build_info['index_s']} s), {build_info['file_mib']} MiB; cached as {cached}", file=sys.stderr)
@@ -446,7 +465,7 @@ def main() -> int:
           f"({result['depth_rows']:,} rows) in; {result['runs']} runs after {result['warmup']} warm-up, interleaved")
     print(f"{'':46}{'median':>9}{'p90':>9}{'min':>9}    ratio  (ms, in-process server time)")
     for key, row in result["results"].items():
-        ratio_s = f"{row['ratio']:>7.2f}x vs {row['ratio_vs']}" if row.get("ratio") is not None else ""
+        ratio_s = f"{row['ratio']:>7.3g}x vs {row['ratio_vs']}" if row.get("ratio") is not None else ""
         print(f"{row['label'][:45]:46}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}  {ratio_s}")
     print(f"filter matches: {result['filter_matches']}")
     print("EXPLAIN QUERY PLAN:")

@@ -243,6 +243,8 @@ def write_chunks(
                         view = view[os.write(fd, view) :]
                 # No setuid/setgid/sticky bits from the API: the workspace is also reachable from the host.
                 os.fchmod(fd, mode & 0o777)
+                # On disk before it gets its name, so a crash never leaves a short file in place.
+                os.fsync(fd)
             finally:
                 os.close(fd)
             if before_publish is not None:

@@ -62,7 +62,10 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
                     tar.addfile(info)
                 elif stat.S_ISLNK(st.st_mode):
                     info.type = tarfile.SYMTYPE
-                    info.linkname = _readlink(ws_fd, entry_parts)
+                    try:
+                        info.linkname = _readlink(ws_fd, entry_parts)
+                    except (OSError, FileNotFound, InvalidPath, NotADirectory):
+                        continue  # removed or replaced (EINVAL: no longer a link) while archiving
                     tar.addfile(info)
                 elif stat.S_ISREG(st.st_mode):
                     try:
@@ -71,7 +74,13 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
                         continue  # removed or swapped for a link while archiving
                     with os.fdopen(fd, "rb") as handle:
                         info.size = os.fstat(handle.fileno()).st_size
-                        tar.addfile(info, handle)
+                        try:
+                            tar.addfile(info, handle)
+                        except OSError as exc:
+                            if exc.errno is not None:
+                                raise
+                            # tarfile's "unexpected end of data": the file shrank while being read.
+                            raise SandboxRuntimeError(f"{entry_path} changed while the directory was being archived; nothing was stored, try again", code="FILE_CHANGED") from None
     finally:
         os.close(start)
 

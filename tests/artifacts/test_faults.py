@@ -4,9 +4,12 @@ a client retrying while the first request still runs."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
+import shutil
 import signal
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -65,7 +68,7 @@ def start_fault_worker(log: Path, **extra_env: str):
     env = worker_env(STOWAGE_HOST=FAULT_HOST, STOWAGE_ARTIFACT_MAX_BYTES=str(1 << 30), **extra_env)
     process = stack.spawn(stack.worker_argv(FAULT_HOST, concurrency=2), env=env, log=log)
     try:
-        stack.wait_for_worker(celery_app, FAULT_HOST, timeout=60)
+        stack.wait_for_worker(celery_app, FAULT_HOST, timeout=60, process=process)
     except RuntimeError:
         kill_group(process)
         raise RuntimeError("the fault worker did not start:\n" + log.read_text()[-4000:]) from None
@@ -137,14 +140,19 @@ def test_an_upload_whose_worker_is_killed_is_redelivered_and_leaves_one_artifact
 
         # A slow host: the worker gets a twentieth of a CPU, so the copy takes seconds.
         cgroup = throttle_cpu(first.pid, 5)
+        root = Path(blob_storage().location)
+        temp_before = set(storage_files(root / "tmp")) if (root / "tmp").exists() else set()
         started = owner.post(f"/sandbox/{sid}/artifacts/upload?wait=false", {"path": "big.bin", "remote_path": "fault/big.bin"})
         assert started.status_code == 202, started.content
         transfer_id = started.json()["transfer_id"]
-        state = wait_transfer(owner, transfer_id, until=lambda s: s["bytes_done"] > 0 or s["state"] in ("succeeded", "failed"), timeout=60)
-        assert state["state"] == "running" and state["bytes_done"] > 0, state
+        # Some bytes are in (a megabyte when the worker is slowed, the first read otherwise).
+        enough = 1 << 20 if cgroup is not None else 1
+        state = wait_transfer(owner, transfer_id, until=lambda s: s["bytes_done"] >= enough or s["state"] in ("succeeded", "failed"), timeout=60)
+        assert state["state"] == "running" and state["bytes_done"] >= enough, state
 
         kill_group(first)
-        print("DEBUG cgroup", cgroup, "state", state)
+        # What the killed attempt was writing is left behind under a temporary name.
+        assert set(storage_files(root / "tmp")) - temp_before
         transfer = Transfer.objects.get(id=transfer_id)
         # The kill landed mid-copy: nothing was published, nothing is visible.
         assert transfer.state == TransferState.RUNNING, "the upload finished before the kill; use a bigger file"
@@ -173,7 +181,6 @@ def test_an_upload_whose_worker_is_killed_is_redelivered_and_leaves_one_artifact
         # The killed attempt's partial blob is debris for the sweeper.
         settings.ARTIFACT_STALE_PENDING_SECONDS = 60
         storage_sweep(now=timezone.now() + timedelta(days=30))
-        root = Path(blob_storage().location)
         assert storage_files(root) == [ready[0].storage_key]
         digest = hashlib.sha256()
         with open(root / ready[0].storage_key, "rb") as handle:
@@ -190,27 +197,33 @@ def test_an_upload_whose_worker_is_killed_is_redelivered_and_leaves_one_artifact
         if artifact_id is not None:
             blob_delete(blob_key(owner.org_id, artifact_id))
         if sid is not None:
-            import shutil
-
             shutil.rmtree(django_settings.SANDBOX_ROOT / sid, ignore_errors=True)
 
 
 # --- 2. the disk fills up while a blob is written --------------------------------------------
 
 
+@contextlib.contextmanager
+def storage_on_tmpfs(tmp_path: Path, settings, options: str):
+    """The artifact storage on a tmpfs of its own, as small as ``options`` say."""
+    mount_point = tmp_path / "full"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.decode().strip()}")
+    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(mount_point)}}}
+    try:
+        assert blob_storage().location == str(mount_point)
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
 @pytest.fixture
 def small_storage(tmp_path, settings):
     """The artifact storage on a 1 MiB tmpfs."""
-    mount_point = tmp_path / "full"
-    mount_point.mkdir()
-    result = os.system(f"mount -t tmpfs -o size=1m tmpfs {mount_point}")
-    if result != 0:
-        pytest.skip("mounting a tmpfs is not permitted here")
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(mount_point)}}}
-    try:
+    with storage_on_tmpfs(tmp_path, settings, "size=1m") as mount_point:
         yield mount_point
-    finally:
-        os.system(f"umount {mount_point}")
 
 
 def chunks_of(total: int, size: int = 64 << 10):
@@ -230,6 +243,20 @@ def test_a_full_disk_raises_storage_full_and_leaves_no_file(small_storage):
     stored = blob_write("blobs/org_x/art_y", [b"fits"], max_bytes=10 << 20)
     assert stored.size == 4
     assert storage_files(small_storage) == ["blobs/org_x/art_y"]
+
+
+def test_no_inode_left_for_a_new_directory_is_storage_full_too(owner, tmp_path, settings):
+    # Three inodes: the root, tmp/ and blobs/; the organization's directory cannot be made.
+    with storage_on_tmpfs(tmp_path, settings, "size=1m,nr_inodes=3") as location:
+        with pytest.raises(StorageFull):
+            blob_write(blob_key(owner.org_id, "art_first"), [b"x"], max_bytes=1 << 20)
+        assert storage_files(location) == []
+        with pytest.raises(StowageError) as caught:
+            artifact_put(actor=Actor(organization_id=owner.org_id, label="test"), stream=_Body(1000), remote_path="small.bin", content_length=1000)
+        assert (caught.value.code, caught.value.status) == ("STORAGE_FULL", 507)
+        assert Transfer.objects.get().error_code == "STORAGE_FULL"
+        assert Artifact.objects.get().state == ArtifactState.FAILED
+        assert storage_files(location) == []
 
 
 class _Body:
