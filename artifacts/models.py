@@ -76,6 +76,8 @@ class Artifact(models.Model):
             models.Index(fields=["organization", "session_id", "state", "-created_at", "-id"], name="artifact_org_session"),
             models.Index(fields=["organization", "content_type", "state", "-created_at", "-id"], name="artifact_org_ctype"),
             models.Index(fields=["organization", "remote_path", "-version"], name="artifact_org_path"),
+            # The dashboard's "largest first" sort.
+            models.Index(fields=["organization", "state", "-size", "-id"], name="artifact_org_size"),
             models.Index(fields=["state", "expires_at"], name="artifact_state_expiry"),
         ]
 

@@ -15,8 +15,11 @@ def audit_event_list(
     outcome: str | None = None,
     start_time: datetime | None = None,
     end_time: datetime | None = None,
+    actor: str | None = None,
 ) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.filter(organization_id=organization_id)
+    if actor:
+        events = events.filter(actor__icontains=actor)
     if sandbox_id:
         events = events.filter(sandbox_id=sandbox_id)
     if action:

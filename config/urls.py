@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from artifacts.share_views import share_download, share_landing
 from artifacts.views import presigned_download
@@ -14,4 +14,8 @@ urlpatterns = [
     path("s/<str:token>", share_landing, name="share-landing"),
     path("s/<str:token>/download", share_download, name="share-download"),
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
+    path("", include("accounts.urls")),
+    path("artifacts/", include("artifacts.urls")),
+    path("sandboxes/", include("sandboxes.urls")),
+    path("audit/", include("audit.urls")),
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import GatewayTimeout, InvalidInput, NotFound, PayloadTooLarge, StowageError, Unavailable, Conflict
 
@@ -31,7 +32,7 @@ def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, 
         kwargs["host"] = host
     try:
         return task.apply_async(kwargs=kwargs, task_id=task_id)
-    except OperationalError as exc:
+    except (OperationalError, RedisConnectionError) as exc:
         logger.warning("broker unavailable: %s", exc)
         raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
 
@@ -42,7 +43,7 @@ def wait_for(async_result, *, timeout: float) -> dict[str, Any]:
         answer = async_result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
     except CeleryTimeout:
         raise GatewayTimeout(f"no worker answered within {int(timeout)} s; the sandbox host may be down or busy") from None
-    except OperationalError:
+    except (OperationalError, RedisConnectionError):
         raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
     error = answer.get("error") if isinstance(answer, dict) else None
     if error:

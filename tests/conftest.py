@@ -128,3 +128,38 @@ def sandbox(live, owner) -> dict[str, Any]:
     response = owner.post("/sandbox/create", {"timeout_seconds": 600})
     assert response.status_code == 201, response.content
     return response.json()
+
+
+@dataclass
+class DashboardUsers:
+    """Signed-in browsers (Django test clients) for each role of the owner's organization,
+    one for a stranger from another organization, and an anonymous one."""
+
+    org_id: str
+    owner: Client
+    admin: Client
+    member: Client
+    viewer: Client
+    stranger: Client
+    anonymous: Client
+
+    def by_role(self) -> dict[str, Client]:
+        return {"owner": self.owner, "admin": self.admin, "member": self.member, "viewer": self.viewer}
+
+
+@pytest.fixture
+def dashboard(owner, stranger) -> DashboardUsers:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    clients = {}
+    for role in ("admin", "member", "viewer"):
+        user = User.objects.create_user(username=f"{role}-user", password="pw-unused")
+        Membership.objects.create(user=user, organization_id=owner.org_id, role=role)
+        clients[role] = Client()
+        clients[role].force_login(user)
+    owner_client = Client()
+    owner_client.force_login(User.objects.get(username=owner.username))
+    stranger_client = Client()
+    stranger_client.force_login(User.objects.get(username=stranger.username))
+    return DashboardUsers(org_id=owner.org_id, owner=owner_client, stranger=stranger_client, anonymous=Client(), **clients)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts.access import SESSION_ORG_KEY, org_view
+from accounts.forms import ApiKeyCreateForm
+from accounts.models import ApiKey, Membership, Role
+from accounts.selectors import api_key_list
+from accounts.services import api_key_create, api_key_revoke
+from artifacts.models import Artifact, ArtifactState
+from audit.models import AuditEvent
+from config.errors import NotFound, StowageError
+from sandboxes.models import Sandbox, SandboxStatus
+
+
+@org_view()
+def home(request: HttpRequest) -> HttpResponse:
+    org = request.organization
+    usage = Artifact.objects.filter(organization=org, state=ArtifactState.READY).aggregate(count=Count("id"), bytes=Sum("size"))
+    sandboxes = Sandbox.objects.filter(organization=org).aggregate(total=Count("id"), running=Count("id", filter=Q(status=SandboxStatus.RUNNING)))
+    context = {
+        "usage": usage,
+        "sandbox_counts": sandboxes,
+        "recent_artifacts": Artifact.objects.filter(organization=org, state=ArtifactState.READY).order_by("-created_at", "-id")[:8],
+        "running_sandboxes": Sandbox.objects.filter(organization=org, status=SandboxStatus.RUNNING).order_by("-created_at")[:8],
+        "recent_events": AuditEvent.objects.filter(organization=org).order_by("-seq")[:10],
+    }
+    return render(request, "accounts/home.html", context)
+
+
+@require_POST
+def switch_organization(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        raise Http404("not found")
+    membership = Membership.objects.filter(user=request.user, organization_id=request.POST.get("organization_id", "")).select_related("organization").first()
+    if membership is None:
+        raise Http404("not found")
+    request.session[SESSION_ORG_KEY] = membership.organization_id
+    messages.success(request, f"Now working in {membership.organization.name}.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = "home"
+    return redirect(target)
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _api_key_state(key: ApiKey, now) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _apikey_page(request: HttpRequest, form: ApiKeyCreateForm, *, status: int = 200) -> HttpResponse:
+    now = timezone.now()
+    keys = list(api_key_list(organization_id=request.organization.id).select_related("created_by"))
+    for key in keys:
+        key.state = _api_key_state(key, now)
+    return render(request, "accounts/apikey_list.html", {"keys": keys, "form": form}, status=status)
+
+
+@org_view(Role.ADMIN)
+def apikey_list(request: HttpRequest) -> HttpResponse:
+    return _apikey_page(request, ApiKeyCreateForm())
+
+
+@org_view(Role.ADMIN)
+@require_POST
+@never_cache
+def apikey_create(request: HttpRequest) -> HttpResponse:
+    """Create a key and show its secret on this one response; only its hash is kept."""
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        return _apikey_page(request, form, status=400)
+    try:
+        key, secret = api_key_create(
+            organization=request.organization,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+            actor=request.actor,
+            created_by_id=request.user.pk,
+        )
+    except StowageError as exc:
+        form.add_error(None, exc.message)
+        return _apikey_page(request, form, status=400)
+    # Rendered, not redirected: the secret must never sit in a URL, a session or a cache.
+    return render(request, "accounts/apikey_created.html", {"key": key, "secret": secret})
+
+
+@org_view(Role.ADMIN)
+@require_POST
+def apikey_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+    try:
+        key = api_key_revoke(organization=request.organization, key_id=key_id, actor=request.actor)
+    except NotFound:
+        raise Http404("not found") from None
+    messages.success(request, f"Revoked “{key.name}” ({key.prefix}…). Requests that use it are refused from now on.")
+    return redirect("apikey-list")

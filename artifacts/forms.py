@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from artifacts import shares
+from artifacts.selectors import ARTIFACT_SORTS, ArtifactFilters, ArtifactSearch
+
+MAX_SEARCH_TERMS = 8
+_METADATA_KEY = re.compile(r"^[^\s=]{1,128}$")
+
+SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first"), ("name", "Name (A–Z)"), ("size", "Largest first")]
+VIEW_CHOICES = [("all", "Every version"), ("paths", "One row per path")]
+assert {key for key, _ in SORT_CHOICES} == set(ARTIFACT_SORTS)
+
+
+def parse_search(text: str) -> ArtifactSearch:
+    """``report model=claude "two words"``: plain words must each appear in the remote_path or the
+    metadata; ``key=value`` must be a metadata entry exactly."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        # An unbalanced quote: take the words as they are.
+        tokens = text.split()
+    terms: list[str] = []
+    metadata: list[tuple[str, str]] = []
+    for token in tokens[:MAX_SEARCH_TERMS]:
+        key, equals, value = token.partition("=")
+        if equals and _METADATA_KEY.match(key):
+            metadata.append((key, value))
+        elif token:
+            terms.append(token)
+    return ArtifactSearch(terms=tuple(terms), metadata=tuple(metadata))
+
+
+class ArtifactFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        max_length=200,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "report model=claude", "aria-describedby": "search-help", "autocomplete": "off"}),
+    )
+    path = forms.CharField(label="Path starts with", max_length=1024, required=False, strip=False, widget=forms.TextInput(attrs={"placeholder": "reports/2025/", "class": "mono"}))
+    sandbox = forms.CharField(label="Sandbox", max_length=40, required=False, strip=True, widget=forms.TextInput(attrs={"placeholder": "sbx_…", "class": "mono"}))
+    session = forms.CharField(label="Agent session", max_length=128, required=False, strip=True, widget=forms.TextInput(attrs={"class": "mono"}))
+    content_type = forms.CharField(label="Content type", max_length=255, required=False, strip=True, widget=forms.TextInput(attrs={"list": "content-types", "placeholder": "application/pdf"}))
+    created_from = forms.DateField(label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(label="Created until", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
+    view = forms.ChoiceField(label="Show", choices=VIEW_CHOICES, required=False)
+    cursor = forms.CharField(max_length=400, required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and end < start:
+            self.add_error("created_to", "The end date is before the start date.")
+        return data
+
+    def value(self, name: str, default: str = "") -> str:
+        return (self.cleaned_data.get(name) if self.is_valid() else None) or default
+
+    def filters(self) -> ArtifactFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return ArtifactFilters(
+            sandbox_id=data.get("sandbox", ""),
+            session_id=data.get("session", ""),
+            path_prefix=data.get("path", ""),
+            content_type=data.get("content_type", ""),
+            created_from=_day_start(data.get("created_from")),
+            created_before=_day_start(data["created_to"] + timedelta(days=1)) if data.get("created_to") else None,
+        )
+
+    def search(self) -> ArtifactSearch:
+        return parse_search(self.value("q"))
+
+    def is_filtered(self) -> bool:
+        if not self.is_valid():
+            return False
+        return any(self.cleaned_data.get(name) for name in ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to"))
+
+
+def _day_start(day) -> datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+EXPIRY_CHOICES = [
+    (3600, "1 hour"),
+    (86400, "1 day"),
+    (7 * 86400, "7 days"),
+    (30 * 86400, "30 days"),
+    (90 * 86400, "90 days"),
+]
+
+
+class ShareLinkForm(forms.Form):
+    expires_in = forms.TypedChoiceField(label="Expires after", choices=EXPIRY_CHOICES, coerce=int, initial=7 * 86400)
+    max_downloads = forms.IntegerField(
+        label="Download limit",
+        required=False,
+        min_value=1,
+        max_value=shares.MAX_DOWNLOADS,
+        help_text="Leave empty for no limit.",
+    )
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        min_length=shares.MIN_PASSWORD_LENGTH,
+        max_length=shares.MAX_PASSWORD_LENGTH,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=f"Optional; at least {shares.MIN_PASSWORD_LENGTH} characters. The recipient needs it to download.",
+    )
+
+
+class UploadForm(forms.Form):
+    """The plain form for browsers without JavaScript: one file, sent as multipart."""
+
+    file = forms.FileField(label="File")
+    remote_path = forms.CharField(
+        label="Artifact name (remote_path)",
+        max_length=1024,
+        required=False,
+        help_text="Leave empty to use the file's name. Use / to put it in a folder, for example reports/q3.pdf.",
+    )

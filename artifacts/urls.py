@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from artifacts import views
+
+urlpatterns = [
+    path("", views.artifact_list, name="artifact-list"),
+    path("upload/", views.artifact_upload, name="artifact-upload"),
+    path("upload/check/", views.artifact_upload_check, name="artifact-upload-check"),
+    path("upload/stream/", views.artifact_upload_stream, name="artifact-upload-stream"),
+    path("<str:artifact_id>/", views.artifact_detail, name="artifact-detail"),
+    path("<str:artifact_id>/download/", views.artifact_download, name="artifact-download"),
+    path("<str:artifact_id>/content/", views.artifact_content, name="artifact-content"),
+    path("<str:artifact_id>/delete/", views.artifact_delete_view, name="artifact-delete"),
+    path("<str:artifact_id>/shares/", views.artifact_share_list, name="artifact-share-list"),
+    path("<str:artifact_id>/shares/new/", views.artifact_share_create, name="artifact-share-create"),
+    path("<str:artifact_id>/shares/<str:share_id>/status/", views.artifact_share_status, name="artifact-share-status"),
+    path("<str:artifact_id>/shares/<str:share_id>/revoke/", views.artifact_share_revoke, name="artifact-share-revoke"),
+]

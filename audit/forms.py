@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from audit.models import Outcome
+
+# Offered as suggestions in the action filter; any action name may still be typed.
+KNOWN_ACTIONS = (
+    "apikey.create",
+    "apikey.revoke",
+    "artifact.delete",
+    "artifact.download",
+    "artifact.upload",
+    "artifact.url",
+    "audit.export",
+    "command.execute",
+    "file.delete",
+    "file.list",
+    "file.read",
+    "file.write",
+    "sandbox.create",
+    "sandbox.delete",
+    "sandbox.extend",
+    "sandbox.stop",
+    "share.create",
+    "share.download",
+    "share.revoke",
+)
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(label="Actor", max_length=200, required=False, help_text="Part of a user name or key prefix.")
+    action = forms.CharField(label="Action", max_length=64, required=False)
+    outcome = forms.ChoiceField(label="Outcome", choices=[("", "Any outcome"), *Outcome.choices], required=False)
+    sandbox = forms.CharField(label="Sandbox ID", max_length=40, required=False)
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To (inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    before = forms.CharField(label="Page", max_length=40, required=False, widget=forms.HiddenInput)
+
+    FILTER_FIELDS = ("actor", "action", "outcome", "sandbox", "start", "end")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            self.add_error("end", "The end date is before the start date.")
+        return data
+
+    def query_params(self) -> dict[str, str]:
+        """The filters in force, as they go back into a URL (the page cursor left out)."""
+        data = getattr(self, "cleaned_data", {})
+        return {name: str(data[name]) for name in self.FILTER_FIELDS if data.get(name)}
+
+    def selector_filters(self) -> dict[str, Any]:
+        """Keyword arguments for ``audit_event_list``; dates cover whole days in the site's time zone."""
+        data = getattr(self, "cleaned_data", {})
+        zone = timezone.get_current_timezone()
+        start, end = data.get("start"), data.get("end")
+        return {
+            "actor": data.get("actor") or None,
+            "action": data.get("action") or None,
+            "outcome": data.get("outcome") or None,
+            "sandbox_id": data.get("sandbox") or None,
+            "start_time": datetime.combine(start, time.min, tzinfo=zone) if start else None,
+            "end_time": datetime.combine(end, time.max, tzinfo=zone) if end else None,
+        }
