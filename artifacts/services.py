@@ -44,6 +44,37 @@ def _default_remote_path(path: str) -> str:
     return path.removeprefix("/workspace/").strip("/")
 
 
+def _pending_artifact(
+    *,
+    actor: Actor,
+    remote_path: str,
+    content_type: str | None,
+    metadata: dict[str, str],
+    expires_in: int | None,
+    session_id: str,
+    sandbox_id: str = "",
+    source_path: str = "",
+) -> Artifact:
+    """An unsaved pending artifact whose storage key the server makes from its own ids."""
+    now = timezone.now()
+    artifact = Artifact(
+        organization_id=actor.organization_id,
+        sandbox_id=sandbox_id,
+        session_id=session_id,
+        source_path=source_path,
+        remote_path=remote_path,
+        content_type=content_type or "",
+        metadata=metadata,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+        created_by_api_key_id=actor.api_key_id,
+        created_by_user_id=actor.user_id,
+        created_by_label=actor.label[:200],
+    )
+    artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
+    return artifact
+
+
 def artifact_upload_from_sandbox(
     *,
     actor: Actor,
@@ -79,22 +110,8 @@ def artifact_upload_from_sandbox(
         .first()
     )
     if transfer is None:
-        now = timezone.now()
-        artifact = Artifact(
-            organization_id=sandbox.organization_id,
-            sandbox_id=sandbox.id,
-            session_id=session_id or sandbox.session_id,
-            source_path=path,
-            remote_path=remote_path,
-            content_type=content_type or "",
-            metadata=metadata,
-            created_at=now,
-            expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
-            created_by_api_key_id=actor.api_key_id,
-            created_by_user_id=actor.user_id,
-            created_by_label=actor.label[:200],
-        )
-        artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
+        artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=expires_in, session_id=session_id or sandbox.session_id, sandbox_id=sandbox.id, source_path=path)
+        now = artifact.created_at
         transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.UPLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=path, actor=actor.to_dict(), created_at=now)
         with transaction.atomic():
             artifact.save(force_insert=True)
@@ -331,20 +348,8 @@ def artifact_put(
     limit = settings.ARTIFACT_MAX_BYTES
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(f"the body is {content_length} bytes, more than the {limit} bytes allowed", code="FILE_TOO_LARGE")
-    now = timezone.now()
-    artifact = Artifact(
-        organization_id=actor.organization_id,
-        session_id=session_id or "",
-        remote_path=remote_path,
-        content_type=content_type or "",
-        metadata=metadata,
-        created_at=now,
-        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
-        created_by_api_key_id=actor.api_key_id,
-        created_by_user_id=actor.user_id,
-        created_by_label=actor.label[:200],
-    )
-    artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
+    artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=expires_in, session_id=session_id or "")
+    now = artifact.created_at
     transfer = Transfer(organization_id=actor.organization_id, kind=TransferKind.PUT, artifact=artifact, state=TransferState.RUNNING, bytes_total=content_length, actor=actor.to_dict(), started_at=now, attempts=1)
     with transaction.atomic():
         artifact.save(force_insert=True)
