@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -71,11 +73,42 @@ def org_view(role: str = Role.VIEWER) -> Callable:
     return decorate
 
 
+# Whether the task queue (Redis) answered a PING lately: checked at most every few seconds per
+# process, with a short timeout, so a dashboard page never waits long on a dead broker.
+QUEUE_CHECK_SECONDS = 5.0
+QUEUE_PING_TIMEOUT = 0.3
+_queue_state: dict[str, Any] = {"checked": float("-inf"), "up": True}
+_queue_lock = threading.Lock()
+
+
+def task_queue_available() -> bool:
+    now = time.monotonic()
+    if now - _queue_state["checked"] < QUEUE_CHECK_SECONDS:
+        return _queue_state["up"]
+    with _queue_lock:
+        if now - _queue_state["checked"] < QUEUE_CHECK_SECONDS:
+            return _queue_state["up"]
+        import redis
+        from django.conf import settings
+
+        try:
+            client = redis.Redis.from_url(settings.REDIS_CLIENT_URL, socket_timeout=QUEUE_PING_TIMEOUT, socket_connect_timeout=QUEUE_PING_TIMEOUT)
+            try:
+                up = bool(client.ping())
+            finally:
+                client.close()
+        except (redis.RedisError, OSError):
+            up = False
+        _queue_state.update(checked=time.monotonic(), up=up)
+        return up
+
+
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
     return {
+        "task_queue_down": not task_queue_available(),
         "membership": membership,
         "organization": membership.organization,
         "can_write": has_role(membership, Role.MEMBER),

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from artifacts.models import Artifact
-from artifacts.storage import blob_iter_chunks
+from artifacts.storage import blob_iter_chunks, s3_presigned_get_url
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -61,8 +61,18 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
     response["ETag"] = f'"{artifact.checksum.removeprefix("sha256:")}"'
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    response["Content-Disposition"] = content_disposition_header(True, safe_filename(artifact.filename))
+    response["Content-Disposition"] = attachment_header(artifact)
     return _harden(response)
+
+
+def attachment_header(artifact: Artifact) -> str:
+    """The Content-Disposition every download of the artifact carries: an attachment, safely named."""
+    return content_disposition_header(True, safe_filename(artifact.filename))
+
+
+def s3_download_url(artifact: Artifact, expires_in: int) -> str:
+    """A presigned S3 GET of the artifact's object that answers as an attachment of its type."""
+    return s3_presigned_get_url(artifact.storage_key, expires_in=expires_in, content_disposition=attachment_header(artifact), content_type=artifact.content_type or "application/octet-stream")
 
 
 def _harden(response: HttpResponse) -> HttpResponse:

@@ -10,17 +10,18 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from artifacts import tasks
 from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState, Transfer, TransferKind, TransferState
-from artifacts.storage import CHUNK_SIZE, TEMP_PREFIX, BlobError, BlobTooLarge, blob_delete, blob_iter_chunks, blob_key, blob_walk, blob_write
+from artifacts.storage import CHUNK_SIZE, TEMP_PREFIX, BlobError, BlobTooLarge, blob_abort_stale_uploads, blob_delete, blob_iter_chunks, blob_key, blob_walk, blob_write
 from artifacts.validation import check_content_type, check_expires_in, check_metadata, check_remote_path, guess_content_type
 from audit.models import Outcome
 from audit.services import Actor, audit_record
 from config.errors import PayloadTooLarge, StowageError
+from ops.metrics import record_transfer_on_commit
 from sandboxes.dispatch import enqueue, runtime_error, wait_for
 from sandboxes.models import Sandbox
 from sandboxes.runtime import SandboxRuntimeError
@@ -204,6 +205,7 @@ def _audit_transfer(transfer: Transfer, outcome: str, started: float, *, error: 
         duration_ms=int((time.monotonic() - started) * 1000),
         organization_id=transfer.organization_id,
     )
+    record_transfer_on_commit(transfer.kind, outcome, time.monotonic() - started, (extra or {}).get("size"))
 
 
 def transfer_run_upload(*, transfer_id: str) -> str:
@@ -260,12 +262,25 @@ def _chain(*iterables) -> Iterator[bytes]:
         yield from iterable
 
 
+def _lock_remote_path(organization_id: str, remote_path: str) -> None:
+    """Hold, until the transaction ends, a lock that orders uploads to one remote_path.
+
+    SQLite's IMMEDIATE transactions already run one at a time. On PostgreSQL concurrent uploads
+    would all read the same latest version and all but one would collide on the unique
+    constraint, again on each retry; the lock makes each read the version the previous one wrote.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"artifact-path:{organization_id}:{remote_path}"])
+
+
 def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float) -> None:
     artifact = transfer.artifact
     window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
     for attempt in range(5):
         try:
             with transaction.atomic():
+                _lock_remote_path(artifact.organization_id, artifact.remote_path)
                 twin = (
                     Artifact.objects.filter(
                         organization_id=artifact.organization_id,
@@ -420,6 +435,7 @@ def storage_sweep(*, now=None) -> dict[str, int]:
             removed += _delete_orphans(candidates)
             candidates = []
     removed += _delete_orphans(candidates)
+    removed += blob_abort_stale_uploads(stale_before)  # S3: multipart uploads whose writer died
     return {"failed_transfers": failed_transfers, "failed_artifacts": failed_artifacts, "removed_blobs": removed}
 
 

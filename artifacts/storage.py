@@ -7,9 +7,11 @@ the upload on an object store. Readers never see a partial blob under a final ke
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import io
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -19,8 +21,12 @@ from datetime import datetime, timezone
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+logger = logging.getLogger(__name__)
+
 CHUNK_SIZE = 1 << 20
 TEMP_PREFIX = "tmp/"
+# Parts of a multipart upload to S3: over S3's 5 MiB minimum; one is buffered at a time.
+S3_PART_SIZE = 8 << 20
 
 
 class BlobError(Exception):
@@ -106,6 +112,8 @@ def blob_write(key: str, chunks: Iterable[bytes], *, max_bytes: int, on_progress
     metered = _Metered(chunks, max_bytes, on_progress)
     if isinstance(storage, FileSystemStorage):
         _write_local(storage, key, metered)
+    elif is_s3(storage):
+        _write_s3(storage, key, metered)
     else:
         storage.save(key, File(io.BufferedReader(_ChunkReader(metered), CHUNK_SIZE), name=key))
     return metered.result()
@@ -134,6 +142,149 @@ def _write_local(storage: FileSystemStorage, key: str, metered: _Metered) -> Non
         raise
 
 
+# --- S3 (django-storages) -------------------------------------------------------------------
+
+
+def is_s3(storage: Storage | None = None) -> bool:
+    """Whether the storage is django-storages' S3 backend (imported lazily: boto3 is optional)."""
+    storage = storage if storage is not None else blob_storage()
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:  # pragma: no cover - django-storages is in requirements.txt
+        return False
+    return isinstance(storage, S3Storage)
+
+
+def s3_client(storage=None):
+    """The boto3 S3 client of the storage, with its endpoint, region and credentials."""
+    storage = storage if storage is not None else blob_storage()
+    return storage.connection.meta.client
+
+
+def s3_object_key(storage, key: str) -> str:
+    """The object key a blob key has in the bucket (under AWS_LOCATION, like the storage's own calls)."""
+    from storages.utils import clean_name
+
+    return storage._normalize_name(clean_name(key))
+
+
+def _s3_base(storage) -> str:
+    """The key prefix of the storage's objects in the bucket (AWS_LOCATION), with its slash."""
+    location = (storage.location or "").strip("/")
+    return f"{location}/" if location else ""
+
+
+def _b64_sha256(data) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def _write_s3(storage, key: str, metered: _Metered) -> None:
+    """Stream into a multipart upload, a part at a time, each part with its SHA-256 for S3 to
+    check. Nothing is visible under the key until the upload completes (the atomic publish);
+    on any error the upload is aborted, so no part stays stored."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = s3_client(storage)
+    bucket = storage.bucket_name
+    object_key = s3_object_key(storage, key)
+    chunks = iter(metered)
+    buffer = bytearray()
+
+    def fill() -> bool:
+        """Fill the buffer up to a part; False when the body has ended."""
+        while len(buffer) < S3_PART_SIZE:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return False
+            buffer.extend(chunk)
+        return True
+
+    upload_id = None
+    try:
+        more = fill()
+        if not more:
+            # One part's worth or less: a single PUT is as atomic, and valid for an empty body.
+            client.put_object(Bucket=bucket, Key=object_key, Body=bytes(buffer), ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64_sha256(buffer), ContentType="application/octet-stream")
+            return
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=object_key, ChecksumAlgorithm="SHA256", ContentType="application/octet-stream")["UploadId"]
+        parts = []
+        while buffer:
+            part = bytes(buffer[:S3_PART_SIZE])
+            del buffer[:S3_PART_SIZE]
+            checksum = _b64_sha256(part)
+            answer = client.upload_part(Bucket=bucket, Key=object_key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+            parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"], "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum})
+            del part
+            if more:
+                more = fill()
+        client.complete_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    except BaseException as exc:
+        if upload_id is not None:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id)
+            except Exception:  # the sweeper aborts it later
+                logger.warning("could not abort multipart upload %s of %s", upload_id, object_key, exc_info=True)
+        if isinstance(exc, (ClientError, BotoCoreError)):
+            raise BlobError(f"the object store refused the upload: {exc}") from exc
+        raise
+
+
+def _iter_s3(storage, key: str, *, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
+    """Ranged GET streamed a chunk at a time (storage.open would download the whole object first)."""
+    if length == 0:
+        return
+    params = {"Bucket": storage.bucket_name, "Key": s3_object_key(storage, key)}
+    if start or length is not None:
+        params["Range"] = f"bytes={start}-" + (str(start + length - 1) if length is not None else "")
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3_client(storage).get_object(**params)["Body"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "InvalidRange":  # at or past the end: nothing to send, as a local file would
+            return
+        if code in ("NoSuchKey", "404"):
+            raise FileNotFoundError(key) from exc
+        raise
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
+def s3_presigned_get_url(key: str, *, expires_in: int, content_disposition: str, content_type: str) -> str:
+    """A URL for GET of the object, signed by S3's own rules (SigV4), with the response headers fixed."""
+    storage = blob_storage()
+    params = {
+        "Bucket": storage.bucket_name,
+        "Key": s3_object_key(storage, key),
+        "ResponseContentDisposition": content_disposition,
+        "ResponseContentType": content_type,
+    }
+    return s3_client(storage).generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+
+def blob_abort_stale_uploads(before: datetime) -> int:
+    """Abort the multipart uploads begun before ``before`` (left by writers that died before they
+    could abort); their parts are stored and billed until then. Nothing to do on other storages."""
+    storage = blob_storage()
+    if not is_s3(storage):
+        return 0
+    client = s3_client(storage)
+    aborted = 0
+    prefix = _s3_base(storage)
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=storage.bucket_name, Prefix=prefix):
+        for upload in page.get("Uploads", ()):
+            initiated = upload["Initiated"]
+            if initiated.tzinfo is None:
+                initiated = initiated.replace(tzinfo=timezone.utc)
+            if initiated < before:
+                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+    return aborted
+
+
 def blob_open(key: str):
     return blob_storage().open(key, "rb")
 
@@ -154,6 +305,10 @@ def blob_exists(key: str) -> bool:
 
 def blob_iter_chunks(key: str, *, start: int = 0, length: int | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """The blob's bytes from ``start``, ``length`` of them (all when None), a chunk at a time."""
+    storage = blob_storage()
+    if is_s3(storage):
+        yield from _iter_s3(storage, key, start=start, length=length, chunk_size=chunk_size)
+        return
     with blob_open(key) as handle:
         if start:
             handle.seek(start)
@@ -170,6 +325,14 @@ def blob_iter_chunks(key: str, *, start: int = 0, length: int | None = None, chu
 def blob_walk(prefix: str = "") -> Iterator[tuple[str, datetime | None]]:
     """Every stored key under ``prefix`` with its modification time, for the sweeper."""
     storage = blob_storage()
+    if is_s3(storage):
+        # One listing gives every key with its time; no HEAD per object.
+        base = _s3_base(storage)
+        full_prefix = base + prefix.lstrip("/") if prefix else base
+        for page in s3_client(storage).get_paginator("list_objects_v2").paginate(Bucket=storage.bucket_name, Prefix=full_prefix):
+            for entry in page.get("Contents", ()):
+                yield entry["Key"][len(base):], entry["LastModified"]
+        return
     pending = [prefix.rstrip("/")]
     while pending:
         directory = pending.pop()

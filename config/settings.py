@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -174,7 +175,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("STOWAGE_TASK_SOFT_TIME_LIMIT", 3 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 # Longer than the longest task, or Redis would hand an unacknowledged task to a second worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("STOWAGE_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600)}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+# A few quick retries, not Celery's 20 one a second: with Redis down, a request must answer
+# 503 BROKER_UNAVAILABLE within seconds instead of hanging (tests/ops_outage).
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+    "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "stowage"
@@ -223,6 +229,30 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "storage")}},
 }
+# S3 (or an S3-compatible store) through django-storages when a bucket is named; the names are
+# the ones django-storages documents. Credentials may also come from boto3's usual chain.
+# None when unset: django-storages reads these settings too, and boto3 refuses an empty endpoint.
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME") or None
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+if AWS_STORAGE_BUCKET_NAME:
+    _s3_options = {
+        "bucket_name": AWS_STORAGE_BUCKET_NAME,
+        # Every key is written once (a new artifact id each time) and never renamed.
+        "file_overwrite": True,
+        "default_acl": None,
+        "querystring_auth": True,
+        "signature_version": "s3v4",
+    }
+    if AWS_S3_ENDPOINT_URL:
+        _s3_options["endpoint_url"] = AWS_S3_ENDPOINT_URL
+        _s3_options["addressing_style"] = "path"
+    if AWS_S3_REGION_NAME:
+        _s3_options["region_name"] = AWS_S3_REGION_NAME
+    if env_str("AWS_ACCESS_KEY_ID"):
+        _s3_options["access_key"] = env_str("AWS_ACCESS_KEY_ID")
+        _s3_options["secret_key"] = env_str("AWS_SECRET_ACCESS_KEY")
+    STORAGES["artifacts"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
 ARTIFACT_MAX_BYTES = env_int("STOWAGE_ARTIFACT_MAX_BYTES", 5 << 30)
 ARTIFACT_MAX_EXPIRES_IN = env_int("STOWAGE_ARTIFACT_MAX_EXPIRES_IN", 10 * 365 * 86400)
 # An identical upload (same sandbox, path, remote_path and bytes) within this window is a retry.
@@ -282,11 +312,17 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
+# "json": one JSON object a line (time, level, logger, message, request_id); "plain" otherwise.
+# Both carry the request id and redact credentials (ops/logging.py).
+STOWAGE_LOG_FORMAT = env_str("STOWAGE_LOG_FORMAT", "json" if PRODUCTION else "plain").strip().lower()
+if STOWAGE_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"STOWAGE_LOG_FORMAT must be 'plain' or 'json', not {STOWAGE_LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "filters": {"request_id": {"()": "ops.logging.RequestIdFilter"}, "redact": {"()": "ops.logging.RedactFilter"}},
+    "formatters": {"plain": {"()": "ops.logging.PlainFormatter"}, "json": {"()": "ops.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": STOWAGE_LOG_FORMAT, "filters": ["request_id", "redact"], "stream": sys.stderr}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -14,6 +14,7 @@ urlpatterns = [
     path("s/<str:token>", share_landing, name="share-landing"),
     path("s/<str:token>/download", share_download, name="share-download"),
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
+    path("", include("ops.urls")),
     path("", include("accounts.urls")),
     path("artifacts/", include("artifacts.urls")),
     path("sandboxes/", include("sandboxes.urls")),

@@ -11,6 +11,7 @@ command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ "$purpose" = "test" ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  { command -v pg_ctlcluster && command -v psql; } >/dev/null 2>&1 || need+=(postgresql)
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -33,5 +34,6 @@ echo "error: missing system packages: ${need[*]}" >&2
 echo "  bubblewrap    confines sandbox commands (https://github.com/containers/bubblewrap)" >&2
 echo "  redis-server  the Redis server the test suite also runs against" >&2
 echo "  chromium      the browser the dashboard's browser tests drive" >&2
+echo "  postgresql    the PostgreSQL server the test suite also runs against" >&2
 echo "Install them with your system's package manager and run make again." >&2
 exit 1

@@ -163,3 +163,47 @@ def dashboard(owner, stranger) -> DashboardUsers:
     stranger_client = Client()
     stranger_client.force_login(User.objects.get(username=stranger.username))
     return DashboardUsers(org_id=owner.org_id, owner=owner_client, stranger=stranger_client, anonymous=Client(), **clients)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 API on loopback (moto's server, from moto[server]) for the S3 storage tests; its
+    endpoint URL. Every test makes a bucket of its own in it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    moto_server = Path(sys.executable).with_name("moto_server")
+    if not moto_server.exists():
+        pytest.fail("moto_server is missing: install requirements-test.txt (moto[server])")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_dir = settings.VAR_DIR / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(log_dir / "moto.log", "wb") as log:
+        process = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("moto_server exited:\n" + (log_dir / "moto.log").read_text()[-4000:])
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not answer within 30 s") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -206,7 +206,6 @@ def test_rotated_signing_keys_keep_old_urls_until_the_old_key_is_removed(owner, 
 # --- 7. a directory swapped for a link while an upload reads the tree ----------------------------
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
 def test_a_link_swapped_in_during_an_upload_never_reads_outside_the_sandbox(tmp_path):
     runtime = LocalRuntime(tmp_path / "root")
     sid = "t_" + secrets.token_hex(6)
@@ -277,7 +276,6 @@ def test_a_link_swapped_in_during_an_upload_never_reads_outside_the_sandbox(tmp_
     assert (outside / "secret.txt").read_bytes() == marker
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
 def test_a_file_that_shrinks_while_its_directory_is_archived_fails_the_archive_cleanly(tmp_path):
     """A log rewritten by a process in the sandbox mid-upload: a clear runtime error, never a crash
     (a bare OSError would leave the transfer 'running' and answer the client 500)."""

@@ -30,7 +30,6 @@ from sandboxes.runtime import (
 from sandboxes.runtime import local, paths
 from sandboxes.runtime.local import PIDS_MAX
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
 
 
 @pytest.fixture
