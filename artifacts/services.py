@@ -15,9 +15,34 @@ from django.db.models import Max
 from django.utils import timezone
 
 from artifacts import tasks
-from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState, Transfer, TransferKind, TransferState
-from artifacts.storage import CHUNK_SIZE, TEMP_PREFIX, BlobError, BlobTooLarge, blob_abort_stale_uploads, blob_delete, blob_iter_chunks, blob_key, blob_walk, blob_write
-from artifacts.validation import check_content_type, check_expires_in, check_metadata, check_remote_path, guess_content_type
+from artifacts.models import (
+    Artifact,
+    ArtifactState,
+    ShareLink,
+    ShareLinkState,
+    Transfer,
+    TransferKind,
+    TransferState,
+)
+from artifacts.storage import (
+    CHUNK_SIZE,
+    TEMP_PREFIX,
+    BlobError,
+    BlobTooLarge,
+    blob_abort_stale_uploads,
+    blob_delete,
+    blob_iter_chunks,
+    blob_key,
+    blob_walk,
+    blob_write,
+)
+from artifacts.validation import (
+    check_content_type,
+    check_expires_in,
+    check_metadata,
+    check_remote_path,
+    guess_content_type,
+)
 from audit.models import Outcome
 from audit.services import Actor, audit_record
 from config.errors import PayloadTooLarge, StowageError
@@ -117,7 +142,7 @@ def artifact_upload_from_sandbox(
         with transaction.atomic():
             artifact.save(force_insert=True)
             transfer.save(force_insert=True)
-            transaction.on_commit(lambda: enqueue(tasks.transfer_upload, host=sandbox.host, task_id=transfer.id, transfer_id=transfer.id))
+            transaction.on_commit(lambda: enqueue(tasks.transfer_upload, host=sandbox.host, task_id=transfer.id, on_unavailable=lambda: _not_queued(transfer.id), transfer_id=transfer.id))
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
@@ -130,10 +155,18 @@ def artifact_download_to_sandbox(*, actor: Actor, sandbox: Sandbox, artifact: Ar
     transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=target_path, bytes_total=artifact.size, actor=actor.to_dict())
     with transaction.atomic():
         transfer.save(force_insert=True)
-        transaction.on_commit(lambda: enqueue(tasks.transfer_download, host=sandbox.host, task_id=transfer.id, transfer_id=transfer.id))
+        transaction.on_commit(lambda: enqueue(tasks.transfer_download, host=sandbox.host, task_id=transfer.id, on_unavailable=lambda: _not_queued(transfer.id), transfer_id=transfer.id))
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
+
+
+def _not_queued(transfer_id: str) -> None:
+    """A transfer whose task never reached the queue fails at once, so that the client's retry
+    of the request that got the 503 starts a new one instead of joining one nobody will run."""
+    message = "the task queue was unavailable; the transfer was not started"
+    if Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(state=TransferState.FAILED, error_code="BROKER_UNAVAILABLE", error_message=message, finished_at=timezone.now()):
+        Artifact.objects.filter(transfers__id=transfer_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message)
 
 
 def transfer_wait(transfer: Transfer) -> Transfer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -10,7 +11,15 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.errors import GatewayTimeout, InvalidInput, NotFound, PayloadTooLarge, StowageError, Unavailable, Conflict
+from config.errors import (
+    Conflict,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StowageError,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +36,9 @@ _RUNTIME_ERRORS: dict[str, type[StowageError]] = {
 }
 
 
-def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, **kwargs: Any):
+def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, on_unavailable: Callable[[], None] | None = None, **kwargs: Any):
+    """Publish the task; when the broker is down, let the caller undo what it prepared
+    (``on_unavailable``) and answer 503, so a retry of the request starts afresh."""
     if host is not None:
         kwargs["host"] = host
     try:
@@ -39,33 +50,9 @@ def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, 
         if not isinstance(exc.__cause__, (OperationalError, RedisConnectionError, OSError)):
             raise
         logger.warning("result store unavailable: %s", exc.__cause__)
-    if kwargs.get("transfer_id"):
-        _abandon_transfer(kwargs["transfer_id"])
-    elif task.name.endswith(".sandbox_provision") and kwargs.get("sandbox_id"):
-        _abandon_sandbox(kwargs["sandbox_id"])
+    if on_unavailable is not None:
+        on_unavailable()
     raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
-
-
-def _abandon_transfer(transfer_id: str) -> None:
-    """A transfer whose task never reached the queue fails at once, so that the client's retry
-    of the request that got the 503 starts a new one instead of joining one nobody will run."""
-    from django.utils import timezone
-
-    from artifacts.models import Artifact, ArtifactState, Transfer, TransferState
-
-    message = "the task queue was unavailable; the transfer was not started"
-    if Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(state=TransferState.FAILED, error_code="BROKER_UNAVAILABLE", error_message=message, finished_at=timezone.now()):
-        Artifact.objects.filter(transfers__id=transfer_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED)
-
-
-def _abandon_sandbox(sandbox_id: str) -> None:
-    """Likewise a sandbox whose provisioning never reached the queue: not left "creating"."""
-    from django.utils import timezone
-
-    from sandboxes.models import Sandbox, SandboxStatus
-
-    message = "the task queue was unavailable; the sandbox was not started"
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now())
 
 
 def wait_for(async_result, *, timeout: float) -> dict[str, Any]:

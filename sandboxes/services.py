@@ -21,7 +21,13 @@ from audit.services import Actor, audit_record
 from config.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
 from sandboxes import tasks
 from sandboxes.dispatch import enqueue, run_on_host, wait_for
-from sandboxes.limits import check_env, check_exec_timeout_ms, check_timeout_seconds, parse_cpus, parse_memory
+from sandboxes.limits import (
+    check_env,
+    check_exec_timeout_ms,
+    check_timeout_seconds,
+    parse_cpus,
+    parse_memory,
+)
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime.paths import parse_path, sandbox_path
@@ -101,17 +107,19 @@ def sandbox_create(
     with audited(actor=actor, action="sandbox.create", sandbox=sandbox, details={"cpus": cpus_text, "memory": memory_text, "timeout_seconds": lifetime, "host": sandbox.host, "env_names": sorted(env)}):
         with transaction.atomic():
             sandbox.save(force_insert=True)
-            transaction.on_commit(lambda: enqueue(tasks.sandbox_provision, host=sandbox.host, task_id=task_id, sandbox_id=sandbox.id, env=env))
+            transaction.on_commit(lambda: enqueue(tasks.sandbox_provision, host=sandbox.host, task_id=task_id, on_unavailable=lambda: _not_provisioned(sandbox.id, "the task queue was unavailable; the sandbox was not started"), sandbox_id=sandbox.id, env=env))
         try:
             wait_for(tasks.sandbox_provision.AsyncResult(task_id), timeout=settings.SANDBOX_CREATE_WAIT_SECONDS)
         except StowageError:
-            sandbox.refresh_from_db()
-            if sandbox.status == SandboxStatus.CREATING:
-                # Nobody will start it now; don't leave it half-made.
-                Sandbox.objects.filter(id=sandbox.id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message="no worker provisioned the sandbox in time", stopped_at=timezone.now())
+            # Nobody will start it now; don't leave it half-made.
+            _not_provisioned(sandbox.id, "no worker provisioned the sandbox in time")
             raise
         sandbox.refresh_from_db()
     return sandbox
+
+
+def _not_provisioned(sandbox_id: str, message: str) -> None:
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now())
 
 
 def sandbox_execute(
