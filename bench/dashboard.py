@@ -17,7 +17,11 @@ against a baseline measured in the same run: the same pages for an organization 
 
 Target: first page and a filtered search each <= 100 ms median server time.
 
-    .venv/bin/python bench/dashboard.py [--rows 1000000] [--runs 30] [--warmup 3] [--depth 10000] [--rebuild] [--json]
+``--database-url postgres://USER@HOST:PORT/NAME`` runs it on PostgreSQL with bench/list.py's
+PostgreSQL dataset (the database NAME is created, from list.py's cached template if there is one,
+and dropped at the end; see bench/list.py).
+
+    .venv/bin/python bench/dashboard.py [--rows 1000000] [--runs 30] [--warmup 3] [--depth 10000] [--rebuild] [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -272,6 +276,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true", help="build the database even if a cached one exists")
+    parser.add_argument("--database-url", help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
+                        "created and dropped by the script); default: SQLite")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.rows < 1000 or args.depth < 1:
@@ -280,8 +286,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stowage-bench-dashboard-", ignore_cleanup_errors=True) as tmp:
         var_dir = Path(tmp) / "var"
         var_dir.mkdir()
-        database = prepare_database(var_dir, args.rows, args.second_org_rows, rebuild=args.rebuild, quiet=args.json)
-        result = measure(args.runs, args.warmup, args.depth)
+        if args.database_url:
+            listbench.pg_split(args.database_url)  # refuses a shared database's name before anything is dropped
+            database = listbench.pg_prepare(args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json)
+            try:
+                result = measure(args.runs, args.warmup, args.depth)
+            finally:
+                listbench.pg_drop(args.database_url)
+        else:
+            database = prepare_database(var_dir, args.rows, args.second_org_rows, rebuild=args.rebuild, quiet=args.json)
+            result = measure(args.runs, args.warmup, args.depth)
         result["database"] = database
 
     if args.json:
@@ -293,6 +307,8 @@ def main() -> int:
     for key, row in result["results"].items():
         ratio = f"{row['ratio']:>7.3g}x" if row.get("ratio") is not None else ""
         print(f"{row['label'][:57]:58}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}   {ratio}")
+    if "server_version" in result["database"]:
+        print(f"database: PostgreSQL {result['database']['server_version']} ({result['database']['postgresql']})")
     print(f"matches: {result['matches']}; SQL queries per request: {result['queries_per_request']}")
     walk = result["search_rare_walk"]
     print(f"?q={result['words']['rare']}: first row shown after {walk['requests']} request(s) (\"Search further\"), {walk['total_ms']:.0f} ms in all")

@@ -17,7 +17,14 @@ against baselines measured in the same run:
 
 Target: first page and deep page each <= 20 ms median server time.
 
-    .venv/bin/python bench/list.py [--rows 1000000] [--runs 50] [--warmup 5] [--rebuild] [--json]
+With ``--database-url postgres://USER@HOST:PORT/NAME`` the same dataset is built in PostgreSQL
+instead: the script creates the database NAME (dropping any old one) and drops it at the end.
+Rows go in with ``COPY``; the indexes are created after. The built database is kept as the
+template ``NAME_tpl_<rows>_<second-org-rows>`` (the cache, as the SQLite file is), from which
+later runs create NAME in seconds (``--rebuild`` builds afresh; drop the template to reclaim
+the space).
+
+    .venv/bin/python bench/list.py [--rows 1000000] [--runs 50] [--warmup 5] [--rebuild] [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -66,19 +73,22 @@ def summary(samples: list[float]) -> dict[str, float]:
 # --- building the database ---------------------------------------------------------------------
 
 
-def _django_setup(var_dir: Path) -> None:
-    # Settings read STOWAGE_VAR_DIR at import: set it before anything imports them.
+def _django_setup(var_dir: Path, database_url: str | None = None) -> None:
+    # Settings read STOWAGE_VAR_DIR (and DATABASE_URL) at import: set them before anything imports them.
     for name in ("STOWAGE_DATABASE_NAME", "DATABASE_URL", "REDIS_URL", "STOWAGE_SANDBOX_ROOT"):
         os.environ.pop(name, None)
     os.environ["STOWAGE_VAR_DIR"] = str(var_dir)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     import django
 
     django.setup()
 
 
-def _fill_rows(cur: sqlite3.Cursor, columns: list[tuple[str, str, bool]], *, org_id: str, key_id: str, key_label: str, user_id: int | None, count: int,
-               start: datetime, span: timedelta, sandboxes: int, rng: random.Random, batch: int = 50_000) -> None:
+def _fill_rows(cur, columns: list[tuple[str, str, bool]], *, org_id: str, key_id: str, key_label: str, user_id: int | None, count: int,
+               start: datetime, span: timedelta, sandboxes: int, rng: random.Random, batch: int = 50_000, copy=None) -> None:
+    """``copy``: a psycopg ``COPY`` in progress (PostgreSQL) instead of ``executemany`` on ``cur`` (SQLite)."""
     """Insert ``count`` ready artifacts, oldest first, as they would have been created."""
     from config.ids import new_id
 
@@ -112,7 +122,7 @@ def _fill_rows(cur: sqlite3.Cursor, columns: list[tuple[str, str, bool]], *, org
         versions[path_no] = version
         remote = f"{TOP_DIRS[path_no % len(TOP_DIRS)]}/p{path_no % 997:03d}/run-{path_no // 997}/file-{path_no}.{EXTENSIONS[ctype]}"
         artifact_id = new_id("art")
-        created_s = str(created.replace(tzinfo=None))  # what Django's SQLite backend stores
+        created_s = str(created.replace(tzinfo=None)) if copy is None else created  # what Django's SQLite backend stores
         ctx = {
             "id": artifact_id,
             "organization_id": org_id,
@@ -125,24 +135,159 @@ def _fill_rows(cur: sqlite3.Cursor, columns: list[tuple[str, str, bool]], *, org
             "checksum": "sha256:" + rng.getrandbits(256).to_bytes(32, "big").hex(),
             "content_type": ctype,
             "metadata": '{"job": "nightly"}' if i % 5 == 0 else "{}",
-            "is_archive": 1 if ctype == "application/gzip" else 0,
+            "is_archive": (1 if ctype == "application/gzip" else 0) if copy is None else ctype == "application/gzip",
             "storage_key": f"blobs/{org_id}/{artifact_id}",
             "state": "ready",
             "error_message": "",
             "created_at": created_s,
-            "ready_at": str((created + timedelta(milliseconds=rng.randrange(5, 4000))).replace(tzinfo=None)),
+            "ready_at": (created + timedelta(milliseconds=rng.randrange(5, 4000))) if copy is not None else str((created + timedelta(milliseconds=rng.randrange(5, 4000))).replace(tzinfo=None)),
             "expires_at": None,
             "deleted_at": None,
             "created_by_api_key_id": key_id,
             "created_by_user_id": None,
             "created_by_label": key_label,
         }
-        rows.append(tuple(value_for(name, notnull, decl, ctx) for name, decl, notnull in columns))
+        row = tuple(value_for(name, notnull, decl, ctx) for name, decl, notnull in columns)
+        if copy is not None:
+            copy.write_row(row)
+            continue
+        rows.append(row)
         if len(rows) >= batch:
             cur.executemany(sql, rows)
             rows.clear()
     if rows:
         cur.executemany(sql, rows)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def pg_split(database_url: str) -> tuple[str, str]:
+    """(the URL of the server's maintenance database ``postgres``, the bench database's name)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not name or name in ("postgres", "template0", "template1"):
+        raise SystemExit(f"--database-url must name a dedicated database (e.g. .../stowage_bench), not {name!r}: the script drops it")
+    return urlunsplit(parts._replace(path="/postgres")), name
+
+
+def pg_admin(database_url: str, *statements: str) -> None:
+    import psycopg
+
+    admin_url, _ = pg_split(database_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def pg_exists(database_url: str, name: str) -> bool:
+    import psycopg
+
+    admin_url, _ = pg_split(database_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def pg_template_name(database_url: str, rows: int, second_rows: int) -> str:
+    return f"{pg_split(database_url)[1]}_tpl_{rows}_{second_rows}"
+
+
+def pg_prepare(database_url: str, rows: int, second_rows: int, var_dir: Path, *, rebuild: bool, quiet: bool) -> dict[str, object]:
+    """Create the bench database (from the cached template, or built afresh), migrate, set Django up."""
+    _, name = pg_split(database_url)
+    template = pg_template_name(database_url, rows, second_rows)
+    pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    build_info = None
+    copied = time.perf_counter()
+    if rebuild or not pg_exists(database_url, template):
+        pg_admin(database_url, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+        _django_setup(var_dir, database_url)
+        build_info = build_database_pg(rows, second_rows)
+        from django.db import connection
+
+        connection.close()
+        pg_admin(database_url, f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+        if not quiet:
+            print(f"built {rows:,} + {second_rows:,} rows in PostgreSQL in {build_info['total_s']} s (insert {build_info['insert_s']} s, "
+                  f"indexes {build_info['index_s']} s); kept as template {template}", file=sys.stderr)
+        copy_s = 0.0
+    else:
+        pg_admin(database_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        copy_s = time.perf_counter() - copied
+        _django_setup(var_dir, database_url)
+        from django.core.management import call_command
+
+        call_command("migrate", "--noinput", verbosity=0)  # a no-op unless new migrations arrived
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0]
+    return {"postgresql": database_url.rsplit("@", 1)[-1], "template": template, "built_now": build_info, "copy_s": round(copy_s, 1), "server_version": version}
+
+
+def pg_drop(database_url: str) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    pg_admin(database_url, f'DROP DATABASE IF EXISTS "{pg_split(database_url)[1]}" WITH (FORCE)')
+
+
+def build_database_pg(rows: int, second_rows: int, *, seed: int = 20260101) -> dict[str, object]:
+    """Migrate the (new, empty) PostgreSQL database Django points at and fill it with COPY."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts.services import organization_bootstrap
+
+    started = time.perf_counter()
+    call_command("migrate", "--noinput", verbosity=0)
+    large, _, _, large_key, _ = organization_bootstrap(org_name=LARGE_ORG, email="large@bench.test", username="bench-large")
+    second, _, _, second_key, _ = organization_bootstrap(org_name=SECOND_ORG, email="second@bench.test", username="bench-second")
+    migrated = time.perf_counter()
+    connection.ensure_connection()
+    conn = connection.connection  # psycopg 3
+    with connection.cursor() as dj:
+        dj.execute("SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
+                   "WHERE table_name = 'artifacts_artifact' ORDER BY ordinal_position")
+        columns = [(r[0], r[1], bool(r[2])) for r in dj.fetchall()]
+        # Plain indexes (not the ones behind constraints) are built after the rows go in.
+        dj.execute("SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'artifacts_artifact' "
+                   "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")
+        indexes = dj.fetchall()
+        for index_name, _ in indexes:
+            dj.execute(f'DROP INDEX "{index_name}"')
+    rng = random.Random(seed)
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    span = timedelta(days=365)
+    names = ", ".join(f'"{c[0]}"' for c in columns)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY artifacts_artifact ({names}) FROM STDIN") as copy:
+            _fill_rows(None, columns, org_id=large.id, key_id=large_key.id, key_label=f"api key {large_key.prefix}… (bootstrap)", user_id=None,
+                       count=rows, start=end - span, span=span, sandboxes=1000, rng=rng, copy=copy)
+            _fill_rows(None, columns, org_id=second.id, key_id=second_key.id, key_label=f"api key {second_key.prefix}… (bootstrap)", user_id=None,
+                       count=second_rows, start=end - span, span=span, sandboxes=20, rng=rng, copy=copy)
+    conn.commit() if not conn.autocommit else None
+    inserted = time.perf_counter()
+    with connection.cursor() as dj:
+        dj.execute("SET maintenance_work_mem = '512MB'")
+        for _, definition in indexes:
+            dj.execute(definition)
+        dj.execute("ANALYZE")
+        dj.execute("SELECT pg_database_size(current_database())")
+        size = dj.fetchone()[0]
+    indexed = time.perf_counter()
+    return {
+        "rows": rows,
+        "second_org_rows": second_rows,
+        "migrate_s": round(migrated - started, 1),
+        "insert_s": round(inserted - migrated, 1),
+        "index_s": round(indexed - inserted, 1),
+        "total_s": round(indexed - started, 1),
+        "database_mib": round(size / 2**20, 1),
+    }
 
 
 def build_database(db_path: Path, rows: int, second_rows: int, *, seed: int = 20260101) -> dict[str, object]:
@@ -204,8 +349,8 @@ def explain(queryset) -> list[str]:
 
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
-        return [row[-1] for row in cursor.fetchall()]
+        cursor.execute(("EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN ") + sql, params)
+        return [row[-1].strip() for row in cursor.fetchall()]
 
 
 def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
@@ -418,10 +563,24 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true", help="build the database even if a cached one exists")
+    parser.add_argument("--database-url", help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
+                        "created and dropped by the script); default: SQLite")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.rows < LIMIT or args.depth < 1:
         parser.error("--runs must be at least 1, --warmup at least 0, --rows at least 100 and --depth at least 1")
+    if args.database_url:
+        pg_split(args.database_url)  # refuses a shared database's name before anything is dropped
+        with tempfile.TemporaryDirectory(prefix="stowage-bench-list-", ignore_cleanup_errors=True) as tmp:
+            var_dir = Path(tmp) / "var"
+            var_dir.mkdir()
+            database = pg_prepare(args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json)
+            try:
+                result = measure(args.rows, args.runs, args.warmup, args.depth)
+            finally:
+                pg_drop(args.database_url)
+            result["database"] = database
+        return report(result, args)
 
     cached = CACHE_DIR / f"list-{args.rows}-{args.second_org_rows}.sqlite3"
     build_info: dict[str, object] | None = None
@@ -457,7 +616,10 @@ def main() -> int:
                       f"(insert {build_info['insert_s']} s, indexes {build_info['index_s']} s), {build_info['file_mib']} MiB; cached as {cached}", file=sys.stderr)
         result = measure(args.rows, args.runs, args.warmup, args.depth)
         result["database"] = {"cached_file": str(cached), "built_now": build_info, "copy_s": round(copy_s, 1), "sqlite_version": sqlite3.sqlite_version}
+    return report(result, args)
 
+
+def report(result: dict[str, object], args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -468,9 +630,11 @@ def main() -> int:
         ratio_s = f"{row['ratio']:>7.3g}x vs {row['ratio_vs']}" if row.get("ratio") is not None else ""
         print(f"{row['label'][:45]:46}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}  {ratio_s}")
     print(f"filter matches: {result['filter_matches']}")
-    print("EXPLAIN QUERY PLAN:")
+    if "server_version" in result["database"]:
+        print(f"database: PostgreSQL {result['database']['server_version']} ({result['database']['postgresql']})")
+    print("EXPLAIN QUERY PLAN:" if "sqlite_version" in result["database"] else "EXPLAIN (first line):")
     for key, plan in result["query_plans"].items():
-        print(f"  {key}: " + " | ".join(plan))
+        print(f"  {key}: " + " | ".join(plan if "sqlite_version" in result["database"] else plan[:4]))
     for key, ok in result["meets_target"].items():
         print(f"{key}: median {result['results'][key]['median_ms']:.2f} ms  ({'meets' if ok else 'MISSES'} the target of <= {TARGET_MS:.0f} ms)")
     slow = [key for key, ok in result["filters_within_target"].items() if not ok]
