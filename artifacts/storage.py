@@ -13,10 +13,14 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -27,6 +31,9 @@ CHUNK_SIZE = 1 << 20
 TEMP_PREFIX = "tmp/"
 # Parts of a multipart upload to S3: over S3's 5 MiB minimum; one is buffered at a time.
 S3_PART_SIZE = 8 << 20
+# Parts in flight at once: what keeps a multipart upload near the store's speed; each one is a
+# part-sized buffer, so this also bounds the worker's memory.
+S3_PART_CONCURRENCY = 3
 
 
 class BlobError(Exception):
@@ -155,10 +162,23 @@ def is_s3(storage: Storage | None = None) -> bool:
     return isinstance(storage, S3Storage)
 
 
+_s3_clients: dict[tuple, Any] = {}
+_s3_clients_lock = threading.Lock()
+
+
 def s3_client(storage=None):
-    """The boto3 S3 client of the storage, with its endpoint, region and credentials."""
+    """The boto3 S3 client for the storage's endpoint, region and credentials, one per process.
+
+    django-storages keeps a connection per thread; boto3 clients are thread-safe, and building
+    one costs tens of MiB, so every worker thread (and every part sender) shares this one.
+    """
     storage = storage if storage is not None else blob_storage()
-    return storage.connection.meta.client
+    identity = (getattr(storage, "endpoint_url", None), getattr(storage, "region_name", None), getattr(storage, "access_key", None))
+    with _s3_clients_lock:
+        client = _s3_clients.get(identity)
+        if client is None:
+            client = _s3_clients[identity] = storage.connection.meta.client
+    return client
 
 
 def s3_object_key(storage, key: str) -> str:
@@ -179,8 +199,8 @@ def _b64_sha256(data) -> str:
 
 
 def _write_s3(storage, key: str, metered: _Metered) -> None:
-    """Stream into a multipart upload, a part at a time, each part with its SHA-256 for S3 to
-    check. Nothing is visible under the key until the upload completes (the atomic publish);
+    """Stream into a multipart upload, a few parts in flight at a time, each part with its
+    SHA-256 for S3 to check. Nothing is visible under the key until the upload completes (the atomic publish);
     on any error the upload is aborted, so no part stays stored."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -207,16 +227,33 @@ def _write_s3(storage, key: str, metered: _Metered) -> None:
             client.put_object(Bucket=bucket, Key=object_key, Body=bytes(buffer), ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64_sha256(buffer), ContentType="application/octet-stream")
             return
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=object_key, ChecksumAlgorithm="SHA256", ContentType="application/octet-stream")["UploadId"]
-        parts = []
-        while buffer:
-            part = bytes(buffer[:S3_PART_SIZE])
-            del buffer[:S3_PART_SIZE]
+
+        def send(number: int, part: bytes) -> dict:
             checksum = _b64_sha256(part)
-            answer = client.upload_part(Bucket=bucket, Key=object_key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
-            parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"], "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum})
-            del part
-            if more:
-                more = fill()
+            answer = client.upload_part(Bucket=bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum}
+
+        parts: list[dict] = []
+        in_flight: deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=S3_PART_CONCURRENCY, thread_name_prefix="s3-part") as pool:
+            try:
+                number = 0
+                while buffer:
+                    if len(in_flight) >= S3_PART_CONCURRENCY:
+                        parts.append(in_flight.popleft().result())
+                    number += 1
+                    with memoryview(buffer) as view:
+                        part = bytes(view[:S3_PART_SIZE])
+                    in_flight.append(pool.submit(send, number, part))
+                    del part
+                    del buffer[:S3_PART_SIZE]
+                    if more:
+                        more = fill()
+                while in_flight:
+                    parts.append(in_flight.popleft().result())
+            finally:
+                for pending in in_flight:
+                    pending.cancel()
         client.complete_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException as exc:
         if upload_id is not None:

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_init
+
+
+@worker_init.connect
+def warm_object_store_client(**_) -> None:
+    # Built once at start, so a first transfer neither waits for nor is charged with it.
+    from artifacts.storage import blob_storage, is_s3, s3_client
+
+    storage = blob_storage()
+    if is_s3(storage):
+        s3_client(storage)
 
 
 @shared_task(name="artifacts.tasks.transfer_upload")
