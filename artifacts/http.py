@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from artifacts.models import Artifact
-from artifacts.storage import blob_iter_chunks, s3_presigned_get_url
+from artifacts.storage import blob_iter_chunks, is_s3, s3_presigned_get_url
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -63,6 +64,19 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
         response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
     response["Content-Disposition"] = attachment_header(artifact)
     return _harden(response)
+
+
+def artifact_delivery(request: HttpRequest, artifact: Artifact) -> HttpResponse:
+    """A download, decided in one place: streamed from here for local storage; a store that
+    presigns its own URLs (S3) answers with a redirect to a fresh short-lived one, so the bytes
+    never pass through the web process."""
+    if is_s3():
+        response = HttpResponseRedirect(s3_download_url(artifact, settings.SHARE_DOWNLOAD_URL_SECONDS))
+        # The URL is a bearer credential for a minute: never cached, never sent on as a Referer.
+        response["Cache-Control"] = "private, no-store"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+    return artifact_response(request, artifact)
 
 
 def attachment_header(artifact: Artifact) -> str:

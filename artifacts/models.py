@@ -126,6 +126,11 @@ class Transfer(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     actor = models.JSONField(default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records.")
+    # A browser upload sent straight to the object store: its multipart upload, its part size,
+    # and when its parts were joined into the object (after which it takes no more parts).
+    upload_id = models.CharField(max_length=1024, blank=True)
+    part_size = models.PositiveBigIntegerField(null=True, blank=True)
+    parts_joined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -137,6 +142,16 @@ class Transfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def is_direct(self) -> bool:
+        return bool(self.upload_id)
+
+    @property
+    def part_count(self) -> int:
+        if not self.part_size or self.bytes_total is None:
+            return 0
+        return max(1, -(-self.bytes_total // self.part_size))
 
 
 class ShareLinkState(models.TextChoices):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import tempfile
 import time
@@ -29,12 +31,21 @@ from artifacts.storage import (
     TEMP_PREFIX,
     BlobError,
     BlobTooLarge,
+    StoredBlob,
+    UploadGone,
     blob_abort_stale_uploads,
     blob_delete,
+    blob_exists,
     blob_iter_chunks,
     blob_key,
     blob_walk,
     blob_write,
+    is_s3,
+    s3_multipart_abort,
+    s3_multipart_begin,
+    s3_multipart_complete,
+    s3_multipart_parts,
+    s3_presigned_part_url,
 )
 from artifacts.validation import (
     check_content_type,
@@ -45,7 +56,7 @@ from artifacts.validation import (
 )
 from audit.models import Outcome
 from audit.services import Actor, audit_record
-from config.errors import PayloadTooLarge, StowageError
+from config.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
 from ops.metrics import record_transfer_on_commit
 from sandboxes.dispatch import enqueue, runtime_error, wait_for
 from sandboxes.models import Sandbox
@@ -307,7 +318,7 @@ def _lock_remote_path(organization_id: str, remote_path: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"artifact-path:{organization_id}:{remote_path}"])
 
 
-def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float) -> None:
+def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float, extra: dict[str, Any] | None = None) -> None:
     artifact = transfer.artifact
     window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
     for attempt in range(5):
@@ -332,15 +343,18 @@ def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive
                     Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=f"retry of {twin.id}")
                     Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, artifact=twin, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
                     transaction.on_commit(lambda: blob_delete(artifact.storage_key))
-                    _audit_transfer(transfer, Outcome.SUCCESS, started, artifact=twin, extra={"deduplicated": True, "size": stored.size, "checksum": stored.checksum})
+                    _audit_transfer(transfer, Outcome.SUCCESS, started, artifact=twin, extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum})
                     return
                 latest = Artifact.objects.filter(organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
-                Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
                     state=ArtifactState.READY, version=version, size=stored.size, checksum=stored.checksum, content_type=content_type, is_archive=is_archive, ready_at=timezone.now()
                 )
+                if not published:
+                    # Published by an earlier delivery of the same task, or given up on by the sweeper.
+                    return
                 Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
-                _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": stored.size, "checksum": stored.checksum, "version": version})
+                _audit_transfer(transfer, Outcome.SUCCESS, started, extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version})
                 return
         except IntegrityError:
             # Another upload to the same remote_path took this version number first.
@@ -419,6 +433,182 @@ def artifact_put(
         raise
     _publish_upload(transfer, stored, content_type=content_type or guess_content_type(remote_path, head), is_archive=False, started=started)
     return Artifact.objects.get(id=Transfer.objects.get(id=transfer.id).artifact_id)
+
+
+# --- browser uploads straight to the object store ---------------------------------------------
+#
+# The browser asks for a plan (direct_upload_begin), hashes each part and asks for a URL signed
+# with that part's length and SHA-256 (direct_upload_sign_part), sends the part to S3 itself,
+# then asks Stowage to join them (direct_upload_complete). A worker reads the object back once
+# to record its SHA-256 and publishes it (transfer_run_verify). No byte passes through the web
+# process; the object store refuses a part whose bytes do not match what was signed.
+
+# S3 allows 10,000 parts per upload; part sizes grow with the file to stay under it.
+S3_MAX_PARTS = 10_000
+DIRECT_PART_MIN_BYTES = 8 << 20
+
+
+def direct_uploads_available() -> bool:
+    return settings.DIRECT_UPLOADS and is_s3()
+
+
+def direct_part_size(size: int) -> int:
+    """8 MiB, or the whole MiB that keeps the file within S3's part count."""
+    needed = -(-size // S3_MAX_PARTS)
+    return max(DIRECT_PART_MIN_BYTES, -(-needed // (1 << 20)) * (1 << 20))
+
+
+def direct_upload_begin(*, actor: Actor, remote_path: str, size: int, content_type: str | None = None, metadata: dict[str, str] | None = None) -> Transfer:
+    """A pending artifact, its transfer and an open multipart upload for a file of ``size`` bytes."""
+    if not direct_uploads_available():
+        raise Conflict("Direct uploads need S3 storage; send the file through Stowage instead.", code="DIRECT_UPLOAD_UNAVAILABLE")
+    remote_path = check_remote_path(remote_path)
+    metadata = check_metadata(metadata)
+    content_type = check_content_type(content_type)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidInput("size must be the file's size in bytes", details={"field": "size"})
+    if size > settings.ARTIFACT_MAX_BYTES:
+        raise PayloadTooLarge(f"the file is {size} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed", code="FILE_TOO_LARGE")
+    if size < settings.DIRECT_UPLOAD_MIN_BYTES:
+        raise InvalidInput(f"files under {settings.DIRECT_UPLOAD_MIN_BYTES} bytes are sent through Stowage, not straight to storage", code="TOO_SMALL_FOR_DIRECT_UPLOAD", details={"field": "size"})
+    artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=None, session_id="")
+    upload_id = s3_multipart_begin(artifact.storage_key)
+    now = artifact.created_at
+    transfer = Transfer(
+        organization_id=actor.organization_id, kind=TransferKind.PUT, artifact=artifact, state=TransferState.RUNNING, bytes_total=size,
+        actor=actor.to_dict(), created_at=now, started_at=now, attempts=1, upload_id=upload_id, part_size=direct_part_size(size),
+    )
+    try:
+        with transaction.atomic():
+            artifact.save(force_insert=True)
+            transfer.save(force_insert=True)
+    except BaseException:
+        s3_multipart_abort(artifact.storage_key, upload_id)
+        raise
+    return transfer
+
+
+def _taking_parts(transfer: Transfer) -> bool:
+    return transfer.state == TransferState.RUNNING and transfer.parts_joined_at is None
+
+
+def _open_direct_upload(transfer: Transfer) -> None:
+    if not _taking_parts(transfer):
+        raise Conflict("This upload is no longer taking parts.", code="UPLOAD_CLOSED", details={"state": transfer.state})
+
+
+def direct_part_bounds(transfer: Transfer, number: int) -> tuple[int, int]:
+    """The byte offset and length of part ``number`` (from 1)."""
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= transfer.part_count:
+        raise InvalidInput(f"the part number must be between 1 and {transfer.part_count}", details={"field": "number"})
+    start = (number - 1) * transfer.part_size
+    return start, min(transfer.part_size, transfer.bytes_total - start)
+
+
+def direct_upload_sign_part(*, transfer: Transfer, number: int, sha256_b64: str) -> dict[str, Any]:
+    """A URL for PUT of one part, valid for that part's length and bytes only, and the headers to send with it."""
+    _open_direct_upload(transfer)
+    _start, size = direct_part_bounds(transfer, number)
+    try:
+        valid = isinstance(sha256_b64, str) and len(base64.b64decode(sha256_b64, validate=True)) == 32
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidInput("sha256 must be the part's SHA-256 digest in base64", details={"field": "sha256"})
+    expires_in = settings.DIRECT_UPLOAD_PART_URL_SECONDS
+    url = s3_presigned_part_url(transfer.artifact.storage_key, transfer.upload_id, number=number, size=size, sha256_b64=sha256_b64, expires_in=expires_in)
+    return {"number": number, "size": size, "url": url, "method": "PUT", "headers": {"x-amz-checksum-sha256": sha256_b64}, "expires_in": expires_in}
+
+
+def direct_upload_complete(*, transfer: Transfer) -> Transfer:
+    """Join the parts once every one is stored at its length, and hand the object to a worker to
+    check. A missing or mis-sized part changes nothing: the client sends it again and retries."""
+    if transfer.state == TransferState.SUCCEEDED:
+        return transfer  # a retried request whose first answer was lost
+    if transfer.parts_joined_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
+        # A retry after the queue was down: the object is whole, only its check is missing.
+        _enqueue_verify(transfer)
+        return transfer
+    _open_direct_upload(transfer)
+    key = transfer.artifact.storage_key
+    try:
+        parts = s3_multipart_parts(key, transfer.upload_id)
+    except UploadGone:
+        # Joined by an earlier attempt whose answer was lost: the object is there to be checked.
+        if not blob_exists(key):
+            raise Conflict("The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED") from None
+        parts = None
+    if parts is not None:
+        _check_parts(transfer, parts)
+    now = timezone.now()
+    # Only one completion wins; a concurrent one finds the parts already joined.
+    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, parts_joined_at__isnull=True).update(state=TransferState.QUEUED, parts_joined_at=now, bytes_done=transfer.bytes_total)
+    if not claimed:
+        transfer.refresh_from_db()
+        if transfer.state == TransferState.FAILED:
+            raise Conflict("This upload was cancelled.", code="UPLOAD_CLOSED", details={"state": transfer.state})
+        return transfer
+    if parts is not None:
+        try:
+            s3_multipart_complete(key, transfer.upload_id, parts)
+        except BlobError:
+            Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(state=TransferState.RUNNING, parts_joined_at=None, bytes_done=0)
+            raise
+    transfer.refresh_from_db()
+    _enqueue_verify(transfer)
+    return transfer
+
+
+def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
+    stored = {part["PartNumber"]: part for part in parts}
+    count = transfer.part_count
+    missing = [number for number in range(1, count + 1) if number not in stored]
+    if missing:
+        raise Conflict(f"{len(missing)} of {count} parts are not stored yet", code="UPLOAD_INCOMPLETE", details={"missing_parts": missing[:100]})
+    wrong = [number for number in sorted(stored) if number > count or stored[number]["Size"] != direct_part_bounds(transfer, number)[1]]
+    if wrong:
+        raise Conflict("Some parts do not have the length the plan gave them; send them again.", code="PART_SIZE_MISMATCH", details={"parts": wrong[:100]})
+
+
+def _enqueue_verify(transfer: Transfer) -> None:
+    enqueue(tasks.verify_direct_upload, transfer_id=transfer.id)
+
+
+def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
+    """Drop the parts sent so far; the artifact never appears."""
+    if not _taking_parts(transfer):
+        return
+    s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
+    _fail(transfer, "CANCELLED", reason, time.monotonic())
+
+
+def transfer_run_verify(*, transfer_id: str) -> str:
+    """Read the joined object back once: its size must be the one planned; its SHA-256 becomes
+    the artifact's checksum, which every later copy into a sandbox is verified against."""
+    transfer = _claim(transfer_id)
+    if transfer is None:
+        return "already-done"
+    started = time.monotonic()
+    artifact = transfer.artifact
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    try:
+        for chunk in blob_iter_chunks(artifact.storage_key):
+            if not head:
+                head = chunk[:512]
+            digest.update(chunk)
+            size += len(chunk)
+    except (BlobError, FileNotFoundError) as exc:
+        _fail(transfer, "STORAGE_ERROR", f"the uploaded object could not be read back: {exc}", started)
+        return "failed"
+    if size != transfer.bytes_total:
+        blob_delete(artifact.storage_key)
+        _fail(transfer, "SIZE_MISMATCH", f"the stored object has {size} bytes, not the {transfer.bytes_total} announced", started)
+        return "failed"
+    content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
+    _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
+    return "succeeded"
 
 
 # --- reading, deleting, expiring ----------------------------------------------------------------

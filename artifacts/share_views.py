@@ -6,7 +6,6 @@ page, byte for byte, so the answer tells a guesser nothing; guesses are throttle
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -15,9 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from artifacts import shares
-from artifacts.http import artifact_response, s3_download_url
-from artifacts.models import Artifact, ShareLink
-from artifacts.storage import is_s3
+from artifacts.http import artifact_delivery
+from artifacts.models import ShareLink
 from config.api import client_ip
 
 # No script, nothing from elsewhere, forms only to ourselves, never framed; the token is in
@@ -96,16 +94,4 @@ def share_download(request: HttpRequest, token: str) -> HttpResponse:
         return _landing(request, token, link, status=403, wrong_password=True)
     except shares.ShareUnavailable:
         return _missing()
-    return share_delivery(request, artifact)
-
-
-def share_delivery(request: HttpRequest, artifact: Artifact) -> HttpResponse:
-    """The one place that decides how the bytes go out: streamed from here for local storage; a
-    store that presigns its own URLs (S3) answers with a redirect to a fresh short-lived one."""
-    if is_s3():
-        response = HttpResponseRedirect(s3_download_url(artifact, settings.SHARE_DOWNLOAD_URL_SECONDS))
-        # The URL is a bearer credential for a minute: never cached, never sent on as a Referer.
-        response["Cache-Control"] = "private, no-store"
-        response["Referrer-Policy"] = "no-referrer"
-        return response
-    return artifact_response(request, artifact)
+    return artifact_delivery(request, artifact)

@@ -30,6 +30,13 @@ def transfer_download(*, transfer_id: str, host: str) -> str:
     return transfer_run_download(transfer_id=transfer_id)
 
 
+@shared_task(name="artifacts.tasks.verify_direct_upload")
+def verify_direct_upload(*, transfer_id: str) -> str:
+    from artifacts.services import transfer_run_verify
+
+    return transfer_run_verify(transfer_id=transfer_id)
+
+
 @shared_task(name="artifacts.tasks.delete_blob", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def delete_blob(*, key: str) -> None:
     from artifacts.storage import blob_delete

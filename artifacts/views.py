@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,20 +24,31 @@ from accounts.models import Role
 from artifacts import preview as previews
 from artifacts import shares
 from artifacts.forms import SORT_CHOICES, ArtifactFilterForm, ShareLinkForm, UploadForm
-from artifacts.http import artifact_response
-from artifacts.models import Artifact, ShareLink, ShareLinkState
+from artifacts.http import artifact_delivery, artifact_response
+from artifacts.models import Artifact, ShareLink, ShareLinkState, Transfer, TransferState
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,
     artifact_lineage,
     artifact_path_groups,
     artifact_versions,
+    direct_upload_get,
     share_link_get,
     share_link_list,
 )
-from artifacts.services import artifact_delete, artifact_put, artifact_record_read
+from artifacts.services import (
+    artifact_delete,
+    artifact_put,
+    artifact_record_read,
+    direct_upload_abort,
+    direct_upload_begin,
+    direct_upload_complete,
+    direct_upload_sign_part,
+    direct_uploads_available,
+)
 from artifacts.share_api import share_url
 from artifacts.signing import verify
+from artifacts.storage import BlobError, UploadGone
 from artifacts.validation import check_content_type, check_metadata, check_remote_path
 from audit.services import Actor
 from config.api import client_ip
@@ -74,7 +86,7 @@ def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
         return _forbidden()
     actor = Actor(organization_id=artifact.organization_id, label="presigned url", ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:400], request_id=getattr(request, "request_id", ""))
     artifact_record_read(actor=actor, artifact=artifact, action="artifact.download", details={"via": "presigned url", "range": request.headers.get("Range", "")})
-    return artifact_response(request, artifact)
+    return artifact_delivery(request, artifact)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -243,7 +255,7 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
 def artifact_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
     artifact_record_read(actor=request.actor, artifact=artifact, action="artifact.download", details={"via": "dashboard", "range": request.headers.get("Range", "")})
-    return artifact_response(request, artifact)
+    return artifact_delivery(request, artifact)
 
 
 @xframe_options_sameorigin
@@ -359,7 +371,14 @@ def artifact_share_revoke(request: HttpRequest, artifact_id: str, share_id: str)
 
 def _json_error(exc: StowageError) -> JsonResponse:
     field = exc.details.get("field") if exc.details else None
-    return JsonResponse({"error": {"code": exc.code, "message": exc.message, "field": field}}, status=exc.status)
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message, "field": field}
+    extra = {key: value for key, value in (exc.details or {}).items() if key != "field"}
+    if extra:
+        body["details"] = extra
+    response = JsonResponse({"error": body}, status=exc.status)
+    if exc.status == 503:
+        response["Retry-After"] = "5"
+    return response
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
@@ -459,7 +478,8 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
             raise _too_large(size, settings.ARTIFACT_MAX_BYTES)
     except StowageError as exc:
         return _json_error(exc)
-    return JsonResponse({"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES})
+    direct = direct_uploads_available() and size >= settings.DIRECT_UPLOAD_MIN_BYTES
+    return JsonResponse({"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES, "direct": direct})
 
 
 @org_view(Role.MEMBER)
@@ -495,16 +515,130 @@ def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
         if exc.code == "LENGTH_REQUIRED":
             response.status_code = 411
         return response
-    return JsonResponse(
-        {
-            "id": artifact.id,
-            "remote_path": artifact.remote_path,
-            "version": artifact.version,
-            "size": artifact.size,
-            "checksum": artifact.checksum,
-            "content_type": artifact.content_type,
-            "url": reverse("artifact-detail", args=[artifact.id]),
+    return JsonResponse(_uploaded(artifact), status=201)
+
+
+def _uploaded(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "remote_path": artifact.remote_path,
+        "version": artifact.version,
+        "size": artifact.size,
+        "checksum": artifact.checksum,
+        "content_type": artifact.content_type,
+        "url": reverse("artifact-detail", args=[artifact.id]),
+    }
+
+
+# --- uploads straight from the browser to the object store ----------------------------------
+
+
+def _json_payload(request: HttpRequest) -> dict[str, Any]:
+    try:
+        payload = json.loads(request.body or b"{}")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise InvalidInput("The request must be a JSON object.", code="INVALID_JSON")
+    return payload
+
+
+def _storage_error(exc: BlobError) -> JsonResponse:
+    error = StowageError("The object store could not be reached; nothing was changed. Try again shortly.", code=exc.code)
+    error.status = 409 if isinstance(exc, UploadGone) else 502
+    return _json_error(error)
+
+
+def _direct_status(transfer: Transfer) -> dict[str, Any]:
+    if transfer.state == TransferState.SUCCEEDED:
+        state = "succeeded"
+    elif transfer.state == TransferState.FAILED:
+        state = "failed"
+    else:
+        state = "uploading" if transfer.parts_joined_at is None else "verifying"
+    status: dict[str, Any] = {
+        "id": transfer.id,
+        "state": state,
+        "remote_path": transfer.artifact.remote_path,
+        "size": transfer.bytes_total,
+        "part_size": transfer.part_size,
+        "part_count": transfer.part_count,
+        "urls": {
+            "part": reverse("artifact-upload-direct-part", args=[transfer.id]),
+            "complete": reverse("artifact-upload-direct-complete", args=[transfer.id]),
+            "abort": reverse("artifact-upload-direct-abort", args=[transfer.id]),
+            "status": reverse("artifact-upload-direct-status", args=[transfer.id]),
         },
-        status=201,
-    )
+        "error": {"code": transfer.error_code, "message": transfer.error_message} if state == "failed" else None,
+        "artifact": _uploaded(transfer.artifact) if state == "succeeded" else None,
+    }
+    return status
+
+
+def _direct_view(method: str):
+    """A JSON endpoint on one of the caller's own direct uploads: errors as JSON, never a page."""
+
+    def decorate(handler):
+        @org_view(Role.MEMBER)
+        @require_http_methods([method])
+        @wraps(handler)
+        def view(request: HttpRequest, transfer_id: str) -> JsonResponse:
+            try:
+                transfer = direct_upload_get(organization_id=request.organization.id, user_id=request.user.id, transfer_id=transfer_id)
+                return handler(request, transfer)
+            except StowageError as exc:
+                return _json_error(exc)
+            except BlobError as exc:
+                return _storage_error(exc)
+
+        return view
+
+    return decorate
+
+
+@org_view(Role.MEMBER)
+@require_POST
+def artifact_upload_direct(request: HttpRequest) -> JsonResponse:
+    """Begins an upload whose parts the browser sends to the object store itself."""
+    try:
+        payload = _json_payload(request)
+        content_type = payload.get("content_type") if isinstance(payload.get("content_type"), str) else None
+        transfer = direct_upload_begin(
+            actor=request.actor,
+            remote_path=payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else "",
+            size=payload.get("size"),
+            content_type=_upload_content_type(content_type or ""),
+            metadata=payload.get("metadata"),
+        )
+    except StowageError as exc:
+        return _json_error(exc)
+    except BlobError as exc:
+        return _storage_error(exc)
+    return JsonResponse(_direct_status(transfer), status=201)
+
+
+@_direct_view("GET")
+def artifact_upload_direct_status(request: HttpRequest, transfer: Transfer) -> JsonResponse:
+    response = JsonResponse(_direct_status(transfer))
+    add_never_cache_headers(response)
+    return response
+
+
+@_direct_view("POST")
+def artifact_upload_direct_part(request: HttpRequest, transfer: Transfer) -> JsonResponse:
+    payload = _json_payload(request)
+    return JsonResponse(direct_upload_sign_part(transfer=transfer, number=payload.get("number"), sha256_b64=payload.get("sha256")))
+
+
+@_direct_view("POST")
+def artifact_upload_direct_complete(request: HttpRequest, transfer: Transfer) -> JsonResponse:
+    transfer = direct_upload_complete(transfer=transfer)
+    return JsonResponse(_direct_status(transfer), status=202)
+
+
+@_direct_view("POST")
+def artifact_upload_direct_abort(request: HttpRequest, transfer: Transfer) -> JsonResponse:
+    direct_upload_abort(transfer=transfer)
+    transfer.refresh_from_db()
+    return JsonResponse(_direct_status(transfer))
 

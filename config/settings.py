@@ -253,6 +253,12 @@ if AWS_STORAGE_BUCKET_NAME:
         _s3_options["access_key"] = env_str("AWS_ACCESS_KEY_ID")
         _s3_options["secret_key"] = env_str("AWS_SECRET_ACCESS_KEY")
     STORAGES["artifacts"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+# With S3, the dashboard sends files of at least this size from the browser straight to the
+# bucket (presigned multipart upload); the bucket must allow it (manage.py s3_cors).
+DIRECT_UPLOADS = env_bool("STOWAGE_DIRECT_UPLOADS", True)
+DIRECT_UPLOAD_MIN_BYTES = env_int("STOWAGE_DIRECT_UPLOAD_MIN_BYTES", 16 << 20)
+# A presigned part URL is made just before its part is sent, so it need not live long.
+DIRECT_UPLOAD_PART_URL_SECONDS = env_int("STOWAGE_DIRECT_UPLOAD_PART_URL_SECONDS", 900)
 ARTIFACT_MAX_BYTES = env_int("STOWAGE_ARTIFACT_MAX_BYTES", 5 << 30)
 ARTIFACT_MAX_EXPIRES_IN = env_int("STOWAGE_ARTIFACT_MAX_EXPIRES_IN", 10 * 365 * 86400)
 # An identical upload (same sandbox, path, remote_path and bytes) within this window is a retry.

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.files.storage import storages
 from django.test import Client
 
 from accounts.models import Membership, Role
 from accounts.services import organization_bootstrap
+from artifacts.storage import blob_storage, is_s3
 from config import stack
 from config.celery import app as celery_app
 
@@ -186,7 +189,9 @@ def s3_server():
     log_dir.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{port}"
     with open(log_dir / "moto.log", "wb") as log:
-        process = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        # Without its global CORS, moto answers browsers by each bucket's own CORS rules, as S3 does.
+        env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"}
+        process = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -207,3 +212,63 @@ def s3_server():
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+ACCESS_KEY = "stowage-test"
+SECRET_KEY = "stowage-test-secret"
+REGION = "us-east-1"
+
+
+class S3:
+    """A bucket of the S3 server, seen with a client of its own (not the storage's)."""
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+
+    def object_keys(self) -> set[str]:
+        return {entry["Key"] for entry in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", ())}
+
+    def body(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def uploads(self) -> list[dict]:
+        return self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+
+
+def reset_storages() -> None:
+    storages._storages.clear()
+
+
+@pytest.fixture
+def s3(s3_server, settings):
+    """A fresh bucket, and the artifact storage pointed at it."""
+    bucket = f"stowage-{uuid.uuid4().hex[:12]}"
+    store = S3(s3_server, bucket)
+    store.client.create_bucket(Bucket=bucket)
+    reset_storages()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": s3_server,
+                "region_name": REGION,
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "file_overwrite": True,
+                "default_acl": None,
+                "querystring_auth": True,
+                "signature_version": "s3v4",
+                "addressing_style": "path",
+            },
+        },
+    }
+    reset_storages()
+    assert is_s3(blob_storage())
+    yield store
+    reset_storages()

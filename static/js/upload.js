@@ -1,6 +1,9 @@
 // The upload page: drop or pick several files, name each one, add metadata, and send them one
 // after the other. Each file goes as the raw body of a PUT (never multipart), so the server
 // streams it to storage; its progress bar follows XMLHttpRequest's upload progress.
+// When the store is S3 and the file is large, the server says so ("direct"): the file is cut
+// into parts, each hashed here (SHA-256) and sent with a URL the server signed for that part's
+// length and hash straight to the bucket; the server then joins the parts and checks the whole.
 (function () {
   "use strict";
 
@@ -9,6 +12,10 @@
 
   const checkUrl = root.dataset.checkUrl;
   const streamUrl = root.dataset.streamUrl;
+  const directUrl = root.dataset.directUrl;
+  // Parts in flight at once, and attempts per part before the file is given up on.
+  const PARTS_IN_FLIGHT = 3;
+  const PART_ATTEMPTS = 3;
   const maxBytes = Number(root.dataset.maxBytes);
   const dropzone = document.getElementById("dropzone");
   const picker = document.getElementById("file-picker");
@@ -140,12 +147,15 @@
     return fallbackText;
   }
 
-  function request(method, url, { body = null, headers = {}, onProgress = null } = {}) {
+  // sameOrigin: false for the object store, which must get no cookie-bound header of ours.
+  function request(method, url, { body = null, headers = {}, onProgress = null, sameOrigin = true } = {}) {
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       xhr.open(method, url);
-      xhr.setRequestHeader("X-CSRFToken", csrfToken());
-      xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+      if (sameOrigin) {
+        xhr.setRequestHeader("X-CSRFToken", csrfToken());
+        xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+      }
       for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
       if (onProgress) {
         xhr.upload.addEventListener("progress", (event) => {
@@ -159,22 +169,48 @@
     });
   }
 
+  function postJson(url, payload) {
+    return request("POST", url, { body: JSON.stringify(payload), headers: { "Content-Type": "application/json" } });
+  }
+
+  function showProgress(item, loaded, total) {
+    item.progress.value = Math.floor((loaded / total) * 100);
+    item.status.textContent = `Uploading… ${humanSize(loaded)} of ${humanSize(total)}`;
+  }
+
+  function uploaded(item, xhr) {
+    const artifact = JSON.parse(xhr.responseText);
+    item.progress.value = 100;
+    setStatus(item, "done", `Uploaded as ${artifact.remote_path}, version ${artifact.version}.`, artifact.url);
+  }
+
+  function failed(item, message) {
+    item.nameInput.readOnly = false;
+    item.progress.value = 0;
+    setStatus(item, "error", message);
+  }
+
   async function upload(item, sharedMetadata) {
     const path = remotePath(item);
     item.nameInput.readOnly = true;
     item.progress.removeAttribute("value");
     setStatus(item, "sending", "Checking…");
     // A name or size the server would refuse is reported before any byte is sent.
-    const check = await request("POST", checkUrl, {
-      body: JSON.stringify({ remote_path: path, size: item.file.size, metadata: sharedMetadata }),
-      headers: { "Content-Type": "application/json" },
-    });
+    const check = await postJson(checkUrl, { remote_path: path, size: item.file.size, metadata: sharedMetadata });
     if (check.status !== 200) {
-      item.nameInput.readOnly = false;
-      item.progress.value = 0;
-      setStatus(item, "error", errorMessage(check, "The check failed: the server could not be reached."));
+      failed(item, errorMessage(check, "The check failed: the server could not be reached."));
       return;
     }
+    if (JSON.parse(check.responseText).direct && window.crypto && window.crypto.subtle) {
+      const outcome = await uploadDirect(item, path, sharedMetadata);
+      if (outcome !== "unreachable") return;
+      // The bucket refused the browser (no CORS rule for this site, say): go through Stowage.
+      item.fallbackNote = "The storage bucket could not be reached from this page, so the file went through Stowage. ";
+    }
+    await uploadStream(item, path, sharedMetadata);
+  }
+
+  async function uploadStream(item, path, sharedMetadata) {
     item.progress.value = 0;
     setStatus(item, "sending", "Uploading…");
     const url = `${streamUrl}?${new URLSearchParams({ remote_path: path })}`;
@@ -183,20 +219,120 @@
     const xhr = await request("PUT", url, {
       body: item.file,
       headers,
-      onProgress: (loaded, total) => {
-        item.progress.value = Math.floor((loaded / total) * 100);
-        item.status.textContent = `Uploading… ${humanSize(loaded)} of ${humanSize(total)}`;
-      },
+      onProgress: (loaded, total) => showProgress(item, loaded, total),
     });
     if (xhr.status === 201) {
-      const artifact = JSON.parse(xhr.responseText);
-      item.progress.value = 100;
-      setStatus(item, "done", `Uploaded as ${artifact.remote_path}, version ${artifact.version}.`, artifact.url);
+      uploaded(item, xhr);
+      if (item.fallbackNote) item.status.prepend(item.fallbackNote);
       return;
     }
-    item.nameInput.readOnly = false;
+    failed(item, errorMessage(xhr, "The upload failed: the connection was lost. Nothing was stored; try again."));
+  }
+
+  async function sha256Base64(blob) {
+    const digest = new Uint8Array(await window.crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+    let binary = "";
+    for (const byte of digest) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // Resolves to "done", "failed" (the message is shown) or "unreachable" (nothing is left
+  // behind and the caller may send the file through Stowage instead).
+  async function uploadDirect(item, path, sharedMetadata) {
+    const file = item.file;
+    const begin = await postJson(directUrl, { remote_path: path, size: file.size, content_type: file.type || "", metadata: sharedMetadata });
+    if (begin.status !== 201) {
+      failed(item, errorMessage(begin, "The upload could not begin: the server could not be reached."));
+      return "failed";
+    }
+    const plan = JSON.parse(begin.responseText);
+    const loaded = new Array(plan.part_count + 1).fill(0);
+    let reached = false;
+    let problem = null;
+    let next = 1;
     item.progress.value = 0;
-    setStatus(item, "error", errorMessage(xhr, "The upload failed: the connection was lost. Nothing was stored; try again."));
+    setStatus(item, "sending", "Uploading…");
+
+    async function sendPart(number) {
+      const start = (number - 1) * plan.part_size;
+      const blob = file.slice(start, Math.min(start + plan.part_size, file.size));
+      const sha256 = await sha256Base64(blob);
+      for (let attempt = 1; attempt <= PART_ATTEMPTS; attempt++) {
+        const signed = await postJson(plan.urls.part, { number, sha256 });
+        if (signed.status !== 200) throw new Error(errorMessage(signed, "The server could not sign a part of the file."));
+        const part = JSON.parse(signed.responseText);
+        const xhr = await request(part.method, part.url, {
+          body: blob,
+          headers: part.headers,
+          sameOrigin: false,
+          onProgress: (done) => {
+            loaded[number] = done;
+            showProgress(item, loaded.reduce((a, b) => a + b, 0), file.size);
+          },
+        });
+        if (xhr.status >= 200 && xhr.status < 300) {
+          reached = true;
+          loaded[number] = blob.size;
+          return;
+        }
+        loaded[number] = 0;
+        if (xhr.status === 0 && !reached) throw new Error("unreachable");
+        if (attempt < PART_ATTEMPTS) await sleep(500 * attempt);
+      }
+      throw new Error(`Part ${number} of ${plan.part_count} could not be stored after ${PART_ATTEMPTS} attempts.`);
+    }
+
+    async function worker() {
+      while (!problem && next <= plan.part_count) {
+        const number = next++;
+        try {
+          await sendPart(number);
+        } catch (error) {
+          problem = problem || error.message;
+        }
+      }
+    }
+
+    await Promise.all(Array.from({ length: Math.min(PARTS_IN_FLIGHT, plan.part_count) }, worker));
+    if (problem) {
+      await postJson(plan.urls.abort, {});
+      if (problem === "unreachable") return "unreachable";
+      failed(item, `${problem} Nothing was stored; try again.`);
+      return "failed";
+    }
+
+    item.progress.removeAttribute("value");
+    setStatus(item, "sending", "Checking the stored file…");
+    const complete = await postJson(plan.urls.complete, {});
+    if (complete.status !== 202) {
+      await postJson(plan.urls.abort, {});
+      failed(item, errorMessage(complete, "The file could not be joined in storage. Nothing was stored; try again."));
+      return "failed";
+    }
+    // A worker reads the object back once and records its SHA-256; then it is published.
+    for (let waited = 0; ; waited += 1) {
+      const status = await request("GET", plan.urls.status);
+      const answer = status.status === 200 ? JSON.parse(status.responseText) : null;
+      if (answer && answer.state === "succeeded") {
+        item.progress.value = 100;
+        setStatus(item, "done", `Uploaded as ${answer.artifact.remote_path}, version ${answer.artifact.version}.`, answer.artifact.url);
+        return "done";
+      }
+      if (answer && answer.state === "failed") {
+        failed(item, `${answer.error.message}. Nothing was stored; try again.`);
+        return "failed";
+      }
+      if (waited === 120) {
+        item.progress.value = 100;
+        setStatus(item, "done", "Stored; still being checked. It will be listed once the check ends.");
+        return "done";
+      }
+      await sleep(waited < 10 ? 250 : 1000);
+    }
   }
 
   async function uploadAll() {

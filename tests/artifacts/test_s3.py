@@ -24,10 +24,8 @@ import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import httpx
 import pytest
-from django.core.files.storage import storages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -40,65 +38,10 @@ from artifacts.storage import (
     blob_key,
     blob_storage,
     blob_write,
-    is_s3,
     s3_client,
 )
 from audit.services import Actor
-
-ACCESS_KEY = "stowage-test"
-SECRET_KEY = "stowage-test-secret"
-REGION = "us-east-1"
-
-
-class S3:
-    def __init__(self, endpoint: str, bucket: str) -> None:
-        self.endpoint = endpoint
-        self.bucket = bucket
-        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
-
-    def object_keys(self) -> set[str]:
-        return {entry["Key"] for entry in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", ())}
-
-    def body(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-
-    def uploads(self) -> list[dict]:
-        return self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
-
-
-def _reset_storages() -> None:
-    storages._storages.clear()
-
-
-@pytest.fixture
-def s3(s3_server, settings):
-    """A fresh bucket, and the artifact storage pointed at it."""
-    bucket = f"stowage-{uuid.uuid4().hex[:12]}"
-    store = S3(s3_server, bucket)
-    store.client.create_bucket(Bucket=bucket)
-    _reset_storages()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": s3_server,
-                "region_name": REGION,
-                "access_key": ACCESS_KEY,
-                "secret_key": SECRET_KEY,
-                "file_overwrite": True,
-                "default_acl": None,
-                "querystring_auth": True,
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-            },
-        },
-    }
-    _reset_storages()
-    assert is_s3(blob_storage())
-    yield store
-    _reset_storages()
+from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
 
 
 @pytest.fixture

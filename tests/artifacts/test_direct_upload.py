@@ -1,0 +1,362 @@
+"""Browser uploads straight to S3: the dashboard's direct-upload endpoints against moto's S3 server.
+
+Each test plays the browser: it asks Stowage for a plan, hashes each part, asks for that part's
+presigned URL and PUTs the part to the S3 server with a plain HTTP client, then asks Stowage to
+join the parts. The check that follows (a worker reads the object back and records its SHA-256)
+runs in-process here, through Celery's eager mode; tests/browser/test_direct_upload.py runs the
+same flow in Chromium against the whole stack with its real worker.
+
+moto does not check signatures or the checksums of parts (see tests/artifacts/test_s3.py), so
+what the store would refuse is asserted on the URL: the part's length and SHA-256 are signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from artifacts import services
+from artifacts.models import Artifact, ArtifactState, Transfer, TransferState
+from artifacts.storage import s3_multipart_complete, s3_multipart_parts
+from audit.models import AuditEvent
+from config.celery import app as celery_app
+
+MiB = 1 << 20
+PART = 8 * MiB
+
+
+@pytest.fixture
+def direct(s3, settings):
+    """S3 storage with direct uploads from 1 MiB, and the worker's check run in-process."""
+    settings.DIRECT_UPLOADS = True
+    settings.DIRECT_UPLOAD_MIN_BYTES = MiB
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield s3
+    celery_app.conf.task_always_eager = eager
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+class Browser:
+    """What upload.js does, one request at a time, as a signed-in dashboard user."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def post(self, url: str, payload: dict | None = None):
+        return self.client.post(url, payload or {}, content_type="application/json")
+
+    def begin(self, remote_path: str, size: int, **extra):
+        return self.post("/artifacts/upload/direct/", {"remote_path": remote_path, "size": size, **extra})
+
+    def sign(self, plan: dict, number: int, part: bytes):
+        return self.post(plan["urls"]["part"], {"number": number, "sha256": sha256_b64(part)})
+
+    def put(self, plan: dict, number: int, part: bytes) -> httpx.Response:
+        signed = self.sign(plan, number, part)
+        assert signed.status_code == 200, signed.content
+        answer = signed.json()
+        return httpx.request(answer["method"], answer["url"], content=part, headers=answer["headers"])
+
+    def send_parts(self, plan: dict, data: bytes, numbers=None) -> None:
+        for number in numbers or range(1, plan["part_count"] + 1):
+            start = (number - 1) * plan["part_size"]
+            response = self.put(plan, number, data[start : start + plan["part_size"]])
+            assert response.status_code == 200, response.text
+
+    def complete(self, plan: dict):
+        return self.post(plan["urls"]["complete"])
+
+    def status(self, plan: dict) -> dict:
+        response = self.client.get(plan["urls"]["status"])
+        assert response.status_code == 200, response.content
+        return response.json()
+
+
+@pytest.fixture
+def browser(dashboard) -> Browser:
+    return Browser(dashboard.member)
+
+
+def begin(browser: Browser, remote_path: str, size: int, **extra) -> dict:
+    response = browser.begin(remote_path, size, **extra)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+# --- the whole flow ---------------------------------------------------------------------------
+
+
+def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, direct):
+    data = os.urandom(2 * PART + 12345)
+    check = browser.post("/artifacts/upload/check/", {"remote_path": "big/data.bin", "size": len(data), "metadata": {}})
+    assert check.status_code == 200 and check.json()["direct"] is True
+
+    plan = begin(browser, "big/data.bin", len(data), metadata={"team": "ml"})
+    assert (plan["state"], plan["part_size"], plan["part_count"], plan["size"]) == ("uploading", PART, 3, len(data))
+    transfer = Transfer.objects.get(id=plan["id"])
+    assert [upload["UploadId"] for upload in direct.uploads()] == [transfer.upload_id]
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.PENDING
+
+    browser.send_parts(plan, data)
+    assert direct.object_keys() == set()  # nothing under a final key until the parts are joined
+    completed = browser.complete(plan)
+    assert completed.status_code == 202, completed.content
+
+    status = browser.status(plan)
+    assert status["state"] == "succeeded", status
+    artifact = Artifact.objects.get(id=status["artifact"]["id"])
+    assert (artifact.state, artifact.version, artifact.size, artifact.remote_path) == (ArtifactState.READY, 1, len(data), "big/data.bin")
+    assert artifact.checksum == "sha256:" + hashlib.sha256(data).hexdigest() == status["artifact"]["checksum"]
+    assert artifact.metadata == {"team": "ml"}
+    assert direct.object_keys() == {artifact.storage_key} and direct.uploads() == []
+    assert hashlib.sha256(direct.body(artifact.storage_key)).digest() == hashlib.sha256(data).digest()
+    event = AuditEvent.objects.get(action="artifact.upload", resource=f"artifact:{artifact.id}")
+    assert event.details["via"] == "direct" and event.details["size"] == len(data) and event.outcome == "success"
+
+    # A second upload to the same name is its next version, as through Stowage.
+    again = os.urandom(MiB + 1)
+    plan = begin(browser, "big/data.bin", len(again))
+    browser.send_parts(plan, again)
+    assert browser.complete(plan).status_code == 202
+    assert browser.status(plan)["artifact"]["version"] == 2
+
+    # The artifact page serves it from S3 like any other.
+    download = browser.client.get(f"/artifacts/{artifact.id}/download/")
+    assert download.status_code == 302 and download["Location"].startswith(direct.endpoint)
+
+
+def test_each_part_url_signs_its_length_and_sha256_for_put(browser, direct, settings):
+    data = os.urandom(PART + 100)
+    plan = begin(browser, "signed.bin", len(data))
+    signed = browser.sign(plan, 2, data[PART:]).json()
+    query = parse_qs(urlsplit(signed["url"]).query)
+    assert signed["method"] == "PUT" and signed["size"] == 100
+    assert query["partNumber"] == ["2"] and query["uploadId"] == [Transfer.objects.get(id=plan["id"]).upload_id]
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == [str(settings.DIRECT_UPLOAD_PART_URL_SECONDS)]
+    assert set(query["X-Amz-SignedHeaders"][0].split(";")) == {"content-length", "host", "x-amz-checksum-sha256"}
+    assert signed["headers"] == {"x-amz-checksum-sha256": sha256_b64(data[PART:])}
+    assert urlsplit(signed["url"]).path.endswith(Transfer.objects.get(id=plan["id"]).artifact.storage_key)
+
+
+def test_the_check_sends_small_files_and_local_storage_through_stowage(browser, direct, settings):
+    small = browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": MiB - 1, "metadata": {}})
+    assert small.json()["direct"] is False
+    refused = browser.begin("a.txt", MiB - 1)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "TOO_SMALL_FOR_DIRECT_UPLOAD"
+    settings.DIRECT_UPLOADS = False
+    assert browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 10 * MiB, "metadata": {}}).json()["direct"] is False
+    off = browser.begin("a.txt", 10 * MiB)
+    assert off.status_code == 409 and off.json()["error"]["code"] == "DIRECT_UPLOAD_UNAVAILABLE"
+    assert direct.uploads() == [] and not Artifact.objects.exists()
+
+
+def test_direct_uploads_need_s3(browser, settings, db):
+    settings.DIRECT_UPLOADS = True
+    assert browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 100 * MiB, "metadata": {}}).json()["direct"] is False
+    refused = browser.begin("a.txt", 100 * MiB)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "DIRECT_UPLOAD_UNAVAILABLE"
+
+
+# --- bad input changes nothing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"remote_path": "../etc/passwd", "size": 2 * MiB}, 400, "INVALID_REMOTE_PATH"),
+        ({"remote_path": "ok.bin", "size": -1}, 400, "VALIDATION_ERROR"),
+        ({"remote_path": "ok.bin", "size": "big"}, 400, "VALIDATION_ERROR"),
+        ({"remote_path": "ok.bin", "size": 2 * MiB, "metadata": {"k": 5}}, 400, "INVALID_METADATA"),
+        ({"remote_path": "ok.bin", "size": (5 << 30) + 1}, 413, "FILE_TOO_LARGE"),
+    ],
+)
+def test_a_bad_plan_is_refused_and_opens_nothing(browser, direct, payload, status, code):
+    response = browser.post("/artifacts/upload/direct/", payload)
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+    assert direct.uploads() == [] and not Artifact.objects.exists() and not Transfer.objects.exists()
+
+
+def test_a_body_that_is_not_json_is_refused(browser, direct):
+    response = browser.client.post("/artifacts/upload/direct/", "size=1", content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_JSON"
+
+
+@pytest.mark.parametrize(("number", "digest"), [(0, None), (3, None), ("1", None), (1, "not base64!"), (1, base64.b64encode(b"short").decode())])
+def test_a_bad_part_request_is_refused(browser, direct, number, digest):
+    data = os.urandom(PART + 1)
+    plan = begin(browser, "p.bin", len(data))
+    response = browser.post(plan["urls"]["part"], {"number": number, "sha256": digest or sha256_b64(data[:PART])})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] in ("number", "sha256")
+
+
+def test_joining_with_a_part_missing_changes_nothing_and_can_be_retried(browser, direct):
+    data = os.urandom(2 * PART + 5)
+    plan = begin(browser, "gappy.bin", len(data))
+    browser.send_parts(plan, data, numbers=[1, 3])
+    refused = browser.complete(plan)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "UPLOAD_INCOMPLETE" and refused.json()["error"]["details"]["missing_parts"] == [2]
+    assert browser.status(plan)["state"] == "uploading" and len(direct.uploads()) == 1 and direct.object_keys() == set()
+
+    browser.send_parts(plan, data, numbers=[2])
+    assert browser.complete(plan).status_code == 202
+    assert browser.status(plan)["artifact"]["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_part_of_the_wrong_length_is_refused_at_joining(browser, direct):
+    data = os.urandom(PART + 10)
+    plan = begin(browser, "short.bin", len(data))
+    browser.send_parts(plan, data, numbers=[1])
+    # moto takes a body shorter than the signed length (S3 would not); the join still refuses it.
+    signed = browser.sign(plan, 2, data[PART:]).json()
+    assert httpx.put(signed["url"], content=data[PART:-1], headers=signed["headers"]).status_code == 200
+    refused = browser.complete(plan)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "PART_SIZE_MISMATCH"
+    assert refused.json()["error"]["details"]["parts"] == [2]
+    assert direct.object_keys() == set() and Artifact.objects.get().state == ArtifactState.PENDING
+
+
+def test_a_redelivered_check_finds_the_work_done(browser, direct):
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "once.bin", len(data))
+    browser.send_parts(plan, data)
+    assert browser.complete(plan).status_code == 202
+    artifact = Artifact.objects.get(id=browser.status(plan)["artifact"]["id"])
+    assert services.transfer_run_verify(transfer_id=plan["id"]) == "already-done"
+    assert Artifact.objects.get(id=artifact.id).version == 1
+    assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
+
+
+def test_an_object_of_another_size_than_planned_is_not_published(browser, direct):
+    """The size the plan promised is what gets published; a store that joined something else is caught."""
+    data = os.urandom(MiB + 20)
+    plan = begin(browser, "odd.bin", len(data))
+    browser.send_parts(plan, data)
+    transfer = Transfer.objects.get(id=plan["id"])
+    key = transfer.artifact.storage_key
+    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, parts_joined_at=timezone.now(), bytes_total=len(data) + 1)
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    status = browser.status(plan)
+    assert status["state"] == "failed" and status["error"]["code"] == "SIZE_MISMATCH"
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
+    assert direct.object_keys() == set()
+
+
+# --- cancelling, retrying, and whose upload it is --------------------------------------------
+
+
+def test_abort_drops_the_parts_and_closes_the_upload(browser, direct):
+    data = os.urandom(PART + 1)
+    plan = begin(browser, "gone.bin", len(data))
+    browser.send_parts(plan, data, numbers=[1])
+    aborted = browser.post(plan["urls"]["abort"])
+    assert aborted.status_code == 200 and aborted.json()["state"] == "failed" and aborted.json()["error"]["code"] == "CANCELLED"
+    assert direct.uploads() == [] and direct.object_keys() == set()
+    assert Artifact.objects.get().state == ArtifactState.FAILED
+    refused = browser.sign(plan, 2, data[PART:])
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "UPLOAD_CLOSED"
+    assert browser.complete(plan).json()["error"]["code"] == "UPLOAD_CLOSED"
+    event = AuditEvent.objects.get(action="artifact.upload")
+    assert event.outcome == "failure" and "CANCELLED" in event.error_message
+
+
+def test_completing_twice_publishes_once(browser, direct):
+    data = os.urandom(MiB + 3)
+    plan = begin(browser, "twice.bin", len(data))
+    browser.send_parts(plan, data)
+    assert browser.complete(plan).status_code == 202
+    again = browser.complete(plan)
+    assert again.status_code == 202 and again.json()["state"] == "succeeded"
+    assert Artifact.objects.filter(state=ArtifactState.READY).count() == 1
+    assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
+    # Aborting a finished upload does nothing.
+    assert browser.post(plan["urls"]["abort"]).json()["state"] == "succeeded"
+    assert Artifact.objects.get().state == ArtifactState.READY
+
+
+def test_only_the_uploader_can_touch_the_upload(dashboard, browser, direct):
+    data = os.urandom(MiB + 1)
+    plan = begin(browser, "mine.bin", len(data))
+    for client in (dashboard.owner, dashboard.stranger):
+        for url in (plan["urls"]["part"], plan["urls"]["complete"], plan["urls"]["abort"]):
+            assert client.post(url, {"number": 1, "sha256": sha256_b64(data)}, content_type="application/json").status_code == 404
+        assert client.get(plan["urls"]["status"]).status_code == 404
+    # A viewer cannot upload at all; an anonymous visitor is sent to sign in.
+    assert dashboard.viewer.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json").status_code == 404
+    assert dashboard.anonymous.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json").status_code == 302
+    assert len(direct.uploads()) == 1
+
+
+def test_the_direct_endpoints_keep_csrf_protection(dashboard, direct):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(get_user_model().objects.get(username="member-user"))
+    refused = client.post("/artifacts/upload/direct/", {"remote_path": "x.bin", "size": 2 * MiB}, content_type="application/json")
+    assert refused.status_code == 403 and direct.uploads() == []
+
+
+def test_the_sweeper_aborts_an_abandoned_direct_upload(browser, direct):
+    data = os.urandom(PART + 1)
+    plan = begin(browser, "abandoned.bin", len(data))
+    browser.send_parts(plan, data, numbers=[1])
+    services.storage_sweep(now=timezone.now() + timedelta(hours=7))
+    assert direct.uploads() == []
+    assert browser.status(plan)["state"] == "failed"
+    assert Artifact.objects.get().state == ArtifactState.FAILED
+
+
+# --- the bucket's CORS rule -------------------------------------------------------------------
+
+
+def test_s3_cors_adds_its_rule_and_keeps_the_others(direct, capsys):
+    other = {"ID": "cdn", "AllowedOrigins": ["https://cdn.example.com"], "AllowedMethods": ["GET"]}
+    direct.client.put_bucket_cors(Bucket=direct.bucket, CORSConfiguration={"CORSRules": [other]})
+    call_command("s3_cors", "--origin", "https://stowage.example.com", "--origin", "http://127.0.0.1:8000/")
+    call_command("s3_cors", "--origin", "https://stowage.example.com")  # again: replaced, not added
+    rules = direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"]
+    assert [rule.get("ID") for rule in rules] == ["stowage-direct-uploads", "cdn"]
+    assert rules[0]["AllowedOrigins"] == ["https://stowage.example.com"] and rules[0]["AllowedMethods"] == ["PUT"]
+    assert "x-amz-checksum-sha256" in rules[0]["AllowedHeaders"]
+    # What a browser's preflight gets for the dashboard's origin, and for another.
+    url = f"{direct.endpoint}/{direct.bucket}/blobs/x"
+    allowed = httpx.options(url, headers={"Origin": "https://stowage.example.com", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "x-amz-checksum-sha256"})
+    assert allowed.headers.get("Access-Control-Allow-Origin") == "https://stowage.example.com"
+    other_origin = httpx.options(url, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "PUT"})
+    assert "Access-Control-Allow-Origin" not in other_origin.headers
+    call_command("s3_cors", "--remove")
+    assert [rule.get("ID") for rule in direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"]] == ["cdn"]
+
+
+def test_s3_cors_needs_an_origin_and_s3(direct, settings):
+    settings.PUBLIC_BASE_URL = ""
+    with pytest.raises(CommandError, match="--origin"):
+        call_command("s3_cors")
+    with pytest.raises(CommandError, match="not an origin"):
+        call_command("s3_cors", "--origin", "stowage.example.com/upload")
+    settings.PUBLIC_BASE_URL = "https://files.example.com"
+    call_command("s3_cors")
+    assert direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"][0]["AllowedOrigins"] == ["https://files.example.com"]
+
+
+def test_s3_cors_refuses_local_storage(db):
+    with pytest.raises(CommandError, match="not stored on S3"):
+        call_command("s3_cors", "--origin", "https://stowage.example.com")
