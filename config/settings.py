@@ -50,6 +50,9 @@ VAR_DIR = Path(env_str("STOWAGE_VAR_DIR", str(BASE_DIR / "var" / ("test" if TEST
 
 _INSECURE_DEV_KEY = "stowage-insecure-development-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if not PRODUCTION else "")
+# Earlier SECRET_KEYs, comma-separated, still accepted (sessions, CSRF, presigned URLs) while a
+# rotation runs; Django signs everything new with SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 if PRODUCTION and (len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_DEV_KEY or SECRET_KEY.startswith("django-insecure")):
     raise ImproperlyConfigured(
         "STOWAGE_PRODUCTION is set but SECRET_KEY is missing or weak: set SECRET_KEY to at least "

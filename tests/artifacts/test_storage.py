@@ -319,3 +319,23 @@ def test_a_file_that_shrinks_while_its_directory_is_archived_fails_the_archive_c
         thread.join()
         runtime.destroy(sid)
     assert "FILE_CHANGED" in outcomes, outcomes
+
+
+def test_a_rotated_secret_key_keeps_old_urls_while_it_is_a_fallback(owner, tmp_storage, settings, fresh_signing_keys):
+    artifact = put(owner, "rotated.txt", b"rotated bytes")
+    anonymous = Client()
+    use_keys(settings, [])
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a" * 50, []
+    signing.signing_keys.cache_clear()
+    old_url = presigned_path(owner, artifact["id"])
+
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "b" * 50, ["a" * 50]
+    signing.signing_keys.cache_clear()
+    assert b"".join(anonymous.get(old_url).streaming_content) == b"rotated bytes"
+    new_url = presigned_path(owner, artifact["id"])
+    assert new_url != old_url and b"".join(anonymous.get(new_url).streaming_content) == b"rotated bytes"
+
+    settings.SECRET_KEY_FALLBACKS = []
+    signing.signing_keys.cache_clear()
+    assert anonymous.get(old_url).status_code == 403
+    assert b"".join(anonymous.get(new_url).streaming_content) == b"rotated bytes"
