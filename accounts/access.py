@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from accounts.models import Membership, Role
 from audit.services import Actor
@@ -48,6 +48,17 @@ def dashboard_actor(request: HttpRequest) -> Actor:
     )
 
 
+def _enter_organization(request: HttpRequest, role: str) -> bool:
+    """Attach the membership, organization and actor to the request; False if the role is short."""
+    membership = current_membership(request)
+    if membership is None or not has_role(membership, role):
+        return False
+    request.membership = membership
+    request.organization = membership.organization
+    request.actor = dashboard_actor(request)
+    return True
+
+
 def org_view(role: str = Role.VIEWER) -> Callable:
     """Sign-in required; the page belongs to the current organization and needs at least ``role``.
 
@@ -60,12 +71,34 @@ def org_view(role: str = Role.VIEWER) -> Callable:
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            membership = current_membership(request)
-            if membership is None or not has_role(membership, role):
+            if not _enter_organization(request, role):
                 raise Http404("not found")
-            request.membership = membership
-            request.organization = membership.organization
-            request.actor = dashboard_actor(request)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _json_refusal(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "field": None}}, status=status)
+
+
+def org_json_view(role: str, methods: list[str]) -> Callable:
+    """``org_view`` for the endpoints a page's script calls: every refusal is JSON the script can
+    show (401 once the session has ended, 404, 405), never a redirect to the sign-in page."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = _json_refusal(405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            if not request.user.is_authenticated:
+                return _json_refusal(401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry.")
+            if not _enter_organization(request, role):
+                return _json_refusal(404, "NOT_FOUND", "Not found.")
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -318,7 +318,9 @@ def _lock_remote_path(organization_id: str, remote_path: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"artifact-path:{organization_id}:{remote_path}"])
 
 
-def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float, extra: dict[str, Any] | None = None) -> None:
+def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float, extra: dict[str, Any] | None = None) -> bool:
+    """Make the artifact visible with its version (or point the transfer at the twin a retried
+    request already made); False when it is no longer pending and nothing was done."""
     artifact = transfer.artifact
     window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
     for attempt in range(5):
@@ -344,7 +346,7 @@ def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive
                     Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, artifact=twin, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
                     transaction.on_commit(lambda: blob_delete(artifact.storage_key))
                     _audit_transfer(transfer, Outcome.SUCCESS, started, artifact=twin, extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum})
-                    return
+                    return True
                 latest = Artifact.objects.filter(organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
                 published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
@@ -352,10 +354,10 @@ def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive
                 )
                 if not published:
                     # Published by an earlier delivery of the same task, or given up on by the sweeper.
-                    return
+                    return False
                 Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
                 _audit_transfer(transfer, Outcome.SUCCESS, started, extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version})
-                return
+                return True
         except IntegrityError:
             # Another upload to the same remote_path took this version number first.
             if attempt == 4:
@@ -522,12 +524,15 @@ def direct_upload_sign_part(*, transfer: Transfer, number: int, sha256_b64: str)
 
 def direct_upload_complete(*, transfer: Transfer) -> Transfer:
     """Join the parts once every one is stored at its length, and hand the object to a worker to
-    check. A missing or mis-sized part changes nothing: the client sends it again and retries."""
+    check. A missing or mis-sized part changes nothing: the client sends it again and retries.
+    Retrying after any answer is safe: a joined upload is never joined or checked twice."""
     if transfer.state == TransferState.SUCCEEDED:
         return transfer  # a retried request whose first answer was lost
     if transfer.parts_joined_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
-        # A retry after the queue was down: the object is whole, only its check is missing.
-        _enqueue_verify(transfer)
+        # Already being checked; the check is queued again only if the queue refused it before.
+        if Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED, error_code=BROKER_UNAVAILABLE).update(error_code=""):
+            _enqueue_verify(transfer)
+        transfer.refresh_from_db()
         return transfer
     _open_direct_upload(transfer)
     key = transfer.artifact.storage_key
@@ -552,11 +557,15 @@ def direct_upload_complete(*, transfer: Transfer) -> Transfer:
         try:
             s3_multipart_complete(key, transfer.upload_id, parts)
         except BlobError:
+            # The store may have joined them anyway: a retry finds out (the upload gone, the object there).
             Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(state=TransferState.RUNNING, parts_joined_at=None, bytes_done=0)
             raise
-    transfer.refresh_from_db()
     _enqueue_verify(transfer)
+    transfer.refresh_from_db()
     return transfer
+
+
+BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
 
 
 def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
@@ -571,15 +580,24 @@ def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
 
 
 def _enqueue_verify(transfer: Transfer) -> None:
-    enqueue(tasks.verify_direct_upload, transfer_id=transfer.id)
+    def remember() -> None:
+        # The object stays joined; the client's retry of the completion queues the check again.
+        Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(error_code=BROKER_UNAVAILABLE)
+
+    enqueue(tasks.verify_direct_upload, task_id=f"{transfer.id}.verify", on_unavailable=remember, transfer_id=transfer.id)
 
 
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
-    """Drop the parts sent so far; the artifact never appears."""
-    if not _taking_parts(transfer):
+    """Drop the parts sent so far (and an object a failed join may have left); the artifact never appears."""
+    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, parts_joined_at__isnull=True).update(
+        state=TransferState.FAILED, error_code="CANCELLED", error_message=reason, finished_at=timezone.now()
+    )
+    if not claimed:
         return
-    s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
     _fail(transfer, "CANCELLED", reason, time.monotonic())
+    key = transfer.artifact.storage_key
+    s3_multipart_abort(key, transfer.upload_id)
+    blob_delete(key)
 
 
 def transfer_run_verify(*, transfer_id: str) -> str:
@@ -599,16 +617,22 @@ def transfer_run_verify(*, transfer_id: str) -> str:
                 head = chunk[:512]
             digest.update(chunk)
             size += len(chunk)
-    except (BlobError, FileNotFoundError) as exc:
-        _fail(transfer, "STORAGE_ERROR", f"the uploaded object could not be read back: {exc}", started)
+        if size != transfer.bytes_total:
+            blob_delete(artifact.storage_key)
+            _fail(transfer, "SIZE_MISMATCH", f"the stored file has {size} bytes, not the {transfer.bytes_total} announced", started)
+            return "failed"
+        content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
+        published = _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
+    except (BlobError, FileNotFoundError):
+        logger.warning("direct upload %s: the object could not be read back", transfer.id, exc_info=True)
+        _fail(transfer, "STORAGE_ERROR", "the uploaded file could not be read back from storage", started)
         return "failed"
-    if size != transfer.bytes_total:
-        blob_delete(artifact.storage_key)
-        _fail(transfer, "SIZE_MISMATCH", f"the stored object has {size} bytes, not the {transfer.bytes_total} announced", started)
+    except Exception:
+        # Anything else would leave the upload "being checked" until the sweeper gives up on it.
+        logger.exception("direct upload %s: the check failed", transfer.id)
+        _fail(transfer, "IO_ERROR", "the uploaded file could not be checked", started)
         return "failed"
-    content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
-    _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
-    return "succeeded"
+    return "succeeded" if published else "already-done"
 
 
 # --- reading, deleting, expiring ----------------------------------------------------------------

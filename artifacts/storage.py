@@ -279,7 +279,7 @@ def _iter_s3(storage, key: str, *, start: int, length: int | None, chunk_size: i
     params = {"Bucket": storage.bucket_name, "Key": s3_object_key(storage, key)}
     if start or length is not None:
         params["Range"] = f"bytes={start}-" + (str(start + length - 1) if length is not None else "")
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         body = s3_client(storage).get_object(**params)["Body"]
@@ -289,9 +289,13 @@ def _iter_s3(storage, key: str, *, start: int, length: int | None, chunk_size: i
             return
         if code in ("NoSuchKey", "404"):
             raise FileNotFoundError(key) from exc
-        raise
+        raise BlobError(f"the object store refused to read {key}: {code}") from exc
+    except BotoCoreError as exc:
+        raise BlobError(f"the object store could not be read: {exc}") from exc
     try:
         yield from body.iter_chunks(chunk_size)
+    except BotoCoreError as exc:  # the connection dropped or timed out mid-body
+        raise BlobError(f"reading {key} from the object store failed: {exc}") from exc
     finally:
         body.close()
 

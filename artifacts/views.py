@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, push_url, trigger_client_event
 
-from accounts.access import org_view
+from accounts.access import org_json_view, org_view
 from accounts.models import Role
 from artifacts import preview as previews
 from artifacts import shares
@@ -457,8 +457,7 @@ def _upload_form_post(request: HttpRequest) -> HttpResponse:
     return redirect("artifact-detail", artifact.id)
 
 
-@org_view(Role.MEMBER)
-@require_POST
+@org_json_view(Role.MEMBER, ["POST"])
 def artifact_upload_check(request: HttpRequest) -> JsonResponse:
     """Checks one file of the upload page before its bytes are sent: a name or a size that will
     be refused is reported at once, with nothing sent and nothing stored."""
@@ -482,8 +481,7 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES, "direct": direct})
 
 
-@org_view(Role.MEMBER)
-@require_http_methods(["PUT"])
+@org_json_view(Role.MEMBER, ["PUT"])
 def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
     """One file of the upload page, sent as the raw request body and streamed to storage a chunk
     at a time: the body is never read whole (request.body is never touched). PUT, so the CSRF
@@ -544,8 +542,12 @@ def _json_payload(request: HttpRequest) -> dict[str, Any]:
 
 
 def _storage_error(exc: BlobError) -> JsonResponse:
-    error = StowageError("The object store could not be reached; nothing was changed. Try again shortly.", code=exc.code)
-    error.status = 409 if isinstance(exc, UploadGone) else 502
+    if isinstance(exc, UploadGone):
+        error = StowageError("The upload is no longer open on the object store; start it again.", code=exc.code)
+        error.status = 409
+    else:
+        error = StowageError("The object store did not answer as expected. Try again shortly.", code=exc.code)
+        error.status = 502
     return _json_error(error)
 
 
@@ -579,8 +581,7 @@ def _direct_view(method: str):
     """A JSON endpoint on one of the caller's own direct uploads: errors as JSON, never a page."""
 
     def decorate(handler):
-        @org_view(Role.MEMBER)
-        @require_http_methods([method])
+        @org_json_view(Role.MEMBER, [method])
         @wraps(handler)
         def view(request: HttpRequest, transfer_id: str) -> JsonResponse:
             try:
@@ -596,8 +597,7 @@ def _direct_view(method: str):
     return decorate
 
 
-@org_view(Role.MEMBER)
-@require_POST
+@org_json_view(Role.MEMBER, ["POST"])
 def artifact_upload_direct(request: HttpRequest) -> JsonResponse:
     """Begins an upload whose parts the browser sends to the object store itself."""
     try:

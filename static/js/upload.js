@@ -13,9 +13,12 @@
   const checkUrl = root.dataset.checkUrl;
   const streamUrl = root.dataset.streamUrl;
   const directUrl = root.dataset.directUrl;
-  // Parts in flight at once, and attempts per part before the file is given up on.
+  // Parts in flight at once; attempts per part (and per call to Stowage) before giving up, with
+  // pauses of 1, 2, 4, 8 s between them; how long to wait for the stored file's check.
   const PARTS_IN_FLIGHT = 3;
-  const PART_ATTEMPTS = 3;
+  const PART_ATTEMPTS = 5;
+  const RETRIES = 5;
+  const CHECK_WAIT_MS = 10 * 60 * 1000;
   const maxBytes = Number(root.dataset.maxBytes);
   const dropzone = document.getElementById("dropzone");
   const picker = document.getElementById("file-picker");
@@ -137,11 +140,17 @@
     refreshButtons();
   }
 
-  function errorMessage(xhr, fallbackText) {
+  function parseJson(xhr) {
     try {
-      const body = JSON.parse(xhr.responseText);
-      if (body && body.error && body.error.message) return body.error.message;
-    } catch (e) { /* not JSON */ }
+      return JSON.parse(xhr.responseText);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function errorMessage(xhr, fallbackText) {
+    const body = parseJson(xhr);
+    if (body && body.error && body.error.message) return body.error.message;
     if (xhr.status === 403) return "Refused: your session may have ended. Reload the page and sign in again.";
     if (xhr.status === 413) return "Too large for the server.";
     return fallbackText;
@@ -169,19 +178,37 @@
     });
   }
 
-  function postJson(url, payload) {
-    return request("POST", url, { body: JSON.stringify(payload), headers: { "Content-Type": "application/json" } });
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // No answer, or the server or the queue briefly unavailable: worth another try.
+  function transient(xhr) {
+    return xhr.status === 0 || xhr.status === 502 || xhr.status === 503 || xhr.status === 504;
+  }
+
+  function backoff(xhr, attempt) {
+    // Only Stowage's own answers are read for it: the browser hides other origins' headers.
+    const ours = xhr.responseURL && new URL(xhr.responseURL).origin === window.location.origin;
+    const asked = ours ? Number(xhr.getResponseHeader("Retry-After")) : 0;
+    return Math.min(asked > 0 ? asked * 1000 : 1000 * 2 ** (attempt - 1), 30000);
+  }
+
+  // A call to Stowage itself, tried again over a short outage (about half a minute in all).
+  async function callStowage(method, url, payload) {
+    const options = payload === undefined ? {} : { body: JSON.stringify(payload), headers: { "Content-Type": "application/json" } };
+    let xhr;
+    for (let attempt = 1; attempt <= RETRIES; attempt++) {
+      xhr = await request(method, url, options);
+      if (!transient(xhr)) return xhr;
+      if (attempt < RETRIES) await sleep(backoff(xhr, attempt));
+    }
+    return xhr;
   }
 
   function showProgress(item, loaded, total) {
     item.progress.value = Math.floor((loaded / total) * 100);
     item.status.textContent = `Uploading… ${humanSize(loaded)} of ${humanSize(total)}`;
-  }
-
-  function uploaded(item, xhr) {
-    const artifact = JSON.parse(xhr.responseText);
-    item.progress.value = 100;
-    setStatus(item, "done", `Uploaded as ${artifact.remote_path}, version ${artifact.version}.`, artifact.url);
   }
 
   function failed(item, message) {
@@ -190,27 +217,34 @@
     setStatus(item, "error", message);
   }
 
+  function published(item, artifact, note) {
+    item.progress.value = 100;
+    setStatus(item, "done", `Uploaded as ${artifact.remote_path}, version ${artifact.version}.`, artifact.url);
+    if (note) item.status.prepend(note);
+  }
+
   async function upload(item, sharedMetadata) {
     const path = remotePath(item);
     item.nameInput.readOnly = true;
     item.progress.removeAttribute("value");
     setStatus(item, "sending", "Checking…");
     // A name or size the server would refuse is reported before any byte is sent.
-    const check = await postJson(checkUrl, { remote_path: path, size: item.file.size, metadata: sharedMetadata });
-    if (check.status !== 200) {
+    const check = await callStowage("POST", checkUrl, { remote_path: path, size: item.file.size, metadata: sharedMetadata });
+    const answer = check.status === 200 ? parseJson(check) : null;
+    if (!answer) {
       failed(item, errorMessage(check, "The check failed: the server could not be reached."));
       return;
     }
-    if (JSON.parse(check.responseText).direct && window.crypto && window.crypto.subtle) {
-      const outcome = await uploadDirect(item, path, sharedMetadata);
-      if (outcome !== "unreachable") return;
+    let note = "";
+    if (answer.direct && window.crypto && window.crypto.subtle) {
+      if ((await uploadDirect(item, path, sharedMetadata)) !== "unreachable") return;
       // The bucket refused the browser (no CORS rule for this site, say): go through Stowage.
-      item.fallbackNote = "The storage bucket could not be reached from this page, so the file went through Stowage. ";
+      note = "The storage bucket could not be reached from this page, so the file went through Stowage. ";
     }
-    await uploadStream(item, path, sharedMetadata);
+    await uploadStream(item, path, sharedMetadata, note);
   }
 
-  async function uploadStream(item, path, sharedMetadata) {
+  async function uploadStream(item, path, sharedMetadata, note) {
     item.progress.value = 0;
     setStatus(item, "sending", "Uploading…");
     const url = `${streamUrl}?${new URLSearchParams({ remote_path: path })}`;
@@ -221,9 +255,9 @@
       headers,
       onProgress: (loaded, total) => showProgress(item, loaded, total),
     });
-    if (xhr.status === 201) {
-      uploaded(item, xhr);
-      if (item.fallbackNote) item.status.prepend(item.fallbackNote);
+    const artifact = xhr.status === 201 ? parseJson(xhr) : null;
+    if (artifact) {
+      published(item, artifact, note);
       return;
     }
     failed(item, errorMessage(xhr, "The upload failed: the connection was lost. Nothing was stored; try again."));
@@ -236,24 +270,26 @@
     return btoa(binary);
   }
 
-  function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
+  // What the object store said, from its XML error body (readable when its CORS rule matched).
+  function storeError(xhr) {
+    const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText || "");
+    return code ? code[1] : xhr.status ? `HTTP ${xhr.status}` : "no answer";
   }
 
-  // Resolves to "done", "failed" (the message is shown) or "unreachable" (nothing is left
-  // behind and the caller may send the file through Stowage instead).
+  class UploadProblem extends Error {}
+
+  // Resolves to "done", "failed", "checking" (stored, its check still running) or "unreachable"
+  // (nothing is left behind and the caller may send the file through Stowage instead).
   async function uploadDirect(item, path, sharedMetadata) {
     const file = item.file;
-    const begin = await postJson(directUrl, { remote_path: path, size: file.size, content_type: file.type || "", metadata: sharedMetadata });
-    if (begin.status !== 201) {
+    const begin = await callStowage("POST", directUrl, { remote_path: path, size: file.size, content_type: file.type || "", metadata: sharedMetadata });
+    const plan = begin.status === 201 ? parseJson(begin) : null;
+    if (!plan) {
       failed(item, errorMessage(begin, "The upload could not begin: the server could not be reached."));
       return "failed";
     }
-    const plan = JSON.parse(begin.responseText);
     const loaded = new Array(plan.part_count + 1).fill(0);
     let reached = false;
-    let problem = null;
-    let next = 1;
     item.progress.value = 0;
     setStatus(item, "sending", "Uploading…");
 
@@ -261,11 +297,13 @@
       const start = (number - 1) * plan.part_size;
       const blob = file.slice(start, Math.min(start + plan.part_size, file.size));
       const sha256 = await sha256Base64(blob);
+      let xhr;
       for (let attempt = 1; attempt <= PART_ATTEMPTS; attempt++) {
-        const signed = await postJson(plan.urls.part, { number, sha256 });
-        if (signed.status !== 200) throw new Error(errorMessage(signed, "The server could not sign a part of the file."));
-        const part = JSON.parse(signed.responseText);
-        const xhr = await request(part.method, part.url, {
+        // A fresh URL for every attempt: one that expired meanwhile is not tried again.
+        const signed = await callStowage("POST", plan.urls.part, { number, sha256 });
+        const part = signed.status === 200 ? parseJson(signed) : null;
+        if (!part) throw new UploadProblem(errorMessage(signed, "The server could not sign a part of the file."));
+        xhr = await request(part.method, part.url, {
           body: blob,
           headers: part.headers,
           sameOrigin: false,
@@ -274,80 +312,125 @@
             showProgress(item, loaded.reduce((a, b) => a + b, 0), file.size);
           },
         });
+        loaded[number] = 0;
         if (xhr.status >= 200 && xhr.status < 300) {
           reached = true;
           loaded[number] = blob.size;
           return;
         }
-        loaded[number] = 0;
-        if (xhr.status === 0 && !reached) throw new Error("unreachable");
-        if (attempt < PART_ATTEMPTS) await sleep(500 * attempt);
+        // The first part tells whether this page may reach the bucket at all; two tries suffice.
+        if (xhr.status === 0 && !reached && attempt >= 2) throw new UploadProblem("unreachable");
+        if (attempt < PART_ATTEMPTS) await sleep(backoff(xhr, attempt));
       }
-      throw new Error(`Part ${number} of ${plan.part_count} could not be stored after ${PART_ATTEMPTS} attempts.`);
+      throw new UploadProblem(`Part ${number} of ${plan.part_count} could not be stored (the storage answered: ${storeError(xhr)}).`);
     }
 
-    async function worker() {
-      while (!problem && next <= plan.part_count) {
-        const number = next++;
-        try {
-          await sendPart(number);
-        } catch (error) {
-          problem = problem || error.message;
+    async function sendParts(numbers) {
+      const queue = numbers.slice();
+      let problem = null;
+      async function worker() {
+        while (!problem && queue.length) {
+          try {
+            await sendPart(queue.shift());
+          } catch (error) {
+            problem = problem || error.message;
+          }
         }
       }
+      if (!reached) {
+        // The first part alone, so that a bucket this page cannot reach is known before the rest.
+        try {
+          await sendPart(queue.shift());
+        } catch (error) {
+          problem = error.message;
+        }
+      }
+      if (!problem) await Promise.all(Array.from({ length: Math.min(PARTS_IN_FLIGHT, queue.length) }, worker));
+      if (problem) throw new UploadProblem(problem);
     }
 
-    await Promise.all(Array.from({ length: Math.min(PARTS_IN_FLIGHT, plan.part_count) }, worker));
-    if (problem) {
-      await postJson(plan.urls.abort, {});
-      if (problem === "unreachable") return "unreachable";
-      failed(item, `${problem} Nothing was stored; try again.`);
+    async function giveUp(message) {
+      await callStowage("POST", plan.urls.abort, {});
+      if (message === "unreachable") return "unreachable";
+      failed(item, `${message} Nothing was stored; try again.`);
       return "failed";
+    }
+
+    const all = Array.from({ length: plan.part_count }, (_, i) => i + 1);
+    try {
+      await sendParts(all);
+    } catch (error) {
+      return giveUp(error.message);
     }
 
     item.progress.removeAttribute("value");
     setStatus(item, "sending", "Checking the stored file…");
-    const complete = await postJson(plan.urls.complete, {});
+    let complete;
+    for (let round = 1; ; round++) {
+      complete = await callStowage("POST", plan.urls.complete, {});
+      const answer = parseJson(complete);
+      const missing = complete.status === 409 && answer && answer.error && answer.error.code === "UPLOAD_INCOMPLETE" ? answer.error.details.missing_parts : null;
+      if (!missing || round > 2) break;
+      // The store lost a part it had acknowledged: send those again, then join once more.
+      try {
+        await sendParts(missing);
+      } catch (error) {
+        return giveUp(error.message);
+      }
+    }
     if (complete.status !== 202) {
-      await postJson(plan.urls.abort, {});
-      failed(item, errorMessage(complete, "The file could not be joined in storage. Nothing was stored; try again."));
-      return "failed";
+      // Nothing to undo when the parts were joined and only their check is pending.
+      if (transient(complete)) {
+        failed(item, "The server did not confirm the upload. Reload the artifact list in a minute to see whether it arrived.");
+        return "failed";
+      }
+      return giveUp(errorMessage(complete, "The file could not be joined in storage."));
     }
     // A worker reads the object back once and records its SHA-256; then it is published.
-    for (let waited = 0; ; waited += 1) {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
       const status = await request("GET", plan.urls.status);
-      const answer = status.status === 200 ? JSON.parse(status.responseText) : null;
+      const answer = status.status === 200 ? parseJson(status) : null;
       if (answer && answer.state === "succeeded") {
-        item.progress.value = 100;
-        setStatus(item, "done", `Uploaded as ${answer.artifact.remote_path}, version ${answer.artifact.version}.`, answer.artifact.url);
+        published(item, answer.artifact, "");
         return "done";
       }
       if (answer && answer.state === "failed") {
         failed(item, `${answer.error.message}. Nothing was stored; try again.`);
         return "failed";
       }
-      if (waited === 120) {
+      if (status.status === 401 || status.status === 404 || Date.now() - started > CHECK_WAIT_MS) {
         item.progress.value = 100;
-        setStatus(item, "done", "Stored; still being checked. It will be listed once the check ends.");
-        return "done";
+        setStatus(item, "checking", "Stored, and still being checked: it will appear in the artifact list once the check ends.");
+        return "checking";
       }
-      await sleep(waited < 10 ? 250 : 1000);
+      await sleep(Math.min(250 * 2 ** attempt, 5000));
     }
   }
 
   async function uploadAll() {
     running = true;
     refreshButtons();
-    const sharedMetadata = metadata();
-    for (const item of items.slice()) {
-      if (item.state !== "waiting" && !(item.state === "error" && item.file.size <= maxBytes)) continue;
-      await upload(item, sharedMetadata);
+    try {
+      const sharedMetadata = metadata();
+      for (const item of items.slice()) {
+        if (item.state !== "waiting" && !(item.state === "error" && item.file.size <= maxBytes)) continue;
+        try {
+          await upload(item, sharedMetadata);
+        } catch (error) {
+          failed(item, `The upload stopped: ${error.message}`);
+        }
+      }
+    } finally {
+      running = false;
+      const done = items.filter((item) => item.state === "done").length;
+      const checking = items.filter((item) => item.state === "checking").length;
+      const failedCount = items.filter((item) => item.state === "error").length;
+      const parts = [`${done} uploaded`];
+      if (checking) parts.push(`${checking} still being checked`);
+      summary.textContent = failedCount ? `${parts.join(", ")}, ${failedCount} not: see the messages above.` : `${parts.join(", ")}.`;
+      refreshButtons();
     }
-    running = false;
-    const done = items.filter((item) => item.state === "done").length;
-    const failed = items.filter((item) => item.state === "error").length;
-    summary.textContent = failed ? `${done} uploaded, ${failed} not: see the messages above.` : `${done} uploaded.`;
-    refreshButtons();
   }
 
   function addMetadataRow() {

@@ -23,8 +23,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
-from artifacts import services
+from artifacts import services, tasks
 from artifacts.models import Artifact, ArtifactState, Transfer, TransferState
 from artifacts.storage import s3_multipart_complete, s3_multipart_parts
 from audit.models import AuditEvent
@@ -232,15 +233,106 @@ def test_a_part_of_the_wrong_length_is_refused_at_joining(browser, direct):
     assert direct.object_keys() == set() and Artifact.objects.get().state == ArtifactState.PENDING
 
 
-def test_a_redelivered_check_finds_the_work_done(browser, direct):
-    data = os.urandom(MiB + 10)
-    plan = begin(browser, "once.bin", len(data))
+def joined(browser: Browser, direct, remote_path: str, data: bytes) -> Transfer:
+    """An upload whose parts are joined in the bucket and whose check has not run yet."""
+    plan = begin(browser, remote_path, len(data))
     browser.send_parts(plan, data)
-    assert browser.complete(plan).status_code == 202
-    artifact = Artifact.objects.get(id=browser.status(plan)["artifact"]["id"])
-    assert services.transfer_run_verify(transfer_id=plan["id"]) == "already-done"
-    assert Artifact.objects.get(id=artifact.id).version == 1
+    transfer = Transfer.objects.get(id=plan["id"])
+    key = transfer.artifact.storage_key
+    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, parts_joined_at=timezone.now(), bytes_done=len(data))
+    return Transfer.objects.select_related("artifact").get(id=transfer.id)
+
+
+def test_a_check_redelivered_after_its_worker_died_publishes_once(browser, direct):
+    data = os.urandom(MiB + 10)
+    transfer = joined(browser, direct, "once.bin", data)
+    # The worker died mid-check: the transfer is left running; the broker delivers the task again.
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "succeeded"
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "already-done"
+    artifact = Artifact.objects.get(id=transfer.artifact_id)
+    assert artifact.state == ArtifactState.READY and artifact.version == 1
     assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
+
+
+def test_a_check_that_finds_the_artifact_given_up_on_publishes_nothing(browser, direct):
+    transfer = joined(browser, direct, "late.bin", os.urandom(MiB + 10))
+    Artifact.objects.filter(id=transfer.artifact_id).update(state=ArtifactState.FAILED)  # the sweeper's verdict
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "already-done"
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
+    assert not AuditEvent.objects.filter(action="artifact.upload").exists()
+
+
+def test_a_check_that_cannot_read_the_object_fails_the_upload(browser, direct):
+    transfer = joined(browser, direct, "vanished.bin", os.urandom(MiB + 10))
+    direct.client.delete_object(Bucket=direct.bucket, Key=transfer.artifact.storage_key)
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    status = browser.status({"urls": {"status": f"/artifacts/upload/direct/{transfer.id}/"}})
+    assert status["state"] == "failed" and status["error"]["code"] == "STORAGE_ERROR"
+    assert "could not be read back" in status["error"]["message"] and "NoSuchKey" not in status["error"]["message"]
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
+
+
+def test_an_unexpected_error_in_the_check_fails_the_upload_instead_of_leaving_it_checking(browser, direct, monkeypatch):
+    transfer = joined(browser, direct, "boom.bin", os.urandom(MiB + 10))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+        yield b""
+
+    monkeypatch.setattr(services, "blob_iter_chunks", broken)
+    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    failed = Transfer.objects.get(id=transfer.id)
+    assert (failed.state, failed.error_code) == (TransferState.FAILED, "IO_ERROR")
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
+
+
+def test_completing_while_the_check_is_queued_does_not_queue_it_again(browser, direct):
+    """Only a check the queue refused is queued again; otherwise a retry just reports progress."""
+    data = os.urandom(MiB + 10)
+    transfer = joined(browser, direct, "queued.bin", data)
+    plan = {"urls": {"complete": f"/artifacts/upload/direct/{transfer.id}/complete/", "status": f"/artifacts/upload/direct/{transfer.id}/"}}
+    # Tasks run in-process here: had the retry queued the check, it would have published the artifact.
+    for _ in range(3):
+        again = browser.complete(plan)
+        assert again.status_code == 202 and again.json()["state"] == "verifying"
+    assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.PENDING
+
+    Transfer.objects.filter(id=transfer.id).update(error_code=services.BROKER_UNAVAILABLE)
+    retried = browser.complete(plan)
+    assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
+    assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_completion_whose_answer_was_lost_is_finished_by_the_retry(browser, direct):
+    """S3 joined the parts but Stowage never heard it: the retry finds the upload gone and the object there."""
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "lost.bin", len(data))
+    browser.send_parts(plan, data)
+    transfer = Transfer.objects.select_related("artifact").get(id=plan["id"])
+    key = transfer.artifact.storage_key
+    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
+    retried = browser.complete(plan)
+    assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
+    assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_the_queue_being_down_at_completion_is_a_503_and_the_retry_finishes(browser, direct, monkeypatch):
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "outage.bin", len(data))
+    browser.send_parts(plan, data)
+    def down(*args, **kwargs):
+        raise OperationalError("the broker is down")  # what kombu raises when Redis refuses
+
+    monkeypatch.setattr(tasks.verify_direct_upload, "apply_async", down)
+    refused = browser.complete(plan)
+    assert refused.status_code == 503 and refused["Retry-After"] and refused.json()["error"]["code"] == "BROKER_UNAVAILABLE"
+    assert browser.status(plan)["state"] == "verifying" and len(direct.object_keys()) == 1  # joined, kept
+    monkeypatch.undo()
+    retried = browser.complete(plan)
+    assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
 
 
 def test_an_object_of_another_size_than_planned_is_not_published(browser, direct):
@@ -291,6 +383,30 @@ def test_completing_twice_publishes_once(browser, direct):
     assert Artifact.objects.get().state == ArtifactState.READY
 
 
+def test_an_abort_that_arrives_after_the_upload_finished_changes_nothing(browser, direct):
+    data = os.urandom(MiB + 3)
+    plan = begin(browser, "raced.bin", len(data))
+    stale = Transfer.objects.select_related("artifact").get(id=plan["id"])  # read before completion
+    browser.send_parts(plan, data)
+    assert browser.complete(plan).status_code == 202
+    services.direct_upload_abort(transfer=stale)
+    assert Transfer.objects.get(id=stale.id).state == TransferState.SUCCEEDED
+    assert Artifact.objects.get(id=stale.artifact_id).state == ArtifactState.READY
+    assert not AuditEvent.objects.filter(outcome="failure").exists()
+    assert len(direct.object_keys()) == 1
+
+
+def test_abort_after_a_failed_join_removes_an_object_the_store_made_anyway(browser, direct):
+    data = os.urandom(MiB + 3)
+    plan = begin(browser, "half.bin", len(data))
+    browser.send_parts(plan, data)
+    transfer = Transfer.objects.select_related("artifact").get(id=plan["id"])
+    key = transfer.artifact.storage_key
+    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))  # joined; Stowage never heard
+    assert browser.post(plan["urls"]["abort"]).json()["state"] == "failed"
+    assert direct.object_keys() == set() and direct.uploads() == []
+
+
 def test_only_the_uploader_can_touch_the_upload(dashboard, browser, direct):
     data = os.urandom(MiB + 1)
     plan = begin(browser, "mine.bin", len(data))
@@ -298,9 +414,14 @@ def test_only_the_uploader_can_touch_the_upload(dashboard, browser, direct):
         for url in (plan["urls"]["part"], plan["urls"]["complete"], plan["urls"]["abort"]):
             assert client.post(url, {"number": 1, "sha256": sha256_b64(data)}, content_type="application/json").status_code == 404
         assert client.get(plan["urls"]["status"]).status_code == 404
-    # A viewer cannot upload at all; an anonymous visitor is sent to sign in.
-    assert dashboard.viewer.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json").status_code == 404
-    assert dashboard.anonymous.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json").status_code == 302
+    # A viewer cannot upload at all; a visitor whose session ended is told so: JSON, for the page's script.
+    viewer = dashboard.viewer.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json")
+    assert viewer.status_code == 404 and viewer.json()["error"]["code"] == "NOT_FOUND"
+    signed_out = dashboard.anonymous.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json")
+    assert signed_out.status_code == 401 and signed_out.json()["error"]["code"] == "SIGNED_OUT"
+    assert dashboard.anonymous.get(plan["urls"]["status"]).json()["error"]["code"] == "SIGNED_OUT"
+    wrong_method = browser.client.get(plan["urls"]["complete"])
+    assert wrong_method.status_code == 405 and wrong_method["Allow"] == "POST" and wrong_method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
     assert len(direct.uploads()) == 1
 
 
@@ -352,7 +473,7 @@ def test_s3_cors_needs_an_origin_and_s3(direct, settings):
         call_command("s3_cors")
     with pytest.raises(CommandError, match="not an origin"):
         call_command("s3_cors", "--origin", "stowage.example.com/upload")
-    settings.PUBLIC_BASE_URL = "https://files.example.com"
+    settings.PUBLIC_BASE_URL = "https://files.example.com/stowage/"
     call_command("s3_cors")
     assert direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"][0]["AllowedOrigins"] == ["https://files.example.com"]
 

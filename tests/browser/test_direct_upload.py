@@ -138,3 +138,40 @@ def test_without_a_cors_rule_the_file_goes_through_stowage_instead(stack, contex
         assert bucket.uploads() == []  # the direct attempt was aborted
     finally:
         stack.manage("s3_cors", "--origin", stack.base_url)
+
+
+def test_a_refused_part_and_a_lost_answer_are_retried_without_a_duplicate(stack, context, console, bucket, tmp_path: Path):
+    """The bucket refuses one part (as for a URL that expired on the way) and the answer to the
+    join is lost after the server did it: the page tries again and ends with one artifact."""
+    console.expected += ["status of 403", "net::ERR_FAILED"]
+    data = os.urandom(PART + MiB + 9)
+    picked = tmp_path / "flaky.bin"
+    picked.write_bytes(data)
+    page = context.new_page()
+    refused, joined = [], []
+
+    def bucket_put(route):
+        if route.request.method == "PUT" and not refused:
+            refused.append(route.request.url)
+            headers = {"Access-Control-Allow-Origin": stack.base_url, "Content-Type": "application/xml"}
+            route.fulfill(status=403, headers=headers, body="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+            return
+        route.continue_()
+
+    def complete(route):
+        if not joined:
+            joined.append(route.fetch().status)  # the server joins the parts; its answer never arrives
+            route.abort()
+            return
+        route.continue_()
+
+    page.route(f"{bucket.endpoint}/**", bucket_put)
+    page.route("**/artifacts/upload/direct/*/complete/", complete)
+    _upload(page, stack, picked)
+
+    status = page.locator("#upload-queue").get_by_role("status").inner_text()
+    assert "Uploaded as direct/flaky.bin, version 1." in status, status
+    assert refused and joined == [202]
+    listed = _api(stack, "/artifacts?limit=100")
+    flaky = [artifact for artifact in listed["artifacts"] if artifact["remote_path"] == "direct/flaky.bin"]
+    assert len(flaky) == 1 and flaky[0]["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()

@@ -114,9 +114,15 @@ def test_anonymous_visitors_are_sent_to_sign_in_everywhere(dashboard, owner):
         response = dashboard.anonymous.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("login")), url
-    for url in (reverse("artifact-upload-check"), reverse("artifact-share-create", args=[artifact.id]), reverse("artifact-upload")):
+    for url in (reverse("artifact-share-create", args=[artifact.id]), reverse("artifact-upload")):
         assert dashboard.anonymous.post(url).status_code == 302
-    assert dashboard.anonymous.put(reverse("artifact-upload-stream") + "?remote_path=x", b"x", content_type="text/plain").status_code == 302
+    # The upload page's script gets JSON it can show, not the sign-in page.
+    for response in (
+        dashboard.anonymous.post(reverse("artifact-upload-check"), {}, content_type="application/json"),
+        dashboard.anonymous.put(reverse("artifact-upload-stream") + "?remote_path=x", b"x", content_type="text/plain"),
+        dashboard.anonymous.post(reverse("artifact-upload-direct"), {}, content_type="application/json"),
+    ):
+        assert response.status_code == 401 and response.json()["error"]["code"] == "SIGNED_OUT"
     assert Artifact.objects.count() == 1
 
 

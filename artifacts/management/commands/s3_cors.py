@@ -19,6 +19,14 @@ def _origin(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _public_origin() -> list[str]:
+    """The origin of STOWAGE_PUBLIC_URL (which may carry a path), if it is set."""
+    if not settings.PUBLIC_BASE_URL:
+        return []
+    parts = urlsplit(settings.PUBLIC_BASE_URL.strip())
+    return [_origin(f"{parts.scheme}://{parts.netloc}")]
+
+
 def direct_upload_rule(origins: list[str]) -> dict:
     """What a browser on the dashboard needs to PUT parts: the method, the checksum header we sign."""
     return {
@@ -57,7 +65,7 @@ class Command(BaseCommand):
         if options["remove"]:
             new_rules = kept
         else:
-            origins = [_origin(value) for value in options["origin"]] or ([_origin(settings.PUBLIC_BASE_URL)] if settings.PUBLIC_BASE_URL else [])
+            origins = [_origin(value) for value in options["origin"]] or _public_origin()
             if not origins:
                 raise CommandError("Say where the dashboard is served: --origin https://stowage.example.com (or set STOWAGE_PUBLIC_URL).")
             new_rules = [direct_upload_rule(origins), *kept]
