@@ -180,9 +180,10 @@ def _filtered(organization_id: str, filters: ArtifactFilters) -> QuerySet[Artifa
 
 
 def _prefix_is_narrow(organization_id: str, prefix: str, limit: int) -> bool:
-    # Counted from the path index alone (remote_path is in it), stopping at the limit.
-    sample = Artifact.objects.filter(organization_id=organization_id, remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff").order_by().values_list("remote_path", flat=True)
-    return len(sample[:limit]) < limit
+    # Whether a row exists at the limit-th place of the path index's range: the database walks
+    # the index (remote_path is in it) and stops there, and sends back one row at most.
+    in_range = Artifact.objects.filter(organization_id=organization_id, remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff").order_by("remote_path")
+    return not in_range[limit - 1 : limit].exists()
 
 
 def _search_q(search: ArtifactSearch) -> Q:

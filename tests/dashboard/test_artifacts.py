@@ -315,6 +315,15 @@ def test_a_broad_prefix_is_read_along_the_order_and_still_complete(dashboard, sm
     assert sorted(ids) == sorted(a.id for a in made if a.remote_path.startswith("keep/"))
 
 
+def test_a_prefix_is_narrow_below_the_index_limit_and_broad_from_it(dashboard):
+    make_artifacts(dashboard.org_id, 3, remote_path=lambda i: f"three/{i}.txt")
+    make_artifacts(dashboard.org_id, 2, remote_path=lambda i: f"two/{i}.txt")
+    assert selectors._prefix_is_narrow(dashboard.org_id, "two/", 3)
+    assert not selectors._prefix_is_narrow(dashboard.org_id, "three/", 3)
+    assert selectors._prefix_is_narrow(dashboard.org_id, "three/", 4)
+    assert selectors._prefix_is_narrow(dashboard.org_id, "none/", 1)
+
+
 def test_bad_filters_are_reported(dashboard):
     response = dashboard.viewer.get(reverse("artifact-list"), {"created_from": "2025-02-10", "created_to": "2025-02-01", "sort": "bogus"})
     assert response.status_code == 200
