@@ -127,10 +127,11 @@ class Transfer(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     actor = models.JSONField(default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records.")
     # A browser upload sent straight to the object store: its multipart upload, its part size,
-    # and when its parts were joined into the object (after which it takes no more parts).
+    # and when the browser said every part was sent (after which no part is signed; a worker
+    # joins them and checks the object).
     upload_id = models.CharField(max_length=1024, blank=True)
     part_size = models.PositiveBigIntegerField(null=True, blank=True)
-    parts_joined_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -35,7 +35,6 @@ from artifacts.storage import (
     UploadGone,
     blob_abort_stale_uploads,
     blob_delete,
-    blob_exists,
     blob_iter_chunks,
     blob_key,
     blob_walk,
@@ -441,13 +440,18 @@ def artifact_put(
 #
 # The browser asks for a plan (direct_upload_begin), hashes each part and asks for a URL signed
 # with that part's length and SHA-256 (direct_upload_sign_part), sends the part to S3 itself,
-# then asks Stowage to join them (direct_upload_complete). A worker reads the object back once
-# to record its SHA-256 and publishes it (transfer_run_verify). No byte passes through the web
-# process; the object store refuses a part whose bytes do not match what was signed.
+# then says it is done (direct_upload_complete), which checks every part is stored at its
+# length. A worker joins the parts, reads the object back once to record its SHA-256 and
+# publishes it (transfer_run_direct_finish). No byte passes through the web process, and no web
+# request waits on the join; the object store refuses a part whose bytes do not match what was signed.
 
-# S3 allows 10,000 parts per upload; part sizes grow with the file to stay under it.
+# S3 allows 10,000 parts per upload. Each part costs the web process one signing request, so a
+# large file gets larger parts (up to 32 MiB: about 32 requests per GiB); the browser holds
+# three parts at a time to hash them, which bounds the part size too.
 S3_MAX_PARTS = 10_000
 DIRECT_PART_MIN_BYTES = 8 << 20
+DIRECT_PART_MAX_BYTES = 32 << 20
+DIRECT_PARTS_TARGET = 32
 
 
 def direct_uploads_available() -> bool:
@@ -455,9 +459,15 @@ def direct_uploads_available() -> bool:
 
 
 def direct_part_size(size: int) -> int:
-    """8 MiB, or the whole MiB that keeps the file within S3's part count."""
-    needed = -(-size // S3_MAX_PARTS)
-    return max(DIRECT_PART_MIN_BYTES, -(-needed // (1 << 20)) * (1 << 20))
+    """A whole number of MiB: about a 32nd of the file, between 8 and 32 MiB, and never so small
+    that the file would need more parts than S3 allows."""
+    mib = 1 << 20
+
+    def whole_mib(n: int) -> int:
+        return -(-n // mib) * mib
+
+    wanted = min(max(whole_mib(-(-size // DIRECT_PARTS_TARGET)), DIRECT_PART_MIN_BYTES), DIRECT_PART_MAX_BYTES)
+    return max(wanted, whole_mib(-(-size // S3_MAX_PARTS)))
 
 
 def direct_upload_begin(*, actor: Actor, remote_path: str, size: int, content_type: str | None = None, metadata: dict[str, str] | None = None) -> Transfer:
@@ -491,7 +501,7 @@ def direct_upload_begin(*, actor: Actor, remote_path: str, size: int, content_ty
 
 
 def _taking_parts(transfer: Transfer) -> bool:
-    return transfer.state == TransferState.RUNNING and transfer.parts_joined_at is None
+    return transfer.state == TransferState.RUNNING and transfer.completed_at is None
 
 
 def _open_direct_upload(transfer: Transfer) -> None:
@@ -523,44 +533,31 @@ def direct_upload_sign_part(*, transfer: Transfer, number: int, sha256_b64: str)
 
 
 def direct_upload_complete(*, transfer: Transfer) -> Transfer:
-    """Join the parts once every one is stored at its length, and hand the object to a worker to
-    check. A missing or mis-sized part changes nothing: the client sends it again and retries.
-    Retrying after any answer is safe: a joined upload is never joined or checked twice."""
+    """Close the upload once every part is stored at its length, and hand it to a worker to join
+    and check. A missing or mis-sized part changes nothing: the client sends it again and
+    retries. Retrying after any answer is safe: an upload is never joined or checked twice."""
     if transfer.state == TransferState.SUCCEEDED:
         return transfer  # a retried request whose first answer was lost
-    if transfer.parts_joined_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
-        # Already being checked; the check is queued again only if the queue refused it before.
+    if transfer.completed_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
+        # Already with a worker; queued again only if the queue refused it before.
         if Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED, error_code=BROKER_UNAVAILABLE).update(error_code=""):
-            _enqueue_verify(transfer)
+            _enqueue_finish(transfer)
         transfer.refresh_from_db()
         return transfer
     _open_direct_upload(transfer)
-    key = transfer.artifact.storage_key
     try:
-        parts = s3_multipart_parts(key, transfer.upload_id)
+        parts = s3_multipart_parts(transfer.artifact.storage_key, transfer.upload_id)
     except UploadGone:
-        # Joined by an earlier attempt whose answer was lost: the object is there to be checked.
-        if not blob_exists(key):
-            raise Conflict("The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED") from None
-        parts = None
-    if parts is not None:
-        _check_parts(transfer, parts)
-    now = timezone.now()
-    # Only one completion wins; a concurrent one finds the parts already joined.
-    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, parts_joined_at__isnull=True).update(state=TransferState.QUEUED, parts_joined_at=now, bytes_done=transfer.bytes_total)
+        raise Conflict("The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED") from None
+    _check_parts(transfer, parts)
+    # Only one completion wins; a concurrent one finds the upload already closed.
+    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=transfer.bytes_total)
     if not claimed:
         transfer.refresh_from_db()
         if transfer.state == TransferState.FAILED:
             raise Conflict("This upload was cancelled.", code="UPLOAD_CLOSED", details={"state": transfer.state})
         return transfer
-    if parts is not None:
-        try:
-            s3_multipart_complete(key, transfer.upload_id, parts)
-        except BlobError:
-            # The store may have joined them anyway: a retry finds out (the upload gone, the object there).
-            Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(state=TransferState.RUNNING, parts_joined_at=None, bytes_done=0)
-            raise
-    _enqueue_verify(transfer)
+    _enqueue_finish(transfer)
     transfer.refresh_from_db()
     return transfer
 
@@ -579,60 +576,80 @@ def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
         raise Conflict("Some parts do not have the length the plan gave them; send them again.", code="PART_SIZE_MISMATCH", details={"parts": wrong[:100]})
 
 
-def _enqueue_verify(transfer: Transfer) -> None:
+def _enqueue_finish(transfer: Transfer) -> None:
     def remember() -> None:
-        # The object stays joined; the client's retry of the completion queues the check again.
+        # The parts stay stored; the client's retry of the completion queues the finish again.
         Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(error_code=BROKER_UNAVAILABLE)
 
-    enqueue(tasks.verify_direct_upload, task_id=f"{transfer.id}.verify", on_unavailable=remember, transfer_id=transfer.id)
+    enqueue(tasks.finish_direct_upload, task_id=f"{transfer.id}.finish", on_unavailable=remember, transfer_id=transfer.id)
 
 
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
-    """Drop the parts sent so far (and an object a failed join may have left); the artifact never appears."""
-    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, parts_joined_at__isnull=True).update(
+    """Drop the parts sent so far; the artifact never appears. Once completed, the upload is the
+    worker's and this does nothing."""
+    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(
         state=TransferState.FAILED, error_code="CANCELLED", error_message=reason, finished_at=timezone.now()
     )
     if not claimed:
         return
     _fail(transfer, "CANCELLED", reason, time.monotonic())
-    key = transfer.artifact.storage_key
-    s3_multipart_abort(key, transfer.upload_id)
-    blob_delete(key)
+    s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
 
 
-def transfer_run_verify(*, transfer_id: str) -> str:
-    """Read the joined object back once: its size must be the one planned; its SHA-256 becomes
-    the artifact's checksum, which every later copy into a sandbox is verified against."""
+def transfer_run_direct_finish(*, transfer_id: str) -> str:
+    """Join the parts and read the object back once: its size must be the one planned; its
+    SHA-256 becomes the artifact's checksum, which every later copy into a sandbox is checked
+    against. A redelivered task finds the parts already joined and goes on with the check."""
     transfer = _claim(transfer_id)
     if transfer is None:
         return "already-done"
     started = time.monotonic()
     artifact = transfer.artifact
+    key = artifact.storage_key
     digest = hashlib.sha256()
     size = 0
     head = b""
     try:
-        for chunk in blob_iter_chunks(artifact.storage_key):
+        try:
+            parts = s3_multipart_parts(key, transfer.upload_id)
+        except UploadGone:
+            parts = None  # joined by an earlier delivery of this task
+        if parts is not None:
+            _check_parts(transfer, parts)
+            s3_multipart_complete(key, transfer.upload_id, parts)
+        for chunk in blob_iter_chunks(key):
             if not head:
                 head = chunk[:512]
             digest.update(chunk)
             size += len(chunk)
         if size != transfer.bytes_total:
-            blob_delete(artifact.storage_key)
-            _fail(transfer, "SIZE_MISMATCH", f"the stored file has {size} bytes, not the {transfer.bytes_total} announced", started)
-            return "failed"
+            raise Conflict(f"the stored file has {size} bytes, not the {transfer.bytes_total} announced", code="SIZE_MISMATCH")
         content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
         published = _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
+    except Conflict as exc:
+        _give_up_direct(transfer, exc.code, exc.message, started)
+        return "failed"
     except (BlobError, FileNotFoundError):
-        logger.warning("direct upload %s: the object could not be read back", transfer.id, exc_info=True)
-        _fail(transfer, "STORAGE_ERROR", "the uploaded file could not be read back from storage", started)
+        logger.warning("direct upload %s: the parts could not be joined or read back", transfer.id, exc_info=True)
+        _give_up_direct(transfer, "STORAGE_ERROR", "the uploaded file could not be joined or read back in storage", started)
         return "failed"
     except Exception:
         # Anything else would leave the upload "being checked" until the sweeper gives up on it.
         logger.exception("direct upload %s: the check failed", transfer.id)
-        _fail(transfer, "IO_ERROR", "the uploaded file could not be checked", started)
+        _give_up_direct(transfer, "IO_ERROR", "the uploaded file could not be checked", started)
         return "failed"
     return "succeeded" if published else "already-done"
+
+
+def _give_up_direct(transfer: Transfer, code: str, message: str, started: float) -> None:
+    """A failed finish leaves nothing: not the parts, not a joined object."""
+    _fail(transfer, code, message, started)
+    key = transfer.artifact.storage_key
+    try:
+        s3_multipart_abort(key, transfer.upload_id)
+        blob_delete(key)
+    except Exception:  # the sweeper removes what is left
+        logger.warning("direct upload %s: could not remove what it left", transfer.id, exc_info=True)
 
 
 # --- reading, deleting, expiring ----------------------------------------------------------------

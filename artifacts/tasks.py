@@ -30,11 +30,11 @@ def transfer_download(*, transfer_id: str, host: str) -> str:
     return transfer_run_download(transfer_id=transfer_id)
 
 
-@shared_task(name="artifacts.tasks.verify_direct_upload")
-def verify_direct_upload(*, transfer_id: str) -> str:
-    from artifacts.services import transfer_run_verify
+@shared_task(name="artifacts.tasks.finish_direct_upload")
+def finish_direct_upload(*, transfer_id: str) -> str:
+    from artifacts.services import transfer_run_direct_finish
 
-    return transfer_run_verify(transfer_id=transfer_id)
+    return transfer_run_direct_finish(transfer_id=transfer_id)
 
 
 @shared_task(name="artifacts.tasks.delete_blob", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

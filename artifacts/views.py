@@ -557,7 +557,7 @@ def _direct_status(transfer: Transfer) -> dict[str, Any]:
     elif transfer.state == TransferState.FAILED:
         state = "failed"
     else:
-        state = "uploading" if transfer.parts_joined_at is None else "verifying"
+        state = "uploading" if transfer.completed_at is None else "verifying"
     status: dict[str, Any] = {
         "id": transfer.id,
         "state": state,

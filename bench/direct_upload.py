@@ -89,6 +89,7 @@ class Dashboard:
         if signed_in.status_code != 302:
             raise RuntimeError(f"could not sign in: {signed_in.status_code}")
         self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"], "X-Requested-With": "XMLHttpRequest"}
+        self.phases: list[dict[str, float]] = []
         self.s3 = httpx.Client(timeout=httpx.Timeout(3600, connect=30), limits=httpx.Limits(max_connections=PARTS_IN_FLIGHT))
 
     def post(self, url: str, payload: dict, expect: int) -> dict:
@@ -114,19 +115,23 @@ class Dashboard:
             if response.status_code != 200:
                 raise RuntimeError(f"part {number}: {response.status_code} {response.text[:300]}")
 
+        started = time.perf_counter()
         send(1)
         with ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
             list(pool.map(send, range(2, plan["part_count"] + 1)))
+        sent = time.perf_counter()
         self.post(plan["urls"]["complete"], {}, 202)
-        delay = 0.05
+        joined = time.perf_counter()
+        delay = 0.25  # as the page polls: 250 ms, doubling up to 2 s
         while True:
             status = self.http.get(plan["urls"]["status"]).json()
             if status["state"] == "succeeded":
+                self.phases.append({"parts_s": round(sent - started, 2), "join_s": round(joined - sent, 2), "check_s": round(time.perf_counter() - joined, 2)})
                 return status["artifact"]
             if status["state"] == "failed":
                 raise RuntimeError(f"the direct upload failed: {status['error']}")
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 2.0)
 
     def streamed(self, path: Path, remote_path: str) -> dict:
         with open(path, "rb") as source:
@@ -191,6 +196,7 @@ def measure(stack: LocalStack, moto: MotoServer, source: Path, rounds: int) -> d
         "web_cpu_seconds_median": cpu,
         "web_cpu_direct_share_of_streamed": share,
         "web_rss_growth_mib": web_growth,
+        "direct_phases": dashboard.phases[1:],  # the warm-up's left out
         "target_ratio": TARGET_RATIO,
         "meets_target": {"direct_time": ratios["direct"] <= TARGET_RATIO, "web_cpu": share <= TARGET_WEB_CPU_SHARE},
     }
@@ -239,6 +245,7 @@ def main() -> int:
     cpu = result["web_cpu_seconds_median"]
     print(f"web processes' CPU time (median): direct {cpu['direct']:.2f} s, streamed {cpu['streamed']:.2f} s; direct/streamed = {result['web_cpu_direct_share_of_streamed']:.1%}")
     print(f"web processes' RSS growth (MiB): direct {result['web_rss_growth_mib']['direct']}, streamed {result['web_rss_growth_mib']['streamed']}")
+    print("direct upload phases (s): " + "; ".join(f"parts {p['parts_s']}, join {p['join_s']}, check {p['check_s']}" for p in result["direct_phases"]))
     met = result["meets_target"]
     print(f"direct: {result['ratio_to_baseline']['direct']:.2f}x boto3  ({'meets' if met['direct_time'] else 'MISSES'} the target of <= {TARGET_RATIO}x)")
     print(f"web CPU during a direct upload: {result['web_cpu_direct_share_of_streamed']:.1%} of a streamed one  ({'meets' if met['web_cpu'] else 'MISSES'} the target of <= {TARGET_WEB_CPU_SHARE:.0%})")

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='transfer',
-            name='parts_joined_at',
+            name='completed_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(

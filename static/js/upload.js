@@ -404,7 +404,7 @@
         setStatus(item, "checking", "Stored, and still being checked: it will appear in the artifact list once the check ends.");
         return "checking";
       }
-      await sleep(Math.min(250 * 2 ** attempt, 5000));
+      await sleep(Math.min(250 * 2 ** attempt, 2000));
     }
   }
 

@@ -139,6 +139,15 @@ def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, dire
     assert download.status_code == 302 and download["Location"].startswith(direct.endpoint)
 
 
+@pytest.mark.parametrize(
+    ("size", "part_size"),
+    [(16 * MiB, 8 * MiB), (256 * MiB, 8 * MiB), (256 * MiB + 1, 9 * MiB), (1 << 30, 32 * MiB), (5 << 30, 32 * MiB), (400 << 30, 41 * MiB)],
+)
+def test_parts_grow_with_the_file_and_stay_within_s3s_part_count(size, part_size):
+    assert services.direct_part_size(size) == part_size
+    assert -(-size // part_size) <= 10_000
+
+
 def test_each_part_url_signs_its_length_and_sha256_for_put(browser, direct, settings):
     data = os.urandom(PART + 100)
     plan = begin(browser, "signed.bin", len(data))
@@ -234,14 +243,41 @@ def test_a_part_of_the_wrong_length_is_refused_at_joining(browser, direct):
 
 
 def joined(browser: Browser, direct, remote_path: str, data: bytes) -> Transfer:
-    """An upload whose parts are joined in the bucket and whose check has not run yet."""
+    """An upload whose parts a worker joined in the bucket before it died, its check not run."""
     plan = begin(browser, remote_path, len(data))
     browser.send_parts(plan, data)
     transfer = Transfer.objects.get(id=plan["id"])
     key = transfer.artifact.storage_key
     s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, parts_joined_at=timezone.now(), bytes_done=len(data))
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
     return Transfer.objects.select_related("artifact").get(id=transfer.id)
+
+
+def test_the_worker_checks_the_parts_again_before_joining_them(browser, direct):
+    """A URL signed before the upload was completed can still be used: a part it replaced with
+    one of another length is caught by the worker, which leaves nothing behind."""
+    data = os.urandom(PART + 10)
+    plan = begin(browser, "swapped.bin", len(data))
+    browser.send_parts(plan, data)
+    early = browser.sign(plan, 2, data[PART:]).json()
+    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
+    assert httpx.put(early["url"], content=data[PART:-1], headers=early["headers"]).status_code == 200
+    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "failed"
+    status = browser.status(plan)
+    assert status["state"] == "failed" and status["error"]["code"] == "PART_SIZE_MISMATCH"
+    assert direct.object_keys() == set() and direct.uploads() == []
+
+
+def test_a_worker_that_joins_the_parts_publishes_them(browser, direct):
+    data = os.urandom(2 * PART + 1)
+    plan = begin(browser, "joined.bin", len(data))
+    browser.send_parts(plan, data)
+    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
+    assert direct.object_keys() == set()
+    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "succeeded"
+    artifact = Artifact.objects.get(id=browser.status(plan)["artifact"]["id"])
+    assert artifact.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert direct.object_keys() == {artifact.storage_key} and direct.uploads() == []
 
 
 def test_a_check_redelivered_after_its_worker_died_publishes_once(browser, direct):
@@ -249,8 +285,8 @@ def test_a_check_redelivered_after_its_worker_died_publishes_once(browser, direc
     transfer = joined(browser, direct, "once.bin", data)
     # The worker died mid-check: the transfer is left running; the broker delivers the task again.
     Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "succeeded"
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "already-done"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "succeeded"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "already-done"
     artifact = Artifact.objects.get(id=transfer.artifact_id)
     assert artifact.state == ArtifactState.READY and artifact.version == 1
     assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
@@ -260,7 +296,7 @@ def test_a_check_that_finds_the_artifact_given_up_on_publishes_nothing(browser, 
     transfer = joined(browser, direct, "late.bin", os.urandom(MiB + 10))
     Artifact.objects.filter(id=transfer.artifact_id).update(state=ArtifactState.FAILED)  # the sweeper's verdict
     Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "already-done"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "already-done"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
     assert not AuditEvent.objects.filter(action="artifact.upload").exists()
 
@@ -268,10 +304,10 @@ def test_a_check_that_finds_the_artifact_given_up_on_publishes_nothing(browser, 
 def test_a_check_that_cannot_read_the_object_fails_the_upload(browser, direct):
     transfer = joined(browser, direct, "vanished.bin", os.urandom(MiB + 10))
     direct.client.delete_object(Bucket=direct.bucket, Key=transfer.artifact.storage_key)
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status({"urls": {"status": f"/artifacts/upload/direct/{transfer.id}/"}})
     assert status["state"] == "failed" and status["error"]["code"] == "STORAGE_ERROR"
-    assert "could not be read back" in status["error"]["message"] and "NoSuchKey" not in status["error"]["message"]
+    assert "could not be joined or read back" in status["error"]["message"] and "NoSuchKey" not in status["error"]["message"]
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
 
 
@@ -283,7 +319,7 @@ def test_an_unexpected_error_in_the_check_fails_the_upload_instead_of_leaving_it
         yield b""
 
     monkeypatch.setattr(services, "blob_iter_chunks", broken)
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     failed = Transfer.objects.get(id=transfer.id)
     assert (failed.state, failed.error_code) == (TransferState.FAILED, "IO_ERROR")
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
@@ -306,19 +342,6 @@ def test_completing_while_the_check_is_queued_does_not_queue_it_again(browser, d
     assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_a_completion_whose_answer_was_lost_is_finished_by_the_retry(browser, direct):
-    """S3 joined the parts but Stowage never heard it: the retry finds the upload gone and the object there."""
-    data = os.urandom(MiB + 10)
-    plan = begin(browser, "lost.bin", len(data))
-    browser.send_parts(plan, data)
-    transfer = Transfer.objects.select_related("artifact").get(id=plan["id"])
-    key = transfer.artifact.storage_key
-    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
-    retried = browser.complete(plan)
-    assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
-    assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def test_the_queue_being_down_at_completion_is_a_503_and_the_retry_finishes(browser, direct, monkeypatch):
     data = os.urandom(MiB + 10)
     plan = begin(browser, "outage.bin", len(data))
@@ -326,10 +349,10 @@ def test_the_queue_being_down_at_completion_is_a_503_and_the_retry_finishes(brow
     def down(*args, **kwargs):
         raise OperationalError("the broker is down")  # what kombu raises when Redis refuses
 
-    monkeypatch.setattr(tasks.verify_direct_upload, "apply_async", down)
+    monkeypatch.setattr(tasks.finish_direct_upload, "apply_async", down)
     refused = browser.complete(plan)
     assert refused.status_code == 503 and refused["Retry-After"] and refused.json()["error"]["code"] == "BROKER_UNAVAILABLE"
-    assert browser.status(plan)["state"] == "verifying" and len(direct.object_keys()) == 1  # joined, kept
+    assert browser.status(plan)["state"] == "verifying" and len(direct.uploads()) == 1  # closed, its parts kept
     monkeypatch.undo()
     retried = browser.complete(plan)
     assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
@@ -343,8 +366,8 @@ def test_an_object_of_another_size_than_planned_is_not_published(browser, direct
     transfer = Transfer.objects.get(id=plan["id"])
     key = transfer.artifact.storage_key
     s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, parts_joined_at=timezone.now(), bytes_total=len(data) + 1)
-    assert services.transfer_run_verify(transfer_id=transfer.id) == "failed"
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_total=len(data) + 1)
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status(plan)
     assert status["state"] == "failed" and status["error"]["code"] == "SIZE_MISMATCH"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
@@ -394,17 +417,6 @@ def test_an_abort_that_arrives_after_the_upload_finished_changes_nothing(browser
     assert Artifact.objects.get(id=stale.artifact_id).state == ArtifactState.READY
     assert not AuditEvent.objects.filter(outcome="failure").exists()
     assert len(direct.object_keys()) == 1
-
-
-def test_abort_after_a_failed_join_removes_an_object_the_store_made_anyway(browser, direct):
-    data = os.urandom(MiB + 3)
-    plan = begin(browser, "half.bin", len(data))
-    browser.send_parts(plan, data)
-    transfer = Transfer.objects.select_related("artifact").get(id=plan["id"])
-    key = transfer.artifact.storage_key
-    s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))  # joined; Stowage never heard
-    assert browser.post(plan["urls"]["abort"]).json()["state"] == "failed"
-    assert direct.object_keys() == set() and direct.uploads() == []
 
 
 def test_only_the_uploader_can_touch_the_upload(dashboard, browser, direct):

@@ -19,7 +19,7 @@ import pytest
 
 from config.stack import LocalStack
 from tests.browser.conftest import _require_chromium, shoot
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, S3
+from tests.conftest import ACCESS_KEY, REGION, S3, SECRET_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -15,8 +15,8 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx

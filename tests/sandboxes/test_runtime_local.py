@@ -26,10 +26,10 @@ from sandboxes.runtime import (
     NotAFile,
     SandboxGone,
     SandboxRuntimeError,
+    local,
+    paths,
 )
-from sandboxes.runtime import local, paths
 from sandboxes.runtime.local import PIDS_MAX
-
 
 
 @pytest.fixture
