@@ -223,14 +223,7 @@ def main() -> int:
                 out.write(chunk)
                 remaining -= len(chunk)
         with MotoServer(Path(tmp) / "moto.log") as moto:
-            env = {
-                "AWS_STORAGE_BUCKET_NAME": S3_BUCKET,
-                "AWS_S3_ENDPOINT_URL": moto.url,
-                "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_S3_REGION_NAME": "us-east-1",
-            }
-            with LocalStack(Path(tmp) / "var", env=env) as stack:
+            with LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack:
                 result = measure(stack, moto, source, args.rounds)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -172,6 +172,16 @@ class MotoServer:
         self.log = log
         self.process: subprocess.Popen | None = None
 
+    def stack_env(self) -> dict[str, str]:
+        """The environment that points a stack's artifact storage at this server's bucket."""
+        return {
+            "AWS_STORAGE_BUCKET_NAME": S3_BUCKET,
+            "AWS_S3_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+
     def client(self):
         import boto3
 
@@ -395,14 +405,7 @@ def main() -> int:
             parser.error(f"{tmp} has {mib(free)} MiB free; this run needs about {mib(5 * args.size)} MiB")
         if args.storage == "s3":
             with MotoServer(Path(tmp) / "moto.log") as moto:
-                env = {
-                    "AWS_STORAGE_BUCKET_NAME": S3_BUCKET,
-                    "AWS_S3_ENDPOINT_URL": moto.url,
-                    "AWS_ACCESS_KEY_ID": "test",
-                    "AWS_SECRET_ACCESS_KEY": "test",
-                    "AWS_S3_REGION_NAME": "us-east-1",
-                }
-                with LocalStack(Path(tmp) / "var", env=env) as stack:
+                with LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack:
                     result = measure(stack, args.size, args.rounds, moto)
         else:
             with LocalStack(Path(tmp) / "var") as stack:
