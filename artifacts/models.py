@@ -132,6 +132,9 @@ class Transfer(models.Model):
     upload_id = models.CharField(max_length=1024, blank=True)
     part_size = models.PositiveBigIntegerField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Once completed: when its finishing task was last sent (queued) or last showed progress
+    # (running). Only one worker holds the finish while this is fresh; a stale one is taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from artifacts import tasks
@@ -506,7 +506,8 @@ def _taking_parts(transfer: Transfer) -> bool:
 
 def _open_direct_upload(transfer: Transfer) -> None:
     if not _taking_parts(transfer):
-        raise Conflict("This upload is no longer taking parts.", code="UPLOAD_CLOSED", details={"state": transfer.state})
+        reason = f" ({transfer.error_message})" if transfer.state == TransferState.FAILED and transfer.error_message else ""
+        raise Conflict(f"This upload is no longer taking parts{reason}.", code="UPLOAD_CLOSED", details={"state": transfer.state})
 
 
 def direct_part_bounds(transfer: Transfer, number: int) -> tuple[int, int]:
@@ -548,6 +549,9 @@ def direct_upload_complete(*, transfer: Transfer) -> Transfer:
     try:
         parts = s3_multipart_parts(transfer.artifact.storage_key, transfer.upload_id)
     except UploadGone:
+        transfer.refresh_from_db()
+        if transfer.completed_at is not None and transfer.state != TransferState.FAILED:
+            return transfer  # a retry that crossed the first completion: a worker has the parts
         raise Conflict("The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED") from None
     _check_parts(transfer, parts)
     # Only one completion wins; a concurrent one finds the upload already closed.
@@ -578,10 +582,35 @@ def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
 
 def _enqueue_finish(transfer: Transfer) -> None:
     def remember() -> None:
-        # The parts stay stored; the client's retry of the completion queues the finish again.
+        # The parts stay stored; the client's retry of the completion, or direct_uploads_resume,
+        # queues the finish again.
         Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(error_code=BROKER_UNAVAILABLE)
 
-    enqueue(tasks.finish_direct_upload, task_id=f"{transfer.id}.finish", on_unavailable=remember, transfer_id=transfer.id)
+    Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED).update(heartbeat_at=timezone.now())
+    enqueue(tasks.finish_direct_upload, on_unavailable=remember, transfer_id=transfer.id)
+
+
+# The finish shows progress at least this often while it reads; a running finish silent for
+# longer than the lease (which also covers the store's join) is taken to be dead and is resumed.
+DIRECT_FINISH_HEARTBEAT_SECONDS = 20
+DIRECT_FINISH_LEASE_SECONDS = 600
+
+
+def direct_uploads_resume(*, now=None) -> int:
+    """Send the finish again for completed uploads whose task was lost, refused by the queue or
+    held by a worker that died. Each is sent at most once a lease, and the finish is exclusive,
+    so a duplicate only finds the work taken or done."""
+    now = now or timezone.now()
+    silent = now - timedelta(seconds=DIRECT_FINISH_LEASE_SECONDS)
+    stalled = Transfer.objects.filter(kind=TransferKind.PUT, completed_at__isnull=False, state__in=[TransferState.QUEUED, TransferState.RUNNING]).filter(
+        Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True)
+    )
+    resumed = 0
+    for transfer in stalled.order_by("completed_at")[:100]:
+        if Transfer.objects.filter(id=transfer.id, state=transfer.state, heartbeat_at=transfer.heartbeat_at).update(state=TransferState.QUEUED, heartbeat_at=now, error_code=""):
+            enqueue(tasks.finish_direct_upload, transfer_id=transfer.id)
+            resumed += 1
+    return resumed
 
 
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
@@ -596,34 +625,57 @@ def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was can
     s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
 
 
+def _claim_direct_finish(transfer_id: str) -> Transfer | None:
+    """Take the finish: a queued one, or a running one whose worker fell silent. None when
+    another worker holds it or it has ended."""
+    now = timezone.now()
+    silent = now - timedelta(seconds=DIRECT_FINISH_LEASE_SECONDS)
+    claimed = (
+        Transfer.objects.filter(id=transfer_id, completed_at__isnull=False)
+        .filter(Q(state=TransferState.QUEUED) | Q(state=TransferState.RUNNING, heartbeat_at__lt=silent) | Q(state=TransferState.RUNNING, heartbeat_at__isnull=True))
+        .update(state=TransferState.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1)
+    )
+    return Transfer.objects.select_related("artifact").get(id=transfer_id) if claimed else None
+
+
 def transfer_run_direct_finish(*, transfer_id: str) -> str:
     """Join the parts and read the object back once: its size must be the one planned; its
     SHA-256 becomes the artifact's checksum, which every later copy into a sandbox is checked
-    against. A redelivered task finds the parts already joined and goes on with the check."""
-    transfer = _claim(transfer_id)
+    against. One worker at a time; a redelivered task finds the parts joined and goes on."""
+    transfer = _claim_direct_finish(transfer_id)
     if transfer is None:
-        return "already-done"
+        return "skipped"
     started = time.monotonic()
     artifact = transfer.artifact
     key = artifact.storage_key
     digest = hashlib.sha256()
     size = 0
     head = b""
+    last_beat = time.monotonic()
     try:
         try:
             parts = s3_multipart_parts(key, transfer.upload_id)
         except UploadGone:
-            parts = None  # joined by an earlier delivery of this task
+            parts = None  # joined by an earlier holder of the finish
         if parts is not None:
-            _check_parts(transfer, parts)
-            s3_multipart_complete(key, transfer.upload_id, parts)
+            try:
+                _check_parts(transfer, parts)
+            except Conflict:
+                raise Conflict("Some parts changed after the upload was completed.", code="PART_SIZE_MISMATCH") from None
+            try:
+                s3_multipart_complete(key, transfer.upload_id, parts)
+            except UploadGone:
+                pass  # joined meanwhile (an answer lost on the way): the read below tells
         for chunk in blob_iter_chunks(key):
             if not head:
                 head = chunk[:512]
             digest.update(chunk)
             size += len(chunk)
+            if time.monotonic() - last_beat >= DIRECT_FINISH_HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING).update(heartbeat_at=timezone.now())
         if size != transfer.bytes_total:
-            raise Conflict(f"the stored file has {size} bytes, not the {transfer.bytes_total} announced", code="SIZE_MISMATCH")
+            raise Conflict(f"The stored file has {size} bytes, not the {transfer.bytes_total} announced.", code="SIZE_MISMATCH")
         content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
         published = _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
     except Conflict as exc:
@@ -631,19 +683,33 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
         return "failed"
     except (BlobError, FileNotFoundError):
         logger.warning("direct upload %s: the parts could not be joined or read back", transfer.id, exc_info=True)
-        _give_up_direct(transfer, "STORAGE_ERROR", "the uploaded file could not be joined or read back in storage", started)
+        _give_up_direct(transfer, "STORAGE_ERROR", "The uploaded file could not be joined or read back in storage.", started)
         return "failed"
     except Exception:
-        # Anything else would leave the upload "being checked" until the sweeper gives up on it.
+        # Anything else would leave the upload "being checked" until it is resumed or swept.
         logger.exception("direct upload %s: the check failed", transfer.id)
-        _give_up_direct(transfer, "IO_ERROR", "the uploaded file could not be checked", started)
+        _give_up_direct(transfer, "IO_ERROR", "The uploaded file could not be checked.", started)
         return "failed"
-    return "succeeded" if published else "already-done"
+    if not published:
+        # The sweeper gave the artifact up meanwhile: it will not appear, so neither do its bytes.
+        _give_up_direct(transfer, "ABANDONED", "The upload took too long and was given up.", started)
+        return "failed"
+    return "succeeded"
 
 
 def _give_up_direct(transfer: Transfer, code: str, message: str, started: float) -> None:
-    """A failed finish leaves nothing: not the parts, not a joined object."""
-    _fail(transfer, code, message, started)
+    """Fail a direct upload that has not ended, and remove its parts and object, unless its
+    artifact was published after all (by an earlier holder of the finish)."""
+    with transaction.atomic():
+        failed = Transfer.objects.filter(id=transfer.id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(
+            state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+        )
+        Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
+        published = Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.READY).exists()
+        if failed:
+            _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
+    if published:
+        return
     key = transfer.artifact.storage_key
     try:
         s3_multipart_abort(key, transfer.upload_id)
@@ -699,7 +765,9 @@ def storage_sweep(*, now=None) -> dict[str, int]:
             removed += _delete_orphans(candidates)
             candidates = []
     removed += _delete_orphans(candidates)
-    removed += blob_abort_stale_uploads(stale_before)  # S3: multipart uploads whose writer died
+    # S3: multipart uploads whose writer died; never one a live direct upload still owns.
+    live = set(Transfer.objects.filter(state__in=[TransferState.QUEUED, TransferState.RUNNING]).exclude(upload_id="").values_list("upload_id", flat=True))
+    removed += blob_abort_stale_uploads(stale_before, keep=live)
     return {"failed_transfers": failed_transfers, "failed_artifacts": failed_artifacts, "removed_blobs": removed}
 
 

@@ -406,9 +406,10 @@ def s3_set_bucket_cors(rules: list[dict]) -> None:
         _s3_call("remove the bucket's CORS rules", lambda: client.delete_bucket_cors(Bucket=storage.bucket_name))
 
 
-def blob_abort_stale_uploads(before: datetime) -> int:
+def blob_abort_stale_uploads(before: datetime, *, keep: set[str] = frozenset()) -> int:
     """Abort the multipart uploads begun before ``before`` (left by writers that died before they
-    could abort); their parts are stored and billed until then. Nothing to do on other storages."""
+    could abort), except those in ``keep``; their parts are stored and billed until then.
+    Nothing to do on other storages."""
     storage = blob_storage()
     if not is_s3(storage):
         return 0
@@ -420,8 +421,11 @@ def blob_abort_stale_uploads(before: datetime) -> int:
             initiated = upload["Initiated"]
             if initiated.tzinfo is None:
                 initiated = initiated.replace(tzinfo=timezone.utc)
-            if initiated < before:
-                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"])
+            if initiated < before and upload["UploadId"] not in keep:
+                try:
+                    _s3_call("abort the upload", lambda: client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]))
+                except UploadGone:
+                    continue  # completed or aborted meanwhile
                 aborted += 1
     return aborted
 

@@ -37,6 +37,13 @@ def finish_direct_upload(*, transfer_id: str) -> str:
     return transfer_run_direct_finish(transfer_id=transfer_id)
 
 
+@shared_task(name="artifacts.tasks.resume_direct_uploads")
+def resume_direct_uploads() -> int:
+    from artifacts.services import direct_uploads_resume
+
+    return direct_uploads_resume()
+
+
 @shared_task(name="artifacts.tasks.delete_blob", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def delete_blob(*, key: str) -> None:
     from artifacts.storage import blob_delete

@@ -197,6 +197,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "artifacts.tasks.expire_artifacts",
         "schedule": env_int("STOWAGE_EXPIRY_SWEEP_SECONDS", 30),
     },
+    "resume-direct-uploads": {
+        "task": "artifacts.tasks.resume_direct_uploads",
+        "schedule": 60,
+    },
     "sweep-artifact-storage": {
         "task": "artifacts.tasks.sweep_storage",
         "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),

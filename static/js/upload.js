@@ -349,10 +349,43 @@
       if (problem) throw new UploadProblem(problem);
     }
 
+    // A worker joins the parts and reads the object back once, recording its SHA-256; then it
+    // is published. Polled until it ends, or for CHECK_WAIT_MS.
+    async function settle() {
+      item.progress.value = 100;
+      setStatus(item, "sending", "Checking the stored file…");
+      const started = Date.now();
+      for (let attempt = 0; ; attempt++) {
+        const status = await request("GET", plan.urls.status);
+        const answer = status.status === 200 ? parseJson(status) : null;
+        if (answer && answer.state === "succeeded") {
+          published(item, answer.artifact, "");
+          return "done";
+        }
+        if (answer && answer.state === "failed") {
+          failed(item, `${sentence(answer.error.message)} Nothing was stored; try again.`);
+          return "failed";
+        }
+        if (status.status === 401 || status.status === 404 || Date.now() - started > CHECK_WAIT_MS) {
+          setStatus(item, "checking", "Stored, and still being checked: it will appear in the artifact list once the check ends.");
+          return "checking";
+        }
+        await sleep(Math.min(250 * 2 ** attempt, 2000));
+      }
+    }
+
+    // Stop here; unless the server says the upload was completed after all (a lost answer),
+    // in which case it is checked as usual.
     async function giveUp(message) {
-      await callStowage("POST", plan.urls.abort, {});
+      const abort = await callStowage("POST", plan.urls.abort, {});
+      const answer = abort.status === 200 ? parseJson(abort) : null;
+      if (answer && (answer.state === "verifying" || answer.state === "succeeded")) return settle();
+      if (transient(abort)) {
+        failed(item, "The server could not be reached to confirm the upload. Look for it in the artifact list in a few minutes before trying again.");
+        return "failed";
+      }
       if (message === "unreachable") return "unreachable";
-      failed(item, `${message} Nothing was stored; try again.`);
+      failed(item, `${sentence(message)} Nothing was stored; try again.`);
       return "failed";
     }
 
@@ -371,41 +404,19 @@
       const answer = parseJson(complete);
       const missing = complete.status === 409 && answer && answer.error && answer.error.code === "UPLOAD_INCOMPLETE" ? answer.error.details.missing_parts : null;
       if (!missing || round > 2) break;
-      // The store lost a part it had acknowledged: send those again, then join once more.
+      // The store lost a part it had acknowledged: send those again, then complete once more.
       try {
         await sendParts(missing);
       } catch (error) {
         return giveUp(error.message);
       }
     }
-    if (complete.status !== 202) {
-      // Nothing to undo when the parts were joined and only their check is pending.
-      if (transient(complete)) {
-        failed(item, "The server did not confirm the upload. Reload the artifact list in a minute to see whether it arrived.");
-        return "failed";
-      }
-      return giveUp(errorMessage(complete, "The file could not be joined in storage."));
-    }
-    // A worker reads the object back once and records its SHA-256; then it is published.
-    const started = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      const status = await request("GET", plan.urls.status);
-      const answer = status.status === 200 ? parseJson(status) : null;
-      if (answer && answer.state === "succeeded") {
-        published(item, answer.artifact, "");
-        return "done";
-      }
-      if (answer && answer.state === "failed") {
-        failed(item, `${answer.error.message}. Nothing was stored; try again.`);
-        return "failed";
-      }
-      if (status.status === 401 || status.status === 404 || Date.now() - started > CHECK_WAIT_MS) {
-        item.progress.value = 100;
-        setStatus(item, "checking", "Stored, and still being checked: it will appear in the artifact list once the check ends.");
-        return "checking";
-      }
-      await sleep(Math.min(250 * 2 ** attempt, 2000));
-    }
+    if (complete.status === 202) return settle();
+    return giveUp(errorMessage(complete, "The upload could not be completed."));
+  }
+
+  function sentence(text) {
+    return /[.!?]$/.test(text) ? text : `${text}.`;
   }
 
   async function uploadAll() {

@@ -27,7 +27,7 @@ from kombu.exceptions import OperationalError
 
 from artifacts import services, tasks
 from artifacts.models import Artifact, ArtifactState, Transfer, TransferState
-from artifacts.storage import s3_multipart_complete, s3_multipart_parts
+from artifacts.storage import UploadGone, s3_multipart_complete, s3_multipart_parts
 from audit.models import AuditEvent
 from config.celery import app as celery_app
 
@@ -280,25 +280,79 @@ def test_a_worker_that_joins_the_parts_publishes_them(browser, direct):
     assert direct.object_keys() == {artifact.storage_key} and direct.uploads() == []
 
 
-def test_a_check_redelivered_after_its_worker_died_publishes_once(browser, direct):
+def test_a_finish_whose_worker_died_is_taken_over_and_publishes_once(browser, direct):
     data = os.urandom(MiB + 10)
     transfer = joined(browser, direct, "once.bin", data)
-    # The worker died mid-check: the transfer is left running; the broker delivers the task again.
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
+    # The worker died mid-check: the transfer is left running, silent for longer than the lease.
+    silent = timezone.now() - timedelta(seconds=services.DIRECT_FINISH_LEASE_SECONDS + 1)
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING, heartbeat_at=silent)
     assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "succeeded"
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "already-done"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "skipped"
     artifact = Artifact.objects.get(id=transfer.artifact_id)
     assert artifact.state == ArtifactState.READY and artifact.version == 1
     assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
 
 
-def test_a_check_that_finds_the_artifact_given_up_on_publishes_nothing(browser, direct):
+def test_a_second_finish_leaves_one_that_is_running_alone(browser, direct):
+    """Two deliveries of the finish at once (a duplicate message): the second touches nothing."""
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "busy.bin", len(data))
+    browser.send_parts(plan, data)
+    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.RUNNING, completed_at=timezone.now(), heartbeat_at=timezone.now(), bytes_done=len(data))
+    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "skipped"
+    assert len(direct.uploads()) == 1 and direct.object_keys() == set()
+    assert Transfer.objects.get(id=plan["id"]).state == TransferState.RUNNING
+
+
+def test_a_join_whose_answer_was_lost_goes_on_with_the_check(browser, direct, monkeypatch):
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "lost-join.bin", len(data))
+    browser.send_parts(plan, data)
+    real_join = services.s3_multipart_complete
+
+    def join_then_lose_the_answer(key, upload_id, parts):
+        real_join(key, upload_id, parts)
+        raise UploadGone("NoSuchUpload, as some stores answer a repeated completion")
+
+    monkeypatch.setattr(services, "s3_multipart_complete", join_then_lose_the_answer)
+    assert browser.complete(plan).status_code == 202
+    status = browser.status(plan)
+    assert status["state"] == "succeeded"
+    assert Artifact.objects.get(id=status["artifact"]["id"]).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_a_finish_that_finds_the_artifact_given_up_on_leaves_nothing(browser, direct):
     transfer = joined(browser, direct, "late.bin", os.urandom(MiB + 10))
     Artifact.objects.filter(id=transfer.artifact_id).update(state=ArtifactState.FAILED)  # the sweeper's verdict
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING)
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "already-done"
+    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
-    assert not AuditEvent.objects.filter(action="artifact.upload").exists()
+    assert Transfer.objects.get(id=transfer.id).error_code == "ABANDONED"
+    assert direct.object_keys() == set()
+    assert not AuditEvent.objects.filter(action="artifact.upload", outcome="success").exists()
+
+
+def test_a_completion_retry_that_crossed_the_finish_reports_it(browser, direct):
+    data = os.urandom(MiB + 10)
+    plan = begin(browser, "crossed.bin", len(data))
+    stale = Transfer.objects.select_related("artifact").get(id=plan["id"])  # read before the first completion
+    browser.send_parts(plan, data)
+    assert browser.complete(plan).status_code == 202  # completed and finished (tasks run in-process)
+    assert services.direct_upload_complete(transfer=stale).state == TransferState.SUCCEEDED
+
+
+def test_stalled_finishes_are_resumed_once_a_lease(browser, direct):
+    data = os.urandom(MiB + 10)
+    lost = joined(browser, direct, "lost-task.bin", data)
+    long_ago = timezone.now() - timedelta(seconds=services.DIRECT_FINISH_LEASE_SECONDS + 1)
+    Transfer.objects.filter(id=lost.id).update(heartbeat_at=long_ago, error_code=services.BROKER_UNAVAILABLE)
+    fresh = joined(browser, direct, "fresh.bin", os.urandom(MiB + 20))
+    Transfer.objects.filter(id=fresh.id).update(state=TransferState.RUNNING, heartbeat_at=timezone.now())
+
+    assert services.direct_uploads_resume() == 1  # tasks run in-process: the lost one is finished now
+    assert Transfer.objects.get(id=lost.id).state == TransferState.SUCCEEDED
+    assert Artifact.objects.get(id=lost.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert Transfer.objects.get(id=fresh.id).state == TransferState.RUNNING
+    assert services.direct_uploads_resume() == 0
 
 
 def test_a_check_that_cannot_read_the_object_fails_the_upload(browser, direct):
@@ -445,6 +499,17 @@ def test_the_direct_endpoints_keep_csrf_protection(dashboard, direct):
     client.force_login(get_user_model().objects.get(username="member-user"))
     refused = client.post("/artifacts/upload/direct/", {"remote_path": "x.bin", "size": 2 * MiB}, content_type="application/json")
     assert refused.status_code == 403 and direct.uploads() == []
+
+
+def test_the_sweeper_leaves_a_live_direct_upload_alone(browser, direct):
+    """moto reports every upload as begun in 2010, so only the live transfer keeps it from the sweep."""
+    data = os.urandom(PART + 1)
+    plan = begin(browser, "live.bin", len(data))
+    browser.send_parts(plan, data, numbers=[1])
+    services.storage_sweep()
+    assert len(direct.uploads()) == 1 and browser.status(plan)["state"] == "uploading"
+    browser.send_parts(plan, data, numbers=[2])
+    assert browser.complete(plan).status_code == 202 and browser.status(plan)["state"] == "succeeded"
 
 
 def test_the_sweeper_aborts_an_abandoned_direct_upload(browser, direct):
