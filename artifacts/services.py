@@ -438,16 +438,17 @@ def artifact_put(
 
 # --- browser uploads straight to the object store ---------------------------------------------
 #
-# The browser asks for a plan (direct_upload_begin), hashes each part and asks for a URL signed
-# with that part's length and SHA-256 (direct_upload_sign_part), sends the part to S3 itself,
-# then says it is done (direct_upload_complete), which checks every part is stored at its
-# length. A worker joins the parts, reads the object back once to record its SHA-256 and
-# publishes it (transfer_run_direct_finish). No byte passes through the web process, and no web
-# request waits on the join; the object store refuses a part whose bytes do not match what was signed.
+# The browser asks for a plan (direct_upload_begin), hashes each part and asks for URLs signed
+# with each part's length and SHA-256 (direct_upload_sign_parts, a few parts a request), sends
+# the parts to S3 itself, then says it is done (direct_upload_complete), which checks every part
+# is stored at its length. A worker joins the parts, reads the object back once to record its
+# SHA-256 and publishes it (transfer_run_direct_finish). No byte passes through the web process
+# and no web request waits on the join; the object store refuses a part whose bytes do not match
+# what was signed.
 
-# S3 allows 10,000 parts per upload. Each part costs the web process one signing request, so a
-# large file gets larger parts (up to 32 MiB: about 32 requests per GiB); the browser holds
-# three parts at a time to hash them, which bounds the part size too.
+# S3 allows 10,000 parts per upload. Every part must be signed by the web process, so a large
+# file gets larger parts (up to 32 MiB: 32 parts, 16 signing requests per GiB); the browser
+# reads each part whole to hash it, which bounds the part size too.
 S3_MAX_PARTS = 10_000
 DIRECT_PART_MIN_BYTES = 8 << 20
 DIRECT_PART_MAX_BYTES = 32 << 20
@@ -518,19 +519,39 @@ def direct_part_bounds(transfer: Transfer, number: int) -> tuple[int, int]:
     return start, min(transfer.part_size, transfer.bytes_total - start)
 
 
-def direct_upload_sign_part(*, transfer: Transfer, number: int, sha256_b64: str) -> dict[str, Any]:
-    """A URL for PUT of one part, valid for that part's length and bytes only, and the headers to send with it."""
+# Parts signed in one request, at most: the page signs a few at a time to spare the web process.
+DIRECT_SIGN_BATCH_MAX = 8
+
+
+def direct_upload_sign_parts(*, transfer: Transfer, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each ``{"number", "sha256"}``: a URL for PUT of that part, valid for that part's length
+    and bytes only, and the headers to send with it. All are checked before any is signed."""
     _open_direct_upload(transfer)
-    _start, size = direct_part_bounds(transfer, number)
-    try:
-        valid = isinstance(sha256_b64, str) and len(base64.b64decode(sha256_b64, validate=True)) == 32
-    except ValueError:
-        valid = False
-    if not valid:
-        raise InvalidInput("sha256 must be the part's SHA-256 digest in base64", details={"field": "sha256"})
+    if not isinstance(parts, list) or not 1 <= len(parts) <= DIRECT_SIGN_BATCH_MAX or not all(isinstance(part, dict) for part in parts):
+        raise InvalidInput(f"parts must be a list of 1 to {DIRECT_SIGN_BATCH_MAX} objects with a number and a sha256", details={"field": "parts"})
+    wanted = []
+    for part in parts:
+        number, sha256_b64 = part.get("number"), part.get("sha256")
+        _start, size = direct_part_bounds(transfer, number)
+        try:
+            valid = isinstance(sha256_b64, str) and len(base64.b64decode(sha256_b64, validate=True)) == 32
+        except ValueError:
+            valid = False
+        if not valid:
+            raise InvalidInput("sha256 must be the part's SHA-256 digest in base64", details={"field": "sha256"})
+        wanted.append((number, size, sha256_b64))
     expires_in = settings.DIRECT_UPLOAD_PART_URL_SECONDS
-    url = s3_presigned_part_url(transfer.artifact.storage_key, transfer.upload_id, number=number, size=size, sha256_b64=sha256_b64, expires_in=expires_in)
-    return {"number": number, "size": size, "url": url, "method": "PUT", "headers": {"x-amz-checksum-sha256": sha256_b64}, "expires_in": expires_in}
+    return [
+        {
+            "number": number,
+            "size": size,
+            "url": s3_presigned_part_url(transfer.artifact.storage_key, transfer.upload_id, number=number, size=size, sha256_b64=sha256_b64, expires_in=expires_in),
+            "method": "PUT",
+            "headers": {"x-amz-checksum-sha256": sha256_b64},
+            "expires_in": expires_in,
+        }
+        for number, size, sha256_b64 in wanted
+    ]
 
 
 def direct_upload_complete(*, transfer: Transfer) -> Transfer:

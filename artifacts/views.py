@@ -43,7 +43,7 @@ from artifacts.services import (
     direct_upload_abort,
     direct_upload_begin,
     direct_upload_complete,
-    direct_upload_sign_part,
+    direct_upload_sign_parts,
     direct_uploads_available,
 )
 from artifacts.share_api import share_url
@@ -626,8 +626,11 @@ def artifact_upload_direct_status(request: HttpRequest, transfer: Transfer) -> J
 
 @_direct_view("POST")
 def artifact_upload_direct_part(request: HttpRequest, transfer: Transfer) -> JsonResponse:
+    """``{"parts": [{"number", "sha256"}, ...]}`` (a few at a time), or one ``{"number", "sha256"}``."""
     payload = _json_payload(request)
-    return JsonResponse(direct_upload_sign_part(transfer=transfer, number=payload.get("number"), sha256_b64=payload.get("sha256")))
+    if "parts" in payload:
+        return JsonResponse({"parts": direct_upload_sign_parts(transfer=transfer, parts=payload["parts"])})
+    return JsonResponse(direct_upload_sign_parts(transfer=transfer, parts=[payload])[0])
 
 
 @_direct_view("POST")

@@ -13,9 +13,10 @@
   const checkUrl = root.dataset.checkUrl;
   const streamUrl = root.dataset.streamUrl;
   const directUrl = root.dataset.directUrl;
-  // Parts in flight at once; attempts per part (and per call to Stowage) before giving up, with
-  // pauses of 1, 2, 4, 8 s between them; how long to wait for the stored file's check.
+  // Parts in flight at once; parts signed per call; attempts per part (and per call to Stowage)
+  // before giving up, with pauses of 1, 2, 4, 8 s between them; how long to wait for the check.
   const PARTS_IN_FLIGHT = 3;
+  const SIGN_BATCH = 2;
   const PART_ATTEMPTS = 5;
   const RETRIES = 5;
   const CHECK_WAIT_MS = 10 * 60 * 1000;
@@ -293,16 +294,25 @@
     item.progress.value = 0;
     setStatus(item, "sending", "Uploading…");
 
-    async function sendPart(number) {
+    function hashPart(number) {
       const start = (number - 1) * plan.part_size;
       const blob = file.slice(start, Math.min(start + plan.part_size, file.size));
-      const sha256 = await sha256Base64(blob);
+      return sha256Base64(blob).then((sha256) => ({ number, blob, sha256 }));
+    }
+
+    // Presigned PUTs for a few hashed parts in one call, by part number.
+    async function sign(parts) {
+      const signed = await callStowage("POST", plan.urls.part, { parts: parts.map(({ number, sha256 }) => ({ number, sha256 })) });
+      const answer = signed.status === 200 ? parseJson(signed) : null;
+      if (!answer) throw new UploadProblem(errorMessage(signed, "The server could not sign a part of the file."));
+      return new Map(answer.parts.map((part) => [part.number, part]));
+    }
+
+    async function putPart({ number, blob, sha256 }, signed) {
       let xhr;
       for (let attempt = 1; attempt <= PART_ATTEMPTS; attempt++) {
-        // A fresh URL for every attempt: one that expired meanwhile is not tried again.
-        const signed = await callStowage("POST", plan.urls.part, { number, sha256 });
-        const part = signed.status === 200 ? parseJson(signed) : null;
-        if (!part) throw new UploadProblem(errorMessage(signed, "The server could not sign a part of the file."));
+        // A fresh URL for every retry: one that expired meanwhile is not tried again.
+        const part = attempt === 1 ? signed : (await sign([{ number, sha256 }])).get(number);
         xhr = await request(part.method, part.url, {
           body: blob,
           headers: part.headers,
@@ -325,13 +335,21 @@
       throw new UploadProblem(`Part ${number} of ${plan.part_count} could not be stored (the storage answered: ${storeError(xhr)}).`);
     }
 
+    // A few parts at a time: hashed, signed in one call, then sent one after the other.
+    async function sendBatch(numbers) {
+      const parts = [];
+      for (const number of numbers) parts.push(await hashPart(number));
+      const signed = await sign(parts);
+      for (const part of parts) await putPart(part, signed.get(part.number));
+    }
+
     async function sendParts(numbers) {
       const queue = numbers.slice();
       let problem = null;
       async function worker() {
         while (!problem && queue.length) {
           try {
-            await sendPart(queue.shift());
+            await sendBatch(queue.splice(0, SIGN_BATCH));
           } catch (error) {
             problem = problem || error.message;
           }
@@ -340,7 +358,7 @@
       if (!reached) {
         // The first part alone, so that a bucket this page cannot reach is known before the rest.
         try {
-          await sendPart(queue.shift());
+          await sendBatch(queue.splice(0, 1));
         } catch (error) {
           problem = error.message;
         }

@@ -162,6 +162,25 @@ def test_each_part_url_signs_its_length_and_sha256_for_put(browser, direct, sett
     assert urlsplit(signed["url"]).path.endswith(Transfer.objects.get(id=plan["id"]).artifact.storage_key)
 
 
+def test_several_parts_are_signed_in_one_request_or_none_is(browser, direct):
+    data = os.urandom(2 * PART + 7)
+    plan = begin(browser, "batch.bin", len(data))
+    pieces = {n: data[(n - 1) * PART : n * PART] for n in (1, 2, 3)}
+    signed = browser.post(plan["urls"]["part"], {"parts": [{"number": n, "sha256": sha256_b64(pieces[n])} for n in (1, 2, 3)]})
+    assert signed.status_code == 200, signed.content
+    answers = signed.json()["parts"]
+    assert [(a["number"], a["size"]) for a in answers] == [(1, PART), (2, PART), (3, 7)]
+    for answer in answers:
+        assert httpx.put(answer["url"], content=pieces[answer["number"]], headers=answer["headers"]).status_code == 200
+    assert browser.complete(plan).status_code == 202 and browser.status(plan)["state"] == "succeeded"
+
+    plan = begin(browser, "batch2.bin", len(data))
+    for parts in ([], [{"number": 1, "sha256": sha256_b64(b"x")}] * 9, [{"number": 1, "sha256": sha256_b64(b"x")}, {"number": 4, "sha256": sha256_b64(b"x")}], "1,2", [1, 2]):
+        refused = browser.post(plan["urls"]["part"], {"parts": parts})
+        assert refused.status_code == 400, (parts, refused.content)
+        assert refused.json()["error"]["field"] in ("parts", "number")
+
+
 def test_the_check_sends_small_files_and_local_storage_through_stowage(browser, direct, settings):
     small = browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": MiB - 1, "metadata": {}})
     assert small.json()["direct"] is False
