@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from accounts.models import Membership, Role
 from audit.services import Actor
-from config.api import client_ip
+from config.auth import client_ip
 
 ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 SESSION_ORG_KEY = "stowage_org_id"

@@ -8,7 +8,7 @@ from ninja import Router, Schema, Status
 from accounts.models import ApiKey
 from accounts.selectors import api_key_list, organization_get
 from accounts.services import api_key_create, api_key_revoke
-from config.api import require_scope
+from config.auth import require_scope
 
 router = Router(tags=["api keys"])
 

@@ -17,7 +17,7 @@ from artifacts.models import Artifact, Transfer
 from artifacts.selectors import artifact_get, artifact_list, artifact_page, artifact_versions, transfer_get
 from artifacts.signing import sign
 from artifacts.storage import is_s3
-from config.api import require_scope
+from config.auth import require_scope
 from config.errors import InvalidInput
 from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
 

@@ -12,7 +12,7 @@ from pydantic import StrictInt, StrictStr
 from artifacts import shares
 from artifacts.models import ShareLink
 from artifacts.selectors import artifact_get, share_link_get, share_link_list
-from config.api import require_scope
+from config.auth import require_scope
 
 router = Router(tags=["share links"])
 

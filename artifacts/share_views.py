@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 from artifacts import shares
 from artifacts.http import artifact_delivery
 from artifacts.models import ShareLink
-from config.api import client_ip
+from config.auth import client_ip
 
 # No script, nothing from elsewhere, forms only to ourselves, never framed; the token is in
 # the URL, so no Referer may carry it away.

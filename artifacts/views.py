@@ -51,7 +51,7 @@ from artifacts.signing import verify
 from artifacts.storage import BlobError, UploadGone
 from artifacts.validation import check_content_type, check_metadata, check_remote_path
 from audit.services import Actor
-from config.api import client_ip
+from config.auth import client_ip
 from config.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
 
 PAGE_SIZE = 50

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from audit.models import AuditEvent, Outcome
 from audit.selectors import audit_event_list
-from config.api import require_scope
+from config.auth import require_scope
 
 router = Router(tags=["audit"])
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from audit.selectors import audit_sandbox_counts
-from config.api import require_scope
+from config.auth import require_scope
 from config.errors import InvalidInput
 from config.redis import get_redis
 from sandboxes import services

@@ -30,3 +30,14 @@ def test_development_defaults_need_no_server(tmp_path):
     result = manage("migrate", "--noinput", env={}, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "stowage.sqlite3").exists()
+
+
+def test_each_apps_api_module_can_be_imported_first(tmp_path):
+    """A shell, a task or a script may import an app's router before the API object exists."""
+    for module in ("artifacts.api", "artifacts.share_api", "accounts.api", "audit.api", "sandboxes.api"):
+        code = f"import django; django.setup(); import {module}; import config.urls"
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
+            env={"PATH": "/usr/bin:/bin", "STOWAGE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        )
+        assert result.returncode == 0, f"{module}: {result.stderr[-2000:]}"
