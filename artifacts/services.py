@@ -224,12 +224,21 @@ def _claim(transfer_id: str) -> Transfer | None:
     return transfer
 
 
-def _fail(transfer: Transfer, code: str, message: str, started: float) -> None:
+def _fail(transfer: Transfer, code: str, message: str, started: float, *, only_if: Q | None = None) -> bool:
+    """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
+    holds; False when nothing was changed, so a late failure never overwrites a result."""
     with transaction.atomic():
-        Transfer.objects.filter(id=transfer.id).update(state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now())
+        failed = (
+            Transfer.objects.filter(id=transfer.id, state__in=[TransferState.QUEUED, TransferState.RUNNING])
+            .filter(only_if or Q())
+            .update(state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now())
+        )
+        if not failed:
+            return False
         if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT):
             Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
         _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
+    return True
 
 
 def _audit_transfer(transfer: Transfer, outcome: str, started: float, *, error: str = "", artifact: Artifact | None = None, extra: dict[str, Any] | None = None) -> None:
@@ -637,12 +646,8 @@ def direct_uploads_resume(*, now=None) -> int:
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
     """Drop the parts sent so far; the artifact never appears. Once completed, the upload is the
     worker's and this does nothing."""
-    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(
-        state=TransferState.FAILED, error_code="CANCELLED", error_message=reason, finished_at=timezone.now()
-    )
-    if not claimed:
+    if not _fail(transfer, "CANCELLED", reason, time.monotonic(), only_if=Q(state=TransferState.RUNNING, completed_at__isnull=True)):
         return
-    _fail(transfer, "CANCELLED", reason, time.monotonic())
     s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
 
 
@@ -721,15 +726,8 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
 def _give_up_direct(transfer: Transfer, code: str, message: str, started: float) -> None:
     """Fail a direct upload that has not ended, and remove its parts and object, unless its
     artifact was published after all (by an earlier holder of the finish)."""
-    with transaction.atomic():
-        failed = Transfer.objects.filter(id=transfer.id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(
-            state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
-        )
-        Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
-        published = Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.READY).exists()
-        if failed:
-            _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
-    if published:
+    _fail(transfer, code, message, started)
+    if Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.READY).exists():
         return
     key = transfer.artifact.storage_key
     try:

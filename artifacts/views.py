@@ -462,12 +462,7 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
     """Checks one file of the upload page before its bytes are sent: a name or a size that will
     be refused is reported at once, with nothing sent and nothing stored."""
     try:
-        payload = json.loads(request.body or b"{}")
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        return _json_error(InvalidInput("The check must be a JSON object.", code="INVALID_JSON"))
-    try:
+        payload = _json_payload(request)
         remote_path = check_remote_path(payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else None)
         check_metadata(payload.get("metadata"))
         size = payload.get("size")
