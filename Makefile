@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # drops a test database named after this one (test_stowage) through the server's postgres database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stowage
 
-.PHONY: run test test-fast system-packages bench clean
+.PHONY: run test test-fast lint system-packages bench clean
 
 $(VENV)/.run-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ run: $(VENV)/.run-installed
 # suite on PostgreSQL. The e2e and browser tests are left out of the PostgreSQL pass: the stack
 # they start (LocalStack) deliberately drops DATABASE_URL and always runs on SQLite, so there
 # they would only repeat the first pass.
-test: $(VENV)/.test-installed
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(VENV)/.test-installed lint
 	scripts/system-packages.sh test
 	$(PY) -m pytest
 	scripts/ensure-redis.sh

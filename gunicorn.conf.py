@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gunicorn.glogging import Logger
@@ -49,7 +49,7 @@ keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 5000)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 500)
 # The heartbeat files live in memory, not on a possibly slow disk.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 # Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are trusted only from these addresses.
 # Set FORWARDED_ALLOW_IPS to your load balancer's addresses (or "*" when only the balancer can
@@ -67,7 +67,16 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Path without the query string (presigned signatures live there), request id from the response.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" request_id=%({x-request-id}o)s'
 
-_ACCESS_FIELDS = {"remote_addr": "h", "method": "m", "path": "U", "status": "s", "bytes": "B", "duration_ms": "M", "user_agent": "a", "request_id": "{x-request-id}o"}
+_ACCESS_FIELDS = {
+    "remote_addr": "h",
+    "method": "m",
+    "path": "U",
+    "status": "s",
+    "bytes": "B",
+    "duration_ms": "M",
+    "user_agent": "a",
+    "request_id": "{x-request-id}o",
+}
 
 
 class StowageLogger(Logger):
@@ -84,7 +93,12 @@ class StowageLogger(Logger):
         if not self.access_log_enabled:
             return None
         atoms = self.atoms(resp, req, environ, request_time)
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": "INFO", "logger": "gunicorn.access", "message": "request"}
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": "INFO",
+            "logger": "gunicorn.access",
+            "message": "request",
+        }
         entry.update({name: atoms.get(atom) for name, atom in _ACCESS_FIELDS.items()})
         self.access_log.info(json.dumps(entry, default=str))
         return None

@@ -22,7 +22,9 @@ SESSION_ORG_KEY = "stowage_org_id"
 def current_membership(request: HttpRequest) -> Membership | None:
     if not request.user.is_authenticated:
         return None
-    memberships = Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
+    memberships = (
+        Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
+    )
     wanted = request.session.get(SESSION_ORG_KEY)
     chosen = None
     for membership in memberships:
@@ -96,7 +98,9 @@ def org_json_view(role: str, methods: list[str]) -> Callable:
                 response["Allow"] = ", ".join(methods)
                 return response
             if not request.user.is_authenticated:
-                return _json_refusal(401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry.")
+                return _json_refusal(
+                    401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry."
+                )
             if not _enter_organization(request, role):
                 return _json_refusal(404, "NOT_FOUND", "Not found.")
             return view(request, *args, **kwargs)
@@ -125,7 +129,9 @@ def task_queue_available() -> bool:
         from django.conf import settings
 
         try:
-            client = redis.Redis.from_url(settings.REDIS_CLIENT_URL, socket_timeout=QUEUE_PING_TIMEOUT, socket_connect_timeout=QUEUE_PING_TIMEOUT)
+            client = redis.Redis.from_url(
+                settings.REDIS_CLIENT_URL, socket_timeout=QUEUE_PING_TIMEOUT, socket_connect_timeout=QUEUE_PING_TIMEOUT
+            )
             try:
                 up = bool(client.ping())
             finally:
@@ -146,5 +152,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "organization": membership.organization,
         "can_write": has_role(membership, Role.MEMBER),
         "is_admin": has_role(membership, Role.ADMIN),
-        "memberships": Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name"),
+        "memberships": Membership.objects.filter(user=request.user)
+        .select_related("organization")
+        .order_by("organization__name"),
     }

@@ -66,7 +66,13 @@ def list_api_keys(request: HttpRequest):
 def create_api_key(request: HttpRequest, payload: ApiKeyCreateIn):
     require_scope(request.auth, "keys:manage")
     org = organization_get(organization_id=request.auth.organization_id)
-    key, secret = api_key_create(organization=org, name=payload.name, scopes=payload.scopes, expires_in_days=payload.expires_in_days, actor=request.auth)
+    key, secret = api_key_create(
+        organization=org,
+        name=payload.name,
+        scopes=payload.scopes,
+        expires_in_days=payload.expires_in_days,
+        actor=request.auth,
+    )
     return Status(201, {"api_key": ApiKeyOut.from_key(key), "key": secret})
 
 

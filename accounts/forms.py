@@ -20,7 +20,9 @@ def scope_choices() -> list[tuple[str, str]]:
 
 
 class ApiKeyCreateForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=200, help_text="What uses this key, e.g. “nightly CI” or “research agent”.")
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="What uses this key, e.g. “nightly CI” or “research agent”."
+    )
     expires_in_days = forms.IntegerField(
         label="Expires after (days)",
         min_value=1,

@@ -39,9 +39,14 @@ def api_key_create(
     scopes = list(scopes) if scopes else list(settings.API_KEY_DEFAULT_SCOPES)
     unknown = sorted(set(scopes) - KNOWN_SCOPES)
     if unknown:
-        raise InvalidInput(f"unknown scopes: {', '.join(unknown)}; known scopes are {', '.join(sorted(KNOWN_SCOPES))}", details={"field": "scopes"})
+        raise InvalidInput(
+            f"unknown scopes: {', '.join(unknown)}; known scopes are {', '.join(sorted(KNOWN_SCOPES))}",
+            details={"field": "scopes"},
+        )
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:
-        raise InvalidInput(f"expires_in_days must be between 1 and {MAX_KEY_DAYS}", details={"field": "expires_in_days"})
+        raise InvalidInput(
+            f"expires_in_days must be between 1 and {MAX_KEY_DAYS}", details={"field": "expires_in_days"}
+        )
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         organization=organization,
@@ -52,7 +57,13 @@ def api_key_create(
         created_by_id=created_by_id,
         expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
-    audit_record(actor=actor, action="apikey.create", resource=f"apikey:{key.id}", details={"name": name, "prefix": key.prefix, "scopes": scopes}, organization_id=organization.id)
+    audit_record(
+        actor=actor,
+        action="apikey.create",
+        resource=f"apikey:{key.id}",
+        details={"name": name, "prefix": key.prefix, "scopes": scopes},
+        organization_id=organization.id,
+    )
     return key, secret
 
 
@@ -76,11 +87,19 @@ def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor) -> 
     if key.revoked_at is None:
         ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         key.refresh_from_db()
-        audit_record(actor=actor, action="apikey.revoke", resource=f"apikey:{key.id}", details={"prefix": key.prefix}, organization_id=organization.id)
+        audit_record(
+            actor=actor,
+            action="apikey.revoke",
+            resource=f"apikey:{key.id}",
+            details={"prefix": key.prefix},
+            organization_id=organization.id,
+        )
     return key
 
 
-def organization_bootstrap(*, org_name: str, email: str, username: str | None = None) -> tuple[Organization, object, str, ApiKey, str]:
+def organization_bootstrap(
+    *, org_name: str, email: str, username: str | None = None
+) -> tuple[Organization, object, str, ApiKey, str]:
     """Create an organization, its owner (with a random password) and a first API key."""
     User = get_user_model()
     username = username or email.split("@")[0] or "admin"
@@ -89,7 +108,9 @@ def organization_bootstrap(*, org_name: str, email: str, username: str | None = 
         org = Organization.objects.create(name=org_name)
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = User.objects.create_user(username=username, email=email, password=password, is_staff=True, is_superuser=True)
+            user = User.objects.create_user(
+                username=username, email=email, password=password, is_staff=True, is_superuser=True
+            )
         else:
             user.set_password(password)
             user.save(update_fields=["password"])

@@ -23,13 +23,21 @@ from sandboxes.models import Sandbox, SandboxStatus
 @org_view()
 def home(request: HttpRequest) -> HttpResponse:
     org = request.organization
-    usage = Artifact.objects.filter(organization=org, state=ArtifactState.READY).aggregate(count=Count("id"), bytes=Sum("size"))
-    sandboxes = Sandbox.objects.filter(organization=org).aggregate(total=Count("id"), running=Count("id", filter=Q(status=SandboxStatus.RUNNING)))
+    usage = Artifact.objects.filter(organization=org, state=ArtifactState.READY).aggregate(
+        count=Count("id"), bytes=Sum("size")
+    )
+    sandboxes = Sandbox.objects.filter(organization=org).aggregate(
+        total=Count("id"), running=Count("id", filter=Q(status=SandboxStatus.RUNNING))
+    )
     context = {
         "usage": usage,
         "sandbox_counts": sandboxes,
-        "recent_artifacts": Artifact.objects.filter(organization=org, state=ArtifactState.READY).order_by("-created_at", "-id")[:8],
-        "running_sandboxes": Sandbox.objects.filter(organization=org, status=SandboxStatus.RUNNING).order_by("-created_at")[:8],
+        "recent_artifacts": Artifact.objects.filter(organization=org, state=ArtifactState.READY).order_by(
+            "-created_at", "-id"
+        )[:8],
+        "running_sandboxes": Sandbox.objects.filter(organization=org, status=SandboxStatus.RUNNING).order_by(
+            "-created_at"
+        )[:8],
         "recent_events": AuditEvent.objects.filter(organization=org).order_by("-seq")[:10],
     }
     return render(request, "accounts/home.html", context)
@@ -39,13 +47,19 @@ def home(request: HttpRequest) -> HttpResponse:
 def switch_organization(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         raise Http404("not found")
-    membership = Membership.objects.filter(user=request.user, organization_id=request.POST.get("organization_id", "")).select_related("organization").first()
+    membership = (
+        Membership.objects.filter(user=request.user, organization_id=request.POST.get("organization_id", ""))
+        .select_related("organization")
+        .first()
+    )
     if membership is None:
         raise Http404("not found")
     request.session[SESSION_ORG_KEY] = membership.organization_id
     messages.success(request, f"Now working in {membership.organization.name}.")
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = "home"
     return redirect(target)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -89,7 +89,9 @@ def transfer_out(transfer: Transfer) -> dict[str, Any]:
         "path": transfer.path,
         "bytes_done": transfer.bytes_done,
         "bytes_total": total,
-        "progress": round(transfer.bytes_done / total, 4) if total else (1.0 if transfer.state == "succeeded" else None),
+        "progress": round(transfer.bytes_done / total, 4)
+        if total
+        else (1.0 if transfer.state == "succeeded" else None),
         "error": {"code": transfer.error_code, "message": transfer.error_message} if transfer.error_code else None,
         "created_at": transfer.created_at,
         "started_at": transfer.started_at,
@@ -159,10 +161,19 @@ def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn
     require_scope(request.auth, "artifacts:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
-    transfer = services.artifact_download_to_sandbox(actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=wait)
+    transfer = services.artifact_download_to_sandbox(
+        actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=wait
+    )
     if not wait:
         return Status(202, transfer_out(transfer))
-    return {"success": True, "transfer_id": transfer.id, "artifact_id": artifact.id, "target_path": transfer.path, "size": artifact.size, "checksum": artifact.checksum}
+    return {
+        "success": True,
+        "transfer_id": transfer.id,
+        "artifact_id": artifact.id,
+        "target_path": transfer.path,
+        "size": artifact.size,
+        "checksum": artifact.checksum,
+    }
 
 
 @router.get("/transfers/{transfer_id}", response=TransferOut)
@@ -188,7 +199,13 @@ class ArtifactListOut(Schema):
 @router.get("/artifacts", response=ArtifactListOut)
 def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
     require_scope(request.auth, "artifacts:read")
-    artifacts = artifact_list(organization_id=request.auth.organization_id, sandbox_id=filters.sandbox_id, session_id=filters.session_id, prefix=filters.prefix, content_type=filters.content_type)
+    artifacts = artifact_list(
+        organization_id=request.auth.organization_id,
+        sandbox_id=filters.sandbox_id,
+        session_id=filters.session_id,
+        prefix=filters.prefix,
+        content_type=filters.content_type,
+    )
     page = artifact_page(artifacts, limit=filters.limit, cursor=filters.cursor)
     return {"artifacts": [artifact_out(a) for a in page.artifacts], "next_cursor": page.next_cursor}
 
@@ -208,7 +225,9 @@ def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None 
         actor=request.auth,
         stream=request,
         remote_path=remote_path,
-        content_type=None if content_type in ("", "application/x-www-form-urlencoded") else request.headers.get("Content-Type"),
+        content_type=None
+        if content_type in ("", "application/x-www-form-urlencoded")
+        else request.headers.get("Content-Type"),
         metadata=metadata,
         expires_in=expires_in,
         content_length=int(length) if length and length.isdigit() else None,
@@ -254,28 +273,38 @@ class UrlOut(Schema):
 def artifact_url(request: HttpRequest, artifact_id: str, expires_in: int = 3600):
     require_scope(request.auth, "artifacts:read")
     if not 1 <= expires_in <= settings.PRESIGNED_URL_MAX_SECONDS:
-        raise InvalidInput(f"expires_in must be between 1 and {settings.PRESIGNED_URL_MAX_SECONDS} seconds (7 days)", details={"field": "expires_in"})
+        raise InvalidInput(
+            f"expires_in must be between 1 and {settings.PRESIGNED_URL_MAX_SECONDS} seconds (7 days)",
+            details={"field": "expires_in"},
+        )
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
     url, expires_at = presigned_url(request, artifact, expires_in)
-    services.artifact_record_read(actor=request.auth, artifact=artifact, action="artifact.url", details={"expires_in": expires_in})
+    services.artifact_record_read(
+        actor=request.auth, artifact=artifact, action="artifact.url", details={"expires_in": expires_in}
+    )
     return {"url": url, "expires_in": expires_in, "expires_at": expires_at}
 
 
 def presigned_url(request: HttpRequest, artifact: Artifact, expires_in: int) -> tuple[str, datetime]:
     if is_s3():
         # Presigned by S3 itself: the download goes straight from the store, not through us.
-        expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=timezone.utc)
+        expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=UTC)
         return s3_download_url(artifact, expires_in), expires_at
     params = sign(artifact.id, expires_in)
     path = reverse("presigned-download", args=[artifact.id]) + "?" + urlencode(params)
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     url = f"{base}{path}" if base else request.build_absolute_uri(path)
-    return url, datetime.fromtimestamp(int(params["expires"]), tz=timezone.utc)
+    return url, datetime.fromtimestamp(int(params["expires"]), tz=UTC)
 
 
 @router.get("/artifacts/{artifact_id}/content")
 def artifact_content(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
-    services.artifact_record_read(actor=request.auth, artifact=artifact, action="artifact.download", details={"via": "api", "range": request.headers.get("Range", "")})
+    services.artifact_record_read(
+        actor=request.auth,
+        artifact=artifact,
+        action="artifact.download",
+        details={"via": "api", "range": request.headers.get("Range", "")},
+    )
     return artifact_response(request, artifact)

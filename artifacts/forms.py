@@ -13,7 +13,12 @@ from artifacts.selectors import ARTIFACT_SORTS, ArtifactFilters, ArtifactSearch
 MAX_SEARCH_TERMS = 8
 _METADATA_KEY = re.compile(r"^[^\s=]{1,128}$")
 
-SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first"), ("name", "Name (A–Z)"), ("size", "Largest first")]
+SORT_CHOICES = [
+    ("newest", "Newest first"),
+    ("oldest", "Oldest first"),
+    ("name", "Name (A–Z)"),
+    ("size", "Largest first"),
+]
 VIEW_CHOICES = [("all", "Every version"), ("paths", "One row per path")]
 assert {key for key, _ in SORT_CHOICES} == set(ARTIFACT_SORTS)
 
@@ -43,12 +48,43 @@ class ArtifactFilterForm(forms.Form):
         max_length=200,
         required=False,
         strip=True,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "report model=claude", "aria-describedby": "search-help", "autocomplete": "off"}),
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "report model=claude",
+                "aria-describedby": "search-help",
+                "autocomplete": "off",
+            }
+        ),
     )
-    path = forms.CharField(label="Path starts with", max_length=1024, required=False, strip=False, widget=forms.TextInput(attrs={"placeholder": "reports/2025/", "class": "mono"}))
-    sandbox = forms.CharField(label="Sandbox", max_length=40, required=False, strip=True, widget=forms.TextInput(attrs={"placeholder": "sbx_…", "class": "mono"}))
-    session = forms.CharField(label="Agent session", max_length=128, required=False, strip=True, widget=forms.TextInput(attrs={"class": "mono"}))
-    content_type = forms.CharField(label="Content type", max_length=255, required=False, strip=True, widget=forms.TextInput(attrs={"list": "content-types", "placeholder": "application/pdf"}))
+    path = forms.CharField(
+        label="Path starts with",
+        max_length=1024,
+        required=False,
+        strip=False,
+        widget=forms.TextInput(attrs={"placeholder": "reports/2025/", "class": "mono"}),
+    )
+    sandbox = forms.CharField(
+        label="Sandbox",
+        max_length=40,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "sbx_…", "class": "mono"}),
+    )
+    session = forms.CharField(
+        label="Agent session",
+        max_length=128,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"class": "mono"}),
+    )
+    content_type = forms.CharField(
+        label="Content type",
+        max_length=255,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"list": "content-types", "placeholder": "application/pdf"}),
+    )
     created_from = forms.DateField(label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(label="Created until", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
@@ -82,7 +118,10 @@ class ArtifactFilterForm(forms.Form):
     def is_filtered(self) -> bool:
         if not self.is_valid():
             return False
-        return any(self.cleaned_data.get(name) for name in ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to"))
+        return any(
+            self.cleaned_data.get(name)
+            for name in ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to")
+        )
 
 
 def _day_start(day) -> datetime | None:

@@ -23,7 +23,7 @@ def safe_filename(name: str) -> str:
     return cleaned[:200]
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     """(start, end inclusive) for one satisfiable range; None to send everything; False if unsatisfiable."""
     match = _RANGE.match(header.strip())
     if not match:
@@ -56,7 +56,11 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
         if wanted:
             start, end = wanted
             status, length = 206, end - start + 1
-    response = StreamingHttpResponse(blob_iter_chunks(artifact.storage_key, start=start, length=length), status=status, content_type=artifact.content_type or "application/octet-stream")
+    response = StreamingHttpResponse(
+        blob_iter_chunks(artifact.storage_key, start=start, length=length),
+        status=status,
+        content_type=artifact.content_type or "application/octet-stream",
+    )
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = f'"{artifact.checksum.removeprefix("sha256:")}"'
@@ -86,7 +90,12 @@ def attachment_header(artifact: Artifact) -> str:
 
 def s3_download_url(artifact: Artifact, expires_in: int) -> str:
     """A presigned S3 GET of the artifact's object that answers as an attachment of its type."""
-    return s3_presigned_get_url(artifact.storage_key, expires_in=expires_in, content_disposition=attachment_header(artifact), content_type=artifact.content_type or "application/octet-stream")
+    return s3_presigned_get_url(
+        artifact.storage_key,
+        expires_in=expires_in,
+        content_disposition=attachment_header(artifact),
+        content_type=artifact.content_type or "application/octet-stream",
+    )
 
 
 def _harden(response: HttpResponse) -> HttpResponse:

@@ -30,7 +30,9 @@ class ArtifactState(models.TextChoices):
 class ArtifactQuerySet(models.QuerySet):
     def visible(self) -> ArtifactQuerySet:
         """Ready and not past its expiry, whether or not the expiry sweep has run yet."""
-        return self.filter(state=ArtifactState.READY).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        return self.filter(state=ArtifactState.READY).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
 
 
 class Artifact(models.Model):
@@ -57,8 +59,12 @@ class Artifact(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
-    created_by_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by_label = models.CharField(max_length=200, blank=True)
 
     objects = ArtifactQuerySet.as_manager()
@@ -66,15 +72,25 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "remote_path", "version"], condition=Q(version__isnull=False), name="artifact_one_version_per_path"),
+            models.UniqueConstraint(
+                fields=["organization", "remote_path", "version"],
+                condition=Q(version__isnull=False),
+                name="artifact_one_version_per_path",
+            ),
         ]
         # Listings are keyset-paginated on (created_at, id) among ready artifacts, so a deep
         # page is one index range scan; each filter has an index that starts with it.
         indexes = [
             models.Index(fields=["organization", "state", "-created_at", "-id"], name="artifact_org_list"),
-            models.Index(fields=["organization", "sandbox_id", "state", "-created_at", "-id"], name="artifact_org_sandbox"),
-            models.Index(fields=["organization", "session_id", "state", "-created_at", "-id"], name="artifact_org_session"),
-            models.Index(fields=["organization", "content_type", "state", "-created_at", "-id"], name="artifact_org_ctype"),
+            models.Index(
+                fields=["organization", "sandbox_id", "state", "-created_at", "-id"], name="artifact_org_sandbox"
+            ),
+            models.Index(
+                fields=["organization", "session_id", "state", "-created_at", "-id"], name="artifact_org_session"
+            ),
+            models.Index(
+                fields=["organization", "content_type", "state", "-created_at", "-id"], name="artifact_org_ctype"
+            ),
             models.Index(fields=["organization", "remote_path", "-version"], name="artifact_org_path"),
             # The dashboard's "largest first" sort.
             models.Index(fields=["organization", "state", "-size", "-id"], name="artifact_org_size"),
@@ -115,7 +131,9 @@ class Transfer(models.Model):
     artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="transfers")
     sandbox_id = models.CharField(max_length=40, blank=True)
     host = models.CharField(max_length=128, blank=True)
-    path = models.CharField(max_length=4096, blank=True, help_text="Source path (upload) or target path (download) in the sandbox.")
+    path = models.CharField(
+        max_length=4096, blank=True, help_text="Source path (upload) or target path (download) in the sandbox."
+    )
     state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(null=True, blank=True)
@@ -125,7 +143,9 @@ class Transfer(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    actor = models.JSONField(default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records.")
+    actor = models.JSONField(
+        default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records."
+    )
     # A browser upload sent straight to the object store: its multipart upload, its part size,
     # and when the browser said every part was sent (after which no part is signed; a worker
     # joins them and checks the object).
@@ -179,8 +199,12 @@ class ShareLink(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_download_at = models.DateTimeField(null=True, blank=True)
-    created_by_api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -54,7 +54,39 @@ TEXT_TYPES = frozenset(
 _GENERIC_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
 
 MARKDOWN_TAGS = frozenset(
-    {"h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "blockquote", "ul", "ol", "li", "pre", "code", "em", "strong", "del", "a", "table", "thead", "tbody", "tr", "th", "td", "dl", "dt", "dd", "sup", "sub", "kbd"}
+    {
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "p",
+        "br",
+        "hr",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "pre",
+        "code",
+        "em",
+        "strong",
+        "del",
+        "a",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "dl",
+        "dt",
+        "dd",
+        "sup",
+        "sub",
+        "kbd",
+    }
 )
 
 
@@ -117,7 +149,9 @@ def build_preview(artifact: Artifact) -> Preview:
             return Preview("none", reason="This is a folder stored as a tar.gz archive.")
         ctype = media_type(artifact.content_type)
         if ctype in NEVER_PREVIEWED or ctype.endswith("+svg"):
-            return Preview("none", reason="HTML and SVG files are never shown here, because a browser would run them as a page.")
+            return Preview(
+                "none", reason="HTML and SVG files are never shown here, because a browser would run them as a page."
+            )
         return Preview("none", reason=f"There is no preview for {artifact.content_type or 'this type of file'}.")
     if kind in {"image", "pdf"}:
         return Preview(kind)
@@ -132,7 +166,12 @@ def build_preview(artifact: Artifact) -> Preview:
     if kind == "json":
         return _json_preview(text, truncated, len(data))
     if kind == "csv":
-        delimiter = "\t" if media_type(artifact.content_type) == "text/tab-separated-values" or artifact.filename.lower().endswith(".tsv") else ","
+        delimiter = (
+            "\t"
+            if media_type(artifact.content_type) == "text/tab-separated-values"
+            or artifact.filename.lower().endswith(".tsv")
+            else ","
+        )
         return _csv_preview(text, truncated, len(data), delimiter)
     if kind == "markdown":
         return Preview("markdown", html=render_markdown(text), truncated=truncated, shown_bytes=len(data))

@@ -31,7 +31,12 @@ def transfer_get(*, organization_id: str, transfer_id: str) -> Transfer:
 
 def direct_upload_get(*, organization_id: str, user_id: int, transfer_id: str) -> Transfer:
     """A browser upload straight to storage, only for the person who began it; the same 404 for any other."""
-    transfer = Transfer.objects.select_related("artifact").filter(organization_id=organization_id, id=transfer_id, kind=TransferKind.PUT).exclude(upload_id="").first()
+    transfer = (
+        Transfer.objects.select_related("artifact")
+        .filter(organization_id=organization_id, id=transfer_id, kind=TransferKind.PUT)
+        .exclude(upload_id="")
+        .first()
+    )
     if transfer is None or transfer.actor.get("user_id") != user_id:
         raise NotFound(f"Upload '{transfer_id}' not found", code="UPLOAD_NOT_FOUND")
     return transfer
@@ -53,7 +58,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, artifact_id = raw.split("|", 1)
         return datetime.fromisoformat(created), artifact_id
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned", code="INVALID_CURSOR", details={"field": "cursor"}) from None
+        raise InvalidInput(
+            "cursor is not one this API returned", code="INVALID_CURSOR", details={"field": "cursor"}
+        ) from None
 
 
 def artifact_list(
@@ -71,7 +78,11 @@ def artifact_list(
         artifacts = artifacts.filter(session_id=session_id)
     if prefix:
         # A narrow prefix is read off the path index; a broad one is cheaper as a filter on the list index.
-        artifacts = artifacts.filter(_path_range(prefix) if _prefix_is_narrow(organization_id, prefix, PREFIX_INDEX_LIMIT) else Q(remote_path__startswith=prefix))
+        artifacts = artifacts.filter(
+            _path_range(prefix)
+            if _prefix_is_narrow(organization_id, prefix, PREFIX_INDEX_LIMIT)
+            else Q(remote_path__startswith=prefix)
+        )
     if content_type:
         artifacts = artifacts.filter(content_type=content_type)
     return artifacts.order_by("-created_at", "-id")
@@ -82,14 +93,18 @@ def artifact_page(artifacts: QuerySet[Artifact], *, limit: int, cursor: str | No
     if cursor:
         created, artifact_id = _decode_cursor(cursor)
         # The redundant created_at__lte bound lets the index seek to the cursor instead of walking to it.
-        artifacts = artifacts.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id), created_at__lte=created)
+        artifacts = artifacts.filter(
+            Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id), created_at__lte=created
+        )
     rows = list(artifacts[: limit + 1])
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return ArtifactPage(rows[:limit], next_cursor)
 
 
 def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Artifact]:
-    return Artifact.objects.visible().filter(organization_id=organization_id, remote_path=remote_path).order_by("-version")
+    return (
+        Artifact.objects.visible().filter(organization_id=organization_id, remote_path=remote_path).order_by("-version")
+    )
 
 
 def share_link_list(*, artifact: Artifact) -> QuerySet[ShareLink]:
@@ -182,7 +197,9 @@ def _filtered(organization_id: str, filters: ArtifactFilters) -> QuerySet[Artifa
 def _prefix_is_narrow(organization_id: str, prefix: str, limit: int) -> bool:
     # Whether a row exists at the limit-th place of the path index's range: the database walks
     # the index (remote_path is in it) and stops there, and sends back one row at most.
-    in_range = Artifact.objects.filter(organization_id=organization_id, remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff").order_by("remote_path")
+    in_range = Artifact.objects.filter(
+        organization_id=organization_id, remote_path__gte=prefix, remote_path__lt=prefix + "\U0010ffff"
+    ).order_by("remote_path")
     return not in_range[limit - 1 : limit].exists()
 
 
@@ -224,7 +241,7 @@ def _decode_sort_cursor(cursor: str, sort: str) -> list[Any]:
     if not isinstance(raw, list) or len(raw) != len(fields) + 1 or raw[0] != sort:
         raise invalid
     values = []
-    for (name, _), value in zip(fields, raw[1:]):
+    for (name, _), value in zip(fields, raw[1:], strict=False):
         if name == "created_at" and isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
@@ -253,7 +270,9 @@ def _up_to(values: list[Any], sort: str) -> Q:
     a, b = values
     bound, before_a = ("gte", "gt") if first_desc else ("lte", "lt")
     upto_b = "gte" if second_desc else "lte"
-    return Q(**{f"{first}__{bound}": a}) & (Q(**{f"{first}__{before_a}": a}) | Q(**{first: a, f"{second}__{upto_b}": b}))
+    return Q(**{f"{first}__{bound}": a}) & (
+        Q(**{f"{first}__{before_a}": a}) | Q(**{first: a, f"{second}__{upto_b}": b})
+    )
 
 
 def artifact_browse(
@@ -337,7 +356,13 @@ def artifact_path_groups(
         artifacts = artifacts.filter(_path_range(filters.path_prefix))
     if cursor:
         artifacts = artifacts.filter(remote_path__gt=_decode_path_cursor(cursor))
-    narrowed = filters.sandbox_id or filters.session_id or filters.content_type or filters.created_from or filters.created_before
+    narrowed = (
+        filters.sandbox_id
+        or filters.session_id
+        or filters.content_type
+        or filters.created_from
+        or filters.created_before
+    )
     if narrowed:
         sample = list(artifacts.order_by().values_list("remote_path", "version")[:GROUP_IN_MEMORY_LIMIT])
         if len(sample) < GROUP_IN_MEMORY_LIMIT:
@@ -346,7 +371,11 @@ def artifact_path_groups(
             return _group_page(organization_id, _group_rows(sample), limit=limit, searched_to=None)
     searched_to = None
     if search:
-        edge = artifacts.order_by("remote_path", "-version").values_list("remote_path", flat=True)[window - 1 : window].first()
+        edge = (
+            artifacts.order_by("remote_path", "-version")
+            .values_list("remote_path", flat=True)[window - 1 : window]
+            .first()
+        )
         artifacts = artifacts.filter(_search_q(search))
         if edge is not None:
             artifacts = artifacts.filter(remote_path__lte=edge)
@@ -371,7 +400,9 @@ def _group_rows(rows: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
     return [(path, count, newest) for path, (count, newest) in sorted(counts.items())]
 
 
-def _group_page(organization_id: str, groups: list[tuple[str, int, int]], *, limit: int, searched_to: str | None) -> PathGroupPage:
+def _group_page(
+    organization_id: str, groups: list[tuple[str, int, int]], *, limit: int, searched_to: str | None
+) -> PathGroupPage:
     next_cursor = None
     if len(groups) > limit:
         groups = groups[:limit]
@@ -386,7 +417,11 @@ def _group_page(organization_id: str, groups: list[tuple[str, int, int]], *, lim
         for remote_path, _versions, version in groups:
             wanted |= Q(organization_id=organization_id, remote_path=remote_path, version=version)
         latest = {(a.remote_path, a.version): a for a in Artifact.objects.filter(wanted)}
-    page = [PathGroup(path, versions, latest[(path, version)]) for path, versions, version in groups if (path, version) in latest]
+    page = [
+        PathGroup(path, versions, latest[(path, version)])
+        for path, versions, version in groups
+        if (path, version) in latest
+    ]
     return PathGroupPage(page, next_cursor, searched_to)
 
 
@@ -418,8 +453,16 @@ class Lineage:
 
 def artifact_lineage(*, artifact: Artifact, copies_limit: int = 20) -> Lineage:
     copies = list(
-        Transfer.objects.filter(artifact=artifact, kind=TransferKind.DOWNLOAD, state=TransferState.SUCCEEDED).order_by("-finished_at", "-created_at")[:copies_limit]
+        Transfer.objects.filter(artifact=artifact, kind=TransferKind.DOWNLOAD, state=TransferState.SUCCEEDED).order_by(
+            "-finished_at", "-created_at"
+        )[:copies_limit]
     )
     ids = {transfer.sandbox_id for transfer in copies} | ({artifact.sandbox_id} if artifact.sandbox_id else set())
-    known = frozenset(Sandbox.objects.filter(organization_id=artifact.organization_id, id__in=ids).values_list("id", flat=True)) if ids else frozenset()
+    known = (
+        frozenset(
+            Sandbox.objects.filter(organization_id=artifact.organization_id, id__in=ids).values_list("id", flat=True)
+        )
+        if ids
+        else frozenset()
+    )
     return Lineage(artifact.sandbox_id, artifact.session_id, copies, known)

@@ -66,7 +66,14 @@ from sandboxes.services import check_sandbox_path, require_running
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 0.5
-_TRANSFER_ERRORS = {"STORAGE_FULL": 507, "NO_SPACE": 507, "IO_ERROR": 500, "STORAGE_ERROR": 500, "FILE_CHANGED": 409, "CHECKSUM_MISMATCH": 422}
+_TRANSFER_ERRORS = {
+    "STORAGE_FULL": 507,
+    "NO_SPACE": 507,
+    "IO_ERROR": 500,
+    "STORAGE_ERROR": 500,
+    "FILE_CHANGED": 409,
+    "CHECKSUM_MISMATCH": 422,
+}
 
 
 class TransferFailed(StowageError):
@@ -146,26 +153,71 @@ def artifact_upload_from_sandbox(
         .first()
     )
     if transfer is None:
-        artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=expires_in, session_id=session_id or sandbox.session_id, sandbox_id=sandbox.id, source_path=path)
+        artifact = _pending_artifact(
+            actor=actor,
+            remote_path=remote_path,
+            content_type=content_type,
+            metadata=metadata,
+            expires_in=expires_in,
+            session_id=session_id or sandbox.session_id,
+            sandbox_id=sandbox.id,
+            source_path=path,
+        )
         now = artifact.created_at
-        transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.UPLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=path, actor=actor.to_dict(), created_at=now)
+        transfer = Transfer(
+            organization_id=sandbox.organization_id,
+            kind=TransferKind.UPLOAD,
+            artifact=artifact,
+            sandbox_id=sandbox.id,
+            host=sandbox.host,
+            path=path,
+            actor=actor.to_dict(),
+            created_at=now,
+        )
         with transaction.atomic():
             artifact.save(force_insert=True)
             transfer.save(force_insert=True)
-            transaction.on_commit(lambda: enqueue(tasks.transfer_upload, host=sandbox.host, task_id=transfer.id, on_unavailable=lambda: _not_queued(transfer.id), transfer_id=transfer.id))
+            transaction.on_commit(
+                lambda: enqueue(
+                    tasks.transfer_upload,
+                    host=sandbox.host,
+                    task_id=transfer.id,
+                    on_unavailable=lambda: _not_queued(transfer.id),
+                    transfer_id=transfer.id,
+                )
+            )
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
 
 
-def artifact_download_to_sandbox(*, actor: Actor, sandbox: Sandbox, artifact: Artifact, target_path: str, wait: bool = True) -> Transfer:
+def artifact_download_to_sandbox(
+    *, actor: Actor, sandbox: Sandbox, artifact: Artifact, target_path: str, wait: bool = True
+) -> Transfer:
     """Write an artifact's bytes into a sandbox at ``target_path``, verified before it appears."""
     target_path = check_sandbox_path(target_path, field="target_path")
     require_running(sandbox)
-    transfer = Transfer(organization_id=sandbox.organization_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path=target_path, bytes_total=artifact.size, actor=actor.to_dict())
+    transfer = Transfer(
+        organization_id=sandbox.organization_id,
+        kind=TransferKind.DOWNLOAD,
+        artifact=artifact,
+        sandbox_id=sandbox.id,
+        host=sandbox.host,
+        path=target_path,
+        bytes_total=artifact.size,
+        actor=actor.to_dict(),
+    )
     with transaction.atomic():
         transfer.save(force_insert=True)
-        transaction.on_commit(lambda: enqueue(tasks.transfer_download, host=sandbox.host, task_id=transfer.id, on_unavailable=lambda: _not_queued(transfer.id), transfer_id=transfer.id))
+        transaction.on_commit(
+            lambda: enqueue(
+                tasks.transfer_download,
+                host=sandbox.host,
+                task_id=transfer.id,
+                on_unavailable=lambda: _not_queued(transfer.id),
+                transfer_id=transfer.id,
+            )
+        )
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
@@ -175,8 +227,12 @@ def _not_queued(transfer_id: str) -> None:
     """A transfer whose task never reached the queue fails at once, so that the client's retry
     of the request that got the 503 starts a new one instead of joining one nobody will run."""
     message = "the task queue was unavailable; the transfer was not started"
-    if Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(state=TransferState.FAILED, error_code="BROKER_UNAVAILABLE", error_message=message, finished_at=timezone.now()):
-        Artifact.objects.filter(transfers__id=transfer_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message)
+    if Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(
+        state=TransferState.FAILED, error_code="BROKER_UNAVAILABLE", error_message=message, finished_at=timezone.now()
+    ):
+        Artifact.objects.filter(transfers__id=transfer_id, state=ArtifactState.PENDING).update(
+            state=ArtifactState.FAILED, error_message=message
+        )
 
 
 def transfer_wait(transfer: Transfer) -> Transfer:
@@ -216,7 +272,9 @@ class _Progress:
 
 def _claim(transfer_id: str) -> Transfer | None:
     """Mark the transfer running; None when it already ended (a redelivered task)."""
-    claimed = Transfer.objects.filter(id=transfer_id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0)
+    claimed = Transfer.objects.filter(id=transfer_id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(
+        state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0
+    )
     if not claimed:
         return None
     transfer = Transfer.objects.select_related("artifact").get(id=transfer_id)
@@ -231,17 +289,29 @@ def _fail(transfer: Transfer, code: str, message: str, started: float, *, only_i
         failed = (
             Transfer.objects.filter(id=transfer.id, state__in=[TransferState.QUEUED, TransferState.RUNNING])
             .filter(only_if or Q())
-            .update(state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now())
+            .update(
+                state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+            )
         )
         if not failed:
             return False
         if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT):
-            Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=message[:4000])
+            Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(
+                state=ArtifactState.FAILED, error_message=message[:4000]
+            )
         _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
     return True
 
 
-def _audit_transfer(transfer: Transfer, outcome: str, started: float, *, error: str = "", artifact: Artifact | None = None, extra: dict[str, Any] | None = None) -> None:
+def _audit_transfer(
+    transfer: Transfer,
+    outcome: str,
+    started: float,
+    *,
+    error: str = "",
+    artifact: Artifact | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     artifact = artifact or transfer.artifact
     action = "artifact.upload" if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT) else "artifact.download"
     details = {"transfer_id": transfer.id, "path": transfer.path, "remote_path": artifact.remote_path, **(extra or {})}
@@ -278,18 +348,27 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = archive.read(512)
                 archive.seek(0)
-                stored = blob_write(artifact.storage_key, iter(lambda: archive.read(CHUNK_SIZE), b""), max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress)
+                stored = blob_write(
+                    artifact.storage_key,
+                    iter(lambda: archive.read(CHUNK_SIZE), b""),
+                    max_bytes=settings.ARTIFACT_MAX_BYTES,
+                    on_progress=progress,
+                )
             content_type = artifact.content_type or "application/gzip"
             is_archive = True
         else:
             with runtime.open_read(transfer.sandbox_id, transfer.path) as source:
                 total = entry.size
                 if total > settings.ARTIFACT_MAX_BYTES:
-                    raise BlobTooLarge(f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed")
+                    raise BlobTooLarge(
+                        f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
+                    )
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = source.read(512)
                 chunks = _chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
-                stored = blob_write(artifact.storage_key, chunks, max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress)
+                stored = blob_write(
+                    artifact.storage_key, chunks, max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress
+                )
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
     except SandboxRuntimeError as exc:
@@ -323,10 +402,21 @@ def _lock_remote_path(organization_id: str, remote_path: str) -> None:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"artifact-path:{organization_id}:{remote_path}"])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"artifact-path:{organization_id}:{remote_path}"],
+            )
 
 
-def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive: bool, started: float, extra: dict[str, Any] | None = None) -> bool:
+def _publish_upload(
+    transfer: Transfer,
+    stored,
+    *,
+    content_type: str,
+    is_archive: bool,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> bool:
     """Make the artifact visible with its version (or point the transfer at the twin a retried
     request already made); False when it is no longer pending and nothing was done."""
     artifact = transfer.artifact
@@ -350,21 +440,53 @@ def _publish_upload(transfer: Transfer, stored, *, content_type: str, is_archive
                 )
                 if twin is not None:
                     # The same bytes from the same place moments ago: a retried request.
-                    Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(state=ArtifactState.FAILED, error_message=f"retry of {twin.id}")
-                    Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, artifact=twin, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
+                    Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                        state=ArtifactState.FAILED, error_message=f"retry of {twin.id}"
+                    )
+                    Transfer.objects.filter(id=transfer.id).update(
+                        state=TransferState.SUCCEEDED,
+                        artifact=twin,
+                        bytes_done=stored.size,
+                        bytes_total=stored.size,
+                        finished_at=timezone.now(),
+                    )
                     transaction.on_commit(lambda: blob_delete(artifact.storage_key))
-                    _audit_transfer(transfer, Outcome.SUCCESS, started, artifact=twin, extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum})
+                    _audit_transfer(
+                        transfer,
+                        Outcome.SUCCESS,
+                        started,
+                        artifact=twin,
+                        extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum},
+                    )
                     return True
-                latest = Artifact.objects.filter(organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False).aggregate(v=Max("version"))["v"]
+                latest = Artifact.objects.filter(
+                    organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
+                ).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
                 published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
-                    state=ArtifactState.READY, version=version, size=stored.size, checksum=stored.checksum, content_type=content_type, is_archive=is_archive, ready_at=timezone.now()
+                    state=ArtifactState.READY,
+                    version=version,
+                    size=stored.size,
+                    checksum=stored.checksum,
+                    content_type=content_type,
+                    is_archive=is_archive,
+                    ready_at=timezone.now(),
                 )
                 if not published:
                     # Published by an earlier delivery of the same task, or given up on by the sweeper.
                     return False
-                Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=stored.size, bytes_total=stored.size, finished_at=timezone.now())
-                _audit_transfer(transfer, Outcome.SUCCESS, started, extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version})
+                Transfer.objects.filter(id=transfer.id).update(
+                    state=TransferState.SUCCEEDED,
+                    bytes_done=stored.size,
+                    bytes_total=stored.size,
+                    finished_at=timezone.now(),
+                )
+                _audit_transfer(
+                    transfer,
+                    Outcome.SUCCESS,
+                    started,
+                    extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version},
+                )
                 return True
         except IntegrityError:
             # Another upload to the same remote_path took this version number first.
@@ -381,8 +503,16 @@ def transfer_run_download(*, transfer_id: str) -> str:
     expected = artifact.checksum.removeprefix("sha256:")
     try:
         if not artifact.is_visible:
-            raise SandboxRuntimeError(f"artifact {artifact.id} was deleted or expired before it could be copied", code="ARTIFACT_NOT_FOUND")
-        size = get_runtime().write_stream(transfer.sandbox_id, transfer.path, blob_iter_chunks(artifact.storage_key), expected_sha256=expected, on_progress=_Progress(transfer.id))
+            raise SandboxRuntimeError(
+                f"artifact {artifact.id} was deleted or expired before it could be copied", code="ARTIFACT_NOT_FOUND"
+            )
+        size = get_runtime().write_stream(
+            transfer.sandbox_id,
+            transfer.path,
+            blob_iter_chunks(artifact.storage_key),
+            expected_sha256=expected,
+            on_progress=_Progress(transfer.id),
+        )
     except SandboxRuntimeError as exc:
         _fail(transfer, exc.code, exc.message, started)
         return "failed"
@@ -393,7 +523,9 @@ def transfer_run_download(*, transfer_id: str) -> str:
         logger.exception("download %s failed", transfer.id)
         _fail(transfer, "IO_ERROR", f"the download failed: {exc}", started)
         return "failed"
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now())
+    Transfer.objects.filter(id=transfer.id).update(
+        state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now()
+    )
     _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})
     return "succeeded"
 
@@ -419,17 +551,40 @@ def artifact_put(
     content_type = check_content_type(content_type)
     limit = settings.ARTIFACT_MAX_BYTES
     if content_length is not None and content_length > limit:
-        raise PayloadTooLarge(f"the body is {content_length} bytes, more than the {limit} bytes allowed", code="FILE_TOO_LARGE")
-    artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=expires_in, session_id=session_id or "")
+        raise PayloadTooLarge(
+            f"the body is {content_length} bytes, more than the {limit} bytes allowed", code="FILE_TOO_LARGE"
+        )
+    artifact = _pending_artifact(
+        actor=actor,
+        remote_path=remote_path,
+        content_type=content_type,
+        metadata=metadata,
+        expires_in=expires_in,
+        session_id=session_id or "",
+    )
     now = artifact.created_at
-    transfer = Transfer(organization_id=actor.organization_id, kind=TransferKind.PUT, artifact=artifact, state=TransferState.RUNNING, bytes_total=content_length, actor=actor.to_dict(), started_at=now, attempts=1)
+    transfer = Transfer(
+        organization_id=actor.organization_id,
+        kind=TransferKind.PUT,
+        artifact=artifact,
+        state=TransferState.RUNNING,
+        bytes_total=content_length,
+        actor=actor.to_dict(),
+        started_at=now,
+        attempts=1,
+    )
     with transaction.atomic():
         artifact.save(force_insert=True)
         transfer.save(force_insert=True)
     started = time.monotonic()
     head = stream.read(512)
     try:
-        stored = blob_write(artifact.storage_key, _chain([head], iter(lambda: stream.read(CHUNK_SIZE), b"")), max_bytes=limit, on_progress=_Progress(transfer.id))
+        stored = blob_write(
+            artifact.storage_key,
+            _chain([head], iter(lambda: stream.read(CHUNK_SIZE), b"")),
+            max_bytes=limit,
+            on_progress=_Progress(transfer.id),
+        )
         if content_length is not None and stored.size != content_length:
             raise BlobError(f"the body ended after {stored.size} of {content_length} bytes")
     except BlobError as exc:
@@ -441,7 +596,13 @@ def artifact_put(
         blob_delete(artifact.storage_key)
         _fail(transfer, "INCOMPLETE_BODY", "the request body was not received whole", started)
         raise
-    _publish_upload(transfer, stored, content_type=content_type or guess_content_type(remote_path, head), is_archive=False, started=started)
+    _publish_upload(
+        transfer,
+        stored,
+        content_type=content_type or guess_content_type(remote_path, head),
+        is_archive=False,
+        started=started,
+    )
     return Artifact.objects.get(id=Transfer.objects.get(id=transfer.id).artifact_id)
 
 
@@ -480,25 +641,57 @@ def direct_part_size(size: int) -> int:
     return max(wanted, whole_mib(-(-size // S3_MAX_PARTS)))
 
 
-def direct_upload_begin(*, actor: Actor, remote_path: str, size: int, content_type: str | None = None, metadata: dict[str, str] | None = None) -> Transfer:
+def direct_upload_begin(
+    *,
+    actor: Actor,
+    remote_path: str,
+    size: int,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Transfer:
     """A pending artifact, its transfer and an open multipart upload for a file of ``size`` bytes."""
     if not direct_uploads_available():
-        raise Conflict("Direct uploads need S3 storage; send the file through Stowage instead.", code="DIRECT_UPLOAD_UNAVAILABLE")
+        raise Conflict(
+            "Direct uploads need S3 storage; send the file through Stowage instead.", code="DIRECT_UPLOAD_UNAVAILABLE"
+        )
     remote_path = check_remote_path(remote_path)
     metadata = check_metadata(metadata)
     content_type = check_content_type(content_type)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise InvalidInput("size must be the file's size in bytes", details={"field": "size"})
     if size > settings.ARTIFACT_MAX_BYTES:
-        raise PayloadTooLarge(f"the file is {size} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed", code="FILE_TOO_LARGE")
+        raise PayloadTooLarge(
+            f"the file is {size} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed",
+            code="FILE_TOO_LARGE",
+        )
     if size < settings.DIRECT_UPLOAD_MIN_BYTES:
-        raise InvalidInput(f"files under {settings.DIRECT_UPLOAD_MIN_BYTES} bytes are sent through Stowage, not straight to storage", code="TOO_SMALL_FOR_DIRECT_UPLOAD", details={"field": "size"})
-    artifact = _pending_artifact(actor=actor, remote_path=remote_path, content_type=content_type, metadata=metadata, expires_in=None, session_id="")
+        raise InvalidInput(
+            f"files under {settings.DIRECT_UPLOAD_MIN_BYTES} bytes are sent through Stowage, not straight to storage",
+            code="TOO_SMALL_FOR_DIRECT_UPLOAD",
+            details={"field": "size"},
+        )
+    artifact = _pending_artifact(
+        actor=actor,
+        remote_path=remote_path,
+        content_type=content_type,
+        metadata=metadata,
+        expires_in=None,
+        session_id="",
+    )
     upload_id = s3_multipart_begin(artifact.storage_key)
     now = artifact.created_at
     transfer = Transfer(
-        organization_id=actor.organization_id, kind=TransferKind.PUT, artifact=artifact, state=TransferState.RUNNING, bytes_total=size,
-        actor=actor.to_dict(), created_at=now, started_at=now, attempts=1, upload_id=upload_id, part_size=direct_part_size(size),
+        organization_id=actor.organization_id,
+        kind=TransferKind.PUT,
+        artifact=artifact,
+        state=TransferState.RUNNING,
+        bytes_total=size,
+        actor=actor.to_dict(),
+        created_at=now,
+        started_at=now,
+        attempts=1,
+        upload_id=upload_id,
+        part_size=direct_part_size(size),
     )
     try:
         with transaction.atomic():
@@ -516,8 +709,12 @@ def _taking_parts(transfer: Transfer) -> bool:
 
 def _open_direct_upload(transfer: Transfer) -> None:
     if not _taking_parts(transfer):
-        reason = f" ({transfer.error_message})" if transfer.state == TransferState.FAILED and transfer.error_message else ""
-        raise Conflict(f"This upload is no longer taking parts{reason}.", code="UPLOAD_CLOSED", details={"state": transfer.state})
+        reason = (
+            f" ({transfer.error_message})" if transfer.state == TransferState.FAILED and transfer.error_message else ""
+        )
+        raise Conflict(
+            f"This upload is no longer taking parts{reason}.", code="UPLOAD_CLOSED", details={"state": transfer.state}
+        )
 
 
 def direct_part_bounds(transfer: Transfer, number: int) -> tuple[int, int]:
@@ -536,8 +733,15 @@ def direct_upload_sign_parts(*, transfer: Transfer, parts: list[dict[str, Any]])
     """For each ``{"number", "sha256"}``: a URL for PUT of that part, valid for that part's length
     and bytes only, and the headers to send with it. All are checked before any is signed."""
     _open_direct_upload(transfer)
-    if not isinstance(parts, list) or not 1 <= len(parts) <= DIRECT_SIGN_BATCH_MAX or not all(isinstance(part, dict) for part in parts):
-        raise InvalidInput(f"parts must be a list of 1 to {DIRECT_SIGN_BATCH_MAX} objects with a number and a sha256", details={"field": "parts"})
+    if (
+        not isinstance(parts, list)
+        or not 1 <= len(parts) <= DIRECT_SIGN_BATCH_MAX
+        or not all(isinstance(part, dict) for part in parts)
+    ):
+        raise InvalidInput(
+            f"parts must be a list of 1 to {DIRECT_SIGN_BATCH_MAX} objects with a number and a sha256",
+            details={"field": "parts"},
+        )
     wanted = []
     for part in parts:
         number, sha256_b64 = part.get("number"), part.get("sha256")
@@ -554,7 +758,14 @@ def direct_upload_sign_parts(*, transfer: Transfer, parts: list[dict[str, Any]])
         {
             "number": number,
             "size": size,
-            "url": s3_presigned_part_url(transfer.artifact.storage_key, transfer.upload_id, number=number, size=size, sha256_b64=sha256_b64, expires_in=expires_in),
+            "url": s3_presigned_part_url(
+                transfer.artifact.storage_key,
+                transfer.upload_id,
+                number=number,
+                size=size,
+                sha256_b64=sha256_b64,
+                expires_in=expires_in,
+            ),
             "method": "PUT",
             "headers": {"x-amz-checksum-sha256": sha256_b64},
             "expires_in": expires_in,
@@ -571,7 +782,9 @@ def direct_upload_complete(*, transfer: Transfer) -> Transfer:
         return transfer  # a retried request whose first answer was lost
     if transfer.completed_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
         # Already with a worker; queued again only if the queue refused it before.
-        if Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED, error_code=BROKER_UNAVAILABLE).update(error_code=""):
+        if Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED, error_code=BROKER_UNAVAILABLE).update(
+            error_code=""
+        ):
             _enqueue_finish(transfer)
         transfer.refresh_from_db()
         return transfer
@@ -582,10 +795,14 @@ def direct_upload_complete(*, transfer: Transfer) -> Transfer:
         transfer.refresh_from_db()
         if transfer.completed_at is not None and transfer.state != TransferState.FAILED:
             return transfer  # a retry that crossed the first completion: a worker has the parts
-        raise Conflict("The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED") from None
+        raise Conflict(
+            "The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED"
+        ) from None
     _check_parts(transfer, parts)
     # Only one completion wins; a concurrent one finds the upload already closed.
-    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=transfer.bytes_total)
+    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(
+        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=transfer.bytes_total
+    )
     if not claimed:
         transfer.refresh_from_db()
         if transfer.state == TransferState.FAILED:
@@ -604,10 +821,22 @@ def _check_parts(transfer: Transfer, parts: list[dict]) -> None:
     count = transfer.part_count
     missing = [number for number in range(1, count + 1) if number not in stored]
     if missing:
-        raise Conflict(f"{len(missing)} of {count} parts are not stored yet", code="UPLOAD_INCOMPLETE", details={"missing_parts": missing[:100]})
-    wrong = [number for number in sorted(stored) if number > count or stored[number]["Size"] != direct_part_bounds(transfer, number)[1]]
+        raise Conflict(
+            f"{len(missing)} of {count} parts are not stored yet",
+            code="UPLOAD_INCOMPLETE",
+            details={"missing_parts": missing[:100]},
+        )
+    wrong = [
+        number
+        for number in sorted(stored)
+        if number > count or stored[number]["Size"] != direct_part_bounds(transfer, number)[1]
+    ]
     if wrong:
-        raise Conflict("Some parts do not have the length the plan gave them; send them again.", code="PART_SIZE_MISMATCH", details={"parts": wrong[:100]})
+        raise Conflict(
+            "Some parts do not have the length the plan gave them; send them again.",
+            code="PART_SIZE_MISMATCH",
+            details={"parts": wrong[:100]},
+        )
 
 
 def _enqueue_finish(transfer: Transfer) -> None:
@@ -632,12 +861,14 @@ def direct_uploads_resume(*, now=None) -> int:
     so a duplicate only finds the work taken or done."""
     now = now or timezone.now()
     silent = now - timedelta(seconds=DIRECT_FINISH_LEASE_SECONDS)
-    stalled = Transfer.objects.filter(kind=TransferKind.PUT, completed_at__isnull=False, state__in=[TransferState.QUEUED, TransferState.RUNNING]).filter(
-        Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True)
-    )
+    stalled = Transfer.objects.filter(
+        kind=TransferKind.PUT, completed_at__isnull=False, state__in=[TransferState.QUEUED, TransferState.RUNNING]
+    ).filter(Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True))
     resumed = 0
     for transfer in stalled.order_by("completed_at")[:100]:
-        if Transfer.objects.filter(id=transfer.id, state=transfer.state, heartbeat_at=transfer.heartbeat_at).update(state=TransferState.QUEUED, heartbeat_at=now, error_code=""):
+        if Transfer.objects.filter(id=transfer.id, state=transfer.state, heartbeat_at=transfer.heartbeat_at).update(
+            state=TransferState.QUEUED, heartbeat_at=now, error_code=""
+        ):
             enqueue(tasks.finish_direct_upload, transfer_id=transfer.id)
             resumed += 1
     return resumed
@@ -646,7 +877,13 @@ def direct_uploads_resume(*, now=None) -> int:
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
     """Drop the parts sent so far; the artifact never appears. Once completed, the upload is the
     worker's and this does nothing."""
-    if not _fail(transfer, "CANCELLED", reason, time.monotonic(), only_if=Q(state=TransferState.RUNNING, completed_at__isnull=True)):
+    if not _fail(
+        transfer,
+        "CANCELLED",
+        reason,
+        time.monotonic(),
+        only_if=Q(state=TransferState.RUNNING, completed_at__isnull=True),
+    ):
         return
     s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)
 
@@ -658,7 +895,11 @@ def _claim_direct_finish(transfer_id: str) -> Transfer | None:
     silent = now - timedelta(seconds=DIRECT_FINISH_LEASE_SECONDS)
     claimed = (
         Transfer.objects.filter(id=transfer_id, completed_at__isnull=False)
-        .filter(Q(state=TransferState.QUEUED) | Q(state=TransferState.RUNNING, heartbeat_at__lt=silent) | Q(state=TransferState.RUNNING, heartbeat_at__isnull=True))
+        .filter(
+            Q(state=TransferState.QUEUED)
+            | Q(state=TransferState.RUNNING, heartbeat_at__lt=silent)
+            | Q(state=TransferState.RUNNING, heartbeat_at__isnull=True)
+        )
         .update(state=TransferState.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1)
     )
     return Transfer.objects.select_related("artifact").get(id=transfer_id) if claimed else None
@@ -687,7 +928,9 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
             try:
                 _check_parts(transfer, parts)
             except Conflict:
-                raise Conflict("Some parts changed after the upload was completed.", code="PART_SIZE_MISMATCH") from None
+                raise Conflict(
+                    "Some parts changed after the upload was completed.", code="PART_SIZE_MISMATCH"
+                ) from None
             try:
                 s3_multipart_complete(key, transfer.upload_id, parts)
             except UploadGone:
@@ -701,15 +944,26 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
                 last_beat = time.monotonic()
                 Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING).update(heartbeat_at=timezone.now())
         if size != transfer.bytes_total:
-            raise Conflict(f"The stored file has {size} bytes, not the {transfer.bytes_total} announced.", code="SIZE_MISMATCH")
+            raise Conflict(
+                f"The stored file has {size} bytes, not the {transfer.bytes_total} announced.", code="SIZE_MISMATCH"
+            )
         content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
-        published = _publish_upload(transfer, StoredBlob(size, digest.hexdigest()), content_type=content_type, is_archive=False, started=started, extra={"via": "direct"})
+        published = _publish_upload(
+            transfer,
+            StoredBlob(size, digest.hexdigest()),
+            content_type=content_type,
+            is_archive=False,
+            started=started,
+            extra={"via": "direct"},
+        )
     except Conflict as exc:
         _give_up_direct(transfer, exc.code, exc.message, started)
         return "failed"
     except (BlobError, FileNotFoundError):
         logger.warning("direct upload %s: the parts could not be joined or read back", transfer.id, exc_info=True)
-        _give_up_direct(transfer, "STORAGE_ERROR", "The uploaded file could not be joined or read back in storage.", started)
+        _give_up_direct(
+            transfer, "STORAGE_ERROR", "The uploaded file could not be joined or read back in storage.", started
+        )
         return "failed"
     except Exception:
         # Anything else would leave the upload "being checked" until it is resumed or swept.
@@ -740,24 +994,48 @@ def _give_up_direct(transfer: Transfer, code: str, message: str, started: float)
 # --- reading, deleting, expiring ----------------------------------------------------------------
 
 
-def artifact_record_read(*, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None) -> None:
-    audit_record(actor=actor, action=action, resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details={"remote_path": artifact.remote_path, **(details or {})}, organization_id=artifact.organization_id)
+def artifact_record_read(
+    *, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        resource=f"artifact:{artifact.id}",
+        sandbox_id=artifact.sandbox_id,
+        session_id=artifact.session_id,
+        details={"remote_path": artifact.remote_path, **(details or {})},
+        organization_id=artifact.organization_id,
+    )
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
     """Remove the bytes; keep the row, marked deleted, for the audit trail."""
     with transaction.atomic():
-        deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(state=ArtifactState.DELETED, deleted_at=timezone.now())
+        deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
+            state=ArtifactState.DELETED, deleted_at=timezone.now()
+        )
         if not deleted:
             return
-        ShareLink.objects.filter(artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
-        audit_record(actor=actor, action="artifact.delete", resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size}, organization_id=artifact.organization_id)
+        ShareLink.objects.filter(
+            artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]
+        ).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        audit_record(
+            actor=actor,
+            action="artifact.delete",
+            resource=f"artifact:{artifact.id}",
+            sandbox_id=artifact.sandbox_id,
+            session_id=artifact.session_id,
+            details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
+            organization_id=artifact.organization_id,
+        )
         transaction.on_commit(lambda: enqueue(tasks.delete_blob, key=artifact.storage_key))
 
 
 def artifact_expire(*, now=None, batch: int = 500) -> int:
     now = now or timezone.now()
-    expired = list(Artifact.objects.filter(state=ArtifactState.READY, expires_at__lte=now).order_by("expires_at")[:batch])
+    expired = list(
+        Artifact.objects.filter(state=ArtifactState.READY, expires_at__lte=now).order_by("expires_at")[:batch]
+    )
     for artifact in expired:
         artifact_delete(actor=Actor.system(artifact.organization_id), artifact=artifact, reason="expired")
     return len(expired)
@@ -767,9 +1045,18 @@ def storage_sweep(*, now=None) -> dict[str, int]:
     """Remove what failed or interrupted transfers left: stale pending rows, temporary and orphan blobs."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.ARTIFACT_STALE_PENDING_SECONDS)
-    stale_transfers = Transfer.objects.filter(state__in=[TransferState.QUEUED, TransferState.RUNNING], created_at__lt=stale_before)
-    failed_transfers = stale_transfers.update(state=TransferState.FAILED, error_code="ABANDONED", error_message="the transfer did not finish in time", finished_at=now)
-    failed_artifacts = Artifact.objects.filter(state=ArtifactState.PENDING, created_at__lt=stale_before).update(state=ArtifactState.FAILED, error_message="the upload did not finish in time")
+    stale_transfers = Transfer.objects.filter(
+        state__in=[TransferState.QUEUED, TransferState.RUNNING], created_at__lt=stale_before
+    )
+    failed_transfers = stale_transfers.update(
+        state=TransferState.FAILED,
+        error_code="ABANDONED",
+        error_message="the transfer did not finish in time",
+        finished_at=now,
+    )
+    failed_artifacts = Artifact.objects.filter(state=ArtifactState.PENDING, created_at__lt=stale_before).update(
+        state=ArtifactState.FAILED, error_message="the upload did not finish in time"
+    )
     removed = 0
     candidates: list[str] = []
     for key, modified in blob_walk(""):
@@ -785,7 +1072,11 @@ def storage_sweep(*, now=None) -> dict[str, int]:
             candidates = []
     removed += _delete_orphans(candidates)
     # S3: multipart uploads whose writer died; never one a live direct upload still owns.
-    live = set(Transfer.objects.filter(state__in=[TransferState.QUEUED, TransferState.RUNNING]).exclude(upload_id="").values_list("upload_id", flat=True))
+    live = set(
+        Transfer.objects.filter(state__in=[TransferState.QUEUED, TransferState.RUNNING])
+        .exclude(upload_id="")
+        .values_list("upload_id", flat=True)
+    )
     removed += blob_abort_stale_uploads(stale_before, keep=live)
     return {"failed_transfers": failed_transfers, "failed_artifacts": failed_artifacts, "removed_blobs": removed}
 
@@ -794,7 +1085,11 @@ def _delete_orphans(keys: list[str]) -> int:
     """Delete the keys that no ready or pending artifact owns; checked a batch at a time."""
     if not keys:
         return 0
-    owned = set(Artifact.objects.filter(storage_key__in=keys, state__in=[ArtifactState.READY, ArtifactState.PENDING]).values_list("storage_key", flat=True))
+    owned = set(
+        Artifact.objects.filter(
+            storage_key__in=keys, state__in=[ArtifactState.READY, ArtifactState.PENDING]
+        ).values_list("storage_key", flat=True)
+    )
     orphans = [key for key in keys if key not in owned]
     for key in orphans:
         blob_delete(key)

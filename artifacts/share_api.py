@@ -76,7 +76,14 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
     the answer is 202 with state `pending` until a worker activates the link."""
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
-    link, token = shares.share_link_create(actor=request.auth, artifact=artifact, expires_in=payload.expires_in, max_downloads=payload.max_downloads, password=payload.password, wait=wait)
+    link, token = shares.share_link_create(
+        actor=request.auth,
+        artifact=artifact,
+        expires_in=payload.expires_in,
+        max_downloads=payload.max_downloads,
+        password=payload.password,
+        wait=wait,
+    )
     return Status(201 if wait else 202, {**share_out(link), "url": share_url(request, token)})
 
 

@@ -37,7 +37,9 @@ def _with_page_headers(response: HttpResponse) -> HttpResponse:
 
 def _missing() -> HttpResponse:
     # Rendered without the request or any detail of the token, so every case reads the same.
-    return _with_page_headers(HttpResponse(render_to_string("artifacts/share_missing.html", {"throttled": False}), status=404))
+    return _with_page_headers(
+        HttpResponse(render_to_string("artifacts/share_missing.html", {"throttled": False}), status=404)
+    )
 
 
 def _throttled() -> HttpResponse:
@@ -46,7 +48,9 @@ def _throttled() -> HttpResponse:
     return _with_page_headers(response)
 
 
-def _landing(request: HttpRequest, token: str, link: ShareLink, *, status: int = 200, wrong_password: bool = False) -> HttpResponse:
+def _landing(
+    request: HttpRequest, token: str, link: ShareLink, *, status: int = 200, wrong_password: bool = False
+) -> HttpResponse:
     context = {
         "artifact": link.artifact,
         "link": link,
@@ -86,9 +90,15 @@ def share_download(request: HttpRequest, token: str) -> HttpResponse:
         return refusal
     if link.has_password and request.method != "POST":
         return HttpResponseRedirect(reverse("share-landing", args=[token]))
-    recipient = shares.Recipient(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""), request_id=getattr(request, "request_id", ""))
+    recipient = shares.Recipient(
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+        request_id=getattr(request, "request_id", ""),
+    )
     try:
-        artifact = shares.share_link_download(link=link, password=request.POST.get("password") if link.has_password else None, recipient=recipient)
+        artifact = shares.share_link_download(
+            link=link, password=request.POST.get("password") if link.has_password else None, recipient=recipient
+        )
     except shares.WrongPassword:
         shares.share_guess_record(ip=recipient.ip)
         return _landing(request, token, link, status=403, wrong_password=True)

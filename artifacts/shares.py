@@ -89,7 +89,10 @@ def check_share_expires_in(expires_in: int | None) -> int:
         return DEFAULT_EXPIRES_IN
     expires_in = _check_int(expires_in, "expires_in")
     if not 1 <= expires_in <= MAX_EXPIRES_IN:
-        raise InvalidInput(f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds (90 days); leave it out for {DEFAULT_EXPIRES_IN // 86400} days", details={"field": "expires_in"})
+        raise InvalidInput(
+            f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds (90 days); leave it out for {DEFAULT_EXPIRES_IN // 86400} days",
+            details={"field": "expires_in"},
+        )
     return expires_in
 
 
@@ -98,7 +101,10 @@ def check_share_max_downloads(max_downloads: int | None) -> int | None:
         return None
     max_downloads = _check_int(max_downloads, "max_downloads")
     if not 1 <= max_downloads <= MAX_DOWNLOADS:
-        raise InvalidInput(f"max_downloads must be between 1 and {MAX_DOWNLOADS}; leave it out for no limit", details={"field": "max_downloads"})
+        raise InvalidInput(
+            f"max_downloads must be between 1 and {MAX_DOWNLOADS}; leave it out for no limit",
+            details={"field": "max_downloads"},
+        )
     return max_downloads
 
 
@@ -108,7 +114,10 @@ def check_share_password(password: str | None) -> str | None:
     if not isinstance(password, str):
         raise InvalidInput("password must be a string", details={"field": "password"})
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must be between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters; leave it out for no password", details={"field": "password"})
+        raise InvalidInput(
+            f"password must be between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters; leave it out for no password",
+            details={"field": "password"},
+        )
     return password
 
 
@@ -161,7 +170,9 @@ def _enqueue_activation(link: ShareLink, actor: Actor) -> None:
         enqueue(share_tasks.activate_share_link, task_id=link.id, share_id=link.id, actor=actor.to_dict())
     except StowageError:
         # Nobody will ever activate it: retire the row so it is not left pending forever.
-        ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(
+            state=ShareLinkState.REVOKED, revoked_at=timezone.now()
+        )
         raise
 
 
@@ -171,12 +182,29 @@ def share_link_activate(*, share_id: str, actor: Actor) -> ShareLink | None:
     if link is None or link.state != ShareLinkState.PENDING:
         return link
     artifact = link.artifact
-    details = {"share_id": link.id, "expires_at": link.expires_at, "max_downloads": link.max_downloads, "has_password": link.has_password}
+    details = {
+        "share_id": link.id,
+        "expires_at": link.expires_at,
+        "max_downloads": link.max_downloads,
+        "has_password": link.has_password,
+    }
     with transaction.atomic():
-        activated = ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING, artifact__state=ArtifactState.READY).update(state=ShareLinkState.ACTIVE)
+        activated = ShareLink.objects.filter(
+            id=link.id, state=ShareLinkState.PENDING, artifact__state=ArtifactState.READY
+        ).update(state=ShareLinkState.ACTIVE)
         if activated:
-            audit_record(actor=actor, action="share.create", resource=f"artifact:{artifact.id}", sandbox_id=artifact.sandbox_id, session_id=artifact.session_id, details=details, organization_id=link.organization_id)
-        elif ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now()):
+            audit_record(
+                actor=actor,
+                action="share.create",
+                resource=f"artifact:{artifact.id}",
+                sandbox_id=artifact.sandbox_id,
+                session_id=artifact.session_id,
+                details=details,
+                organization_id=link.organization_id,
+            )
+        elif ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(
+            state=ShareLinkState.REVOKED, revoked_at=timezone.now()
+        ):
             audit_record(
                 actor=actor,
                 action="share.create",
@@ -195,9 +223,19 @@ def share_link_activate(*, share_id: str, actor: Actor) -> ShareLink | None:
 def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
     """Idempotent: revoking a revoked link changes nothing and records nothing."""
     with transaction.atomic():
-        revoked = ShareLink.objects.filter(id=link.id).exclude(state=ShareLinkState.REVOKED).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        revoked = (
+            ShareLink.objects.filter(id=link.id)
+            .exclude(state=ShareLinkState.REVOKED)
+            .update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        )
         if revoked:
-            audit_record(actor=actor, action="share.revoke", resource=f"artifact:{link.artifact_id}", details={"share_id": link.id, "download_count": link.download_count}, organization_id=link.organization_id)
+            audit_record(
+                actor=actor,
+                action="share.revoke",
+                resource=f"artifact:{link.artifact_id}",
+                details={"share_id": link.id, "download_count": link.download_count},
+                organization_id=link.organization_id,
+            )
     link.refresh_from_db()
     return link
 
@@ -227,7 +265,9 @@ class Recipient:
 def share_link_download(*, link: ShareLink, password: str | None, recipient: Recipient) -> Artifact:
     """Check the password, count the download and audit it; the artifact to send. Raises WrongPassword
     (nothing counted) or ShareUnavailable (revoked, expired or used up since it was resolved)."""
-    if link.has_password and not (password and len(password) <= MAX_PASSWORD_LENGTH and check_password(password, link.password_hash)):
+    if link.has_password and not (
+        password and len(password) <= MAX_PASSWORD_LENGTH and check_password(password, link.password_hash)
+    ):
         raise WrongPassword("the password is not right")
     artifact = link.artifact
     now = timezone.now()
@@ -243,8 +283,19 @@ def share_link_download(*, link: ShareLink, password: str | None, recipient: Rec
         if not counted:
             raise ShareUnavailable("this link no longer works")
         link.refresh_from_db(fields=["download_count", "last_download_at"])
-        actor = Actor(organization_id=artifact.organization_id, label=f"share link {link.id}", ip=recipient.ip, user_agent=recipient.user_agent[:400], request_id=recipient.request_id)
-        artifact_record_read(actor=actor, artifact=artifact, action="share.download", details={"share_id": link.id, "download_count": link.download_count, "max_downloads": link.max_downloads})
+        actor = Actor(
+            organization_id=artifact.organization_id,
+            label=f"share link {link.id}",
+            ip=recipient.ip,
+            user_agent=recipient.user_agent[:400],
+            request_id=recipient.request_id,
+        )
+        artifact_record_read(
+            actor=actor,
+            artifact=artifact,
+            action="share.download",
+            details={"share_id": link.id, "download_count": link.download_count, "max_downloads": link.max_downloads},
+        )
     return artifact
 
 

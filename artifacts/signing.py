@@ -27,7 +27,10 @@ def signing_keys() -> dict[str, tuple[bytes, ...]]:
     if not keys:
         # Derived from SECRET_KEY, and from each of SECRET_KEY_FALLBACKS while a rotation runs.
         secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-        keys["0"] = tuple(salted_hmac("stowage.presigned-url", "key", secret=secret, algorithm="sha256").digest() for secret in secrets)
+        keys["0"] = tuple(
+            salted_hmac("stowage.presigned-url", "key", secret=secret, algorithm="sha256").digest()
+            for secret in secrets
+        )
     return keys
 
 
@@ -43,7 +46,11 @@ def sign(artifact_id: str, expires_in: int) -> dict[str, str]:
     # Rounded up, so a URL never dies before the full expires_in has passed.
     expires = math.ceil(time.time()) + expires_in
     version = current_key_version()
-    return {"expires": str(expires), "kv": version, "sig": _signature(signing_keys()[version][0], artifact_id, expires, version)}
+    return {
+        "expires": str(expires),
+        "kv": version,
+        "sig": _signature(signing_keys()[version][0], artifact_id, expires, version),
+    }
 
 
 def verify(artifact_id: str, expires: str, version: str, signature: str) -> bool:

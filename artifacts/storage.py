@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.files import File
@@ -120,7 +120,9 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def blob_write(key: str, chunks: Iterable[bytes], *, max_bytes: int, on_progress: Callable[[int], None] | None = None) -> StoredBlob:
+def blob_write(
+    key: str, chunks: Iterable[bytes], *, max_bytes: int, on_progress: Callable[[int], None] | None = None
+) -> StoredBlob:
     storage = blob_storage()
     metered = _Metered(chunks, max_bytes, on_progress)
     if isinstance(storage, FileSystemStorage):
@@ -179,7 +181,11 @@ def s3_client(storage=None):
     one costs tens of MiB, so every worker thread (and every part sender) shares this one.
     """
     storage = storage if storage is not None else blob_storage()
-    identity = (getattr(storage, "endpoint_url", None), getattr(storage, "region_name", None), getattr(storage, "access_key", None))
+    identity = (
+        getattr(storage, "endpoint_url", None),
+        getattr(storage, "region_name", None),
+        getattr(storage, "access_key", None),
+    )
     with _s3_clients_lock:
         client = _s3_clients.get(identity)
         if client is None:
@@ -230,14 +236,35 @@ def _write_s3(storage, key: str, metered: _Metered) -> None:
         more = fill()
         if not more:
             # One part's worth or less: a single PUT is as atomic, and valid for an empty body.
-            client.put_object(Bucket=bucket, Key=object_key, Body=bytes(buffer), ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64_sha256(buffer), ContentType="application/octet-stream")
+            client.put_object(
+                Bucket=bucket,
+                Key=object_key,
+                Body=bytes(buffer),
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64_sha256(buffer),
+                ContentType="application/octet-stream",
+            )
             return
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=object_key, ChecksumAlgorithm="SHA256", ContentType="application/octet-stream")["UploadId"]
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=object_key, ChecksumAlgorithm="SHA256", ContentType="application/octet-stream"
+        )["UploadId"]
 
         def send(number: int, part: bytes) -> dict:
             checksum = _b64_sha256(part)
-            answer = client.upload_part(Bucket=bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
-            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum}
+            answer = client.upload_part(
+                Bucket=bucket,
+                Key=object_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=part,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+            )
+            return {
+                "PartNumber": number,
+                "ETag": answer["ETag"],
+                "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum,
+            }
 
         parts: list[dict] = []
         in_flight: deque[Future] = deque()
@@ -260,7 +287,9 @@ def _write_s3(storage, key: str, metered: _Metered) -> None:
             finally:
                 for pending in in_flight:
                     pending.cancel()
-        client.complete_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
     except BaseException as exc:
         if upload_id is not None:
             try:
@@ -332,7 +361,15 @@ def s3_multipart_begin(key: str) -> str:
     """Open a multipart upload whose every part must carry its SHA-256; its upload id."""
     storage = blob_storage()
     client = s3_client(storage)
-    answer = _s3_call("begin the upload", lambda: client.create_multipart_upload(Bucket=storage.bucket_name, Key=s3_object_key(storage, key), ChecksumAlgorithm="SHA256", ContentType="application/octet-stream"))
+    answer = _s3_call(
+        "begin the upload",
+        lambda: client.create_multipart_upload(
+            Bucket=storage.bucket_name,
+            Key=s3_object_key(storage, key),
+            ChecksumAlgorithm="SHA256",
+            ContentType="application/octet-stream",
+        ),
+    )
     return answer["UploadId"]
 
 
@@ -348,7 +385,9 @@ def s3_presigned_part_url(key: str, upload_id: str, *, number: int, size: int, s
         "ContentLength": size,
         "ChecksumSHA256": sha256_b64,
     }
-    return s3_client(storage).generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT")
+    return s3_client(storage).generate_presigned_url(
+        "upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+    )
 
 
 def s3_multipart_parts(key: str, upload_id: str) -> list[dict]:
@@ -359,7 +398,7 @@ def s3_multipart_parts(key: str, upload_id: str) -> list[dict]:
     parts: list[dict] = []
     marker = 0
     while True:
-        page = _s3_call("list the parts", lambda: client.list_parts(**params, PartNumberMarker=marker))
+        page = _s3_call("list the parts", lambda marker=marker: client.list_parts(**params, PartNumberMarker=marker))
         parts.extend(page.get("Parts", ()))
         if not page.get("IsTruncated"):
             return sorted(parts, key=lambda part: part["PartNumber"])
@@ -370,8 +409,23 @@ def s3_multipart_complete(key: str, upload_id: str, parts: list[dict]) -> None:
     """Join the parts into the object: the atomic publish under the final key."""
     storage = blob_storage()
     client = s3_client(storage)
-    listed = [{"PartNumber": part["PartNumber"], "ETag": part["ETag"], **({"ChecksumSHA256": part["ChecksumSHA256"]} if part.get("ChecksumSHA256") else {})} for part in parts]
-    _s3_call("complete the upload", lambda: client.complete_multipart_upload(Bucket=storage.bucket_name, Key=s3_object_key(storage, key), UploadId=upload_id, MultipartUpload={"Parts": listed}))
+    listed = [
+        {
+            "PartNumber": part["PartNumber"],
+            "ETag": part["ETag"],
+            **({"ChecksumSHA256": part["ChecksumSHA256"]} if part.get("ChecksumSHA256") else {}),
+        }
+        for part in parts
+    ]
+    _s3_call(
+        "complete the upload",
+        lambda: client.complete_multipart_upload(
+            Bucket=storage.bucket_name,
+            Key=s3_object_key(storage, key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": listed},
+        ),
+    )
 
 
 def s3_multipart_abort(key: str, upload_id: str) -> None:
@@ -379,7 +433,12 @@ def s3_multipart_abort(key: str, upload_id: str) -> None:
     storage = blob_storage()
     client = s3_client(storage)
     try:
-        _s3_call("abort the upload", lambda: client.abort_multipart_upload(Bucket=storage.bucket_name, Key=s3_object_key(storage, key), UploadId=upload_id))
+        _s3_call(
+            "abort the upload",
+            lambda: client.abort_multipart_upload(
+                Bucket=storage.bucket_name, Key=s3_object_key(storage, key), UploadId=upload_id
+            ),
+        )
     except UploadGone:
         pass
 
@@ -401,7 +460,10 @@ def s3_set_bucket_cors(rules: list[dict]) -> None:
     storage = blob_storage()
     client = s3_client(storage)
     if rules:
-        _s3_call("set the bucket's CORS rules", lambda: client.put_bucket_cors(Bucket=storage.bucket_name, CORSConfiguration={"CORSRules": rules}))
+        _s3_call(
+            "set the bucket's CORS rules",
+            lambda: client.put_bucket_cors(Bucket=storage.bucket_name, CORSConfiguration={"CORSRules": rules}),
+        )
     else:
         _s3_call("remove the bucket's CORS rules", lambda: client.delete_bucket_cors(Bucket=storage.bucket_name))
 
@@ -420,10 +482,15 @@ def blob_abort_stale_uploads(before: datetime, *, keep: set[str] = frozenset()) 
         for upload in page.get("Uploads", ()):
             initiated = upload["Initiated"]
             if initiated.tzinfo is None:
-                initiated = initiated.replace(tzinfo=timezone.utc)
+                initiated = initiated.replace(tzinfo=UTC)
             if initiated < before and upload["UploadId"] not in keep:
                 try:
-                    _s3_call("abort the upload", lambda: client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]))
+                    _s3_call(
+                        "abort the upload",
+                        lambda upload=upload: client.abort_multipart_upload(
+                            Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]
+                        ),
+                    )
                 except UploadGone:
                     continue  # completed or aborted meanwhile
                 aborted += 1
@@ -448,7 +515,9 @@ def blob_exists(key: str) -> bool:
     return blob_storage().exists(key)
 
 
-def blob_iter_chunks(key: str, *, start: int = 0, length: int | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def blob_iter_chunks(
+    key: str, *, start: int = 0, length: int | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
     """The blob's bytes from ``start``, ``length`` of them (all when None), a chunk at a time."""
     storage = blob_storage()
     if is_s3(storage):
@@ -474,9 +543,11 @@ def blob_walk(prefix: str = "") -> Iterator[tuple[str, datetime | None]]:
         # One listing gives every key with its time; no HEAD per object.
         base = _s3_base(storage)
         full_prefix = base + prefix.lstrip("/") if prefix else base
-        for page in s3_client(storage).get_paginator("list_objects_v2").paginate(Bucket=storage.bucket_name, Prefix=full_prefix):
+        for page in (
+            s3_client(storage).get_paginator("list_objects_v2").paginate(Bucket=storage.bucket_name, Prefix=full_prefix)
+        ):
             for entry in page.get("Contents", ()):
-                yield entry["Key"][len(base):], entry["LastModified"]
+                yield entry["Key"][len(base) :], entry["LastModified"]
         return
     pending = [prefix.rstrip("/")]
     while pending:
@@ -494,5 +565,5 @@ def blob_walk(prefix: str = "") -> Iterator[tuple[str, datetime | None]]:
             except (FileNotFoundError, NotImplementedError):
                 modified = None
             if modified is not None and modified.tzinfo is None:
-                modified = modified.replace(tzinfo=timezone.utc)
+                modified = modified.replace(tzinfo=UTC)
             yield key, modified

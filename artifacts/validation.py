@@ -14,7 +14,9 @@ MAX_REMOTE_PATH_BYTES = 1024
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY = 128
 MAX_METADATA_VALUE = 1024
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;\s*[A-Za-z0-9_.-]+=[A-Za-z0-9_.\"-]+)*$")
+_CONTENT_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;\s*[A-Za-z0-9_.-]+=[A-Za-z0-9_.\"-]+)*$"
+)
 
 
 def _has_control(text: str) -> bool:
@@ -23,14 +25,28 @@ def _has_control(text: str) -> bool:
 
 def check_remote_path(remote_path: str | None) -> str:
     if remote_path is None or remote_path.strip() == "":
-        raise InvalidInput("remote_path must not be empty", code="INVALID_REMOTE_PATH", details={"field": "remote_path"})
+        raise InvalidInput(
+            "remote_path must not be empty", code="INVALID_REMOTE_PATH", details={"field": "remote_path"}
+        )
     if _has_control(remote_path):
-        raise InvalidInput("remote_path must not contain control characters", code="INVALID_REMOTE_PATH", details={"field": "remote_path"})
+        raise InvalidInput(
+            "remote_path must not contain control characters",
+            code="INVALID_REMOTE_PATH",
+            details={"field": "remote_path"},
+        )
     if len(remote_path.encode()) > MAX_REMOTE_PATH_BYTES:
-        raise InvalidInput(f"remote_path is longer than {MAX_REMOTE_PATH_BYTES} bytes", code="INVALID_REMOTE_PATH", details={"field": "remote_path"})
+        raise InvalidInput(
+            f"remote_path is longer than {MAX_REMOTE_PATH_BYTES} bytes",
+            code="INVALID_REMOTE_PATH",
+            details={"field": "remote_path"},
+        )
     parts = [p for p in remote_path.strip("/").split("/")]
     if any(p in ("", ".", "..") for p in parts):
-        raise InvalidInput("remote_path must not contain empty, '.' or '..' segments", code="INVALID_REMOTE_PATH", details={"field": "remote_path"})
+        raise InvalidInput(
+            "remote_path must not contain empty, '.' or '..' segments",
+            code="INVALID_REMOTE_PATH",
+            details={"field": "remote_path"},
+        )
     return "/".join(parts)
 
 
@@ -38,16 +54,34 @@ def check_metadata(metadata: dict | None) -> dict[str, str]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
-        raise InvalidInput("metadata must be an object of string keys to string values", code="INVALID_METADATA", details={"field": "metadata"})
+        raise InvalidInput(
+            "metadata must be an object of string keys to string values",
+            code="INVALID_METADATA",
+            details={"field": "metadata"},
+        )
     if len(metadata) > MAX_METADATA_KEYS:
-        raise InvalidInput(f"metadata may have at most {MAX_METADATA_KEYS} keys", code="INVALID_METADATA", details={"field": "metadata"})
+        raise InvalidInput(
+            f"metadata may have at most {MAX_METADATA_KEYS} keys",
+            code="INVALID_METADATA",
+            details={"field": "metadata"},
+        )
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidInput("metadata keys and values must be strings", code="INVALID_METADATA", details={"field": "metadata"})
+            raise InvalidInput(
+                "metadata keys and values must be strings", code="INVALID_METADATA", details={"field": "metadata"}
+            )
         if not key or len(key) > MAX_METADATA_KEY or _has_control(key):
-            raise InvalidInput(f"metadata key {key[:40]!r} must be 1 to {MAX_METADATA_KEY} characters without control characters", code="INVALID_METADATA", details={"field": "metadata"})
+            raise InvalidInput(
+                f"metadata key {key[:40]!r} must be 1 to {MAX_METADATA_KEY} characters without control characters",
+                code="INVALID_METADATA",
+                details={"field": "metadata"},
+            )
         if len(value) > MAX_METADATA_VALUE or "\x00" in value:
-            raise InvalidInput(f"metadata value of {key[:40]!r} must be at most {MAX_METADATA_VALUE} characters without NUL", code="INVALID_METADATA", details={"field": "metadata"})
+            raise InvalidInput(
+                f"metadata value of {key[:40]!r} must be at most {MAX_METADATA_VALUE} characters without NUL",
+                code="INVALID_METADATA",
+                details={"field": "metadata"},
+            )
     return dict(metadata)
 
 
@@ -64,7 +98,11 @@ def check_content_type(content_type: str | None) -> str | None:
     if content_type is None or content_type == "":
         return None
     if not _CONTENT_TYPE.match(content_type):
-        raise InvalidInput("content_type must be a media type such as 'application/pdf'", code="INVALID_CONTENT_TYPE", details={"field": "content_type"})
+        raise InvalidInput(
+            "content_type must be a media type such as 'application/pdf'",
+            code="INVALID_CONTENT_TYPE",
+            details={"field": "content_type"},
+        )
     return content_type
 
 

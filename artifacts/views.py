@@ -84,8 +84,19 @@ def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = Artifact.objects.visible().filter(id=artifact_id).first()
     if artifact is None:
         return _forbidden()
-    actor = Actor(organization_id=artifact.organization_id, label="presigned url", ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:400], request_id=getattr(request, "request_id", ""))
-    artifact_record_read(actor=actor, artifact=artifact, action="artifact.download", details={"via": "presigned url", "range": request.headers.get("Range", "")})
+    actor = Actor(
+        organization_id=artifact.organization_id,
+        label="presigned url",
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:400],
+        request_id=getattr(request, "request_id", ""),
+    )
+    artifact_record_read(
+        actor=actor,
+        artifact=artifact,
+        action="artifact.download",
+        details={"via": "presigned url", "range": request.headers.get("Range", "")},
+    )
     return artifact_delivery(request, artifact)
 
 
@@ -136,13 +147,26 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
     grouped = data.get("view") == "paths"
     cursor = data.get("cursor") or None
     defaults = {"sort": "newest", "view": "all"}
-    kept = {name: request.GET[name] for name in _LIST_PARAMS if request.GET.get(name) and name in data and request.GET[name] != defaults.get(name)}
+    kept = {
+        name: request.GET[name]
+        for name in _LIST_PARAMS
+        if request.GET.get(name) and name in data and request.GET[name] != defaults.get(name)
+    }
     filters, search = form.filters(), form.search()
 
     def fetch(cursor: str | None):
         if grouped:
-            return artifact_path_groups(organization_id=request.organization.id, filters=filters, search=search, cursor=cursor, limit=PAGE_SIZE)
-        return artifact_browse(organization_id=request.organization.id, filters=filters, search=search, sort=sort, cursor=cursor, limit=PAGE_SIZE)
+            return artifact_path_groups(
+                organization_id=request.organization.id, filters=filters, search=search, cursor=cursor, limit=PAGE_SIZE
+            )
+        return artifact_browse(
+            organization_id=request.organization.id,
+            filters=filters,
+            search=search,
+            sort=sort,
+            cursor=cursor,
+            limit=PAGE_SIZE,
+        )
 
     stale_cursor = False
     try:
@@ -215,16 +239,28 @@ def _new_link_view(request: HttpRequest, link: ShareLink) -> dict[str, Any]:
 
 def _share_rows(artifact: Artifact) -> list[dict[str, Any]]:
     return [
-        {"link": link, "state": shares.share_link_effective_state(link), "downloads_left": shares.share_link_downloads_left(link)}
+        {
+            "link": link,
+            "state": shares.share_link_effective_state(link),
+            "downloads_left": shares.share_link_downloads_left(link),
+        }
         for link in share_link_list(artifact=artifact)[:SHARES_SHOWN]
     ]
 
 
-def _share_context(request: HttpRequest, artifact: Artifact, *, form: ShareLinkForm | None = None, error: str = "") -> dict[str, Any]:
+def _share_context(
+    request: HttpRequest, artifact: Artifact, *, form: ShareLinkForm | None = None, error: str = ""
+) -> dict[str, Any]:
     rows = _share_rows(artifact)
     tokens = _pending_tokens(request)
     new_links = [_new_link_view(request, row["link"]) for row in rows if row["link"].id in tokens]
-    return {"artifact": artifact, "share_rows": rows, "new_links": new_links, "share_form": form or ShareLinkForm(), "share_error": error}
+    return {
+        "artifact": artifact,
+        "share_rows": rows,
+        "new_links": new_links,
+        "share_form": form or ShareLinkForm(),
+        "share_error": error,
+    }
 
 
 @org_view()
@@ -233,8 +269,17 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
     preview = previews.build_preview(artifact)
     if preview.read_bytes:
-        artifact_record_read(actor=request.actor, artifact=artifact, action="artifact.preview", details={"via": "dashboard", "bytes": preview.shown_bytes})
-    versions = list(artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)[: VERSIONS_SHOWN + 1])
+        artifact_record_read(
+            actor=request.actor,
+            artifact=artifact,
+            action="artifact.preview",
+            details={"via": "dashboard", "bytes": preview.shown_bytes},
+        )
+    versions = list(
+        artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)[
+            : VERSIONS_SHOWN + 1
+        ]
+    )
     context = {
         "artifact": artifact,
         "preview": preview,
@@ -254,7 +299,12 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
 @require_GET
 def artifact_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
-    artifact_record_read(actor=request.actor, artifact=artifact, action="artifact.download", details={"via": "dashboard", "range": request.headers.get("Range", "")})
+    artifact_record_read(
+        actor=request.actor,
+        artifact=artifact,
+        action="artifact.download",
+        details={"via": "dashboard", "range": request.headers.get("Range", "")},
+    )
     return artifact_delivery(request, artifact)
 
 
@@ -271,12 +321,19 @@ def artifact_content(request: HttpRequest, artifact_id: str) -> HttpResponse:
     range_header = request.headers.get("Range", "")
     if range_header in ("", "bytes=0-"):
         # A PDF viewer asks for many ranges of one file; the first is the read to record.
-        artifact_record_read(actor=request.actor, artifact=artifact, action="artifact.preview", details={"via": "dashboard", "content_type": content_type})
+        artifact_record_read(
+            actor=request.actor,
+            artifact=artifact,
+            action="artifact.preview",
+            details={"via": "dashboard", "content_type": content_type},
+        )
     response = artifact_response(request, artifact)
     if response.status_code in (200, 206):
         response["Content-Type"] = content_type
         response["Content-Disposition"] = "inline"
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    response["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    )
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -318,11 +375,17 @@ def artifact_share_create(request: HttpRequest, artifact_id: str) -> HttpRespons
             form = None
     if _wants_fragment(request):
         # 200 even with errors: htmx swaps only successful answers, and the errors are in the form.
-        response = render(request, "artifacts/partials/_share_links.html", _share_context(request, artifact, form=form, error=error))
+        response = render(
+            request, "artifacts/partials/_share_links.html", _share_context(request, artifact, form=form, error=error)
+        )
         add_never_cache_headers(response)
         return response
     if form is not None:
-        messages.error(request, error or "The share link was not created: " + " ".join(str(e) for errors in form.errors.values() for e in errors))
+        messages.error(
+            request,
+            error
+            or "The share link was not created: " + " ".join(str(e) for errors in form.errors.values() for e in errors),
+        )
     return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
 
 
@@ -351,7 +414,11 @@ def artifact_share_list(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
     if not _wants_fragment(request):
         return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-    return _vary_on_htmx(render(request, "artifacts/partials/_share_list.html", {"artifact": artifact, "share_rows": _share_rows(artifact)}))
+    return _vary_on_htmx(
+        render(
+            request, "artifacts/partials/_share_list.html", {"artifact": artifact, "share_rows": _share_rows(artifact)}
+        )
+    )
 
 
 @org_view(Role.MEMBER)
@@ -363,7 +430,11 @@ def artifact_share_revoke(request: HttpRequest, artifact_id: str, share_id: str)
         shares.share_link_revoke(actor=request.actor, link=link)
         messages.success(request, "The share link is revoked; it no longer opens.")
         return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-    return render(request, "artifacts/share_revoke.html", {"artifact": artifact, "link": link, "state": shares.share_link_effective_state(link)})
+    return render(
+        request,
+        "artifacts/share_revoke.html",
+        {"artifact": artifact, "link": link, "state": shares.share_link_effective_state(link)},
+    )
 
 
 # --- uploading --------------------------------------------------------------------------------
@@ -382,7 +453,11 @@ def _json_error(exc: StowageError) -> JsonResponse:
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The file is {filesizeformat(size)}, more than the {filesizeformat(limit)} an artifact may be.", code="FILE_TOO_LARGE", details={"field": "file"})
+    return PayloadTooLarge(
+        f"The file is {filesizeformat(size)}, more than the {filesizeformat(limit)} an artifact may be.",
+        code="FILE_TOO_LARGE",
+        details={"field": "file"},
+    )
 
 
 def _upload_content_type(value: str) -> str | None:
@@ -395,12 +470,14 @@ def _upload_content_type(value: str) -> str | None:
 
 def _metadata_rows(keys: list[str], values: list[str]) -> dict[str, str]:
     metadata: dict[str, str] = {}
-    for key, value in zip(keys, values):
+    for key, value in zip(keys, values, strict=False):
         key = key.strip()
         if not key and not value:
             continue
         if not key:
-            raise InvalidInput("Every metadata value needs a key.", code="INVALID_METADATA", details={"field": "metadata"})
+            raise InvalidInput(
+                "Every metadata value needs a key.", code="INVALID_METADATA", details={"field": "metadata"}
+            )
         metadata[key] = value
     return check_metadata(metadata)
 
@@ -463,7 +540,9 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
     be refused is reported at once, with nothing sent and nothing stored."""
     try:
         payload = _json_payload(request)
-        remote_path = check_remote_path(payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else None)
+        remote_path = check_remote_path(
+            payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else None
+        )
         check_metadata(payload.get("metadata"))
         size = payload.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -491,7 +570,9 @@ def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
         try:
             metadata = json.loads(raw_metadata) if raw_metadata else None
         except ValueError:
-            raise InvalidInput("The metadata must be a JSON object of strings.", code="INVALID_METADATA", details={"field": "metadata"}) from None
+            raise InvalidInput(
+                "The metadata must be a JSON object of strings.", code="INVALID_METADATA", details={"field": "metadata"}
+            ) from None
         content_type = _upload_content_type(request.META.get("CONTENT_TYPE", ""))
         if content_type is not None and check_content_type(content_type) is None:
             content_type = None
@@ -580,7 +661,9 @@ def _direct_view(method: str):
         @wraps(handler)
         def view(request: HttpRequest, transfer_id: str) -> JsonResponse:
             try:
-                transfer = direct_upload_get(organization_id=request.organization.id, user_id=request.user.id, transfer_id=transfer_id)
+                transfer = direct_upload_get(
+                    organization_id=request.organization.id, user_id=request.user.id, transfer_id=transfer_id
+                )
                 return handler(request, transfer)
             except StowageError as exc:
                 return _json_error(exc)
@@ -639,4 +722,3 @@ def artifact_upload_direct_abort(request: HttpRequest, transfer: Transfer) -> Js
     direct_upload_abort(transfer=transfer)
     transfer.refresh_from_db()
     return JsonResponse(_direct_status(transfer))
-

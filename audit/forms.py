@@ -33,7 +33,9 @@ KNOWN_ACTIONS = (
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(label="Actor", max_length=200, required=False, help_text="Part of a user name or key prefix.")
+    actor = forms.CharField(
+        label="Actor", max_length=200, required=False, help_text="Part of a user name or key prefix."
+    )
     action = forms.CharField(label="Action", max_length=64, required=False)
     outcome = forms.ChoiceField(label="Outcome", choices=[("", "Any outcome"), *Outcome.choices], required=False)
     sandbox = forms.CharField(label="Sandbox ID", max_length=40, required=False)

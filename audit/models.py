@@ -32,10 +32,23 @@ class AuditEvent(models.Model):
     seq = models.BigAutoField(primary_key=True)
     id = models.CharField(max_length=40, unique=True, editable=False)
     timestamp = models.DateTimeField(default=timezone.now, db_index=True)
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False)
-    actor_api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False)
-    actor = models.CharField(max_length=200, blank=True, help_text="Who acted, as shown at the time (username, key prefix or 'system').")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    actor = models.CharField(
+        max_length=200, blank=True, help_text="Who acted, as shown at the time (username, key prefix or 'system')."
+    )
     action = models.CharField(max_length=64, db_index=True)
     resource = models.CharField(max_length=1200, blank=True)
     sandbox_id = models.CharField(max_length=40, blank=True, db_index=True)
@@ -77,3 +90,6 @@ class AuditChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit chain head at {self.last_seq}"

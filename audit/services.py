@@ -135,7 +135,12 @@ def audit_verify_chain() -> ChainReport:
     checked = 0
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
         if event.prev_hash != prev:
-            return ChainReport(False, checked, event.id, "its link to the previous event is broken (an event before it was deleted, inserted or reordered)")
+            return ChainReport(
+                False,
+                checked,
+                event.id,
+                "its link to the previous event is broken (an event before it was deleted, inserted or reordered)",
+            )
         if event_hash(event) != event.hash:
             return ChainReport(False, checked, event.id, "its content no longer matches its hash (it was edited)")
         prev = event.hash

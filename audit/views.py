@@ -51,7 +51,9 @@ def _wants_fragment(request: HttpRequest) -> bool:
 
 def _bad_filters(form: AuditFilterForm) -> str:
     labels = {name: field.label or name for name, field in form.fields.items()}
-    return " ".join(f"{labels[name]}: {errors[0]}" if name in labels else str(errors[0]) for name, errors in form.errors.items())
+    return " ".join(
+        f"{labels[name]}: {errors[0]}" if name in labels else str(errors[0]) for name, errors in form.errors.items()
+    )
 
 
 @org_view(Role.ADMIN)
@@ -62,7 +64,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     before = form.cleaned_data.get("before")
     if before:
         # The cursor is an event id, not its sequence number, which counts every organization's events.
-        events = events.filter(seq__lt=Subquery(AuditEvent.objects.filter(organization_id=request.organization.id, id=before).values("seq")[:1]))
+        events = events.filter(
+            seq__lt=Subquery(
+                AuditEvent.objects.filter(organization_id=request.organization.id, id=before).values("seq")[:1]
+            )
+        )
     rows = list(events[: PAGE_SIZE + 1])
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -123,9 +129,16 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"The export was not started. {_bad_filters(form)}")
         return redirect(reverse("audit-list") + "?" + request.GET.urlencode())
     params = form.query_params()
-    audit_record(actor=request.actor, action="audit.export", resource=f"organization:{request.organization.id}", details={"filters": params})
+    audit_record(
+        actor=request.actor,
+        action="audit.export",
+        resource=f"organization:{request.organization.id}",
+        details={"filters": params},
+    )
     events = audit_event_list(organization_id=request.organization.id, **form.selector_filters())
-    response = StreamingHttpResponse(_csv_lines(events.iterator(chunk_size=EXPORT_CHUNK)), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        _csv_lines(events.iterator(chunk_size=EXPORT_CHUNK)), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
     response["Cache-Control"] = "no-store"
     return response
@@ -137,16 +150,28 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
     """Walk the whole chain on demand; it reads every event, so it never runs on a page load."""
     report = audit_verify_chain()
     # The chain spans every organization; name the bad event only when it is this one's.
-    bad_event_here = bool(report.first_bad_event_id) and AuditEvent.objects.filter(organization_id=request.organization.id, id=report.first_bad_event_id).exists()
-    context = {"report": report, "bad_event_id": report.first_bad_event_id if bad_event_here else None, "checked_at": timezone.now()}
+    bad_event_here = (
+        bool(report.first_bad_event_id)
+        and AuditEvent.objects.filter(organization_id=request.organization.id, id=report.first_bad_event_id).exists()
+    )
+    context = {
+        "report": report,
+        "bad_event_id": report.first_bad_event_id if bad_event_here else None,
+        "checked_at": timezone.now(),
+    }
     if _wants_fragment(request):
         return render(request, "audit/partials/_chain_check.html", context)
     if report.ok:
         messages.success(request, "The audit log is intact: no event has been edited, removed or reordered.")
     elif bad_event_here:
-        messages.error(request, f"The audit log has been altered. First bad event: {report.first_bad_event_id} — {report.problem}.")
+        messages.error(
+            request, f"The audit log has been altered. First bad event: {report.first_bad_event_id} — {report.problem}."
+        )
     elif report.first_bad_event_id:
-        messages.error(request, f"The audit log has been altered at an event of another organization ({report.problem}). Ask the operator to run manage.py verify_audit.")
+        messages.error(
+            request,
+            f"The audit log has been altered at an event of another organization ({report.problem}). Ask the operator to run manage.py verify_audit.",
+        )
     else:
         messages.error(request, f"The audit log has been altered: {report.problem}.")
     return redirect("audit-list")

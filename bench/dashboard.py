@@ -90,7 +90,12 @@ def prepare_database(var_dir: Path, rows: int, second_rows: int, *, rebuild: boo
             listbench.store_cache(db_path, cached)
             if not quiet:
                 print(f"applied new migrations; refreshed {cached}", file=sys.stderr)
-        return {"cached_file": str(cached), "built_now": None, "copy_s": round(copy_s, 1), "sqlite_version": sqlite3.sqlite_version}
+        return {
+            "cached_file": str(cached),
+            "built_now": None,
+            "copy_s": round(copy_s, 1),
+            "sqlite_version": sqlite3.sqlite_version,
+        }
     listbench._django_setup(var_dir)
     info = listbench.build_database(db_path, rows, second_rows)
     listbench.store_cache(db_path, cached)
@@ -113,7 +118,9 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
     User = get_user_model()
     large = Organization.objects.get(name=listbench.LARGE_ORG)
     # The baseline: an organization with 100 artifacts, copies of the large one's newest.
-    small, _, _, small_key, _ = organization_bootstrap(org_name=SMALL_ORG, email="small@dashboard.bench.test", username="bench-dashboard-small")
+    small, _, _, small_key, _ = organization_bootstrap(
+        org_name=SMALL_ORG, email="small@dashboard.bench.test", username="bench-dashboard-small"
+    )
     template = list(artifact_list(organization_id=large.id)[:SMALL_ROWS])
     for artifact in template:
         artifact.id = new_artifact_id()
@@ -155,7 +162,11 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
         "path_narrow": base.filter(remote_path__startswith=narrow_path).count(),
     }
 
-    htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "artifact-more", "HTTP_HX_CURRENT_URL": "http://testserver/artifacts/"}
+    htmx = {
+        "HTTP_HX_REQUEST": "true",
+        "HTTP_HX_TARGET": "artifact-more",
+        "HTTP_HX_CURRENT_URL": "http://testserver/artifacts/",
+    }
 
     def first_next(client: Client) -> str:
         link = next_link(client.get("/artifacts/").content.decode())
@@ -165,8 +176,16 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     large_page2, small_page2 = first_next(large_client), first_next(small_client)
 
-    def get(client: Client, url: str, params: dict[str, str] | None = None, *, headers: dict[str, str] | None = None,
-            rows: int | None = None, first: str | None = None, min_rows: int = 0):
+    def get(
+        client: Client,
+        url: str,
+        params: dict[str, str] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        rows: int | None = None,
+        first: str | None = None,
+        min_rows: int = 0,
+    ):
         def run() -> float:
             started = time.perf_counter()
             response = client.get(url, params or {}, **(headers or {}))
@@ -186,19 +205,51 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     cases: dict[str, tuple[str, object]] = {
         "first_page": ("GET /artifacts/ (first page)", get(large_client, "/artifacts/", rows=PAGE_SIZE)),
-        "search_broad": (f"GET ?q={broad_word} ({counts['search_broad']:,} matches)", get(large_client, "/artifacts/", {"q": broad_word}, rows=PAGE_SIZE)),
-        "search_rare": (f"GET ?q={rare_word} ({counts['search_rare']} matches)", get(large_client, "/artifacts/", {"q": rare_word})),
-        "content_type": (f"GET ?content_type={content_type}", get(large_client, "/artifacts/", {"content_type": content_type}, rows=PAGE_SIZE)),
-        "path_narrow": (f"GET ?path=<one run's folder> ({counts['path_narrow']} matches)", get(large_client, "/artifacts/", {"path": narrow_path}, min_rows=1)),
+        "search_broad": (
+            f"GET ?q={broad_word} ({counts['search_broad']:,} matches)",
+            get(large_client, "/artifacts/", {"q": broad_word}, rows=PAGE_SIZE),
+        ),
+        "search_rare": (
+            f"GET ?q={rare_word} ({counts['search_rare']} matches)",
+            get(large_client, "/artifacts/", {"q": rare_word}),
+        ),
+        "content_type": (
+            f"GET ?content_type={content_type}",
+            get(large_client, "/artifacts/", {"content_type": content_type}, rows=PAGE_SIZE),
+        ),
+        "path_narrow": (
+            f"GET ?path=<one run's folder> ({counts['path_narrow']} matches)",
+            get(large_client, "/artifacts/", {"path": narrow_path}, min_rows=1),
+        ),
         "load_more_page2": ("htmx Load more: page 2", get(large_client, large_page2, headers=htmx, rows=PAGE_SIZE)),
-        "load_more_deep": (f"htmx Load more: page {depth + 1:,} ({offset:,} rows in)",
-                           get(large_client, "/artifacts/", {"cursor": deep_cursor}, headers=htmx, rows=PAGE_SIZE, first=deep_first)),
-        "baseline_first_page": ("baseline: first page (100-artifact org)", get(small_client, "/artifacts/", rows=PAGE_SIZE)),
-        "baseline_search_broad": (f"baseline: ?q={broad_word} (100-artifact org)", get(small_client, "/artifacts/", {"q": broad_word}, min_rows=1)),
-        "baseline_search_rare": (f"baseline: ?q={rare_word} (100-artifact org)", get(small_client, "/artifacts/", {"q": rare_word})),
-        "baseline_content_type": ("baseline: ?content_type= (100-artifact org)", get(small_client, "/artifacts/", {"content_type": content_type}, min_rows=1)),
-        "baseline_path_narrow": ("baseline: ?path=<same folder> (100-artifact org)", get(small_client, "/artifacts/", {"path": narrow_path})),
-        "baseline_load_more": ("baseline: Load more page 2 (100-artifact org)", get(small_client, small_page2, headers=htmx, rows=SMALL_ROWS - PAGE_SIZE)),
+        "load_more_deep": (
+            f"htmx Load more: page {depth + 1:,} ({offset:,} rows in)",
+            get(large_client, "/artifacts/", {"cursor": deep_cursor}, headers=htmx, rows=PAGE_SIZE, first=deep_first),
+        ),
+        "baseline_first_page": (
+            "baseline: first page (100-artifact org)",
+            get(small_client, "/artifacts/", rows=PAGE_SIZE),
+        ),
+        "baseline_search_broad": (
+            f"baseline: ?q={broad_word} (100-artifact org)",
+            get(small_client, "/artifacts/", {"q": broad_word}, min_rows=1),
+        ),
+        "baseline_search_rare": (
+            f"baseline: ?q={rare_word} (100-artifact org)",
+            get(small_client, "/artifacts/", {"q": rare_word}),
+        ),
+        "baseline_content_type": (
+            "baseline: ?content_type= (100-artifact org)",
+            get(small_client, "/artifacts/", {"content_type": content_type}, min_rows=1),
+        ),
+        "baseline_path_narrow": (
+            "baseline: ?path=<same folder> (100-artifact org)",
+            get(small_client, "/artifacts/", {"path": narrow_path}),
+        ),
+        "baseline_load_more": (
+            "baseline: Load more page 2 (100-artifact org)",
+            get(small_client, small_page2, headers=htmx, rows=SMALL_ROWS - PAGE_SIZE),
+        ),
     }
     against = {
         "first_page": "baseline_first_page",
@@ -233,7 +284,11 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
         if not link:
             break
         url, params = html.unescape(link.group(1)), None
-    rare_walk = {"requests": walk_requests, "found": len(walk_found), "total_ms": round((time.perf_counter() - walk_started) * 1000, 1)}
+    rare_walk = {
+        "requests": walk_requests,
+        "found": len(walk_found),
+        "total_ms": round((time.perf_counter() - walk_started) * 1000, 1),
+    }
 
     queries: dict[str, int] = {}
     from django.test.utils import CaptureQueriesContext
@@ -248,7 +303,15 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
     for key, base_key in against.items():
         base_ms = results[base_key]["median_ms"]
         results[key]["ratio"] = round(results[key]["median_ms"] / base_ms, 2) if base_ms else None
-    checked = ("first_page", "search_broad", "search_rare", "content_type", "path_narrow", "load_more_page2", "load_more_deep")
+    checked = (
+        "first_page",
+        "search_broad",
+        "search_rare",
+        "content_type",
+        "path_narrow",
+        "load_more_page2",
+        "load_more_deep",
+    )
     return {
         "rows": total,
         "small_org_rows": SMALL_ROWS,
@@ -263,7 +326,9 @@ def measure(runs: int, warmup: int, depth: int) -> dict[str, object]:
         "search_rare_walk": rare_walk,
         "results": results,
         "target_ms": TARGET_MS,
-        "meets_target": {key: results[key]["median_ms"] <= TARGET_MS for key in ("first_page", "search_broad", "search_rare")},
+        "meets_target": {
+            key: results[key]["median_ms"] <= TARGET_MS for key in ("first_page", "search_broad", "search_rare")
+        },
         "within_target": {key: results[key]["median_ms"] <= TARGET_MS for key in checked},
     }
 
@@ -276,8 +341,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true", help="build the database even if a cached one exists")
-    parser.add_argument("--database-url", help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
-                        "created and dropped by the script); default: SQLite")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
+        "created and dropped by the script); default: SQLite",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.rows < 1000 or args.depth < 1:
@@ -288,7 +356,9 @@ def main() -> int:
         var_dir.mkdir()
         if args.database_url:
             listbench.pg_split(args.database_url)  # refuses a shared database's name before anything is dropped
-            database = listbench.pg_prepare(args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json)
+            database = listbench.pg_prepare(
+                args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json
+            )
             try:
                 result = measure(args.runs, args.warmup, args.depth)
             finally:
@@ -301,19 +371,25 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-    print(f"{result['rows']:,} artifacts in one organization; pages of {result['page_size']}; {result['runs']} runs after "
-          f"{result['warmup']} warm-up, interleaved; in-process server time (django.test.Client, signed in)")
+    print(
+        f"{result['rows']:,} artifacts in one organization; pages of {result['page_size']}; {result['runs']} runs after "
+        f"{result['warmup']} warm-up, interleaved; in-process server time (django.test.Client, signed in)"
+    )
     print(f"{'':58}{'median':>9}{'p90':>9}{'min':>9}   ratio vs 100-artifact org")
-    for key, row in result["results"].items():
+    for row in result["results"].values():
         ratio = f"{row['ratio']:>7.3g}x" if row.get("ratio") is not None else ""
         print(f"{row['label'][:57]:58}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}   {ratio}")
     if "server_version" in result["database"]:
         print(f"database: PostgreSQL {result['database']['server_version']} ({result['database']['postgresql']})")
     print(f"matches: {result['matches']}; SQL queries per request: {result['queries_per_request']}")
     walk = result["search_rare_walk"]
-    print(f"?q={result['words']['rare']}: first row shown after {walk['requests']} request(s) (\"Search further\"), {walk['total_ms']:.0f} ms in all")
+    print(
+        f'?q={result["words"]["rare"]}: first row shown after {walk["requests"]} request(s) ("Search further"), {walk["total_ms"]:.0f} ms in all'
+    )
     for key, ok in result["meets_target"].items():
-        print(f"{key}: median {result['results'][key]['median_ms']:.2f} ms ({'meets' if ok else 'MISSES'} the target of <= {TARGET_MS:.0f} ms)")
+        print(
+            f"{key}: median {result['results'][key]['median_ms']:.2f} ms ({'meets' if ok else 'MISSES'} the target of <= {TARGET_MS:.0f} ms)"
+        )
     slow = [key for key, ok in result["within_target"].items() if not ok]
     if slow:
         print(f"over {TARGET_MS:.0f} ms: {', '.join(slow)}")

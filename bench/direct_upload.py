@@ -45,9 +45,9 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer import S3_BUCKET, MotoServer, RssSampler, mib, parse_size, summary  # noqa: E402
+from transfer import S3_BUCKET, MotoServer, RssSampler, mib, parse_size, summary
 
-from config.stack import LocalStack  # noqa: E402
+from config.stack import LocalStack
 
 TARGET_RATIO = 1.3
 TARGET_WEB_CPU_SHARE = 0.10
@@ -87,12 +87,18 @@ class Dashboard:
         self.http = httpx.Client(base_url=stack.base_url, timeout=httpx.Timeout(3600, connect=30))
         form = self.http.get("/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-        signed_in = self.http.post("/login/", data={"username": stack.username, "password": stack.password, "csrfmiddlewaretoken": token}, headers={"Referer": stack.base_url + "/login/"})
+        signed_in = self.http.post(
+            "/login/",
+            data={"username": stack.username, "password": stack.password, "csrfmiddlewaretoken": token},
+            headers={"Referer": stack.base_url + "/login/"},
+        )
         if signed_in.status_code != 302:
             raise RuntimeError(f"could not sign in: {signed_in.status_code}")
         self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"], "X-Requested-With": "XMLHttpRequest"}
         self.phases: list[dict[str, float]] = []
-        self.s3 = httpx.Client(timeout=httpx.Timeout(3600, connect=30), limits=httpx.Limits(max_connections=PARTS_IN_FLIGHT))
+        self.s3 = httpx.Client(
+            timeout=httpx.Timeout(3600, connect=30), limits=httpx.Limits(max_connections=PARTS_IN_FLIGHT)
+        )
 
     def post(self, url: str, payload: dict, expect: int) -> dict:
         response = self.http.post(url, json=payload, headers=self.headers)
@@ -105,7 +111,11 @@ class Dashboard:
         check = self.post("/artifacts/upload/check/", {"remote_path": remote_path, "size": size, "metadata": {}}, 200)
         if not check["direct"]:
             raise RuntimeError("the server did not offer a direct upload; is S3 the store?")
-        plan = self.post("/artifacts/upload/direct/", {"remote_path": remote_path, "size": size, "content_type": "", "metadata": {}}, 201)
+        plan = self.post(
+            "/artifacts/upload/direct/",
+            {"remote_path": remote_path, "size": size, "content_type": "", "metadata": {}},
+            201,
+        )
 
         def send(numbers: list[int]) -> None:
             """As the page does: hash a few parts, sign them in one call, send them one by one."""
@@ -114,9 +124,14 @@ class Dashboard:
                 for number in numbers:
                     source.seek((number - 1) * plan["part_size"])
                     parts[number] = source.read(plan["part_size"])
-            hashes = [{"number": n, "sha256": base64.b64encode(hashlib.sha256(part).digest()).decode()} for n, part in parts.items()]
+            hashes = [
+                {"number": n, "sha256": base64.b64encode(hashlib.sha256(part).digest()).decode()}
+                for n, part in parts.items()
+            ]
             for signed in self.post(plan["urls"]["part"], {"parts": hashes}, 200)["parts"]:
-                response = self.s3.request(signed["method"], signed["url"], content=parts[signed["number"]], headers=signed["headers"])
+                response = self.s3.request(
+                    signed["method"], signed["url"], content=parts[signed["number"]], headers=signed["headers"]
+                )
                 if response.status_code != 200:
                     raise RuntimeError(f"part {signed['number']}: {response.status_code} {response.text[:300]}")
 
@@ -132,7 +147,13 @@ class Dashboard:
         while True:
             status = self.http.get(plan["urls"]["status"]).json()
             if status["state"] == "succeeded":
-                self.phases.append({"parts_s": round(sent - started, 2), "join_s": round(joined - sent, 2), "check_s": round(time.perf_counter() - joined, 2)})
+                self.phases.append(
+                    {
+                        "parts_s": round(sent - started, 2),
+                        "join_s": round(joined - sent, 2),
+                        "check_s": round(time.perf_counter() - joined, 2),
+                    }
+                )
                 return status["artifact"]
             if status["state"] == "failed":
                 raise RuntimeError(f"the direct upload failed: {status['error']}")
@@ -141,7 +162,16 @@ class Dashboard:
 
     def streamed(self, path: Path, remote_path: str) -> dict:
         with open(path, "rb") as source:
-            response = self.http.put("/artifacts/upload/stream/", params={"remote_path": remote_path}, content=source, headers={**self.headers, "Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)})
+            response = self.http.put(
+                "/artifacts/upload/stream/",
+                params={"remote_path": remote_path},
+                content=source,
+                headers={
+                    **self.headers,
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(path.stat().st_size),
+                },
+            )
         if response.status_code != 201:
             raise RuntimeError(f"streamed upload: {response.status_code} {response.text[:500]}")
         return response.json()
@@ -184,12 +214,17 @@ def measure(stack: LocalStack, moto: MotoServer, source: Path, rounds: int) -> d
             web_cpu[kind].append(cpu_seconds(web) - cpu_before)
             web_growth[kind].append(mib(rss.growth))
             if artifact["checksum"] != expected or artifact["size"] != size:
-                raise RuntimeError(f"{kind}: stored {artifact['checksum']} / {artifact['size']}, expected {expected} / {size}")
+                raise RuntimeError(
+                    f"{kind}: stored {artifact['checksum']} / {artifact['size']}, expected {expected} / {size}"
+                )
         # moto keeps objects in memory: empty the bucket between rounds.
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET):
             for entry in page.get("Contents", ()):
                 s3.delete_object(Bucket=S3_BUCKET, Key=entry["Key"])
-    results = {kind: {**summary(samples), "MiB_per_s": round(size / 2**20 / statistics.median(samples), 1)} for kind, samples in times.items()}
+    results = {
+        kind: {**summary(samples), "MiB_per_s": round(size / 2**20 / statistics.median(samples), 1)}
+        for kind, samples in times.items()
+    }
     base = statistics.median(times["baseline"])
     ratios = {kind: round(statistics.median(times[kind]) / base, 2) for kind in ("direct", "streamed")}
     cpu = {kind: round(statistics.median(samples), 2) for kind, samples in web_cpu.items()}
@@ -210,7 +245,9 @@ def measure(stack: LocalStack, moto: MotoServer, source: Path, rounds: int) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="file size, e.g. 1GiB (default) or 256MiB")
+    parser.add_argument(
+        "--size", type=parse_size, default=parse_size("1GiB"), help="file size, e.g. 1GiB (default) or 256MiB"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
@@ -228,26 +265,44 @@ def main() -> int:
                 chunk = random.read(min(remaining, 1 << 20))
                 out.write(chunk)
                 remaining -= len(chunk)
-        with MotoServer(Path(tmp) / "moto.log") as moto:
-            with LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack:
-                result = measure(stack, moto, source, args.rounds)
+        with MotoServer(Path(tmp) / "moto.log") as moto, LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack:
+            result = measure(stack, moto, source, args.rounds)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['size_mib']:.0f} MiB file, {result['rounds']} rounds, interleaved; S3 is moto_server (not real S3 performance)")
+    print(
+        f"{result['size_mib']:.0f} MiB file, {result['rounds']} rounds, interleaved; S3 is moto_server (not real S3 performance)"
+    )
     print(f"{'':40}{'median':>9}{'min':>9}{'max':>9}{'MiB/s':>9}{'ratio':>8}  (s)")
-    labels = {"direct": "direct: browser -> bucket, checked", "streamed": "streamed: through the web process", "baseline": "baseline: boto3 upload_file"}
+    labels = {
+        "direct": "direct: browser -> bucket, checked",
+        "streamed": "streamed: through the web process",
+        "baseline": "baseline: boto3 upload_file",
+    }
     for kind, label in labels.items():
         row = result["results"][kind]
         ratio = f"{result['ratio_to_baseline'][kind]:>7.2f}x" if kind in result["ratio_to_baseline"] else ""
-        print(f"{label:40}{row['median_s']:>9.2f}{row['min_s']:>9.2f}{row['max_s']:>9.2f}{row['MiB_per_s']:>9.1f}{ratio}")
+        print(
+            f"{label:40}{row['median_s']:>9.2f}{row['min_s']:>9.2f}{row['max_s']:>9.2f}{row['MiB_per_s']:>9.1f}{ratio}"
+        )
     cpu = result["web_cpu_seconds_median"]
-    print(f"web processes' CPU time (median): direct {cpu['direct']:.2f} s, streamed {cpu['streamed']:.2f} s; direct/streamed = {result['web_cpu_direct_share_of_streamed']:.1%}")
-    print(f"web processes' RSS growth (MiB): direct {result['web_rss_growth_mib']['direct']}, streamed {result['web_rss_growth_mib']['streamed']}")
-    print("direct upload phases (s): " + "; ".join(f"parts {p['parts_s']}, join {p['join_s']}, check {p['check_s']}" for p in result["direct_phases"]))
+    print(
+        f"web processes' CPU time (median): direct {cpu['direct']:.2f} s, streamed {cpu['streamed']:.2f} s; direct/streamed = {result['web_cpu_direct_share_of_streamed']:.1%}"
+    )
+    print(
+        f"web processes' RSS growth (MiB): direct {result['web_rss_growth_mib']['direct']}, streamed {result['web_rss_growth_mib']['streamed']}"
+    )
+    print(
+        "direct upload phases (s): "
+        + "; ".join(f"parts {p['parts_s']}, join {p['join_s']}, check {p['check_s']}" for p in result["direct_phases"])
+    )
     met = result["meets_target"]
-    print(f"direct: {result['ratio_to_baseline']['direct']:.2f}x boto3  ({'meets' if met['direct_time'] else 'MISSES'} the target of <= {TARGET_RATIO}x)")
-    print(f"web CPU during a direct upload: {result['web_cpu_direct_share_of_streamed']:.1%} of a streamed one  ({'meets' if met['web_cpu'] else 'MISSES'} the target of <= {TARGET_WEB_CPU_SHARE:.0%})")
+    print(
+        f"direct: {result['ratio_to_baseline']['direct']:.2f}x boto3  ({'meets' if met['direct_time'] else 'MISSES'} the target of <= {TARGET_RATIO}x)"
+    )
+    print(
+        f"web CPU during a direct upload: {result['web_cpu_direct_share_of_streamed']:.1%} of a streamed one  ({'meets' if met['web_cpu'] else 'MISSES'} the target of <= {TARGET_WEB_CPU_SHARE:.0%})"
+    )
     return 0
 
 

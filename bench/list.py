@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,13 +52,51 @@ LARGE_ORG = "bench-large"
 SECOND_ORG = "bench-second"
 SMALL_ORG = "bench-small"
 CONTENT_TYPES = [  # (type, weight): about ten distinct, skewed as real uploads are
-    ("application/json", 22), ("text/plain", 18), ("text/csv", 12), ("image/png", 10), ("application/gzip", 9),
-    ("application/octet-stream", 8), ("application/pdf", 6), ("text/html", 6), ("image/jpeg", 5), ("application/x-parquet", 4),
+    ("application/json", 22),
+    ("text/plain", 18),
+    ("text/csv", 12),
+    ("image/png", 10),
+    ("application/gzip", 9),
+    ("application/octet-stream", 8),
+    ("application/pdf", 6),
+    ("text/html", 6),
+    ("image/jpeg", 5),
+    ("application/x-parquet", 4),
 ]
-EXTENSIONS = {"application/json": "json", "text/plain": "log", "text/csv": "csv", "image/png": "png", "application/gzip": "tar.gz",
-              "application/octet-stream": "bin", "application/pdf": "pdf", "text/html": "html", "image/jpeg": "jpg", "application/x-parquet": "parquet"}
-TOP_DIRS = ["reports", "runs", "models", "datasets", "logs", "exports", "plots", "checkpoints", "notebooks", "builds",
-            "traces", "screenshots", "results", "tmp", "eval", "cache", "snapshots", "outputs", "inputs", "metrics"]
+EXTENSIONS = {
+    "application/json": "json",
+    "text/plain": "log",
+    "text/csv": "csv",
+    "image/png": "png",
+    "application/gzip": "tar.gz",
+    "application/octet-stream": "bin",
+    "application/pdf": "pdf",
+    "text/html": "html",
+    "image/jpeg": "jpg",
+    "application/x-parquet": "parquet",
+}
+TOP_DIRS = [
+    "reports",
+    "runs",
+    "models",
+    "datasets",
+    "logs",
+    "exports",
+    "plots",
+    "checkpoints",
+    "notebooks",
+    "builds",
+    "traces",
+    "screenshots",
+    "results",
+    "tmp",
+    "eval",
+    "cache",
+    "snapshots",
+    "outputs",
+    "inputs",
+    "metrics",
+]
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -86,8 +124,22 @@ def _django_setup(var_dir: Path, database_url: str | None = None) -> None:
     django.setup()
 
 
-def _fill_rows(cur, columns: list[tuple[str, str, bool]], *, org_id: str, key_id: str, key_label: str, user_id: int | None, count: int,
-               start: datetime, span: timedelta, sandboxes: int, rng: random.Random, batch: int = 50_000, copy=None) -> None:
+def _fill_rows(
+    cur,
+    columns: list[tuple[str, str, bool]],
+    *,
+    org_id: str,
+    key_id: str,
+    key_label: str,
+    user_id: int | None,
+    count: int,
+    start: datetime,
+    span: timedelta,
+    sandboxes: int,
+    rng: random.Random,
+    batch: int = 50_000,
+    copy=None,
+) -> None:
     """``copy``: a psycopg ``COPY`` in progress (PostgreSQL) instead of ``executemany`` on ``cur`` (SQLite)."""
     """Insert ``count`` ready artifacts, oldest first, as they would have been created."""
     from config.ids import new_id
@@ -96,7 +148,7 @@ def _fill_rows(cur, columns: list[tuple[str, str, bool]], *, org_id: str, key_id
     # A few sandboxes per agent session; some sandboxes outside any session.
     session_ids = [new_id("ses") if i % 7 else "" for i in range(sandboxes // 3 + 1)]
     sandbox_session = [session_ids[i // 3] for i in range(sandboxes)]
-    types, weights = zip(*CONTENT_TYPES)
+    types, weights = zip(*CONTENT_TYPES, strict=False)
     type_table = rng.choices(types, weights=weights, k=4096)
     # Paths repeat (new versions of the same file), about three versions each on average.
     path_pool = max(1, count // 3)
@@ -122,7 +174,9 @@ def _fill_rows(cur, columns: list[tuple[str, str, bool]], *, org_id: str, key_id
         versions[path_no] = version
         remote = f"{TOP_DIRS[path_no % len(TOP_DIRS)]}/p{path_no % 997:03d}/run-{path_no // 997}/file-{path_no}.{EXTENSIONS[ctype]}"
         artifact_id = new_id("art")
-        created_s = str(created.replace(tzinfo=None)) if copy is None else created  # what Django's SQLite backend stores
+        created_s = (
+            str(created.replace(tzinfo=None)) if copy is None else created
+        )  # what Django's SQLite backend stores
         ctx = {
             "id": artifact_id,
             "organization_id": org_id,
@@ -140,7 +194,9 @@ def _fill_rows(cur, columns: list[tuple[str, str, bool]], *, org_id: str, key_id
             "state": "ready",
             "error_message": "",
             "created_at": created_s,
-            "ready_at": (created + timedelta(milliseconds=rng.randrange(5, 4000))) if copy is not None else str((created + timedelta(milliseconds=rng.randrange(5, 4000))).replace(tzinfo=None)),
+            "ready_at": (created + timedelta(milliseconds=rng.randrange(5, 4000)))
+            if copy is not None
+            else str((created + timedelta(milliseconds=rng.randrange(5, 4000))).replace(tzinfo=None)),
             "expires_at": None,
             "deleted_at": None,
             "created_by_api_key_id": key_id,
@@ -169,7 +225,9 @@ def pg_split(database_url: str) -> tuple[str, str]:
     parts = urlsplit(database_url)
     name = parts.path.lstrip("/")
     if not name or name in ("postgres", "template0", "template1"):
-        raise SystemExit(f"--database-url must name a dedicated database (e.g. .../stowage_bench), not {name!r}: the script drops it")
+        raise SystemExit(
+            f"--database-url must name a dedicated database (e.g. .../stowage_bench), not {name!r}: the script drops it"
+        )
     return urlunsplit(parts._replace(path="/postgres")), name
 
 
@@ -194,7 +252,9 @@ def pg_template_name(database_url: str, rows: int, second_rows: int) -> str:
     return f"{pg_split(database_url)[1]}_tpl_{rows}_{second_rows}"
 
 
-def pg_prepare(database_url: str, rows: int, second_rows: int, var_dir: Path, *, rebuild: bool, quiet: bool) -> dict[str, object]:
+def pg_prepare(
+    database_url: str, rows: int, second_rows: int, var_dir: Path, *, rebuild: bool, quiet: bool
+) -> dict[str, object]:
     """Create the bench database (from the cached template, or built afresh), migrate, set Django up."""
     _, name = pg_split(database_url)
     template = pg_template_name(database_url, rows, second_rows)
@@ -210,8 +270,11 @@ def pg_prepare(database_url: str, rows: int, second_rows: int, var_dir: Path, *,
         connection.close()
         pg_admin(database_url, f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
         if not quiet:
-            print(f"built {rows:,} + {second_rows:,} rows in PostgreSQL in {build_info['total_s']} s (insert {build_info['insert_s']} s, "
-                  f"indexes {build_info['index_s']} s); kept as template {template}", file=sys.stderr)
+            print(
+                f"built {rows:,} + {second_rows:,} rows in PostgreSQL in {build_info['total_s']} s (insert {build_info['insert_s']} s, "
+                f"indexes {build_info['index_s']} s); kept as template {template}",
+                file=sys.stderr,
+            )
         copy_s = 0.0
     else:
         pg_admin(database_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
@@ -225,7 +288,13 @@ def pg_prepare(database_url: str, rows: int, second_rows: int, var_dir: Path, *,
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    return {"postgresql": database_url.rsplit("@", 1)[-1], "template": template, "built_now": build_info, "copy_s": round(copy_s, 1), "server_version": version}
+    return {
+        "postgresql": database_url.rsplit("@", 1)[-1],
+        "template": template,
+        "built_now": build_info,
+        "copy_s": round(copy_s, 1),
+        "server_version": version,
+    }
 
 
 def pg_drop(database_url: str) -> None:
@@ -244,31 +313,62 @@ def build_database_pg(rows: int, second_rows: int, *, seed: int = 20260101) -> d
 
     started = time.perf_counter()
     call_command("migrate", "--noinput", verbosity=0)
-    large, _, _, large_key, _ = organization_bootstrap(org_name=LARGE_ORG, email="large@bench.test", username="bench-large")
-    second, _, _, second_key, _ = organization_bootstrap(org_name=SECOND_ORG, email="second@bench.test", username="bench-second")
+    large, _, _, large_key, _ = organization_bootstrap(
+        org_name=LARGE_ORG, email="large@bench.test", username="bench-large"
+    )
+    second, _, _, second_key, _ = organization_bootstrap(
+        org_name=SECOND_ORG, email="second@bench.test", username="bench-second"
+    )
     migrated = time.perf_counter()
     connection.ensure_connection()
     conn = connection.connection  # psycopg 3
     with connection.cursor() as dj:
-        dj.execute("SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
-                   "WHERE table_name = 'artifacts_artifact' ORDER BY ordinal_position")
+        dj.execute(
+            "SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
+            "WHERE table_name = 'artifacts_artifact' ORDER BY ordinal_position"
+        )
         columns = [(r[0], r[1], bool(r[2])) for r in dj.fetchall()]
         # Plain indexes (not the ones behind constraints) are built after the rows go in.
-        dj.execute("SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'artifacts_artifact' "
-                   "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")
+        dj.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'artifacts_artifact' "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        )
         indexes = dj.fetchall()
         for index_name, _ in indexes:
             dj.execute(f'DROP INDEX "{index_name}"')
     rng = random.Random(seed)
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     span = timedelta(days=365)
     names = ", ".join(f'"{c[0]}"' for c in columns)
-    with conn.cursor() as cur:
-        with cur.copy(f"COPY artifacts_artifact ({names}) FROM STDIN") as copy:
-            _fill_rows(None, columns, org_id=large.id, key_id=large_key.id, key_label=f"api key {large_key.prefix}… (bootstrap)", user_id=None,
-                       count=rows, start=end - span, span=span, sandboxes=1000, rng=rng, copy=copy)
-            _fill_rows(None, columns, org_id=second.id, key_id=second_key.id, key_label=f"api key {second_key.prefix}… (bootstrap)", user_id=None,
-                       count=second_rows, start=end - span, span=span, sandboxes=20, rng=rng, copy=copy)
+    with conn.cursor() as cur, cur.copy(f"COPY artifacts_artifact ({names}) FROM STDIN") as copy:
+        _fill_rows(
+            None,
+            columns,
+            org_id=large.id,
+            key_id=large_key.id,
+            key_label=f"api key {large_key.prefix}… (bootstrap)",
+            user_id=None,
+            count=rows,
+            start=end - span,
+            span=span,
+            sandboxes=1000,
+            rng=rng,
+            copy=copy,
+        )
+        _fill_rows(
+            None,
+            columns,
+            org_id=second.id,
+            key_id=second_key.id,
+            key_label=f"api key {second_key.prefix}… (bootstrap)",
+            user_id=None,
+            count=second_rows,
+            start=end - span,
+            span=span,
+            sandboxes=20,
+            rng=rng,
+            copy=copy,
+        )
     conn.commit() if not conn.autocommit else None
     inserted = time.perf_counter()
     with connection.cursor() as dj:
@@ -301,8 +401,12 @@ def build_database(db_path: Path, rows: int, second_rows: int, *, seed: int = 20
 
     started = time.perf_counter()
     call_command("migrate", "--noinput", verbosity=0)
-    large, _, _, large_key, _ = organization_bootstrap(org_name=LARGE_ORG, email="large@bench.test", username="bench-large")
-    second, _, _, second_key, _ = organization_bootstrap(org_name=SECOND_ORG, email="second@bench.test", username="bench-second")
+    large, _, _, large_key, _ = organization_bootstrap(
+        org_name=LARGE_ORG, email="large@bench.test", username="bench-large"
+    )
+    second, _, _, second_key, _ = organization_bootstrap(
+        org_name=SECOND_ORG, email="second@bench.test", username="bench-second"
+    )
     connection.close()
     migrated = time.perf_counter()
 
@@ -314,17 +418,46 @@ def build_database(db_path: Path, rows: int, second_rows: int, *, seed: int = 20
     cur.execute("PRAGMA temp_store=MEMORY")
     columns = [(r[1], r[2], bool(r[3]) and r[4] is None) for r in cur.execute("PRAGMA table_info(artifacts_artifact)")]
     # Indexes are built after the rows go in: sorting once beats a million random B-tree inserts.
-    index_sql = [r[0] for r in cur.execute("SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='artifacts_artifact' AND sql IS NOT NULL")]
+    index_sql = [
+        r[0]
+        for r in cur.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='artifacts_artifact' AND sql IS NOT NULL"
+        )
+    ]
     cur.execute("BEGIN")
-    for (name,) in cur.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='artifacts_artifact' AND sql IS NOT NULL").fetchall():
+    for (name,) in cur.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='artifacts_artifact' AND sql IS NOT NULL"
+    ).fetchall():
         cur.execute(f'DROP INDEX "{name}"')
     rng = random.Random(seed)
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     span = timedelta(days=365)
-    _fill_rows(cur, columns, org_id=large.id, key_id=large_key.id, key_label=f"api key {large_key.prefix}… (bootstrap)", user_id=None,
-               count=rows, start=end - span, span=span, sandboxes=1000, rng=rng)
-    _fill_rows(cur, columns, org_id=second.id, key_id=second_key.id, key_label=f"api key {second_key.prefix}… (bootstrap)", user_id=None,
-               count=second_rows, start=end - span, span=span, sandboxes=20, rng=rng)
+    _fill_rows(
+        cur,
+        columns,
+        org_id=large.id,
+        key_id=large_key.id,
+        key_label=f"api key {large_key.prefix}… (bootstrap)",
+        user_id=None,
+        count=rows,
+        start=end - span,
+        span=span,
+        sandboxes=1000,
+        rng=rng,
+    )
+    _fill_rows(
+        cur,
+        columns,
+        org_id=second.id,
+        key_id=second_key.id,
+        key_label=f"api key {second_key.prefix}… (bootstrap)",
+        user_id=None,
+        count=second_rows,
+        start=end - span,
+        span=span,
+        sandboxes=20,
+        rng=rng,
+    )
     cur.execute("COMMIT")
     inserted = time.perf_counter()
     for sql in index_sql:
@@ -357,20 +490,21 @@ def explain(queryset) -> list[str]:
 
 def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     from django.db import connection
+    from django.db.models import Q
     from django.test import Client
 
     from accounts.models import Organization
     from accounts.services import api_key_create, organization_bootstrap
     from artifacts.models import Artifact, new_artifact_id
-    from django.db.models import Q
-
     from artifacts.selectors import _decode_cursor, _encode_cursor, artifact_list, artifact_page
     from audit.services import Actor
 
     large = Organization.objects.get(name=LARGE_ORG)
     _, large_secret = api_key_create(organization=large, name="bench", actor=Actor.system(large.id))
     # The baseline: an organization with 100 artifacts, copied from the large one's newest.
-    small, _, _, small_key, small_secret = organization_bootstrap(org_name=SMALL_ORG, email="small@bench.test", username="bench-small")
+    small, _, _, small_key, small_secret = organization_bootstrap(
+        org_name=SMALL_ORG, email="small@bench.test", username="bench-small"
+    )
     template = list(artifact_list(organization_id=large.id)[:LIMIT])
     for artifact in template:
         artifact.id = new_artifact_id()
@@ -401,7 +535,13 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     large_headers = {"HTTP_AUTHORIZATION": f"ApiKey {large_secret}", "HTTP_X_ORG_ID": large.id}
     small_headers = {"HTTP_AUTHORIZATION": f"ApiKey {small_secret}", "HTTP_X_ORG_ID": small.id}
 
-    def api(params: dict[str, object], headers: dict[str, str], *, expect_first: str | None = None, expect_rows: int | None = None):
+    def api(
+        params: dict[str, object],
+        headers: dict[str, str],
+        *,
+        expect_first: str | None = None,
+        expect_rows: int | None = None,
+    ):
         def run() -> float:
             started = time.perf_counter()
             response = client.get("/api/v1/artifacts", params, **headers)
@@ -411,7 +551,9 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
             if expect_first is not None or expect_rows is not None:
                 body = response.json()
                 if expect_first is not None and body["artifacts"][0]["id"] != expect_first:
-                    raise RuntimeError(f"the deep page starts at {body['artifacts'][0]['id']}, OFFSET says {expect_first}")
+                    raise RuntimeError(
+                        f"the deep page starts at {body['artifacts'][0]['id']}, OFFSET says {expect_first}"
+                    )
                 if expect_rows is not None and len(body["artifacts"]) != expect_rows:
                     raise RuntimeError(f"{params}: {len(body['artifacts'])} rows, expected {expect_rows}")
             return elapsed
@@ -444,7 +586,11 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
         # The same page with a redundant `created_at <= cursor` that SQLite can use as a range bound.
         created, artifact_id = _decode_cursor(deep_cursor)
         started = time.perf_counter()
-        qs = artifact_list(organization_id=large.id).filter(created_at__lte=created).filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id))
+        qs = (
+            artifact_list(organization_id=large.id)
+            .filter(created_at__lte=created)
+            .filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id))
+        )
         got = list(qs[: LIMIT + 1])
         elapsed = (time.perf_counter() - started) * 1000
         if got[0].id != expected_first:
@@ -469,19 +615,40 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     prefix_cases = {
         "orm_prefix_narrow": ("ORM ?prefix=<one run dir> as is", *prefix_orm(narrow_prefix, ranged=False)),
-        "orm_prefix_narrow_ranged": ("ORM ?prefix=<one run dir> + range bound", *prefix_orm(narrow_prefix, ranged=True)),
+        "orm_prefix_narrow_ranged": (
+            "ORM ?prefix=<one run dir> + range bound",
+            *prefix_orm(narrow_prefix, ranged=True),
+        ),
         "orm_prefix_broad": (f"ORM ?prefix={broad_prefix} as is", *prefix_orm(broad_prefix, ranged=False)),
-        "orm_prefix_broad_ranged": (f"ORM ?prefix={broad_prefix} + range bound", *prefix_orm(broad_prefix, ranged=True)),
+        "orm_prefix_broad_ranged": (
+            f"ORM ?prefix={broad_prefix} + range bound",
+            *prefix_orm(broad_prefix, ranged=True),
+        ),
     }
 
     cases: dict[str, tuple[str, object]] = {
         "first_page": ("GET first page (large org)", api({"limit": LIMIT}, large_headers, expect_rows=LIMIT)),
-        "deep_page": (f"GET page {depth + 1:,} (cursor)", api({"limit": LIMIT, "cursor": deep_cursor}, large_headers, expect_first=expected_first, expect_rows=LIMIT)),
+        "deep_page": (
+            f"GET page {depth + 1:,} (cursor)",
+            api({"limit": LIMIT, "cursor": deep_cursor}, large_headers, expect_first=expected_first, expect_rows=LIMIT),
+        ),
         "filter_sandbox": ("GET ?sandbox_id=", api({"limit": LIMIT, "sandbox_id": sample.sandbox_id}, large_headers)),
-        "filter_content_type": ("GET ?content_type=", api({"limit": LIMIT, "content_type": sample.content_type}, large_headers)),
-        "filter_prefix_broad": (f"GET ?prefix={broad_prefix}", api({"limit": LIMIT, "prefix": broad_prefix}, large_headers)),
-        "filter_prefix_narrow": ("GET ?prefix=<one run dir>", api({"limit": LIMIT, "prefix": narrow_prefix}, large_headers)),
-        "baseline_small_org": ("baseline: GET first page (100-artifact org)", api({"limit": LIMIT}, small_headers, expect_rows=LIMIT)),
+        "filter_content_type": (
+            "GET ?content_type=",
+            api({"limit": LIMIT, "content_type": sample.content_type}, large_headers),
+        ),
+        "filter_prefix_broad": (
+            f"GET ?prefix={broad_prefix}",
+            api({"limit": LIMIT, "prefix": broad_prefix}, large_headers),
+        ),
+        "filter_prefix_narrow": (
+            "GET ?prefix=<one run dir>",
+            api({"limit": LIMIT, "prefix": narrow_prefix}, large_headers),
+        ),
+        "baseline_small_org": (
+            "baseline: GET first page (100-artifact org)",
+            api({"limit": LIMIT}, small_headers, expect_rows=LIMIT),
+        ),
         "orm_keyset_deep": ("ORM keyset page at depth", keyset_orm),
         "orm_offset_deep": ("baseline: ORM OFFSET page at depth", orm(offset_qs)),
         "orm_keyset_deep_hinted": ("ORM keyset at depth + created_at<= bound", keyset_orm_hinted),
@@ -502,18 +669,29 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     created, art_id = boundary.created_at, boundary.id
     plans = {
         "first_page": explain(keyset_qs[: LIMIT + 1]),
-        "deep_page": explain(keyset_qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1]),
-        "deep_page_with_range_hint": explain(keyset_qs.filter(created_at__lte=created).filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1]),
+        "deep_page": explain(
+            keyset_qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1]
+        ),
+        "deep_page_with_range_hint": explain(
+            keyset_qs.filter(created_at__lte=created).filter(
+                Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id)
+            )[: LIMIT + 1]
+        ),
         "filter_sandbox": explain(artifact_list(organization_id=large.id, sandbox_id=sample.sandbox_id)[: LIMIT + 1]),
-        "filter_content_type": explain(artifact_list(organization_id=large.id, content_type=sample.content_type)[: LIMIT + 1]),
+        "filter_content_type": explain(
+            artifact_list(organization_id=large.id, content_type=sample.content_type)[: LIMIT + 1]
+        ),
         "filter_prefix": explain(artifact_list(organization_id=large.id, prefix=narrow_prefix)[: LIMIT + 1]),
         "orm_offset_deep": explain(offset_qs),
         "filter_prefix_with_range_bound": explain(prefix_cases["orm_prefix_narrow_ranged"][2]),
     }
-    deep_sql = str(keyset_qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1].query)
+    deep_sql = str(
+        keyset_qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=art_id))[: LIMIT + 1].query
+    )
     connection.close()
 
     results = {key: summary(values) for key, values in samples.items()}
+
     def ratio(key: str, against: str, label: str) -> None:
         base_ms = results[against]["median_ms"]
         results[key]["ratio"] = round(results[key]["median_ms"] / base_ms, 2) if base_ms else None
@@ -521,7 +699,14 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     for key in results:
         results[key]["label"] = cases[key][0]
-    for key in ("first_page", "deep_page", "filter_sandbox", "filter_content_type", "filter_prefix_broad", "filter_prefix_narrow"):
+    for key in (
+        "first_page",
+        "deep_page",
+        "filter_sandbox",
+        "filter_content_type",
+        "filter_prefix_broad",
+        "filter_prefix_narrow",
+    ):
         ratio(key, "baseline_small_org", "100-artifact org")
     for key in ("orm_offset_deep", "orm_keyset_deep_hinted"):
         ratio(key, "orm_keyset_deep", "keyset as is")
@@ -542,7 +727,9 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
         "query_plans": plans,
         "target_ms": TARGET_MS,
         "meets_target": meets,
-        "filters_within_target": {key: results[key]["median_ms"] <= TARGET_MS for key in results if key.startswith("filter_")},
+        "filters_within_target": {
+            key: results[key]["median_ms"] <= TARGET_MS for key in results if key.startswith("filter_")
+        },
     }
 
 
@@ -565,8 +752,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true", help="build the database even if a cached one exists")
-    parser.add_argument("--database-url", help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
-                        "created and dropped by the script); default: SQLite")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/stowage_bench (a dedicated database: "
+        "created and dropped by the script); default: SQLite",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0 or args.rows < LIMIT or args.depth < 1:
@@ -576,7 +766,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="stowage-bench-list-", ignore_cleanup_errors=True) as tmp:
             var_dir = Path(tmp) / "var"
             var_dir.mkdir()
-            database = pg_prepare(args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json)
+            database = pg_prepare(
+                args.database_url, args.rows, args.second_org_rows, var_dir, rebuild=args.rebuild, quiet=args.json
+            )
             try:
                 result = measure(args.rows, args.runs, args.warmup, args.depth)
             finally:
@@ -596,7 +788,6 @@ def main() -> int:
             copy_s = time.perf_counter() - copied
             _django_setup(var_dir)
             from django.core.management import call_command
-
             from django.db import connection
             from django.db.migrations.recorder import MigrationRecorder
 
@@ -614,10 +805,18 @@ def main() -> int:
             build_info = build_database(db_path, args.rows, args.second_org_rows)
             store_cache(db_path, cached)
             if not args.json:
-                print(f"built {args.rows:,} + {args.second_org_rows:,} rows in {build_info['total_s']} s "
-                      f"(insert {build_info['insert_s']} s, indexes {build_info['index_s']} s), {build_info['file_mib']} MiB; cached as {cached}", file=sys.stderr)
+                print(
+                    f"built {args.rows:,} + {args.second_org_rows:,} rows in {build_info['total_s']} s "
+                    f"(insert {build_info['insert_s']} s, indexes {build_info['index_s']} s), {build_info['file_mib']} MiB; cached as {cached}",
+                    file=sys.stderr,
+                )
         result = measure(args.rows, args.runs, args.warmup, args.depth)
-        result["database"] = {"cached_file": str(cached), "built_now": build_info, "copy_s": round(copy_s, 1), "sqlite_version": sqlite3.sqlite_version}
+        result["database"] = {
+            "cached_file": str(cached),
+            "built_now": build_info,
+            "copy_s": round(copy_s, 1),
+            "sqlite_version": sqlite3.sqlite_version,
+        }
     return report(result, args)
 
 
@@ -625,10 +824,12 @@ def report(result: dict[str, object], args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['rows']:,} artifacts in one organization; limit {LIMIT}; deep page = {result['depth_pages']:,} pages "
-          f"({result['depth_rows']:,} rows) in; {result['runs']} runs after {result['warmup']} warm-up, interleaved")
+    print(
+        f"{result['rows']:,} artifacts in one organization; limit {LIMIT}; deep page = {result['depth_pages']:,} pages "
+        f"({result['depth_rows']:,} rows) in; {result['runs']} runs after {result['warmup']} warm-up, interleaved"
+    )
     print(f"{'':46}{'median':>9}{'p90':>9}{'min':>9}    ratio  (ms, in-process server time)")
-    for key, row in result["results"].items():
+    for row in result["results"].values():
         ratio_s = f"{row['ratio']:>7.3g}x vs {row['ratio_vs']}" if row.get("ratio") is not None else ""
         print(f"{row['label'][:45]:46}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['min_ms']:>9.2f}  {ratio_s}")
     print(f"filter matches: {result['filter_matches']}")
@@ -638,7 +839,9 @@ def report(result: dict[str, object], args) -> int:
     for key, plan in result["query_plans"].items():
         print(f"  {key}: " + " | ".join(plan if "sqlite_version" in result["database"] else plan[:4]))
     for key, ok in result["meets_target"].items():
-        print(f"{key}: median {result['results'][key]['median_ms']:.2f} ms  ({'meets' if ok else 'MISSES'} the target of <= {TARGET_MS:.0f} ms)")
+        print(
+            f"{key}: median {result['results'][key]['median_ms']:.2f} ms  ({'meets' if ok else 'MISSES'} the target of <= {TARGET_MS:.0f} ms)"
+        )
     slow = [key for key, ok in result["filters_within_target"].items() if not ok]
     if slow:
         print(f"filtered first pages over {TARGET_MS:.0f} ms: {', '.join(slow)}")

@@ -86,7 +86,7 @@ def measure(base_url: str, org_id: str, api_key: str, runs: int, warmup: int) ->
         "api_execute": summary(api_ms),
         "bare_bwrap": summary(bwrap_ms),
         "median_overhead_ms": round(overhead, 2),
-        "median_paired_overhead_ms": round(statistics.median(a - b for a, b in zip(api_ms, bwrap_ms)), 2),
+        "median_paired_overhead_ms": round(statistics.median(a - b for a, b in zip(api_ms, bwrap_ms, strict=False)), 2),
         "target_ms": TARGET_MS,
         "meets_target": overhead <= TARGET_MS,
     }
@@ -101,9 +101,11 @@ def main() -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
 
-    with tempfile.TemporaryDirectory(prefix="stowage-bench-", ignore_cleanup_errors=True) as tmp:
-        with LocalStack(Path(tmp) / "var") as stack:
-            result = measure(stack.base_url, stack.org_id, stack.api_key, args.runs, args.warmup)
+    with (
+        tempfile.TemporaryDirectory(prefix="stowage-bench-", ignore_cleanup_errors=True) as tmp,
+        LocalStack(Path(tmp) / "var") as stack,
+    ):
+        result = measure(stack.base_url, stack.org_id, stack.api_key, args.runs, args.warmup)
 
     if args.json:
         print(json.dumps(result, indent=2))

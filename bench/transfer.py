@@ -185,13 +185,21 @@ class MotoServer:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        return boto3.client(
+            "s3", endpoint_url=self.url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
 
     def __enter__(self) -> MotoServer:
         binary = Path(sys.executable).parent / "moto_server"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while True:
             if self.process.poll() is not None:
@@ -221,14 +229,20 @@ class MotoServer:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
-    return {"median_s": round(statistics.median(samples), 3), "min_s": round(min(samples), 3), "max_s": round(max(samples), 3)}
+    return {
+        "median_s": round(statistics.median(samples), 3),
+        "min_s": round(min(samples), 3),
+        "max_s": round(max(samples), 3),
+    }
 
 
 def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None = None) -> dict[str, object]:
     headers = {"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id}
     var_dir = stack.var_dir
     worker = find_worker(stack)
-    with httpx.Client(base_url=stack.base_url + "/api/v1", headers=headers, timeout=httpx.Timeout(3600, connect=30)) as http:
+    with httpx.Client(
+        base_url=stack.base_url + "/api/v1", headers=headers, timeout=httpx.Timeout(3600, connect=30)
+    ) as http:
 
         def call(method: str, url: str, **kwargs) -> dict:
             response = http.request(method, url, **kwargs)
@@ -239,7 +253,11 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
         source_box = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
         target_box = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
         made = time.perf_counter()
-        done = call("POST", f"/sandbox/{source_box}/execute", json={"command": ["sh", "-c", f"head -c {size} /dev/urandom > {SOURCE}"], "timeout": 3_600_000})
+        done = call(
+            "POST",
+            f"/sandbox/{source_box}/execute",
+            json={"command": ["sh", "-c", f"head -c {size} /dev/urandom > {SOURCE}"], "timeout": 3_600_000},
+        )
         if done["exit_code"] != 0:
             raise RuntimeError(f"could not create the file in the sandbox: {done}")
         create_s = time.perf_counter() - made
@@ -259,18 +277,28 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
             nonlocal artifact_id
             with RssSampler(worker.pid) as rss:
                 started = time.perf_counter()
-                artifact = call("POST", f"/sandbox/{source_box}/artifacts/upload", json={"path": SOURCE, "remote_path": f"bench/big-{round_no}.bin"})
+                artifact = call(
+                    "POST",
+                    f"/sandbox/{source_box}/artifacts/upload",
+                    json={"path": SOURCE, "remote_path": f"bench/big-{round_no}.bin"},
+                )
                 elapsed = time.perf_counter() - started
             if artifact["size"] != size or (expected_sha and artifact["checksum"] != f"sha256:{expected_sha}"):
                 raise RuntimeError(f"the stored artifact does not match the file: {artifact}")
             artifact_id = artifact["id"]
             samples["upload"].append(elapsed)
-            memory["upload"].append({"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)})
+            memory["upload"].append(
+                {"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)}
+            )
 
         def download(round_no: int) -> None:
             with RssSampler(worker.pid) as rss:
                 started = time.perf_counter()
-                done = call("POST", f"/sandbox/{target_box}/artifacts/download", json={"artifact_id": artifact_id, "target_path": TARGET})
+                done = call(
+                    "POST",
+                    f"/sandbox/{target_box}/artifacts/download",
+                    json={"artifact_id": artifact_id, "target_path": TARGET},
+                )
                 elapsed = time.perf_counter() - started
             if not done["success"] or host_target.stat().st_size != size:
                 raise RuntimeError(f"the download did not produce the file: {done}")
@@ -280,7 +308,9 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
             flushed = time.perf_counter()
             os.sync()
             writeback.append(time.perf_counter() - flushed)
-            memory["download"].append({"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)})
+            memory["download"].append(
+                {"before_mib": mib(rss.before), "peak_mib": mib(rss.peak), "growth_mib": mib(rss.growth)}
+            )
             call("DELETE", f"/sandbox/{target_box}/files", json={"path": TARGET})
 
         def baseline(round_no: int) -> None:
@@ -314,9 +344,25 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
                 while part := src.read(part_size):
                     whole.update(part)
                     checksum = base64.b64encode(hashlib.sha256(part).digest()).decode()
-                    answer = s3.upload_part(Bucket=S3_BUCKET, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
-                    parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"], "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum})
-            s3.complete_multipart_upload(Bucket=S3_BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+                    answer = s3.upload_part(
+                        Bucket=S3_BUCKET,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=len(parts) + 1,
+                        Body=part,
+                        ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=checksum,
+                    )
+                    parts.append(
+                        {
+                            "PartNumber": len(parts) + 1,
+                            "ETag": answer["ETag"],
+                            "ChecksumSHA256": answer.get("ChecksumSHA256") or checksum,
+                        }
+                    )
+            s3.complete_multipart_upload(
+                Bucket=S3_BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
             samples["sequential"].append(time.perf_counter() - started)
             if whole.hexdigest() != expected_sha:
                 raise RuntimeError("the reference upload read different bytes")
@@ -329,7 +375,13 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
             samples.pop("download")
             memory.pop("download")
             for round_no in range(rounds):
-                for step in ([baseline_s3, upload, sequential_s3] if round_no % 3 == 0 else [upload, sequential_s3, baseline_s3] if round_no % 3 == 1 else [sequential_s3, baseline_s3, upload]):
+                for step in (
+                    [baseline_s3, upload, sequential_s3]
+                    if round_no % 3 == 0
+                    else [upload, sequential_s3, baseline_s3]
+                    if round_no % 3 == 1
+                    else [sequential_s3, baseline_s3, upload]
+                ):
                     os.sync()
                     step(round_no)
                 moto_rss.append(moto.rss_mib())
@@ -346,7 +398,13 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
         # Round 0 runs the baseline first so the upload can be checked against its checksum;
         # later rounds rotate which of the three goes first. A download needs its round's upload.
         for round_no in range(rounds if s3 is None else 0):
-            order = [baseline, upload, download] if round_no % 3 == 0 else [upload, download, baseline] if round_no % 3 == 1 else [upload, baseline, download]
+            order = (
+                [baseline, upload, download]
+                if round_no % 3 == 0
+                else [upload, download, baseline]
+                if round_no % 3 == 1
+                else [upload, baseline, download]
+            )
             for step in order:
                 os.sync()  # every step starts with no other step's dirty pages still being written
                 step(round_no)
@@ -368,10 +426,17 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
         "rounds": rounds,
         "create_file_s": round(create_s, 2),
         "sha256": expected_sha,
-        "results": {key: {**summary(values), "MiB_per_s": round(size / 2**20 / medians[key], 1)} for key, values in samples.items()},
+        "results": {
+            key: {**summary(values), "MiB_per_s": round(size / 2**20 / medians[key], 1)}
+            for key, values in samples.items()
+        },
         "samples_s": {key: [round(v, 3) for v in values] for key, values in samples.items()},
         "ratio_to_baseline": ratios,
-        **({"ratio_to_sequential_reference": round(medians["upload"] / medians["sequential"], 2)} if "sequential" in medians else {}),
+        **(
+            {"ratio_to_sequential_reference": round(medians["upload"] / medians["sequential"], 2)}
+            if "sequential" in medians
+            else {}
+        ),
         "min_ratio_to_baseline": min_ratios,
         "download_writeback_after_s": [round(v, 3) for v in writeback],
         "worker_pid": worker.pid,
@@ -390,9 +455,16 @@ def measure(stack: LocalStack, size: int, rounds: int, moto: MotoServer | None =
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="file size, e.g. 1GiB (default) or 256MiB")
+    parser.add_argument(
+        "--size", type=parse_size, default=parse_size("1GiB"), help="file size, e.g. 1GiB (default) or 256MiB"
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--storage", choices=("local", "s3"), default="local", help="artifact storage: the local filesystem (default) or S3 on a moto_server started here")
+    parser.add_argument(
+        "--storage",
+        choices=("local", "s3"),
+        default="local",
+        help="artifact storage: the local filesystem (default) or S3 on a moto_server started here",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -404,9 +476,11 @@ def main() -> int:
         if free < 5 * args.size:
             parser.error(f"{tmp} has {mib(free)} MiB free; this run needs about {mib(5 * args.size)} MiB")
         if args.storage == "s3":
-            with MotoServer(Path(tmp) / "moto.log") as moto:
-                with LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack:
-                    result = measure(stack, args.size, args.rounds, moto)
+            with (
+                MotoServer(Path(tmp) / "moto.log") as moto,
+                LocalStack(Path(tmp) / "var", env=moto.stack_env()) as stack,
+            ):
+                result = measure(stack, args.size, args.rounds, moto)
         else:
             with LocalStack(Path(tmp) / "var") as stack:
                 result = measure(stack, args.size, args.rounds)
@@ -418,26 +492,50 @@ def main() -> int:
     if args.storage == "s3":
         print("storage: S3 on moto_server (in-memory stand-in; not real S3 performance)")
     print(f"{'':34}{'median':>9}{'min':>9}{'max':>9}{'MiB/s':>9}{'ratio':>8}{'min/min':>9}  (s)")
-    labels = {"upload": "upload sandbox -> storage (API)", "download": "download storage -> sandbox (API)", "baseline": "baseline: chunked copy + sha256"}
+    labels = {
+        "upload": "upload sandbox -> storage (API)",
+        "download": "download storage -> sandbox (API)",
+        "baseline": "baseline: chunked copy + sha256",
+    }
     if args.storage == "s3":
-        labels = {"upload": "upload sandbox -> S3 (API)", "baseline": "baseline: boto3 upload_file", "sequential": "ref: sequential parts + SHA-256"}
+        labels = {
+            "upload": "upload sandbox -> S3 (API)",
+            "baseline": "baseline: boto3 upload_file",
+            "sequential": "ref: sequential parts + SHA-256",
+        }
     for key, label in labels.items():
         row = result["results"][key]
-        ratio = f"{result['ratio_to_baseline'][key]:>7.2f}x{result['min_ratio_to_baseline'][key]:>8.2f}x" if key in result["ratio_to_baseline"] else ""
-        print(f"{label:34}{row['median_s']:>9.2f}{row['min_s']:>9.2f}{row['max_s']:>9.2f}{row['MiB_per_s']:>9.1f}{ratio}")
+        ratio = (
+            f"{result['ratio_to_baseline'][key]:>7.2f}x{result['min_ratio_to_baseline'][key]:>8.2f}x"
+            if key in result["ratio_to_baseline"]
+            else ""
+        )
+        print(
+            f"{label:34}{row['median_s']:>9.2f}{row['min_s']:>9.2f}{row['max_s']:>9.2f}{row['MiB_per_s']:>9.1f}{ratio}"
+        )
     if result["download_writeback_after_s"]:
-        print(f"sync right after each download (dirty pages it left, not in its time): {', '.join(f'{v:.2f}' for v in result['download_writeback_after_s'])} s")
+        print(
+            f"sync right after each download (dirty pages it left, not in its time): {', '.join(f'{v:.2f}' for v in result['download_writeback_after_s'])} s"
+        )
     for kind, entries in result["worker_memory"].items():
         shown = ", ".join(f"{e['before_mib']:.0f}->{e['peak_mib']:.0f} (+{e['growth_mib']:.1f})" for e in entries)
         print(f"worker RSS during {kind} (MiB, before->peak): {shown}")
     met = result["meets_target"]
     if "ratio_to_sequential_reference" in result:
-        print(f"upload / sequential SHA-256 multipart reference (medians): {result['ratio_to_sequential_reference']:.2f}x")
+        print(
+            f"upload / sequential SHA-256 multipart reference (medians): {result['ratio_to_sequential_reference']:.2f}x"
+        )
     if result["moto_rss_after_round_mib"]:
-        print(f"moto_server RSS after each round (MiB, objects still stored): {', '.join(f'{v:.0f}' for v in result['moto_rss_after_round_mib'])}")
+        print(
+            f"moto_server RSS after each round (MiB, objects still stored): {', '.join(f'{v:.0f}' for v in result['moto_rss_after_round_mib'])}"
+        )
     for key in result["ratio_to_baseline"]:
-        print(f"{key}: {result['ratio_to_baseline'][key]:.2f}x the baseline  ({'meets' if met[key] else 'MISSES'} the target of <= {result['target_ratio']}x)")
-    print(f"worker peak memory growth: {result['worker_peak_growth_mib']:.1f} MiB  ({'meets' if met['worker_memory'] else 'MISSES'} the target of <= {TARGET_GROWTH_MIB:.0f} MiB)")
+        print(
+            f"{key}: {result['ratio_to_baseline'][key]:.2f}x the baseline  ({'meets' if met[key] else 'MISSES'} the target of <= {result['target_ratio']}x)"
+        )
+    print(
+        f"worker peak memory growth: {result['worker_peak_growth_mib']:.1f} MiB  ({'meets' if met['worker_memory'] else 'MISSES'} the target of <= {TARGET_GROWTH_MIB:.0f} MiB)"
+    )
     return 0
 
 

@@ -25,10 +25,24 @@ api = NinjaAPI(
 )
 
 
-def error_response(request: HttpRequest, status: int, code: str, message: str, details: dict | None = None, headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    message: str,
+    details: dict | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
     response = api.create_response(
         request,
-        {"error": {"code": code, "message": message, "request_id": getattr(request, "request_id", ""), "details": details or {}}},
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "request_id": getattr(request, "request_id", ""),
+                "details": details or {},
+            }
+        },
         status=status,
     )
     for name, value in (headers or {}).items():
@@ -49,7 +63,13 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "payload")]
         problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
     message = "invalid request: " + "; ".join(problems) if problems else "invalid request"
-    return error_response(request, 400, "VALIDATION_ERROR", message, {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors]})
+    return error_response(
+        request,
+        400,
+        "VALIDATION_ERROR",
+        message,
+        {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors]},
+    )
 
 
 @api.exception_handler(AuthenticationError)
@@ -64,13 +84,17 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(request, exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR", str(exc))
+    return error_response(
+        request, exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR", str(exc)
+    )
 
 
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled API error (request %s)", getattr(request, "request_id", ""))
-    return error_response(request, 500, "INTERNAL_ERROR", "internal error; the request id identifies it in the server logs")
+    return error_response(
+        request, 500, "INTERNAL_ERROR", "internal error; the request id identifies it in the server logs"
+    )
 
 
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:

@@ -31,7 +31,9 @@ class ApiKeyAuth(AuthBase):
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
         if not header:
-            raise Unauthorized("missing Authorization header: send 'Authorization: ApiKey <key>' with 'X-Org-Id: <org id>', or 'Authorization: Bearer <key>'")
+            raise Unauthorized(
+                "missing Authorization header: send 'Authorization: ApiKey <key>' with 'X-Org-Id: <org id>', or 'Authorization: Bearer <key>'"
+            )
         if scheme.lower() not in {"apikey", "bearer"} or not secret.strip():
             raise Unauthorized("malformed Authorization header: expected 'ApiKey <key>' or 'Bearer <key>'")
         key = api_key_authenticate(secret.strip())
@@ -39,7 +41,9 @@ class ApiKeyAuth(AuthBase):
             raise Unauthorized("invalid, expired or revoked API key", code="INVALID_API_KEY")
         org_header = request.headers.get("X-Org-Id", "").strip()
         if org_header and org_header != key.organization_id:
-            raise Unauthorized("this API key does not belong to the organization named in X-Org-Id", code="ORG_MISMATCH")
+            raise Unauthorized(
+                "this API key does not belong to the organization named in X-Org-Id", code="ORG_MISMATCH"
+            )
         return Actor(
             organization_id=key.organization_id,
             api_key_id=key.id,

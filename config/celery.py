@@ -21,7 +21,9 @@ def sandbox_queue(host: str) -> str:
     return f"sandbox.{host}"
 
 
-def route_task(name: str, args: Any, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **_: Any) -> dict[str, str]:
+def route_task(
+    name: str, args: Any, kwargs: dict[str, Any], options: dict[str, Any], task: Any = None, **_: Any
+) -> dict[str, str]:
     # Work on a sandbox's files must run on the host that holds them; callers pass that
     # host as the `host` keyword and nothing else decides where such a task goes.
     host = (kwargs or {}).get("host")

@@ -177,7 +177,9 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("STOWAGE_TASK_SOFT_TIME_LIMIT", 3 * 3600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 300
 # Longer than the longest task, or Redis would hand an unacknowledged task to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("STOWAGE_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("STOWAGE_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600)
+}
 # A few quick retries, not Celery's 20 one a second: with Redis down, a request must answer
 # 503 BROKER_UNAVAILABLE within seconds instead of hanging (tests/ops_outage).
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
@@ -232,9 +234,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = SANDBOX_FILE_API_MAX_BYTES * 4 // 3 + (1 << 20)
 
 # --- Artifacts ------------------------------------------------------------------------------
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "media")},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "storage")}},
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "storage")},
+    },
 }
 # S3 (or an S3-compatible store) through django-storages when a bucket is named; the names are
 # the ones django-storages documents. Credentials may also come from boto3's usual chain.
@@ -282,7 +290,14 @@ SHARE_GUESS_LIMIT_PER_MINUTE = env_int("STOWAGE_SHARE_GUESS_LIMIT_PER_MINUTE", 3
 PUBLIC_BASE_URL = env_str("STOWAGE_PUBLIC_URL", "")
 
 # --- API ------------------------------------------------------------------------------------
-API_KEY_DEFAULT_SCOPES = ["sandboxes:read", "sandboxes:write", "artifacts:read", "artifacts:write", "audit:read", "keys:manage"]
+API_KEY_DEFAULT_SCOPES = [
+    "sandboxes:read",
+    "sandboxes:write",
+    "artifacts:read",
+    "artifacts:write",
+    "audit:read",
+    "keys:manage",
+]
 
 # --- Static files, auth, i18n ---------------------------------------------------------------
 STATIC_URL = "static/"
@@ -335,7 +350,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "ops.logging.RequestIdFilter"}, "redact": {"()": "ops.logging.RedactFilter"}},
     "formatters": {"plain": {"()": "ops.logging.PlainFormatter"}, "json": {"()": "ops.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": STOWAGE_LOG_FORMAT, "filters": ["request_id", "redact"], "stream": sys.stderr}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": STOWAGE_LOG_FORMAT,
+            "filters": ["request_id", "redact"],
+            "stream": sys.stderr,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

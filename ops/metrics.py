@@ -106,7 +106,9 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         try:
-            observe_request(request.method or "", route_label(request), response.status_code, time.perf_counter() - started)
+            observe_request(
+                request.method or "", route_label(request), response.status_code, time.perf_counter() - started
+            )
         except Exception:  # pragma: no cover
             logger.exception("could not record request metrics")
         return response
@@ -137,9 +139,15 @@ def probe_redis():
     with _probe_lock:
         pool = source.connection_pool
         kwargs = dict(pool.connection_kwargs)
-        kwargs.update(socket_timeout=BROKER_PROBE_TIMEOUT_SECONDS, socket_connect_timeout=BROKER_PROBE_TIMEOUT_SECONDS, retry_on_timeout=False)
+        kwargs.update(
+            socket_timeout=BROKER_PROBE_TIMEOUT_SECONDS,
+            socket_connect_timeout=BROKER_PROBE_TIMEOUT_SECONDS,
+            retry_on_timeout=False,
+        )
         kwargs.pop("retry", None)
-        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **kwargs))
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **kwargs)
+        )
         _probe = (source, client)
         return client
 
@@ -159,8 +167,14 @@ class QueueDepthCollector(Collector):
     """``stowage_queue_depth{queue=...}`` from Redis ``LLEN``; ``stowage_broker_up`` 0 when Redis is down."""
 
     def collect(self):
-        depth = GaugeMetricFamily("stowage_queue_depth", "Tasks waiting in a Celery queue (Redis LLEN), read at scrape time.", labels=["queue"])
-        up = GaugeMetricFamily("stowage_broker_up", "1 when the broker answered the scrape-time queue depth read, else 0.")
+        depth = GaugeMetricFamily(
+            "stowage_queue_depth",
+            "Tasks waiting in a Celery queue (Redis LLEN), read at scrape time.",
+            labels=["queue"],
+        )
+        up = GaugeMetricFamily(
+            "stowage_broker_up", "1 when the broker answered the scrape-time queue depth read, else 0."
+        )
         try:
             client = probe_redis()
             pipe = client.pipeline(transaction=False)
@@ -200,7 +214,7 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def start_worker_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+def start_worker_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 scraped from other hosts
     """Serve this Celery worker's metrics (transfers run here) on ``port``; the thread pool keeps
     every task in this one process, so the numbers are whole."""
     from prometheus_client import start_http_server

@@ -47,7 +47,11 @@ def check_storage() -> None:
     storage.exists(STORAGE_PROBE_KEY)
     location = storage.location if isinstance(storage, FileSystemStorage) else None
     # A missing directory is made by the first write; one that exists must be usable.
-    if location and os.path.exists(location) and not (os.path.isdir(location) and os.access(location, os.W_OK | os.X_OK)):
+    if (
+        location
+        and os.path.exists(location)
+        and not (os.path.isdir(location) and os.access(location, os.W_OK | os.X_OK))
+    ):
         raise PermissionError("the storage directory is not a writable directory")
 
 
@@ -89,7 +93,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("Authorization", "")
         scheme, _, value = supplied.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            response = HttpResponse("metrics require a bearer token\n", status=401, content_type="text/plain; charset=utf-8")
+            response = HttpResponse(
+                "metrics require a bearer token\n", status=401, content_type="text/plain; charset=utf-8"
+            )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
     return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -83,7 +83,9 @@ class SuccessOut(Schema):
 def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
     require_scope(request.auth, "sandboxes:write")
     if payload.org_id and payload.org_id != request.auth.organization_id:
-        raise InvalidInput("org_id does not match the organization of this API key", code="ORG_MISMATCH", details={"field": "org_id"})
+        raise InvalidInput(
+            "org_id does not match the organization of this API key", code="ORG_MISMATCH", details={"field": "org_id"}
+        )
     sandbox = services.sandbox_create(
         actor=request.auth,
         cpus=None if payload.cpus is None else str(payload.cpus),
@@ -98,7 +100,9 @@ def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
 @router.get("/sandboxes", response=SandboxListOut)
 def list_sandboxes(request: HttpRequest, filters: Query[SandboxFilters]):
     require_scope(request.auth, "sandboxes:read")
-    sandboxes = sandbox_list(organization_id=request.auth.organization_id, status=filters.status, session_id=filters.session_id)[: filters.limit]
+    sandboxes = sandbox_list(
+        organization_id=request.auth.organization_id, status=filters.status, session_id=filters.session_id
+    )[: filters.limit]
     return {"sandboxes": [sandbox_out(s) for s in sandboxes]}
 
 
@@ -130,13 +134,23 @@ class ExecuteOut(Schema):
 def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    arguments = dict(actor=request.auth, sandbox=sandbox, command=payload.command, timeout_ms=payload.timeout, env=payload.env, working_dir=payload.working_dir or payload.cwd)
+    arguments = dict(
+        actor=request.auth,
+        sandbox=sandbox,
+        command=payload.command,
+        timeout_ms=payload.timeout,
+        env=payload.env,
+        working_dir=payload.working_dir or payload.cwd,
+    )
     if not payload.stream:
         return services.sandbox_execute(**arguments)
     stream_key = services.sandbox_stream_key()
     pending = services.sandbox_execute(**arguments, stream_key=stream_key)
     timeout_s = (payload.timeout or 0) / 1000 or services.check_exec_timeout_ms(None) / 1000
-    response = StreamingHttpResponse(_relay_events(request.auth, sandbox, payload.command, stream_key, pending, timeout_s), content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        _relay_events(request.auth, sandbox, payload.command, stream_key, pending, timeout_s),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
@@ -171,7 +185,13 @@ def _relay_events(actor, sandbox: Sandbox, command, stream_key: str, pending, ti
     finally:
         redis.delete(stream_key)
         pending.forget()
-        services.sandbox_execute_audit(actor=actor, sandbox=sandbox, command=command, final=final, duration_ms=int((time.monotonic() - started) * 1000))
+        services.sandbox_execute_audit(
+            actor=actor,
+            sandbox=sandbox,
+            command=command,
+            final=final,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
 
 
 class FileIn(Schema):
@@ -270,7 +290,9 @@ class ExtendIn(Schema):
 def extend_sandbox(request: HttpRequest, sandbox_id: str, payload: ExtendIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return sandbox_out(services.sandbox_extend(actor=request.auth, sandbox=sandbox, additional_seconds=payload.additional_seconds))
+    return sandbox_out(
+        services.sandbox_extend(actor=request.auth, sandbox=sandbox, additional_seconds=payload.additional_seconds)
+    )
 
 
 class AuditSummaryOut(Schema):

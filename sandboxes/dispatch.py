@@ -36,7 +36,14 @@ _RUNTIME_ERRORS: dict[str, type[StowageError]] = {
 }
 
 
-def enqueue(task: Task, *, host: str | None = None, task_id: str | None = None, on_unavailable: Callable[[], None] | None = None, **kwargs: Any):
+def enqueue(
+    task: Task,
+    *,
+    host: str | None = None,
+    task_id: str | None = None,
+    on_unavailable: Callable[[], None] | None = None,
+    **kwargs: Any,
+):
     """Publish the task; when the broker is down, let the caller undo what it prepared
     (``on_unavailable``) and answer 503, so a retry of the request starts afresh."""
     if host is not None:
@@ -60,7 +67,9 @@ def wait_for(async_result, *, timeout: float) -> dict[str, Any]:
     try:
         answer = async_result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
     except CeleryTimeout:
-        raise GatewayTimeout(f"no worker answered within {int(timeout)} s; the sandbox host may be down or busy") from None
+        raise GatewayTimeout(
+            f"no worker answered within {int(timeout)} s; the sandbox host may be down or busy"
+        ) from None
     except (OperationalError, RedisConnectionError):
         raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
     error = answer.get("error") if isinstance(answer, dict) else None

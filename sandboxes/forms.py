@@ -9,7 +9,12 @@ from sandboxes.models import SandboxStatus
 
 class SandboxFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *SandboxStatus.choices], required=False)
-    session = forms.CharField(label="Agent session", max_length=128, required=False, widget=forms.TextInput(attrs={"placeholder": "ses_…", "class": "mono"}))
+    session = forms.CharField(
+        label="Agent session",
+        max_length=128,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "ses_…", "class": "mono"}),
+    )
     cursor = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
 
 
@@ -19,7 +24,9 @@ class SaveArtifactForm(forms.Form):
 
 
 class BringInForm(forms.Form):
-    artifact = forms.CharField(label="Artifact", max_length=40, error_messages={"required": "Pick an artifact to bring in."})
+    artifact = forms.CharField(
+        label="Artifact", max_length=40, error_messages={"required": "Pick an artifact to bring in."}
+    )
     target_path = forms.CharField(
         label="Target path",
         max_length=4096,

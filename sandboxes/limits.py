@@ -52,7 +52,9 @@ def check_timeout_seconds(value: int | None) -> int:
     if value is None:
         return settings.SANDBOX_DEFAULT_TIMEOUT_SECONDS
     if not 1 <= value <= high:
-        raise InvalidInput(f"timeout_seconds must be between 1 and {high}; got {value}", details={"field": "timeout_seconds"})
+        raise InvalidInput(
+            f"timeout_seconds must be between 1 and {high}; got {value}", details={"field": "timeout_seconds"}
+        )
     return value
 
 
@@ -61,7 +63,9 @@ def check_exec_timeout_ms(value: int | None) -> int:
     if value is None:
         return settings.SANDBOX_EXEC_DEFAULT_TIMEOUT_MS
     if not 1 <= value <= high:
-        raise InvalidInput(f"timeout must be between 1 and {high} milliseconds; got {value}", details={"field": "timeout"})
+        raise InvalidInput(
+            f"timeout must be between 1 and {high} milliseconds; got {value}", details={"field": "timeout"}
+        )
     return value
 
 
@@ -74,7 +78,12 @@ def check_env(env: dict[str, str] | None) -> dict[str, str]:
         raise InvalidInput("env may hold at most 256 variables", details={"field": "env"})
     for name, value in env.items():
         if not _ENV_NAME.match(name):
-            raise InvalidInput(f"env variable name {name[:64]!r} is invalid: use letters, digits and '_', not starting with a digit", details={"field": "env"})
+            raise InvalidInput(
+                f"env variable name {name[:64]!r} is invalid: use letters, digits and '_', not starting with a digit",
+                details={"field": "env"},
+            )
         if "\x00" in value or len(value) > 32768:
-            raise InvalidInput(f"env variable {name} has a NUL byte or is longer than 32768 characters", details={"field": "env"})
+            raise InvalidInput(
+                f"env variable {name} has a NUL byte or is longer than 32768 characters", details={"field": "env"}
+            )
     return env

@@ -21,7 +21,9 @@ def sandbox_get(*, organization_id: str, sandbox_id: str) -> Sandbox:
     return sandbox
 
 
-def sandbox_list(*, organization_id: str, status: str | None = None, session_id: str | None = None) -> QuerySet[Sandbox]:
+def sandbox_list(
+    *, organization_id: str, status: str | None = None, session_id: str | None = None
+) -> QuerySet[Sandbox]:
     sandboxes = Sandbox.objects.filter(organization_id=organization_id)
     if status:
         sandboxes = sandboxes.filter(status=status)
@@ -37,14 +39,18 @@ def sandbox_newest_running_in_session(*, organization_id: str, session_id: str) 
     return sandbox
 
 
-def sandbox_list_with_artifact_counts(*, organization_id: str, status: str | None = None, session_id: str | None = None) -> QuerySet[Sandbox]:
+def sandbox_list_with_artifact_counts(
+    *, organization_id: str, status: str | None = None, session_id: str | None = None
+) -> QuerySet[Sandbox]:
     """``sandbox_list`` with each row's ready-artifact count computed in the same query.
 
     A correlated count per row, served by the artifact_org_sandbox index; a page of sandboxes
     costs one query however many rows it shows.
     """
     counts = (
-        Artifact.objects.filter(organization_id=OuterRef("organization_id"), sandbox_id=OuterRef("id"), state=ArtifactState.READY)
+        Artifact.objects.filter(
+            organization_id=OuterRef("organization_id"), sandbox_id=OuterRef("id"), state=ArtifactState.READY
+        )
         .order_by()
         .values("sandbox_id")
         .annotate(n=Count("id"))
@@ -71,7 +77,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, sandbox_id = raw.split("|", 1)
         return datetime.fromisoformat(created), sandbox_id
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this page returned", code="INVALID_CURSOR", details={"field": "cursor"}) from None
+        raise InvalidInput(
+            "cursor is not one this page returned", code="INVALID_CURSOR", details={"field": "cursor"}
+        ) from None
 
 
 def sandbox_page(sandboxes: QuerySet[Sandbox], *, limit: int, cursor: str | None) -> SandboxPage:

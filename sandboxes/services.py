@@ -38,21 +38,49 @@ MAX_FILES_PER_WRITE = 1000
 
 
 @contextmanager
-def audited(*, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", details: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+def audited(
+    *, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", details: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
     """Record one audit event for the block, a failure too; the block may add details."""
     details = dict(details or {})
     started = time.monotonic()
     try:
         yield details
     except StowageError as exc:
-        audit_record(actor=actor, action=action, resource=resource or f"sandbox:{sandbox.id}", sandbox_id=sandbox.id, session_id=sandbox.session_id, details=details, outcome=Outcome.FAILURE, error_message=f"{exc.code}: {exc.message}", duration_ms=int((time.monotonic() - started) * 1000), organization_id=sandbox.organization_id)
+        audit_record(
+            actor=actor,
+            action=action,
+            resource=resource or f"sandbox:{sandbox.id}",
+            sandbox_id=sandbox.id,
+            session_id=sandbox.session_id,
+            details=details,
+            outcome=Outcome.FAILURE,
+            error_message=f"{exc.code}: {exc.message}",
+            duration_ms=int((time.monotonic() - started) * 1000),
+            organization_id=sandbox.organization_id,
+        )
         raise
-    audit_record(actor=actor, action=action, resource=resource or f"sandbox:{sandbox.id}", sandbox_id=sandbox.id, session_id=sandbox.session_id, details=details, outcome=details.pop("_outcome", Outcome.SUCCESS), error_message=details.pop("_error", ""), duration_ms=int((time.monotonic() - started) * 1000), organization_id=sandbox.organization_id)
+    audit_record(
+        actor=actor,
+        action=action,
+        resource=resource or f"sandbox:{sandbox.id}",
+        sandbox_id=sandbox.id,
+        session_id=sandbox.session_id,
+        details=details,
+        outcome=details.pop("_outcome", Outcome.SUCCESS),
+        error_message=details.pop("_error", ""),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        organization_id=sandbox.organization_id,
+    )
 
 
 def require_running(sandbox: Sandbox) -> None:
     if sandbox.status != SandboxStatus.RUNNING:
-        raise Conflict(f"Sandbox '{sandbox.id}' is {sandbox.status}, not running", code="SANDBOX_NOT_RUNNING", details={"status": sandbox.status})
+        raise Conflict(
+            f"Sandbox '{sandbox.id}' is {sandbox.status}, not running",
+            code="SANDBOX_NOT_RUNNING",
+            details={"status": sandbox.status},
+        )
 
 
 def check_sandbox_path(path: str | None, *, field: str = "path", allow_root: bool = False) -> str:
@@ -68,7 +96,9 @@ def _pick_host() -> str:
     if len(hosts) == 1:
         return hosts[0]
     running = dict(
-        Sandbox.objects.filter(host__in=hosts, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING]).values_list("host").annotate(n=Count("id"))
+        Sandbox.objects.filter(host__in=hosts, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING])
+        .values_list("host")
+        .annotate(n=Count("id"))
     )
     return min(hosts, key=lambda host: running.get(host, 0))
 
@@ -104,10 +134,32 @@ def sandbox_create(
     if session_id:
         sandbox.session_id = session_id
     task_id = str(uuid.uuid4())
-    with audited(actor=actor, action="sandbox.create", sandbox=sandbox, details={"cpus": cpus_text, "memory": memory_text, "timeout_seconds": lifetime, "host": sandbox.host, "env_names": sorted(env)}):
+    with audited(
+        actor=actor,
+        action="sandbox.create",
+        sandbox=sandbox,
+        details={
+            "cpus": cpus_text,
+            "memory": memory_text,
+            "timeout_seconds": lifetime,
+            "host": sandbox.host,
+            "env_names": sorted(env),
+        },
+    ):
         with transaction.atomic():
             sandbox.save(force_insert=True)
-            transaction.on_commit(lambda: enqueue(tasks.sandbox_provision, host=sandbox.host, task_id=task_id, on_unavailable=lambda: _not_provisioned(sandbox.id, "the task queue was unavailable; the sandbox was not started"), sandbox_id=sandbox.id, env=env))
+            transaction.on_commit(
+                lambda: enqueue(
+                    tasks.sandbox_provision,
+                    host=sandbox.host,
+                    task_id=task_id,
+                    on_unavailable=lambda: _not_provisioned(
+                        sandbox.id, "the task queue was unavailable; the sandbox was not started"
+                    ),
+                    sandbox_id=sandbox.id,
+                    env=env,
+                )
+            )
         try:
             wait_for(tasks.sandbox_provision.AsyncResult(task_id), timeout=settings.SANDBOX_CREATE_WAIT_SECONDS)
         except StowageError:
@@ -119,7 +171,9 @@ def sandbox_create(
 
 
 def _not_provisioned(sandbox_id: str, message: str) -> None:
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now())
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
+        status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now()
+    )
 
 
 def sandbox_execute(
@@ -139,18 +193,33 @@ def sandbox_execute(
     if working_dir is not None:
         working_dir = check_sandbox_path(working_dir, field="working_dir", allow_root=True)
     require_running(sandbox)
-    pending = enqueue(tasks.sandbox_execute, host=sandbox.host, sandbox_id=sandbox.id, command=command, env=env, working_dir=working_dir, timeout_ms=timeout_ms, stream_key=stream_key)
+    pending = enqueue(
+        tasks.sandbox_execute,
+        host=sandbox.host,
+        sandbox_id=sandbox.id,
+        command=command,
+        env=env,
+        working_dir=working_dir,
+        timeout_ms=timeout_ms,
+        stream_key=stream_key,
+    )
     if stream_key:
         return pending
-    with audited(actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}) as details:
+    with audited(
+        actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
+    ) as details:
         answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
-        details.update(exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"])
+        details.update(
+            exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
+        )
         if answer["timed_out"]:
             details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
     return answer
 
 
-def sandbox_execute_audit(*, actor: Actor, sandbox: Sandbox, command: str | list[str], final: dict[str, Any], duration_ms: int) -> None:
+def sandbox_execute_audit(
+    *, actor: Actor, sandbox: Sandbox, command: str | list[str], final: dict[str, Any], duration_ms: int
+) -> None:
     """The audit event of a streamed execution, recorded once the stream has ended."""
     failed = final.get("type") != "exit" or final.get("timed_out")
     audit_record(
@@ -159,7 +228,12 @@ def sandbox_execute_audit(*, actor: Actor, sandbox: Sandbox, command: str | list
         resource=f"sandbox:{sandbox.id}",
         sandbox_id=sandbox.id,
         session_id=sandbox.session_id,
-        details={"command": _command_text(command), "stream": True, "exit_code": final.get("code"), "timed_out": bool(final.get("timed_out"))},
+        details={
+            "command": _command_text(command),
+            "stream": True,
+            "exit_code": final.get("code"),
+            "timed_out": bool(final.get("timed_out")),
+        },
         outcome=Outcome.FAILURE if failed else Outcome.SUCCESS,
         error_message=str(final.get("error", "timed out" if final.get("timed_out") else "")),
         duration_ms=duration_ms,
@@ -170,7 +244,9 @@ def sandbox_execute_audit(*, actor: Actor, sandbox: Sandbox, command: str | list
 def _validate_command(command: str | list[str]) -> None:
     parts = [command] if isinstance(command, str) else command
     if not parts or any(not isinstance(p, str) for p in parts) or (isinstance(command, str) and not command.strip()):
-        raise InvalidInput("command must be a non-empty string or a non-empty list of strings", details={"field": "command"})
+        raise InvalidInput(
+            "command must be a non-empty string or a non-empty list of strings", details={"field": "command"}
+        )
     if any("\x00" in p for p in parts):
         raise InvalidInput("command must not contain NUL bytes", details={"field": "command"})
     if sum(len(p) for p in parts) > 128 * 1024:
@@ -195,22 +271,55 @@ def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str,
         try:
             size = len(base64.b64decode(item.get("content", ""), validate=True))
         except (binascii.Error, ValueError):
-            raise InvalidInput(f"files[{index}].content is not valid base64", code="INVALID_BASE64", details={"field": f"files[{index}].content"}) from None
+            raise InvalidInput(
+                f"files[{index}].content is not valid base64",
+                code="INVALID_BASE64",
+                details={"field": f"files[{index}].content"},
+            ) from None
         total += size
         if total > limit:
-            raise PayloadTooLarge(f"files larger than {limit} bytes in one request go through artifacts instead", code="FILE_TOO_LARGE", details={"limit": limit})
+            raise PayloadTooLarge(
+                f"files larger than {limit} bytes in one request go through artifacts instead",
+                code="FILE_TOO_LARGE",
+                details={"limit": limit},
+            )
         prepared.append({"path": path, "content": item.get("content", "")})
     require_running(sandbox)
-    with audited(actor=actor, action="file.write", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{prepared[0]['path']}", details={"paths": [f["path"] for f in prepared][:100], "bytes": total}):
-        answer = run_on_host(tasks.sandbox_write_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, files=prepared)
+    with audited(
+        actor=actor,
+        action="file.write",
+        sandbox=sandbox,
+        resource=f"sandbox:{sandbox.id}:{prepared[0]['path']}",
+        details={"paths": [f["path"] for f in prepared][:100], "bytes": total},
+    ):
+        answer = run_on_host(
+            tasks.sandbox_write_files,
+            host=sandbox.host,
+            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
+            sandbox_id=sandbox.id,
+            files=prepared,
+        )
     return answer["written"]
 
 
 def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str, Any]:
     path = check_sandbox_path(path)
     require_running(sandbox)
-    with audited(actor=actor, action="file.read", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path}) as details:
-        answer = run_on_host(tasks.sandbox_read_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, max_bytes=settings.SANDBOX_FILE_API_MAX_BYTES)
+    with audited(
+        actor=actor,
+        action="file.read",
+        sandbox=sandbox,
+        resource=f"sandbox:{sandbox.id}:{path}",
+        details={"path": path},
+    ) as details:
+        answer = run_on_host(
+            tasks.sandbox_read_file,
+            host=sandbox.host,
+            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
+            sandbox_id=sandbox.id,
+            path=path,
+            max_bytes=settings.SANDBOX_FILE_API_MAX_BYTES,
+        )
         details["bytes"] = answer["size"]
     return answer
 
@@ -218,22 +327,52 @@ def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str,
 def sandbox_list_files(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> list[dict[str, Any]]:
     path = check_sandbox_path(path or "/workspace", allow_root=True)
     require_running(sandbox)
-    with audited(actor=actor, action="file.list", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
-        answer = run_on_host(tasks.sandbox_list_files, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
+    with audited(
+        actor=actor,
+        action="file.list",
+        sandbox=sandbox,
+        resource=f"sandbox:{sandbox.id}:{path}",
+        details={"path": path, "recursive": recursive},
+    ):
+        answer = run_on_host(
+            tasks.sandbox_list_files,
+            host=sandbox.host,
+            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
+            sandbox_id=sandbox.id,
+            path=path,
+            recursive=recursive,
+        )
     return answer["files"]
 
 
 def sandbox_delete_file(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> None:
     path = check_sandbox_path(path)
     require_running(sandbox)
-    with audited(actor=actor, action="file.delete", sandbox=sandbox, resource=f"sandbox:{sandbox.id}:{path}", details={"path": path, "recursive": recursive}):
-        run_on_host(tasks.sandbox_delete_file, host=sandbox.host, timeout=settings.SANDBOX_FILE_WAIT_SECONDS, sandbox_id=sandbox.id, path=path, recursive=recursive)
+    with audited(
+        actor=actor,
+        action="file.delete",
+        sandbox=sandbox,
+        resource=f"sandbox:{sandbox.id}:{path}",
+        details={"path": path, "recursive": recursive},
+    ):
+        run_on_host(
+            tasks.sandbox_delete_file,
+            host=sandbox.host,
+            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
+            sandbox_id=sandbox.id,
+            path=path,
+            recursive=recursive,
+        )
 
 
-def sandbox_stop(*, actor: Actor, sandbox: Sandbox, action: str = "sandbox.stop", reason: str = "requested", wait: bool = True) -> Sandbox:
+def sandbox_stop(
+    *, actor: Actor, sandbox: Sandbox, action: str = "sandbox.stop", reason: str = "requested", wait: bool = True
+) -> Sandbox:
     """Stop the sandbox and remove its files. Stopping a stopped sandbox succeeds (retries are safe)."""
     with audited(actor=actor, action=action, sandbox=sandbox, details={"reason": reason}) as details:
-        moved = Sandbox.objects.filter(id=sandbox.id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR]).update(status=SandboxStatus.TERMINATING)
+        moved = Sandbox.objects.filter(
+            id=sandbox.id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR]
+        ).update(status=SandboxStatus.TERMINATING)
         sandbox.refresh_from_db()
         details["previous_status_changed"] = bool(moved)
         if sandbox.status == SandboxStatus.TERMINATING:
@@ -247,15 +386,25 @@ def sandbox_stop(*, actor: Actor, sandbox: Sandbox, action: str = "sandbox.stop"
 def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -> Sandbox:
     high = settings.SANDBOX_MAX_TIMEOUT_SECONDS
     if not 1 <= additional_seconds <= high:
-        raise InvalidInput(f"additional_seconds must be between 1 and {high}; got {additional_seconds}", details={"field": "additional_seconds"})
-    with audited(actor=actor, action="sandbox.extend", sandbox=sandbox, details={"additional_seconds": additional_seconds}) as details:
+        raise InvalidInput(
+            f"additional_seconds must be between 1 and {high}; got {additional_seconds}",
+            details={"field": "additional_seconds"},
+        )
+    with audited(
+        actor=actor, action="sandbox.extend", sandbox=sandbox, details={"additional_seconds": additional_seconds}
+    ) as details:
         require_running(sandbox)
         now = timezone.now()
         new_expiry = max(sandbox.expires_at, now) + timedelta(seconds=additional_seconds)
         if new_expiry > now + timedelta(seconds=high):
-            raise InvalidInput(f"a sandbox may live at most {high} seconds from now; extend by at most {int((now + timedelta(seconds=high) - sandbox.expires_at).total_seconds())} seconds", details={"field": "additional_seconds"})
+            raise InvalidInput(
+                f"a sandbox may live at most {high} seconds from now; extend by at most {int((now + timedelta(seconds=high) - sandbox.expires_at).total_seconds())} seconds",
+                details={"field": "additional_seconds"},
+            )
         # Compare-and-set: a concurrent stop wins over an extension.
-        updated = Sandbox.objects.filter(id=sandbox.id, status=SandboxStatus.RUNNING, expires_at=sandbox.expires_at).update(expires_at=new_expiry)
+        updated = Sandbox.objects.filter(
+            id=sandbox.id, status=SandboxStatus.RUNNING, expires_at=sandbox.expires_at
+        ).update(expires_at=new_expiry)
         if not updated:
             raise Conflict("the sandbox changed while extending it; try again", code="SANDBOX_CHANGED")
         details["expires_at"] = new_expiry.isoformat()
@@ -265,7 +414,11 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
 
 def sandbox_stop_expired(*, now=None, batch: int = 200) -> int:
     now = now or timezone.now()
-    expired = list(Sandbox.objects.filter(status__in=[SandboxStatus.RUNNING, SandboxStatus.CREATING], expires_at__lte=now).order_by("expires_at")[:batch])
+    expired = list(
+        Sandbox.objects.filter(
+            status__in=[SandboxStatus.RUNNING, SandboxStatus.CREATING], expires_at__lte=now
+        ).order_by("expires_at")[:batch]
+    )
     for sandbox in expired:
         sandbox_stop(actor=Actor.system(sandbox.organization_id), sandbox=sandbox, reason="expired", wait=False)
     return len(expired)
@@ -276,4 +429,6 @@ def sandbox_stream_key() -> str:
 
 
 def sandbox_running_counts(*, organization_id: str) -> dict[str, int]:
-    return Sandbox.objects.filter(organization_id=organization_id).aggregate(running=Count("id", filter=Q(status=SandboxStatus.RUNNING)), total=Count("id"))
+    return Sandbox.objects.filter(organization_id=organization_id).aggregate(
+        running=Count("id", filter=Q(status=SandboxStatus.RUNNING)), total=Count("id")
+    )

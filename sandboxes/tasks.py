@@ -40,9 +40,13 @@ def sandbox_provision(*, sandbox_id: str, host: str, env: dict[str, str]) -> dic
     try:
         runtime.create(sandbox_id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
     except SandboxRuntimeError as exc:
-        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.ERROR, error_message=exc.message, stopped_at=timezone.now())
+        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
+            status=SandboxStatus.ERROR, error_message=exc.message, stopped_at=timezone.now()
+        )
         return _error(exc)
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=runtime.isolated)
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
+        status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=runtime.isolated
+    )
     return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
 
 
@@ -52,7 +56,10 @@ class _StreamPublisher:
     def __init__(self, key: str) -> None:
         self.key = key
         self.redis = get_redis()
-        self.decoders = {"stdout": codecs.getincrementaldecoder("utf-8")("replace"), "stderr": codecs.getincrementaldecoder("utf-8")("replace")}
+        self.decoders = {
+            "stdout": codecs.getincrementaldecoder("utf-8")("replace"),
+            "stderr": codecs.getincrementaldecoder("utf-8")("replace"),
+        }
 
     def send(self, event: dict[str, Any]) -> None:
         self.redis.xadd(self.key, {"event": json.dumps(event)})
@@ -107,7 +114,14 @@ def sandbox_execute(
         "duration_ms": result.duration_ms,
     }
     if publisher:
-        publisher.finish({"type": "exit", "code": result.exit_code, "output_truncated": result.output_truncated, "timed_out": result.timed_out})
+        publisher.finish(
+            {
+                "type": "exit",
+                "code": result.exit_code,
+                "output_truncated": result.output_truncated,
+                "timed_out": result.timed_out,
+            }
+        )
         # The stream already carried the output; the result only needs the summary.
         answer["stdout"] = answer["stderr"] = ""
     return answer
@@ -164,7 +178,9 @@ def sandbox_delete_file(*, sandbox_id: str, host: str, path: str, recursive: boo
 def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
     # Destroying is idempotent, so a redelivered task simply finds nothing left to remove.
     get_runtime().destroy(sandbox_id)
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(status=SandboxStatus.TERMINATED, stopped_at=timezone.now())
+    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(
+        status=SandboxStatus.TERMINATED, stopped_at=timezone.now()
+    )
     return {"status": SandboxStatus.TERMINATED}
 
 

@@ -79,7 +79,9 @@ def sandbox_list(request: HttpRequest) -> HttpResponse:
     status = form.cleaned_data.get("status") or None
     session = form.cleaned_data.get("session") or None
     cursor = form.cleaned_data.get("cursor") or None
-    sandboxes = sandbox_list_with_artifact_counts(organization_id=request.organization.id, status=status, session_id=session)
+    sandboxes = sandbox_list_with_artifact_counts(
+        organization_id=request.organization.id, status=status, session_id=session
+    )
     page_error = ""
     try:
         page = sandbox_page(sandboxes, limit=PAGE_SIZE, cursor=cursor)
@@ -118,7 +120,15 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
 def _workspace(request: HttpRequest, sandbox: Sandbox) -> dict[str, Any]:
     """The folder named by ``?path=``, as the sandbox's worker lists it."""
     requested = request.GET.get("path") or WORKSPACE
-    context: dict[str, Any] = {"path": WORKSPACE, "crumbs": [], "parent": None, "entries": [], "workspace_error": "", "entries_hidden": 0, "workspace_available": sandbox.is_running}
+    context: dict[str, Any] = {
+        "path": WORKSPACE,
+        "crumbs": [],
+        "parent": None,
+        "entries": [],
+        "workspace_error": "",
+        "entries_hidden": 0,
+        "workspace_available": sandbox.is_running,
+    }
     if not sandbox.is_running:
         return context
     try:
@@ -143,7 +153,11 @@ def _picker(request: HttpRequest) -> dict[str, Any]:
     artifacts = artifact_list(organization_id=request.organization.id)
     if query:
         artifacts = artifacts.filter(remote_path__icontains=query)
-    return {"q": query, "picker_artifacts": list(artifacts.only("id", "remote_path", "version", "size", "created_at")[:PICKER_SIZE]), "picker_limit": PICKER_SIZE}
+    return {
+        "q": query,
+        "picker_artifacts": list(artifacts.only("id", "remote_path", "version", "size", "created_at")[:PICKER_SIZE]),
+        "picker_limit": PICKER_SIZE,
+    }
 
 
 @org_view()
@@ -151,10 +165,19 @@ def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     sandbox = _sandbox_or_404(request, sandbox_id)
     target = request.htmx.target if _wants_fragment(request) else None
     if target == "sandbox-status":
-        return _fragment(request, "sandboxes/partials/_sandbox_status.html", {"sandbox": sandbox}, final=sandbox.status in FINAL_STATUSES)
+        return _fragment(
+            request,
+            "sandboxes/partials/_sandbox_status.html",
+            {"sandbox": sandbox},
+            final=sandbox.status in FINAL_STATUSES,
+        )
     if target == "workspace-browser":
         # The link that asked for the folder is swapped away; focus goes to the new listing.
-        return _fragment(request, "sandboxes/partials/_workspace_browser.html", {"sandbox": sandbox, **_workspace(request, sandbox), "focus_browser": True})
+        return _fragment(
+            request,
+            "sandboxes/partials/_workspace_browser.html",
+            {"sandbox": sandbox, **_workspace(request, sandbox), "focus_browser": True},
+        )
     if target == "artifact-picker":
         return _fragment(request, "sandboxes/partials/_artifact_picker.html", _picker(request))
     context = {
@@ -164,8 +187,12 @@ def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         **(_picker(request) if sandbox.is_running and has_role(request.membership, Role.MEMBER) else {}),
         "bring_in_form": BringInForm(),
         "extend_form": ExtendForm(),
-        "artifacts": list(artifact_list(organization_id=request.organization.id, sandbox_id=sandbox.id)[:RECENT_ARTIFACTS]),
-        "events": list(audit_event_list(organization_id=request.organization.id, sandbox_id=sandbox.id)[:RECENT_EVENTS]),
+        "artifacts": list(
+            artifact_list(organization_id=request.organization.id, sandbox_id=sandbox.id)[:RECENT_ARTIFACTS]
+        ),
+        "events": list(
+            audit_event_list(organization_id=request.organization.id, sandbox_id=sandbox.id)[:RECENT_EVENTS]
+        ),
     }
     return render(request, "sandboxes/sandbox_detail.html", context)
 
@@ -224,7 +251,9 @@ def sandbox_bring_in(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         target = form.cleaned_data["target_path"].strip() or WORKSPACE + "/"
         if target.endswith("/"):
             target += artifact.filename
-        transfer = artifact_download_to_sandbox(actor=request.actor, sandbox=sandbox, artifact=artifact, target_path=target, wait=False)
+        transfer = artifact_download_to_sandbox(
+            actor=request.actor, sandbox=sandbox, artifact=artifact, target_path=target, wait=False
+        )
     except StowageError as exc:
         return _action_failed(request, sandbox, exc.message)
     return _transfer_started(request, sandbox, transfer)
@@ -242,7 +271,9 @@ def sandbox_transfer(request: HttpRequest, sandbox_id: str, transfer_id: str) ->
         raise Http404("not found")
     context = _transfer_context(sandbox, transfer)
     if _wants_fragment(request):
-        return _fragment(request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_TRANSFER_STATES)
+        return _fragment(
+            request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_TRANSFER_STATES
+        )
     return render(request, "sandboxes/transfer_detail.html", context)
 
 
@@ -275,10 +306,11 @@ def sandbox_extend(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         messages.error(request, _first_error(form))
         return redirect("sandbox-detail", sandbox.id)
     try:
-        sandbox = services.sandbox_extend(actor=request.actor, sandbox=sandbox, additional_seconds=form.cleaned_data["seconds"])
+        sandbox = services.sandbox_extend(
+            actor=request.actor, sandbox=sandbox, additional_seconds=form.cleaned_data["seconds"]
+        )
     except StowageError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Sandbox {sandbox.id} now expires at {sandbox.expires_at:%Y-%m-%d %H:%M:%S} UTC.")
     return redirect("sandbox-detail", sandbox.id)
-

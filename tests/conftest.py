@@ -35,10 +35,17 @@ class ApiUser:
         return self.client.get("/api/v1" + path, data, headers=self.headers(**headers))
 
     def post(self, path: str, body: Any = None, **headers: str):
-        return self.client.post("/api/v1" + path, body if body is not None else {}, content_type="application/json", headers=self.headers(**headers))
+        return self.client.post(
+            "/api/v1" + path,
+            body if body is not None else {},
+            content_type="application/json",
+            headers=self.headers(**headers),
+        )
 
     def delete(self, path: str, body: Any = None, **headers: str):
-        return self.client.delete("/api/v1" + path, body, content_type="application/json", headers=self.headers(**headers))
+        return self.client.delete(
+            "/api/v1" + path, body, content_type="application/json", headers=self.headers(**headers)
+        )
 
 
 def _make_user(org_name: str, email: str) -> ApiUser:
@@ -165,7 +172,9 @@ def dashboard(owner, stranger) -> DashboardUsers:
     owner_client.force_login(User.objects.get(username=owner.username))
     stranger_client = Client()
     stranger_client.force_login(User.objects.get(username=stranger.username))
-    return DashboardUsers(org_id=owner.org_id, owner=owner_client, stranger=stranger_client, anonymous=Client(), **clients)
+    return DashboardUsers(
+        org_id=owner.org_id, owner=owner_client, stranger=stranger_client, anonymous=Client(), **clients
+    )
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +200,9 @@ def s3_server():
     with open(log_dir / "moto.log", "wb") as log:
         # Without its global CORS, moto answers browsers by each bucket's own CORS rules, as S3 does.
         env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"}
-        process = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -227,7 +238,13 @@ class S3:
         self.bucket = bucket
         import boto3
 
-        self.client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def object_keys(self) -> set[str]:
         return {entry["Key"] for entry in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", ())}

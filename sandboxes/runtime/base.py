@@ -117,7 +117,9 @@ class SandboxRuntime(ABC):
         """A binary reader on a regular file, for streaming; the caller closes it."""
 
     @abstractmethod
-    def list_files(self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000) -> list[FileEntry]:
+    def list_files(
+        self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000
+    ) -> list[FileEntry]:
         """Entries under a directory; symbolic links are reported, never followed."""
 
     @abstractmethod

@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -159,7 +159,12 @@ def _probe_cgroup_v1() -> _Cgroups | None:
     pids = _v1_base("pids", "pids.max")
     if pids is None:
         return None
-    return _Cgroups(version=1, pids=pids, memory=_v1_base("memory", "memory.limit_in_bytes"), cpu=_v1_base("cpu", "cpu.cfs_quota_us"))
+    return _Cgroups(
+        version=1,
+        pids=pids,
+        memory=_v1_base("memory", "memory.limit_in_bytes"),
+        cpu=_v1_base("cpu", "cpu.cfs_quota_us"),
+    )
 
 
 def _probe_cgroup_v2() -> _Cgroups | None:
@@ -243,12 +248,14 @@ def _kill_cgroup_tree(directory: str, version: int, *, remove: bool = False) -> 
 JOIN_FAILED = "[stowage] could not place the command in its cgroup"
 # Joins the cgroups given as arguments up to "--", then execs the rest; never runs it otherwise.
 _JOIN_CGROUPS = (
-    'p=$$; while [ "$1" != -- ]; do echo $p > "$1" || { echo "%s" >&2; exit 125; }; shift; done; '
-    'shift; ulimit -c 0; exec "$@"' % JOIN_FAILED
+    f'p=$$; while [ "$1" != -- ]; do echo $p > "$1" || {{ echo "{JOIN_FAILED}" >&2; exit 125; }}; shift; done; '
+    'shift; ulimit -c 0; exec "$@"'
 )
 
 
-def _preexec(procs_files: tuple[str, ...], rlimits: tuple[tuple[int, tuple[int, int]], ...], pdeathsig: Callable[[], Any] | None) -> Callable[[], None]:
+def _preexec(
+    procs_files: tuple[str, ...], rlimits: tuple[tuple[int, tuple[int, int]], ...], pdeathsig: Callable[[], Any] | None
+) -> Callable[[], None]:
     pid_files = tuple(os.fsencode(path) for path in procs_files)
 
     # Runs in the forked child before exec: only plain syscalls, nothing that takes locks.
@@ -367,7 +374,7 @@ class LocalRuntime(SandboxRuntime):
             host = f"/etc/{name}"
             if os.path.exists(host):
                 options += ["--ro-bind", host, host]
-        options += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_SIZE_BYTES), "--tmpfs", "/tmp"]
+        options += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_SIZE_BYTES), "--tmpfs", "/tmp"]  # noqa: S108 the sandbox's own private /tmp
         options += ["--hostname", "sandbox", "--cap-drop", "ALL"]
         return options
 
@@ -496,7 +503,9 @@ class LocalRuntime(SandboxRuntime):
                 else:
                     _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
         except OSError as exc:
-            raise SandboxRuntimeError(f"could not set the sandbox's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED") from None
+            raise SandboxRuntimeError(
+                f"could not set the sandbox's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
+            ) from None
 
     def exists(self, sandbox_id: str) -> bool:
         directory = self._dir(sandbox_id)
@@ -674,9 +683,13 @@ class LocalRuntime(SandboxRuntime):
             except FileNotFoundError:
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             except OSError as exc:
-                raise SandboxRuntimeError(f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED") from None
+                raise SandboxRuntimeError(
+                    f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
+                ) from None
         except OSError as exc:
-            raise SandboxRuntimeError(f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED") from None
+            raise SandboxRuntimeError(
+                f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
+            ) from None
         procs = [os.path.join(leaf, "cgroup.procs")]
         if groups.version == 1:
             procs += [os.path.join(d, "cgroup.procs") for d in (memory_dir, cpu_dir) if d]
@@ -692,7 +705,7 @@ class LocalRuntime(SandboxRuntime):
             memory_bytes=int(memory_bytes) if memory_bytes else None,
         )
 
-    def _collect(
+    def _collect(  # noqa: C901 split with the runtime module
         self,
         proc: subprocess.Popen[bytes],
         execution: _Execution,
@@ -848,7 +861,9 @@ class LocalRuntime(SandboxRuntime):
         if not parts:
             raise InvalidPath(f"cannot write to {WORKSPACE} itself")
         if len(data) > self.max_file_bytes:
-            raise FileTooLarge(f"{paths.sandbox_path(parts)}: {len(data)} bytes is more than the {self.max_file_bytes} bytes allowed")
+            raise FileTooLarge(
+                f"{paths.sandbox_path(parts)}: {len(data)} bytes is more than the {self.max_file_bytes} bytes allowed"
+            )
         if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
             raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
         ws_fd = self._open_workspace(sandbox_id)
@@ -880,7 +895,9 @@ class LocalRuntime(SandboxRuntime):
             os.close(ws_fd)
         return os.fdopen(fd, "rb")
 
-    def list_files(self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000) -> list[FileEntry]:
+    def list_files(
+        self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000
+    ) -> list[FileEntry]:
         parts = paths.parse_path(path, allow_root=True)
         ws_fd = self._open_workspace(sandbox_id)
         try:
@@ -898,7 +915,7 @@ class LocalRuntime(SandboxRuntime):
                         path=entry_path,
                         type=_entry_type(st.st_mode),
                         size=st.st_size,
-                        modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+                        modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
                     )
                 )
                 if len(entries) >= limit:
@@ -965,7 +982,9 @@ class LocalRuntime(SandboxRuntime):
             raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
         ws_fd = self._open_workspace(sandbox_id)
         try:
-            return streams.write_stream(ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress)
+            return streams.write_stream(
+                ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress
+            )
         finally:
             os.close(ws_fd)
 

@@ -63,7 +63,9 @@ def parse_path(path: str, *, allow_root: bool = False) -> Parts:
         parts.append(part)
     if absolute:
         if not parts or parts[0] != WORKSPACE.lstrip("/"):
-            raise InvalidPath(f"path {_shorten(path)!r} is outside {WORKSPACE}; use a path under {WORKSPACE}/ or relative to it")
+            raise InvalidPath(
+                f"path {_shorten(path)!r} is outside {WORKSPACE}; use a path under {WORKSPACE}/ or relative to it"
+            )
         parts = parts[1:]
     if not parts and not allow_root:
         raise InvalidPath(f"path must name a file inside {WORKSPACE}, not {WORKSPACE} itself")
@@ -92,7 +94,9 @@ def _link_or_not_dir(dir_fd: int, name: str, parts: Parts, full: Parts) -> Sandb
     if stat.S_ISLNK(st.st_mode):
         if parts == full:
             return InvalidPath(f"{shown} is a symbolic link; symbolic links are not followed")
-        return InvalidPath(f"{sandbox_path(full)} goes through a symbolic link ({shown}); symbolic links are not followed")
+        return InvalidPath(
+            f"{sandbox_path(full)} goes through a symbolic link ({shown}); symbolic links are not followed"
+        )
     return NotADirectory(f"{shown} is not a directory")
 
 
@@ -156,7 +160,9 @@ def open_file(ws_fd: int, parts: Parts) -> int:
             fd = os.open(parts[-1], _READ_FLAGS, dir_fd=parent)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise InvalidPath(f"{sandbox_path(parts)} is a symbolic link; symbolic links are not followed") from None
+                raise InvalidPath(
+                    f"{sandbox_path(parts)} is a symbolic link; symbolic links are not followed"
+                ) from None
             if exc.errno == errno.ENOENT:
                 raise FileNotFound(f"{sandbox_path(parts)} does not exist") from None
             if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a Unix socket
@@ -226,7 +232,9 @@ def write_chunks(
             if stat.S_ISDIR(existing.st_mode):
                 raise NotAFile(f"{sandbox_path(parts)} is a directory, not a file")
             if stat.S_ISLNK(existing.st_mode):
-                raise InvalidPath(f"{sandbox_path(parts)} is a symbolic link; delete it first to replace it with a file")
+                raise InvalidPath(
+                    f"{sandbox_path(parts)} is a symbolic link; delete it first to replace it with a file"
+                )
         # Short fixed-length name: name + suffix could exceed NAME_MAX.
         temp = f".stowage-{token_hex(8)}.tmp"
         try:
@@ -287,7 +295,9 @@ def delete(ws_fd: int, parts: Parts, *, recursive: bool) -> None:
                     os.rmdir(name, dir_fd=parent)
                 except OSError as exc:
                     if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise NotAFile(f"{sandbox_path(parts)} is a directory that is not empty; delete it recursively") from None
+                        raise NotAFile(
+                            f"{sandbox_path(parts)} is a directory that is not empty; delete it recursively"
+                        ) from None
                     raise
         except FileNotFoundError:
             raise FileNotFound(f"{sandbox_path(parts)} does not exist") from None
@@ -295,7 +305,9 @@ def delete(ws_fd: int, parts: Parts, *, recursive: bool) -> None:
             raise
         except OSError as exc:
             if "symbolic link" in str(exc):
-                raise InvalidPath(f"{sandbox_path(parts)} became a symbolic link; symbolic links are not followed") from None
+                raise InvalidPath(
+                    f"{sandbox_path(parts)} became a symbolic link; symbolic links are not followed"
+                ) from None
             raise _os_error(exc, parts) from None
     finally:
         os.close(parent)
@@ -356,7 +368,7 @@ def walk(start_fd: int, display: str, *, recursive: bool) -> Iterator[tuple[str,
             except OSError:
                 os.close(child)
                 continue
-            frames.append(_Frame(fd=child, parts=frame.parts + (name,), display=path, entries=iter(entries)))
+            frames.append(_Frame(fd=child, parts=(*frame.parts, name), display=path, entries=iter(entries)))
             _close_excess(frames)
     finally:
         for frame in frames:
@@ -378,7 +390,7 @@ def _frame_fd(frames: list[_Frame], start_fd: int) -> int | None:
             base_parts = frame.parts
             break
     try:
-        top.fd = open_dir(base_fd, top.parts[len(base_parts):])
+        top.fd = open_dir(base_fd, top.parts[len(base_parts) :])
     except (SandboxRuntimeError, OSError):
         return None
     _close_excess(frames)

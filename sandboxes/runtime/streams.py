@@ -7,7 +7,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from . import paths
@@ -34,7 +34,13 @@ def stat_entry(ws_fd: int, parts: Parts) -> FileEntry:
     """What is at ``parts`` (never following a final link); parents are opened link-safely."""
     if not parts:
         st = os.fstat(ws_fd)
-        return FileEntry(name="workspace", path=WORKSPACE, type="directory", size=st.st_size, modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc))
+        return FileEntry(
+            name="workspace",
+            path=WORKSPACE,
+            type="directory",
+            size=st.st_size,
+            modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        )
     parent = paths.open_dir(ws_fd, parts[:-1], full=parts)
     try:
         st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
@@ -42,7 +48,13 @@ def stat_entry(ws_fd: int, parts: Parts) -> FileEntry:
         raise FileNotFound(f"{paths.sandbox_path(parts)} does not exist") from None
     finally:
         os.close(parent)
-    return FileEntry(name=parts[-1], path=paths.sandbox_path(parts), type=entry_type(st.st_mode), size=st.st_size, modified_at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc))
+    return FileEntry(
+        name=parts[-1],
+        path=paths.sandbox_path(parts),
+        type=entry_type(st.st_mode),
+        size=st.st_size,
+        modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+    )
 
 
 def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
@@ -80,7 +92,10 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
                             if exc.errno is not None:
                                 raise
                             # tarfile's "unexpected end of data": the file shrank while being read.
-                            raise SandboxRuntimeError(f"{entry_path} changed while the directory was being archived; nothing was stored, try again", code="FILE_CHANGED") from None
+                            raise SandboxRuntimeError(
+                                f"{entry_path} changed while the directory was being archived; nothing was stored, try again",
+                                code="FILE_CHANGED",
+                            ) from None
     finally:
         os.close(start)
 
@@ -117,7 +132,9 @@ def write_stream(
 
     def verify() -> None:
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
-            raise ChecksumMismatch(f"{paths.sandbox_path(parts)}: the bytes received do not match the artifact's checksum; nothing was written")
+            raise ChecksumMismatch(
+                f"{paths.sandbox_path(parts)}: the bytes received do not match the artifact's checksum; nothing was written"
+            )
 
     return paths.write_chunks(ws_fd, parts, metered(), mode, before_publish=verify)
 

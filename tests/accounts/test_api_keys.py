@@ -53,7 +53,9 @@ def test_revoked_and_expired_keys_get_401(owner):
 
 
 def test_a_key_with_another_organizations_id_is_refused(owner, stranger):
-    response = owner.client.get("/api/v1/sandboxes", headers={"Authorization": f"ApiKey {owner.key}", "X-Org-Id": stranger.org_id})
+    response = owner.client.get(
+        "/api/v1/sandboxes", headers={"Authorization": f"ApiKey {owner.key}", "X-Org-Id": stranger.org_id}
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "ORG_MISMATCH"
 
@@ -74,7 +76,13 @@ def test_api_key_lifecycle_shows_the_secret_once(owner):
 
 @pytest.mark.parametrize(
     "body",
-    [{"name": ""}, {"name": "x", "scopes": ["root"]}, {"name": "x", "expires_in_days": 0}, {"name": "x", "expires_in_days": "soon"}, {}],
+    [
+        {"name": ""},
+        {"name": "x", "scopes": ["root"]},
+        {"name": "x", "expires_in_days": 0},
+        {"name": "x", "expires_in_days": "soon"},
+        {},
+    ],
 )
 def test_bad_api_key_requests_change_nothing(owner, body):
     response = owner.post("/api-keys", body)
@@ -110,6 +118,8 @@ def test_bootstrap_prints_json_with_working_credentials(db, client, capsys):
 
     created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(created) == {"org_id", "api_key", "username", "password"}
-    response = client.get("/api/v1/sandboxes", headers={"Authorization": f"ApiKey {created['api_key']}", "X-Org-Id": created["org_id"]})
+    response = client.get(
+        "/api/v1/sandboxes", headers={"Authorization": f"ApiKey {created['api_key']}", "X-Org-Id": created["org_id"]}
+    )
     assert response.status_code == 200
     assert client.login(username=created["username"], password=created["password"])

@@ -32,7 +32,7 @@ def race(count: int, work: Callable[[int], Any], timeout: float = 120) -> list[A
         try:
             start.wait()
             results[index] = work(index)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -119,7 +119,12 @@ def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, dire
     status = browser.status(plan)
     assert status["state"] == "succeeded", status
     artifact = Artifact.objects.get(id=status["artifact"]["id"])
-    assert (artifact.state, artifact.version, artifact.size, artifact.remote_path) == (ArtifactState.READY, 1, len(data), "big/data.bin")
+    assert (artifact.state, artifact.version, artifact.size, artifact.remote_path) == (
+        ArtifactState.READY,
+        1,
+        len(data),
+        "big/data.bin",
+    )
     assert artifact.checksum == "sha256:" + hashlib.sha256(data).hexdigest() == status["artifact"]["checksum"]
     assert artifact.metadata == {"team": "ml"}
     assert direct.object_keys() == {artifact.storage_key} and direct.uploads() == []
@@ -141,7 +146,14 @@ def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, dire
 
 @pytest.mark.parametrize(
     ("size", "part_size"),
-    [(16 * MiB, 8 * MiB), (256 * MiB, 8 * MiB), (256 * MiB + 1, 9 * MiB), (1 << 30, 32 * MiB), (5 << 30, 32 * MiB), (400 << 30, 41 * MiB)],
+    [
+        (16 * MiB, 8 * MiB),
+        (256 * MiB, 8 * MiB),
+        (256 * MiB + 1, 9 * MiB),
+        (1 << 30, 32 * MiB),
+        (5 << 30, 32 * MiB),
+        (400 << 30, 41 * MiB),
+    ],
 )
 def test_parts_grow_with_the_file_and_stay_within_s3s_part_count(size, part_size):
     assert services.direct_part_size(size) == part_size
@@ -166,7 +178,9 @@ def test_several_parts_are_signed_in_one_request_or_none_is(browser, direct):
     data = os.urandom(2 * PART + 7)
     plan = begin(browser, "batch.bin", len(data))
     pieces = {n: data[(n - 1) * PART : n * PART] for n in (1, 2, 3)}
-    signed = browser.post(plan["urls"]["part"], {"parts": [{"number": n, "sha256": sha256_b64(pieces[n])} for n in (1, 2, 3)]})
+    signed = browser.post(
+        plan["urls"]["part"], {"parts": [{"number": n, "sha256": sha256_b64(pieces[n])} for n in (1, 2, 3)]}
+    )
     assert signed.status_code == 200, signed.content
     answers = signed.json()["parts"]
     assert [(a["number"], a["size"]) for a in answers] == [(1, PART), (2, PART), (3, 7)]
@@ -175,7 +189,13 @@ def test_several_parts_are_signed_in_one_request_or_none_is(browser, direct):
     assert browser.complete(plan).status_code == 202 and browser.status(plan)["state"] == "succeeded"
 
     plan = begin(browser, "batch2.bin", len(data))
-    for parts in ([], [{"number": 1, "sha256": sha256_b64(b"x")}] * 9, [{"number": 1, "sha256": sha256_b64(b"x")}, {"number": 4, "sha256": sha256_b64(b"x")}], "1,2", [1, 2]):
+    for parts in (
+        [],
+        [{"number": 1, "sha256": sha256_b64(b"x")}] * 9,
+        [{"number": 1, "sha256": sha256_b64(b"x")}, {"number": 4, "sha256": sha256_b64(b"x")}],
+        "1,2",
+        [1, 2],
+    ):
         refused = browser.post(plan["urls"]["part"], {"parts": parts})
         assert refused.status_code == 400, (parts, refused.content)
         assert refused.json()["error"]["field"] in ("parts", "number")
@@ -187,7 +207,12 @@ def test_the_check_sends_small_files_and_local_storage_through_stowage(browser, 
     refused = browser.begin("a.txt", MiB - 1)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "TOO_SMALL_FOR_DIRECT_UPLOAD"
     settings.DIRECT_UPLOADS = False
-    assert browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 10 * MiB, "metadata": {}}).json()["direct"] is False
+    assert (
+        browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 10 * MiB, "metadata": {}}).json()[
+            "direct"
+        ]
+        is False
+    )
     off = browser.begin("a.txt", 10 * MiB)
     assert off.status_code == 409 and off.json()["error"]["code"] == "DIRECT_UPLOAD_UNAVAILABLE"
     assert direct.uploads() == [] and not Artifact.objects.exists()
@@ -195,7 +220,12 @@ def test_the_check_sends_small_files_and_local_storage_through_stowage(browser, 
 
 def test_direct_uploads_need_s3(browser, settings, db):
     settings.DIRECT_UPLOADS = True
-    assert browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 100 * MiB, "metadata": {}}).json()["direct"] is False
+    assert (
+        browser.post("/artifacts/upload/check/", {"remote_path": "a.txt", "size": 100 * MiB, "metadata": {}}).json()[
+            "direct"
+        ]
+        is False
+    )
     refused = browser.begin("a.txt", 100 * MiB)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "DIRECT_UPLOAD_UNAVAILABLE"
 
@@ -225,7 +255,10 @@ def test_a_body_that_is_not_json_is_refused(browser, direct):
     assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_JSON"
 
 
-@pytest.mark.parametrize(("number", "digest"), [(0, None), (3, None), ("1", None), (1, "not base64!"), (1, base64.b64encode(b"short").decode())])
+@pytest.mark.parametrize(
+    ("number", "digest"),
+    [(0, None), (3, None), ("1", None), (1, "not base64!"), (1, base64.b64encode(b"short").decode())],
+)
 def test_a_bad_part_request_is_refused(browser, direct, number, digest):
     data = os.urandom(PART + 1)
     plan = begin(browser, "p.bin", len(data))
@@ -240,7 +273,9 @@ def test_joining_with_a_part_missing_changes_nothing_and_can_be_retried(browser,
     browser.send_parts(plan, data, numbers=[1, 3])
     refused = browser.complete(plan)
     assert refused.status_code == 409
-    assert refused.json()["error"]["code"] == "UPLOAD_INCOMPLETE" and refused.json()["error"]["details"]["missing_parts"] == [2]
+    assert refused.json()["error"]["code"] == "UPLOAD_INCOMPLETE" and refused.json()["error"]["details"][
+        "missing_parts"
+    ] == [2]
     assert browser.status(plan)["state"] == "uploading" and len(direct.uploads()) == 1 and direct.object_keys() == set()
 
     browser.send_parts(plan, data, numbers=[2])
@@ -268,7 +303,9 @@ def joined(browser: Browser, direct, remote_path: str, data: bytes) -> Transfer:
     transfer = Transfer.objects.get(id=plan["id"])
     key = transfer.artifact.storage_key
     s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
+    Transfer.objects.filter(id=transfer.id).update(
+        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data)
+    )
     return Transfer.objects.select_related("artifact").get(id=transfer.id)
 
 
@@ -279,7 +316,9 @@ def test_the_worker_checks_the_parts_again_before_joining_them(browser, direct):
     plan = begin(browser, "swapped.bin", len(data))
     browser.send_parts(plan, data)
     early = browser.sign(plan, 2, data[PART:]).json()
-    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
+    Transfer.objects.filter(id=plan["id"]).update(
+        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data)
+    )
     assert httpx.put(early["url"], content=data[PART:-1], headers=early["headers"]).status_code == 200
     assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "failed"
     status = browser.status(plan)
@@ -291,7 +330,9 @@ def test_a_worker_that_joins_the_parts_publishes_them(browser, direct):
     data = os.urandom(2 * PART + 1)
     plan = begin(browser, "joined.bin", len(data))
     browser.send_parts(plan, data)
-    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data))
+    Transfer.objects.filter(id=plan["id"]).update(
+        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data)
+    )
     assert direct.object_keys() == set()
     assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "succeeded"
     artifact = Artifact.objects.get(id=browser.status(plan)["artifact"]["id"])
@@ -317,7 +358,9 @@ def test_a_second_finish_leaves_one_that_is_running_alone(browser, direct):
     data = os.urandom(MiB + 10)
     plan = begin(browser, "busy.bin", len(data))
     browser.send_parts(plan, data)
-    Transfer.objects.filter(id=plan["id"]).update(state=TransferState.RUNNING, completed_at=timezone.now(), heartbeat_at=timezone.now(), bytes_done=len(data))
+    Transfer.objects.filter(id=plan["id"]).update(
+        state=TransferState.RUNNING, completed_at=timezone.now(), heartbeat_at=timezone.now(), bytes_done=len(data)
+    )
     assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "skipped"
     assert len(direct.uploads()) == 1 and direct.object_keys() == set()
     assert Transfer.objects.get(id=plan["id"]).state == TransferState.RUNNING
@@ -380,7 +423,10 @@ def test_a_check_that_cannot_read_the_object_fails_the_upload(browser, direct):
     assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status({"urls": {"status": f"/artifacts/upload/direct/{transfer.id}/"}})
     assert status["state"] == "failed" and status["error"]["code"] == "STORAGE_ERROR"
-    assert "could not be joined or read back" in status["error"]["message"] and "NoSuchKey" not in status["error"]["message"]
+    assert (
+        "could not be joined or read back" in status["error"]["message"]
+        and "NoSuchKey" not in status["error"]["message"]
+    )
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
 
 
@@ -402,7 +448,12 @@ def test_completing_while_the_check_is_queued_does_not_queue_it_again(browser, d
     """Only a check the queue refused is queued again; otherwise a retry just reports progress."""
     data = os.urandom(MiB + 10)
     transfer = joined(browser, direct, "queued.bin", data)
-    plan = {"urls": {"complete": f"/artifacts/upload/direct/{transfer.id}/complete/", "status": f"/artifacts/upload/direct/{transfer.id}/"}}
+    plan = {
+        "urls": {
+            "complete": f"/artifacts/upload/direct/{transfer.id}/complete/",
+            "status": f"/artifacts/upload/direct/{transfer.id}/",
+        }
+    }
     # Tasks run in-process here: had the retry queued the check, it would have published the artifact.
     for _ in range(3):
         again = browser.complete(plan)
@@ -419,12 +470,17 @@ def test_the_queue_being_down_at_completion_is_a_503_and_the_retry_finishes(brow
     data = os.urandom(MiB + 10)
     plan = begin(browser, "outage.bin", len(data))
     browser.send_parts(plan, data)
+
     def down(*args, **kwargs):
         raise OperationalError("the broker is down")  # what kombu raises when Redis refuses
 
     monkeypatch.setattr(tasks.finish_direct_upload, "apply_async", down)
     refused = browser.complete(plan)
-    assert refused.status_code == 503 and refused["Retry-After"] and refused.json()["error"]["code"] == "BROKER_UNAVAILABLE"
+    assert (
+        refused.status_code == 503
+        and refused["Retry-After"]
+        and refused.json()["error"]["code"] == "BROKER_UNAVAILABLE"
+    )
     assert browser.status(plan)["state"] == "verifying" and len(direct.uploads()) == 1  # closed, its parts kept
     monkeypatch.undo()
     retried = browser.complete(plan)
@@ -439,7 +495,9 @@ def test_an_object_of_another_size_than_planned_is_not_published(browser, direct
     transfer = Transfer.objects.get(id=plan["id"])
     key = transfer.artifact.storage_key
     s3_multipart_complete(key, transfer.upload_id, s3_multipart_parts(key, transfer.upload_id))
-    Transfer.objects.filter(id=transfer.id).update(state=TransferState.QUEUED, completed_at=timezone.now(), bytes_total=len(data) + 1)
+    Transfer.objects.filter(id=transfer.id).update(
+        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_total=len(data) + 1
+    )
     assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status(plan)
     assert status["state"] == "failed" and status["error"]["code"] == "SIZE_MISMATCH"
@@ -455,7 +513,11 @@ def test_abort_drops_the_parts_and_closes_the_upload(browser, direct):
     plan = begin(browser, "gone.bin", len(data))
     browser.send_parts(plan, data, numbers=[1])
     aborted = browser.post(plan["urls"]["abort"])
-    assert aborted.status_code == 200 and aborted.json()["state"] == "failed" and aborted.json()["error"]["code"] == "CANCELLED"
+    assert (
+        aborted.status_code == 200
+        and aborted.json()["state"] == "failed"
+        and aborted.json()["error"]["code"] == "CANCELLED"
+    )
     assert direct.uploads() == [] and direct.object_keys() == set()
     assert Artifact.objects.get().state == ArtifactState.FAILED
     refused = browser.sign(plan, 2, data[PART:])
@@ -497,16 +559,27 @@ def test_only_the_uploader_can_touch_the_upload(dashboard, browser, direct):
     plan = begin(browser, "mine.bin", len(data))
     for client in (dashboard.owner, dashboard.stranger):
         for url in (plan["urls"]["part"], plan["urls"]["complete"], plan["urls"]["abort"]):
-            assert client.post(url, {"number": 1, "sha256": sha256_b64(data)}, content_type="application/json").status_code == 404
+            assert (
+                client.post(url, {"number": 1, "sha256": sha256_b64(data)}, content_type="application/json").status_code
+                == 404
+            )
         assert client.get(plan["urls"]["status"]).status_code == 404
     # A viewer cannot upload at all; a visitor whose session ended is told so: JSON, for the page's script.
-    viewer = dashboard.viewer.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json")
+    viewer = dashboard.viewer.post(
+        "/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json"
+    )
     assert viewer.status_code == 404 and viewer.json()["error"]["code"] == "NOT_FOUND"
-    signed_out = dashboard.anonymous.post("/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json")
+    signed_out = dashboard.anonymous.post(
+        "/artifacts/upload/direct/", {"remote_path": "v.bin", "size": 2 * MiB}, content_type="application/json"
+    )
     assert signed_out.status_code == 401 and signed_out.json()["error"]["code"] == "SIGNED_OUT"
     assert dashboard.anonymous.get(plan["urls"]["status"]).json()["error"]["code"] == "SIGNED_OUT"
     wrong_method = browser.client.get(plan["urls"]["complete"])
-    assert wrong_method.status_code == 405 and wrong_method["Allow"] == "POST" and wrong_method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert (
+        wrong_method.status_code == 405
+        and wrong_method["Allow"] == "POST"
+        and wrong_method.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    )
     assert len(direct.uploads()) == 1
 
 
@@ -516,7 +589,9 @@ def test_the_direct_endpoints_keep_csrf_protection(dashboard, direct):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.get(username="member-user"))
-    refused = client.post("/artifacts/upload/direct/", {"remote_path": "x.bin", "size": 2 * MiB}, content_type="application/json")
+    refused = client.post(
+        "/artifacts/upload/direct/", {"remote_path": "x.bin", "size": 2 * MiB}, content_type="application/json"
+    )
     assert refused.status_code == 403 and direct.uploads() == []
 
 
@@ -555,9 +630,18 @@ def test_s3_cors_adds_its_rule_and_keeps_the_others(direct, capsys):
     assert "x-amz-checksum-sha256" in rules[0]["AllowedHeaders"]
     # What a browser's preflight gets for the dashboard's origin, and for another.
     url = f"{direct.endpoint}/{direct.bucket}/blobs/x"
-    allowed = httpx.options(url, headers={"Origin": "https://stowage.example.com", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "x-amz-checksum-sha256"})
+    allowed = httpx.options(
+        url,
+        headers={
+            "Origin": "https://stowage.example.com",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-amz-checksum-sha256",
+        },
+    )
     assert allowed.headers.get("Access-Control-Allow-Origin") == "https://stowage.example.com"
-    other_origin = httpx.options(url, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "PUT"})
+    other_origin = httpx.options(
+        url, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "PUT"}
+    )
     assert "Access-Control-Allow-Origin" not in other_origin.headers
     call_command("s3_cors", "--remove")
     assert [rule.get("ID") for rule in direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"]] == ["cdn"]
@@ -571,7 +655,9 @@ def test_s3_cors_needs_an_origin_and_s3(direct, settings):
         call_command("s3_cors", "--origin", "stowage.example.com/upload")
     settings.PUBLIC_BASE_URL = "https://files.example.com/stowage/"
     call_command("s3_cors")
-    assert direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"][0]["AllowedOrigins"] == ["https://files.example.com"]
+    assert direct.client.get_bucket_cors(Bucket=direct.bucket)["CORSRules"][0]["AllowedOrigins"] == [
+        "https://files.example.com"
+    ]
 
 
 def test_s3_cors_refuses_local_storage(db):

@@ -42,7 +42,9 @@ def run(owner, sid: str, command: str) -> dict:
 
 
 def write(owner, sid: str, path: str, data: bytes) -> None:
-    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": path, "content": base64.b64encode(data).decode()}]})
+    response = owner.post(
+        f"/sandbox/{sid}/files", {"files": [{"path": path, "content": base64.b64encode(data).decode()}]}
+    )
     assert response.status_code == 200, response.content
 
 
@@ -142,12 +144,19 @@ def test_an_upload_whose_worker_is_killed_is_redelivered_and_leaves_one_artifact
         cgroup = throttle_cpu(first.pid, 5)
         root = Path(blob_storage().location)
         temp_before = set(storage_files(root / "tmp")) if (root / "tmp").exists() else set()
-        started = owner.post(f"/sandbox/{sid}/artifacts/upload?wait=false", {"path": "big.bin", "remote_path": "fault/big.bin"})
+        started = owner.post(
+            f"/sandbox/{sid}/artifacts/upload?wait=false", {"path": "big.bin", "remote_path": "fault/big.bin"}
+        )
         assert started.status_code == 202, started.content
         transfer_id = started.json()["transfer_id"]
         # Some bytes are in (a megabyte when the worker is slowed, the first read otherwise).
         enough = 1 << 20 if cgroup is not None else 1
-        state = wait_transfer(owner, transfer_id, until=lambda s: s["bytes_done"] >= enough or s["state"] in ("succeeded", "failed"), timeout=60)
+        state = wait_transfer(
+            owner,
+            transfer_id,
+            until=lambda s: s["bytes_done"] >= enough or s["state"] in ("succeeded", "failed"),
+            timeout=60,
+        )
         assert state["state"] == "running" and state["bytes_done"] >= enough, state
 
         kill_group(first)
@@ -211,7 +220,13 @@ def storage_on_tmpfs(tmp_path: Path, settings, options: str):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True)
     if mounted.returncode != 0:
         pytest.fail(f"the disk-full tests mount a small tmpfs and need root: {mounted.stderr.decode().strip()}")
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(mount_point)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(mount_point)},
+        },
+    }
     try:
         assert blob_storage().location == str(mount_point)
         yield mount_point
@@ -252,7 +267,12 @@ def test_no_inode_left_for_a_new_directory_is_storage_full_too(owner, tmp_path, 
             blob_write(blob_key(owner.org_id, "art_first"), [b"x"], max_bytes=1 << 20)
         assert storage_files(location) == []
         with pytest.raises(StowageError) as caught:
-            artifact_put(actor=Actor(organization_id=owner.org_id, label="test"), stream=_Body(1000), remote_path="small.bin", content_length=1000)
+            artifact_put(
+                actor=Actor(organization_id=owner.org_id, label="test"),
+                stream=_Body(1000),
+                remote_path="small.bin",
+                content_length=1000,
+            )
         assert (caught.value.code, caught.value.status) == ("STORAGE_FULL", 507)
         assert Transfer.objects.get().error_code == "STORAGE_FULL"
         assert Artifact.objects.get().state == ArtifactState.FAILED
@@ -276,18 +296,32 @@ class _Body:
 
 def test_a_put_into_a_full_storage_fails_clearly_and_leaves_nothing(owner, small_storage):
     with pytest.raises(StowageError) as caught:
-        artifact_put(actor=Actor(organization_id=owner.org_id, label="test"), stream=_Body(2 << 20), remote_path="big.bin", content_length=2 << 20)
+        artifact_put(
+            actor=Actor(organization_id=owner.org_id, label="test"),
+            stream=_Body(2 << 20),
+            remote_path="big.bin",
+            content_length=2 << 20,
+        )
     assert caught.value.code == "STORAGE_FULL"
     assert caught.value.status == 507
     assert "full" in caught.value.message
     assert not Artifact.objects.filter(state=ArtifactState.READY).exists()
     assert Artifact.objects.get().state == ArtifactState.FAILED
     transfer = Transfer.objects.get()
-    assert (transfer.kind, transfer.state, transfer.error_code) == (TransferKind.PUT, TransferState.FAILED, "STORAGE_FULL")
+    assert (transfer.kind, transfer.state, transfer.error_code) == (
+        TransferKind.PUT,
+        TransferState.FAILED,
+        "STORAGE_FULL",
+    )
     assert storage_files(small_storage) == []
 
     # The same over HTTP: a JSON error with the code, and nothing listed.
-    response = owner.client.put("/api/v1/artifacts?remote_path=big2.bin", os.urandom(2 << 20), content_type="application/octet-stream", headers=owner.headers())
+    response = owner.client.put(
+        "/api/v1/artifacts?remote_path=big2.bin",
+        os.urandom(2 << 20),
+        content_type="application/octet-stream",
+        headers=owner.headers(),
+    )
     assert response.status_code == 507, response.content
     error = response.json()["error"]
     assert error["code"] == "STORAGE_FULL" and error["message"]
@@ -303,7 +337,9 @@ def test_a_corrupted_blob_is_not_written_into_the_sandbox(owner, sandbox):
     sid = sandbox["sandbox_id"]
     data = os.urandom(3 << 20)
     write(owner, sid, "out/data.bin", data)
-    artifact = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "out/data.bin", "remote_path": "corrupt/data.bin"}).json()
+    artifact = owner.post(
+        f"/sandbox/{sid}/artifacts/upload", {"path": "out/data.bin", "remote_path": "corrupt/data.bin"}
+    ).json()
     stored = Path(blob_storage().path(Artifact.objects.get(id=artifact["id"]).storage_key))
     with open(stored, "r+b") as handle:
         handle.seek(len(data) // 2)
@@ -312,7 +348,9 @@ def test_a_corrupted_blob_is_not_written_into_the_sandbox(owner, sandbox):
         handle.write(bytes(b ^ 0xFF for b in original))
     assert stored.stat().st_size == len(data)
 
-    response = owner.post(f"/sandbox/{sid}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in/data.bin"})
+    response = owner.post(
+        f"/sandbox/{sid}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in/data.bin"}
+    )
     assert 400 <= response.status_code < 600, response.content
     error = response.json()["error"]
     assert error["code"] == "CHECKSUM_MISMATCH", error

@@ -47,7 +47,9 @@ from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
 @pytest.fixture
 def local_cache(settings):
     """Share downloads count guesses in the cache; a local one keeps these tests off Redis."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"s3-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"s3-{uuid.uuid4().hex}"}
+    }
 
 
 def payload(size: int) -> bytes:
@@ -55,7 +57,9 @@ def payload(size: int) -> bytes:
 
 
 def put(owner, remote_path: str, data: bytes, content_type: str = "application/octet-stream"):
-    return owner.client.put(f"/api/v1/artifacts?remote_path={remote_path}", data, content_type=content_type, headers=owner.headers())
+    return owner.client.put(
+        f"/api/v1/artifacts?remote_path={remote_path}", data, content_type=content_type, headers=owner.headers()
+    )
 
 
 def composite_sha256(data: bytes, part_size: int = S3_PART_SIZE) -> str:
@@ -73,7 +77,13 @@ def test_a_20_mib_put_goes_up_in_three_checksummed_parts(owner, s3):
     client = s3_client(blob_storage())
 
     def record(params, model, **_):
-        sent.append((model.name, {k: v for k, v in params.items() if k.startswith("Checksum") or k in ("PartNumber", "MultipartUpload")}, len(params.get("Body") or b"")))
+        sent.append(
+            (
+                model.name,
+                {k: v for k, v in params.items() if k.startswith("Checksum") or k in ("PartNumber", "MultipartUpload")},
+                len(params.get("Body") or b""),
+            )
+        )
 
     client.meta.events.register("provide-client-params.s3.*", record, unique_id="test-s3-record")
     try:
@@ -93,7 +103,9 @@ def test_a_20_mib_put_goes_up_in_three_checksummed_parts(owner, s3):
     # (AWS appends "-<parts>" to a composite checksum; moto 5.2 leaves it off.)
     assert head["ChecksumSHA256"].split("-")[0] == composite_sha256(data).split("-")[0]
     assert head["ContentLength"] == len(data)
-    attributes = s3.client.get_object_attributes(Bucket=s3.bucket, Key=artifact.storage_key, ObjectAttributes=["Checksum", "ObjectSize"])
+    attributes = s3.client.get_object_attributes(
+        Bucket=s3.bucket, Key=artifact.storage_key, ObjectAttributes=["Checksum", "ObjectSize"]
+    )
     assert attributes["Checksum"]["ChecksumType"] == "COMPOSITE"
     assert attributes["ObjectSize"] == len(data)
     assert s3.uploads() == []
@@ -103,7 +115,9 @@ def test_a_20_mib_put_goes_up_in_three_checksummed_parts(owner, s3):
     assert operations == ["CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"]
     assert sent[0][1]["ChecksumAlgorithm"] == "SHA256"
     # Parts go up concurrently, so they are compared in part-number order.
-    parts = sorted(((params, size) for name, params, size in sent if name == "UploadPart"), key=lambda item: item[0]["PartNumber"])
+    parts = sorted(
+        ((params, size) for name, params, size in sent if name == "UploadPart"), key=lambda item: item[0]["PartNumber"]
+    )
     assert [size for _params, size in parts] == [8 << 20, 8 << 20, 4 << 20]
     for number, (params, _size) in enumerate(parts, start=1):
         chunk = data[(number - 1) * S3_PART_SIZE : number * S3_PART_SIZE]
@@ -147,7 +161,9 @@ def test_an_interrupted_body_leaves_no_object_and_no_upload(owner, s3):
     actor = Actor.system(owner.org_id)
     with pytest.raises(OSError):
         # Past the first part, so a multipart upload was under way when the body broke.
-        services.artifact_put(actor=actor, stream=BreaksMidway(12 << 20), remote_path="broken.bin", content_length=20 << 20)
+        services.artifact_put(
+            actor=actor, stream=BreaksMidway(12 << 20), remote_path="broken.bin", content_length=20 << 20
+        )
     assert s3.object_keys() == set()
     assert s3.uploads() == []
     artifact = Artifact.objects.get(organization_id=owner.org_id, remote_path="broken.bin")
@@ -201,7 +217,13 @@ def test_a_share_link_download_redirects_to_a_short_lived_s3_url(owner, s3, loca
     data = payload(1 << 20)
     artifact = Artifact.objects.get(id=put(owner, "shared/file.bin", data).json()["id"])
     token = "s3-share-token-" + uuid.uuid4().hex
-    ShareLink.objects.create(organization_id=owner.org_id, artifact=artifact, token_hash=hash_share_token(token), state=ShareLinkState.ACTIVE, expires_at=timezone.now() + timedelta(hours=1))
+    ShareLink.objects.create(
+        organization_id=owner.org_id,
+        artifact=artifact,
+        token_hash=hash_share_token(token),
+        state=ShareLinkState.ACTIVE,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     response = owner.client.get(reverse("share-download", args=[token]))
     assert response.status_code == 302
     location = response["Location"]
@@ -230,7 +252,9 @@ def test_the_sweeper_removes_orphans_and_stale_uploads_but_keeps_ready_objects(o
     ready = Artifact.objects.get(id=put(owner, "keep.bin", b"keep me").json()["id"])
     orphan = blob_key(owner.org_id, "art_orphan")
     s3.client.put_object(Bucket=s3.bucket, Key=orphan, Body=b"nobody owns me")
-    upload = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=blob_key(owner.org_id, "art_dead_writer"), ChecksumAlgorithm="SHA256")["UploadId"]
+    upload = s3.client.create_multipart_upload(
+        Bucket=s3.bucket, Key=blob_key(owner.org_id, "art_dead_writer"), ChecksumAlgorithm="SHA256"
+    )["UploadId"]
 
     assert [u["UploadId"] for u in s3.uploads()] == [upload]
 
@@ -290,10 +314,15 @@ def test_a_sandbox_upload_through_a_worker_lands_in_the_bucket_and_comes_back(ow
     source, target = (response.json()["sandbox_id"] for response in created)
     size = (9 << 20) + 123  # two parts
     # Made by a command, as the JSON files API caps a file at 10 MiB of base64.
-    written = owner.post(f"/sandbox/{source}/execute", {"command": f"head -c {size} /dev/urandom > /workspace/out.bin && sha256sum /workspace/out.bin"})
+    written = owner.post(
+        f"/sandbox/{source}/execute",
+        {"command": f"head -c {size} /dev/urandom > /workspace/out.bin && sha256sum /workspace/out.bin"},
+    )
     assert written.status_code == 200, written.content
     digest = written.json()["stdout"].split()[0]
-    uploaded = owner.post(f"/sandbox/{source}/artifacts/upload", {"path": "/workspace/out.bin", "remote_path": "worker/out.bin"})
+    uploaded = owner.post(
+        f"/sandbox/{source}/artifacts/upload", {"path": "/workspace/out.bin", "remote_path": "worker/out.bin"}
+    )
     assert uploaded.status_code == 200, uploaded.content
     artifact = Artifact.objects.get(id=uploaded.json()["id"])
     assert artifact.checksum == f"sha256:{digest}"
@@ -301,7 +330,9 @@ def test_a_sandbox_upload_through_a_worker_lands_in_the_bucket_and_comes_back(ow
     assert s3.object_keys() == {artifact.storage_key}
     assert hashlib.sha256(s3.body(artifact.storage_key)).hexdigest() == digest
     assert s3.uploads() == []
-    downloaded = owner.post(f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact.id, "target_path": "/workspace/in.bin"})
+    downloaded = owner.post(
+        f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact.id, "target_path": "/workspace/in.bin"}
+    )
     assert downloaded.status_code == 200, downloaded.content
     check = owner.post(f"/sandbox/{target}/execute", {"command": "sha256sum /workspace/in.bin"}).json()
     assert check["stdout"].split()[0] == digest

@@ -32,8 +32,15 @@ def clean_guess_counters():
     cache.delete_many(keys)
 
 
-def put_artifact(user, remote_path: str = "reports/q3 <final>.bin", data: bytes = DATA, content_type: str = "application/octet-stream") -> dict:
-    response = user.client.put(f"/api/v1/artifacts?remote_path={remote_path}", data, content_type=content_type, headers=user.headers())
+def put_artifact(
+    user,
+    remote_path: str = "reports/q3 <final>.bin",
+    data: bytes = DATA,
+    content_type: str = "application/octet-stream",
+) -> dict:
+    response = user.client.put(
+        f"/api/v1/artifacts?remote_path={remote_path}", data, content_type=content_type, headers=user.headers()
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -80,7 +87,10 @@ def test_a_share_link_shows_a_landing_page_and_downloads_the_bytes_for_anyone(ow
     assert "application/octet-stream" in page
     assert "5" in page
     assert landing["Referrer-Policy"] == "no-referrer"
-    assert "script-src" not in landing["Content-Security-Policy"] and "default-src 'none'" in landing["Content-Security-Policy"]
+    assert (
+        "script-src" not in landing["Content-Security-Policy"]
+        and "default-src 'none'" in landing["Content-Security-Policy"]
+    )
     assert 'href="/s/' in page and "/download" in page
 
     download = recipient.get(local(share["url"]) + "/download")
@@ -145,7 +155,9 @@ def test_a_revoked_link_is_missing_and_revoking_again_changes_nothing(owner, liv
     assert recipient.get(local(share["url"])).status_code == 404
     assert recipient.get(local(share["url"]) + "/download").status_code == 404
     assert owner.get(f"/artifacts/{artifact['id']}/shares").json()["shares"][0]["state"] == "revoked"
-    assert owner.post(f"/artifacts/{artifact['id']}/shares/shr_nope/revoke").json()["error"]["code"] == "SHARE_NOT_FOUND"
+    assert (
+        owner.post(f"/artifacts/{artifact['id']}/shares/shr_nope/revoke").json()["error"]["code"] == "SHARE_NOT_FOUND"
+    )
 
 
 def test_a_password_protected_link_asks_for_the_password(owner, live):
@@ -217,7 +229,11 @@ def test_every_download_is_audited(owner, live):
     artifact = put_artifact(owner)
     share = create_share(owner, artifact["id"])
     created = AuditEvent.objects.get(action="share.create")
-    assert (created.organization_id, created.resource, created.outcome) == (owner.org_id, f"artifact:{artifact['id']}", Outcome.SUCCESS)
+    assert (created.organization_id, created.resource, created.outcome) == (
+        owner.org_id,
+        f"artifact:{artifact['id']}",
+        Outcome.SUCCESS,
+    )
     assert created.actor_api_key_id is not None
     recipient = Client(HTTP_USER_AGENT="curl/8")
     for _ in range(3):
@@ -225,7 +241,9 @@ def test_every_download_is_audited(owner, live):
     recipient.get(local(share["url"]))
     events = list(AuditEvent.objects.filter(action="share.download").order_by("seq"))
     assert len(events) == 3
-    assert {(e.actor, e.organization_id, e.ip, e.resource, e.user_agent) for e in events} == {(f"share link {share['id']}", owner.org_id, "127.0.0.1", f"artifact:{artifact['id']}", "curl/8")}
+    assert {(e.actor, e.organization_id, e.ip, e.resource, e.user_agent) for e in events} == {
+        (f"share link {share['id']}", owner.org_id, "127.0.0.1", f"artifact:{artifact['id']}", "curl/8")
+    }
     assert [e.details["download_count"] for e in events] == [1, 2, 3]
 
 
@@ -243,7 +261,10 @@ def test_a_stranger_cannot_create_list_or_revoke_shares_of_anothers_artifact(own
     assert ShareLink.objects.count() == 1
     assert ShareLink.objects.get().state == ShareLinkState.ACTIVE
     anonymous = Client()
-    assert anonymous.post(f"/api/v1/artifacts/{artifact['id']}/shares", {}, content_type="application/json").status_code == 401
+    assert (
+        anonymous.post(f"/api/v1/artifacts/{artifact['id']}/shares", {}, content_type="application/json").status_code
+        == 401
+    )
     assert anonymous.get(f"/api/v1/artifacts/{artifact['id']}/shares").status_code == 401
 
 
@@ -255,8 +276,14 @@ def test_a_read_only_key_can_list_but_not_create_or_revoke(owner, live):
     reader = Client()
     base = f"/api/v1/artifacts/{artifact['id']}/shares"
     assert reader.get(base, headers=headers).status_code == 200
-    assert reader.post(base, {}, content_type="application/json", headers=headers).json()["error"]["code"] == "INSUFFICIENT_SCOPE"
-    assert reader.post(f"{base}/{share['id']}/revoke", {}, content_type="application/json", headers=headers).status_code == 403
+    assert (
+        reader.post(base, {}, content_type="application/json", headers=headers).json()["error"]["code"]
+        == "INSUFFICIENT_SCOPE"
+    )
+    assert (
+        reader.post(f"{base}/{share['id']}/revoke", {}, content_type="application/json", headers=headers).status_code
+        == 403
+    )
     assert ShareLink.objects.count() == 1
 
 

@@ -33,7 +33,10 @@ HOUR = 3600
 def tmp_storage(tmp_path, settings) -> Path:
     """The artifact storage in a directory of this test's own."""
     location = tmp_path / "storage"
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
     assert blob_storage().location == str(location)
     return location
 
@@ -56,7 +59,12 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
     org = owner.org_id
 
     def artifact(state: str, created_ago: float, *, blob_age: float | None) -> Artifact:
-        made = Artifact(organization_id=org, remote_path=f"{state}.bin", state=state, created_at=now - timedelta(seconds=created_ago))
+        made = Artifact(
+            organization_id=org,
+            remote_path=f"{state}.bin",
+            state=state,
+            created_at=now - timedelta(seconds=created_ago),
+        )
         made.storage_key = blob_key(org, made.id)
         if state == ArtifactState.READY:
             made.checksum = "sha256:" + "0" * 64
@@ -68,9 +76,21 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
         return made
 
     stale = artifact(ArtifactState.PENDING, 2 * HOUR, blob_age=2 * HOUR)
-    stale_transfer = Transfer.objects.create(organization_id=org, kind=TransferKind.UPLOAD, artifact=stale, state=TransferState.RUNNING, created_at=stale.created_at)
+    stale_transfer = Transfer.objects.create(
+        organization_id=org,
+        kind=TransferKind.UPLOAD,
+        artifact=stale,
+        state=TransferState.RUNNING,
+        created_at=stale.created_at,
+    )
     fresh = artifact(ArtifactState.PENDING, 60, blob_age=None)
-    fresh_transfer = Transfer.objects.create(organization_id=org, kind=TransferKind.UPLOAD, artifact=fresh, state=TransferState.RUNNING, created_at=fresh.created_at)
+    fresh_transfer = Transfer.objects.create(
+        organization_id=org,
+        kind=TransferKind.UPLOAD,
+        artifact=fresh,
+        state=TransferState.RUNNING,
+        created_at=fresh.created_at,
+    )
     ready = artifact(ArtifactState.READY, 30 * 86400, blob_age=30 * 86400)
     deleted = artifact(ArtifactState.DELETED, 3 * HOUR, blob_age=3 * HOUR)  # its delete task never ran
 
@@ -88,7 +108,12 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
     assert result == {"failed_transfers": 1, "failed_artifacts": 1, "removed_blobs": 4}
     assert storage_files(tmp_storage) == {ready.storage_key, blob_key(org, "art_orphan_young"), "tmp/writing.partial"}
     states = dict(Artifact.objects.values_list("id", "state"))
-    assert states == {stale.id: ArtifactState.FAILED, fresh.id: ArtifactState.PENDING, ready.id: ArtifactState.READY, deleted.id: ArtifactState.DELETED}
+    assert states == {
+        stale.id: ArtifactState.FAILED,
+        fresh.id: ArtifactState.PENDING,
+        ready.id: ArtifactState.READY,
+        deleted.id: ArtifactState.DELETED,
+    }
     stale_transfer.refresh_from_db()
     fresh_transfer.refresh_from_db()
     assert (stale_transfer.state, stale_transfer.error_code) == (TransferState.FAILED, "ABANDONED")
@@ -104,7 +129,9 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
 
 
 def put(owner, name: str, data: bytes) -> dict:
-    response = owner.client.put(f"/api/v1/artifacts?remote_path={name}", data, content_type="application/octet-stream", headers=owner.headers())
+    response = owner.client.put(
+        f"/api/v1/artifacts?remote_path={name}", data, content_type="application/octet-stream", headers=owner.headers()
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -173,7 +200,9 @@ def presigned_path(owner, artifact_id: str) -> str:
     return response.json()["url"].split("testserver", 1)[1]
 
 
-def test_rotated_signing_keys_keep_old_urls_until_the_old_key_is_removed(owner, tmp_storage, settings, fresh_signing_keys):
+def test_rotated_signing_keys_keep_old_urls_until_the_old_key_is_removed(
+    owner, tmp_storage, settings, fresh_signing_keys
+):
     artifact = put(owner, "signed.txt", b"signed bytes")
     anonymous = Client()
     use_keys(settings, ["1:old-secret"])
@@ -238,8 +267,14 @@ def test_a_link_swapped_in_during_an_upload_never_reads_outside_the_sandbox(tmp_
     seen: dict[str, set] = {"sub": set(), "file.txt": set(), "read": set()}
     thread = threading.Thread(target=flip)
     thread.start()
+
     def race_seen() -> bool:
-        return "read" in seen["read"] and bool(seen["read"] - {"read"}) and {"dir", "link"} <= seen["sub"] and {"file", "link"} <= seen["file.txt"]
+        return (
+            "read" in seen["read"]
+            and bool(seen["read"] - {"read"})
+            and {"dir", "link"} <= seen["sub"]
+            and {"file", "link"} <= seen["file.txt"]
+        )
 
     # At least 300 rounds, and on until every side of the race was met (a loaded machine may
     # schedule the swapping thread rarely), within a minute.

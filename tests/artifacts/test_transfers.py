@@ -15,7 +15,9 @@ pytestmark = pytest.mark.worker
 
 
 def write(owner, sid: str, path: str, data: bytes) -> None:
-    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": path, "content": base64.b64encode(data).decode()}]})
+    response = owner.post(
+        f"/sandbox/{sid}/files", {"files": [{"path": path, "content": base64.b64encode(data).decode()}]}
+    )
     assert response.status_code == 200, response.content
 
 
@@ -36,7 +38,13 @@ def test_upload_then_download_into_another_sandbox_keeps_bytes_and_checksum(owne
     write(owner, sid, "/workspace/out/report.pdf", data)
     uploaded = owner.post(
         f"/sandbox/{sid}/artifacts/upload",
-        {"path": "/workspace/out/report.pdf", "remote_path": "reports/weekly.pdf", "content_type": "application/pdf", "metadata": {"generated_by": "pipeline"}, "expires_in": 3600},
+        {
+            "path": "/workspace/out/report.pdf",
+            "remote_path": "reports/weekly.pdf",
+            "content_type": "application/pdf",
+            "metadata": {"generated_by": "pipeline"},
+            "expires_in": 3600,
+        },
     )
     assert uploaded.status_code == 200, uploaded.content
     artifact = uploaded.json()
@@ -51,7 +59,10 @@ def test_upload_then_download_into_another_sandbox_keeps_bytes_and_checksum(owne
     assert artifact["expires_at"] is not None
 
     target = second_sandbox["sandbox_id"]
-    downloaded = owner.post(f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/input/report.pdf"})
+    downloaded = owner.post(
+        f"/sandbox/{target}/artifacts/download",
+        {"artifact_id": artifact["id"], "target_path": "/workspace/input/report.pdf"},
+    )
     assert downloaded.status_code == 200, downloaded.content
     assert downloaded.json()["success"] is True
     result = run(owner, target, "sha256sum /workspace/input/report.pdf")
@@ -63,9 +74,13 @@ def test_upload_then_download_into_another_sandbox_keeps_bytes_and_checksum(owne
 def test_same_remote_path_gets_increasing_versions_and_content_type_is_guessed(owner, sandbox):
     sid = sandbox["sandbox_id"]
     write(owner, sid, "data.json", b'{"a": 1}')
-    first = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "data.json", "remote_path": "shared/data.json"}).json()
+    first = owner.post(
+        f"/sandbox/{sid}/artifacts/upload", {"path": "data.json", "remote_path": "shared/data.json"}
+    ).json()
     write(owner, sid, "data.json", b'{"a": 2}')
-    second = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "data.json", "remote_path": "shared/data.json"}).json()
+    second = owner.post(
+        f"/sandbox/{sid}/artifacts/upload", {"path": "data.json", "remote_path": "shared/data.json"}
+    ).json()
     assert (first["version"], second["version"]) == (1, 2)
     assert second["content_type"] == "application/json"
     versions = owner.get(f"/artifacts/{first['id']}/versions").json()["versions"]
@@ -84,8 +99,14 @@ def test_a_retried_upload_returns_the_same_artifact(owner, sandbox):
 
 def test_a_directory_is_uploaded_as_one_tar_gz_with_modes_kept(owner, sandbox, second_sandbox):
     sid = sandbox["sandbox_id"]
-    run(owner, sid, "mkdir -p /workspace/dist/sub && echo hi > /workspace/dist/a.txt && echo x > /workspace/dist/sub/run.sh && chmod 755 /workspace/dist/sub/run.sh && ln -s /etc/passwd /workspace/dist/link")
-    artifact = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "/workspace/dist", "remote_path": "builds/dist.tar.gz"}).json()
+    run(
+        owner,
+        sid,
+        "mkdir -p /workspace/dist/sub && echo hi > /workspace/dist/a.txt && echo x > /workspace/dist/sub/run.sh && chmod 755 /workspace/dist/sub/run.sh && ln -s /etc/passwd /workspace/dist/link",
+    )
+    artifact = owner.post(
+        f"/sandbox/{sid}/artifacts/upload", {"path": "/workspace/dist", "remote_path": "builds/dist.tar.gz"}
+    ).json()
     assert artifact["is_archive"] is True
     assert artifact["content_type"] == "application/gzip"
     target = second_sandbox["sandbox_id"]
@@ -149,23 +170,34 @@ def test_a_file_over_the_size_limit_is_refused(owner, sandbox):
 
 def test_a_body_over_the_size_limit_is_refused(owner, live, settings):
     settings.ARTIFACT_MAX_BYTES = 1000
-    response = owner.client.put("/api/v1/artifacts?remote_path=big.bin", b"x" * 1001, content_type="application/octet-stream", headers=owner.headers())
+    response = owner.client.put(
+        "/api/v1/artifacts?remote_path=big.bin",
+        b"x" * 1001,
+        content_type="application/octet-stream",
+        headers=owner.headers(),
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "FILE_TOO_LARGE"
     assert owner.get("/artifacts").json()["artifacts"] == []
 
 
-def test_download_refuses_a_directory_target_a_stopped_sandbox_and_anothers_artifact(owner, stranger, sandbox, second_sandbox):
+def test_download_refuses_a_directory_target_a_stopped_sandbox_and_anothers_artifact(
+    owner, stranger, sandbox, second_sandbox
+):
     sid = sandbox["sandbox_id"]
     write(owner, sid, "a.txt", b"a")
     artifact = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "a.txt"}).json()
     target = second_sandbox["sandbox_id"]
     run(owner, target, "mkdir -p /workspace/dir")
-    into_dir = owner.post(f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/dir"})
+    into_dir = owner.post(
+        f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/dir"}
+    )
     assert into_dir.status_code == 400
     assert into_dir.json()["error"]["code"] == "NOT_A_FILE"
     theirs = stranger.post("/sandbox/create", {}).json()
-    not_theirs = stranger.post(f"/sandbox/{theirs['sandbox_id']}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "x"})
+    not_theirs = stranger.post(
+        f"/sandbox/{theirs['sandbox_id']}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "x"}
+    )
     assert not_theirs.status_code == 404
     assert not_theirs.json()["error"]["code"] == "ARTIFACT_NOT_FOUND"
     assert stranger.get(f"/artifacts/{artifact['id']}").status_code == 404
@@ -194,7 +226,12 @@ def test_wait_false_answers_202_with_a_transfer_that_shows_progress(owner, sandb
 
 def test_put_and_content_stream_bytes_with_ranges_and_safe_headers(owner, live):
     data = b"0123456789" * 1000
-    put = owner.client.put("/api/v1/artifacts?remote_path=docs/evil%22%3B%20name%5C.html", data, content_type="text/html", headers={**owner.headers(), "X-Artifact-Metadata": '{"source": "ci"}'})
+    put = owner.client.put(
+        "/api/v1/artifacts?remote_path=docs/evil%22%3B%20name%5C.html",
+        data,
+        content_type="text/html",
+        headers={**owner.headers(), "X-Artifact-Metadata": '{"source": "ci"}'},
+    )
     assert put.status_code == 201, put.content
     artifact = put.json()
     assert artifact["size"] == len(data)
@@ -212,7 +249,9 @@ def test_put_and_content_stream_bytes_with_ranges_and_safe_headers(owner, live):
 
 
 def test_presigned_url_works_until_it_expires_and_rejects_tampering(owner, live):
-    artifact = owner.client.put("/api/v1/artifacts?remote_path=a.txt", b"hello", content_type="text/plain", headers=owner.headers()).json()
+    artifact = owner.client.put(
+        "/api/v1/artifacts?remote_path=a.txt", b"hello", content_type="text/plain", headers=owner.headers()
+    ).json()
     url = owner.get(f"/artifacts/{artifact['id']}/url", {"expires_in": 1}).json()["url"]
     anonymous = Client()
     path = url.split("testserver", 1)[1]
@@ -228,7 +267,11 @@ def test_listing_filters_and_paginates_newest_first(owner, sandbox):
     sid = sandbox["sandbox_id"]
     ids = []
     for i in range(5):
-        ids.append(owner.client.put(f"/api/v1/artifacts?remote_path=logs/{i}.txt", b"x", content_type="text/plain", headers=owner.headers()).json()["id"])
+        ids.append(
+            owner.client.put(
+                f"/api/v1/artifacts?remote_path=logs/{i}.txt", b"x", content_type="text/plain", headers=owner.headers()
+            ).json()["id"]
+        )
     write(owner, sid, "a.csv", b"a,b")
     from_sandbox = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "a.csv"}).json()
     page = owner.get("/artifacts", {"limit": 2}).json()
@@ -239,12 +282,16 @@ def test_listing_filters_and_paginates_newest_first(owner, sandbox):
     assert seen == [from_sandbox["id"], *reversed(ids)]
     assert [a["id"] for a in owner.get("/artifacts", {"sandbox_id": sid}).json()["artifacts"]] == [from_sandbox["id"]]
     assert len(owner.get("/artifacts", {"prefix": "logs/"}).json()["artifacts"]) == 5
-    assert [a["id"] for a in owner.get("/artifacts", {"content_type": "text/csv"}).json()["artifacts"]] == [from_sandbox["id"]]
+    assert [a["id"] for a in owner.get("/artifacts", {"content_type": "text/csv"}).json()["artifacts"]] == [
+        from_sandbox["id"]
+    ]
     assert owner.get("/artifacts", {"cursor": "garbage!"}).status_code == 400
 
 
 def test_delete_removes_bytes_and_keeps_the_row(owner, live):
-    artifact = owner.client.put("/api/v1/artifacts?remote_path=a.txt", b"bye", content_type="text/plain", headers=owner.headers()).json()
+    artifact = owner.client.put(
+        "/api/v1/artifacts?remote_path=a.txt", b"bye", content_type="text/plain", headers=owner.headers()
+    ).json()
     assert owner.delete(f"/artifacts/{artifact['id']}").json() == {"success": True}
     assert owner.get(f"/artifacts/{artifact['id']}").status_code == 404
     row = Artifact.objects.get(id=artifact["id"])
@@ -258,9 +305,14 @@ def test_delete_removes_bytes_and_keeps_the_row(owner, live):
 def test_agent_session_upload_tags_the_artifact(owner, live):
     sandbox = owner.post("/sandbox/create", {"session_id": "agent-run-7"}).json()
     write(owner, sandbox["sandbox_id"], "result.json", b"{}")
-    artifact = owner.post("/agent/sessions/agent-run-7/artifacts/upload", {"path": "/workspace/result.json", "metadata": {"step": "final"}}).json()
+    artifact = owner.post(
+        "/agent/sessions/agent-run-7/artifacts/upload",
+        {"path": "/workspace/result.json", "metadata": {"step": "final"}},
+    ).json()
     assert artifact["session_id"] == "agent-run-7"
     assert artifact["sandbox_id"] == sandbox["sandbox_id"]
-    assert [a["id"] for a in owner.get("/artifacts", {"session_id": "agent-run-7"}).json()["artifacts"]] == [artifact["id"]]
+    assert [a["id"] for a in owner.get("/artifacts", {"session_id": "agent-run-7"}).json()["artifacts"]] == [
+        artifact["id"]
+    ]
     assert owner.post("/agent/sessions/nobody/artifacts/upload", {"path": "x"}).status_code == 404
     assert Transfer.objects.count() == 1

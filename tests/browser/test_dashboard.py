@@ -91,7 +91,9 @@ def test_keyboard_focus_is_visible_on_the_sign_in_form(stack, anonymous):
                            focusVisible: el.matches(':focus-visible')}; }"""
     )
     assert style["focusVisible"], style
-    assert (style["outline"] != "none" and style["width"] != "0px") or style["shadow"] != "none", f"no visible focus style on the Sign in button: {style}"
+    assert (style["outline"] != "none" and style["width"] != "0px") or style["shadow"] != "none", (
+        f"no visible focus style on the Sign in button: {style}"
+    )
 
 
 # Records every value the upload page's progress bars take, from the moment it is installed.
@@ -145,7 +147,9 @@ def test_upload_page_shows_progress_until_done(stack, context, journey, tmp_path
         assert "Uploaded as" in item.get_by_role("status").inner_text()
         assert item.get_by_role("link", name="Open it").is_visible()
     seen = page.evaluate("window.__progress")
-    csv_values = [int(value) for label, value in seen if label == "Upload progress of measurements.csv" and value is not None]
+    csv_values = [
+        int(value) for label, value in seen if label == "Upload progress of measurements.csv" and value is not None
+    ]
     assert csv_values and csv_values[-1] == 100, seen
     assert csv_values == sorted(csv_values), f"the progress bar went backwards: {csv_values}"
     shoot(page, "upload")
@@ -220,7 +224,9 @@ def test_share_link_download_without_an_account_then_revoke(stack, browser, cont
 
         # Revoked by its owner, the link leads to the friendly page that says nothing more.
         page.reload()
-        page.locator("#share-list").get_by_role("row").filter(has_text="1 of 3").get_by_role("link", name="Revoke…").click()
+        page.locator("#share-list").get_by_role("row").filter(has_text="1 of 3").get_by_role(
+            "link", name="Revoke…"
+        ).click()
         page.wait_for_url("**/revoke/")
         assert page.get_by_role("heading", name="Revoke this share link?").is_visible()
         shoot(page, "share-revoke")
@@ -240,18 +246,27 @@ def test_share_link_download_without_an_account_then_revoke(stack, browser, cont
         assert landing.get_by_role("heading", name="This link is not available").is_visible()
     finally:
         recipient.close()
-    assert not recipient_console.unexpected(), "console errors in the recipient's browser:\n" + "\n".join(recipient_console.unexpected())
+    assert not recipient_console.unexpected(), "console errors in the recipient's browser:\n" + "\n".join(
+        recipient_console.unexpected()
+    )
     journey.shared = True
 
 
 def test_save_a_sandbox_file_as_an_artifact(stack, context, journey):
-    api = httpx.Client(base_url=stack.base_url + "/api/v1", headers={"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id}, timeout=30)
+    api = httpx.Client(
+        base_url=stack.base_url + "/api/v1",
+        headers={"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id},
+        timeout=30,
+    )
     with api:
         made = api.post("/sandbox/create", json={"timeout_seconds": 900})
         assert made.status_code in (200, 201), made.text
         sandbox_id = made.json()["sandbox_id"]
         content = f"step,loss\n1,0.9\n2,0.4\n# {journey.token}\n".encode()
-        wrote = api.post(f"/sandbox/{sandbox_id}/files", json={"files": [{"path": "/workspace/out/results.csv", "content": base64.b64encode(content).decode()}]})
+        wrote = api.post(
+            f"/sandbox/{sandbox_id}/files",
+            json={"files": [{"path": "/workspace/out/results.csv", "content": base64.b64encode(content).decode()}]},
+        )
         assert wrote.status_code in (200, 201), wrote.text
 
     page = context.new_page()
@@ -263,11 +278,16 @@ def test_save_a_sandbox_file_as_an_artifact(stack, context, journey):
     workspace = page.locator("#workspace-browser")
     workspace.get_by_role("link", name="out/").click()
     workspace.get_by_role("cell", name="results.csv", exact=True).wait_for()
-    with page.expect_response(lambda r: r.url.endswith(f"/sandboxes/{sandbox_id}/save/") and r.request.method == "POST") as saving:
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/sandboxes/{sandbox_id}/save/") and r.request.method == "POST"
+    ) as saving:
         workspace.get_by_role("button", name="Save results.csv as an artifact").click()
     # The transfer starts queued, with its progress bar, and the worker does the copy.
     started = saving.value.text()
-    assert "<progress" in started and "Saving <span class=\"mono\">/workspace/out/results.csv</span> as an artifact" in started, started
+    assert (
+        "<progress" in started
+        and 'Saving <span class="mono">/workspace/out/results.csv</span> as an artifact' in started
+    ), started
     transfers = page.locator("#transfers")
     transfers.locator(".transfer").first.wait_for()
     # The block polls the transfer until it is done; then the bar gives way to a link to the artifact.
@@ -299,7 +319,10 @@ def test_audit_page_shows_the_day(stack, context, journey):
     page.wait_for_url(re.compile(r"action=share\.download"))
     rows = events.locator("tbody > tr")
     rows.first.wait_for()
-    assert {text.strip() for text in events.locator("tbody td.mono").filter(has_text=re.compile(r"^[a-z]+\.[a-z_]+$")).all_inner_texts()} == {"share.download"}
+    assert {
+        text.strip()
+        for text in events.locator("tbody td.mono").filter(has_text=re.compile(r"^[a-z]+\.[a-z_]+$")).all_inner_texts()
+    } == {"share.download"}
     page.goto(stack.base_url + "/audit/")
     shoot(page, "audit")
 

@@ -52,7 +52,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, bucket: S3) -> Iterator[Loca
 
 
 def _api(stack: LocalStack, path: str) -> dict:
-    response = httpx.get(stack.base_url + "/api/v1" + path, headers={"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id})
+    response = httpx.get(
+        stack.base_url + "/api/v1" + path,
+        headers={"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -96,7 +99,11 @@ def test_a_large_file_goes_from_the_browser_straight_to_the_bucket(stack, contex
     shoot(page, "upload-direct")
 
     # The bytes went to the bucket, part by part; none of them to Stowage's own upload endpoint.
-    part_puts = sorted(int(re.search(r"[?&]partNumber=(\d+)", url).group(1)) for method, url in requests if method == "PUT" and url.startswith(bucket.endpoint))
+    part_puts = sorted(
+        int(re.search(r"[?&]partNumber=(\d+)", url).group(1))
+        for method, url in requests
+        if method == "PUT" and url.startswith(bucket.endpoint)
+    )
     assert part_puts == [1, 2, 3]
     assert not [url for method, url in requests if url.startswith(stack.base_url) and method == "PUT"]
 
@@ -140,7 +147,9 @@ def test_without_a_cors_rule_the_file_goes_through_stowage_instead(stack, contex
         stack.manage("s3_cors", "--origin", stack.base_url)
 
 
-def test_a_refused_part_and_a_lost_answer_are_retried_without_a_duplicate(stack, context, console, bucket, tmp_path: Path):
+def test_a_refused_part_and_a_lost_answer_are_retried_without_a_duplicate(
+    stack, context, console, bucket, tmp_path: Path
+):
     """The bucket refuses one part (as for a URL that expired on the way) and the answer to the
     join is lost after the server did it: the page tries again and ends with one artifact."""
     console.expected += ["status of 403", "net::ERR_FAILED"]
@@ -154,7 +163,11 @@ def test_a_refused_part_and_a_lost_answer_are_retried_without_a_duplicate(stack,
         if route.request.method == "PUT" and not refused:
             refused.append(route.request.url)
             headers = {"Access-Control-Allow-Origin": stack.base_url, "Content-Type": "application/xml"}
-            route.fulfill(status=403, headers=headers, body="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+            route.fulfill(
+                status=403,
+                headers=headers,
+                body="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            )
             return
         route.continue_()
 

@@ -10,7 +10,9 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     full_env = {"PATH": "/usr/bin:/bin", "STOWAGE_VAR_DIR": str(tmp_path), **env}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_production_mode_refuses_to_start_without_a_real_secret_key(tmp_path):
@@ -37,7 +39,15 @@ def test_each_apps_api_module_can_be_imported_first(tmp_path):
     for module in ("artifacts.api", "artifacts.share_api", "accounts.api", "audit.api", "sandboxes.api"):
         code = f"import django; django.setup(); import {module}; import config.urls"
         result = subprocess.run(
-            [sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
-            env={"PATH": "/usr/bin:/bin", "STOWAGE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"},
+            [sys.executable, "-c", code],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "STOWAGE_VAR_DIR": str(tmp_path),
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+            },
         )
         assert result.returncode == 0, f"{module}: {result.stderr[-2000:]}"

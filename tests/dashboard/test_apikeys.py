@@ -27,7 +27,9 @@ def shown_secret(response) -> str:
 
 
 def api_status(client, org_id: str, secret: str) -> int:
-    return client.get("/api/v1/sandboxes", headers={"Authorization": f"ApiKey {secret}", "X-Org-Id": org_id}).status_code
+    return client.get(
+        "/api/v1/sandboxes", headers={"Authorization": f"ApiKey {secret}", "X-Org-Id": org_id}
+    ).status_code
 
 
 # --- access --------------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ def test_a_new_key_is_shown_once_and_never_again(dashboard, owner):
     listing = dashboard.admin.get(reverse("apikey-list")).content.decode()
     assert "research agent" in listing and key.prefix in listing
     assert secret not in listing
-    assert secret[len(key.prefix):] not in listing
+    assert secret[len(key.prefix) :] not in listing
     assert secret not in dashboard.owner.get(reverse("audit-list")).content.decode()
     event = AuditEvent.objects.get(action="apikey.create", resource=f"apikey:{key.id}")
     assert event.actor == "admin-user"

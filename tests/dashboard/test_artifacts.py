@@ -56,10 +56,14 @@ def make_artifacts(org_id: str, count: int, *, start=None, **fields) -> list[Art
     return Artifact.objects.bulk_create(rows)
 
 
-def put(user, remote_path: str, body: bytes, content_type: str = "application/octet-stream", metadata: str | None = None) -> Artifact:
+def put(
+    user, remote_path: str, body: bytes, content_type: str = "application/octet-stream", metadata: str | None = None
+) -> Artifact:
     """A real artifact with stored bytes, through the API."""
     headers = user.headers(**({"X-Artifact-Metadata": metadata} if metadata else {}))
-    response = user.client.put(f"/api/v1/artifacts?remote_path={remote_path}", body, content_type=content_type, headers=headers)
+    response = user.client.put(
+        f"/api/v1/artifacts?remote_path={remote_path}", body, content_type=content_type, headers=headers
+    )
     assert response.status_code == 201, response.content
     return Artifact.objects.get(id=response.json()["id"])
 
@@ -128,7 +132,12 @@ def test_anonymous_visitors_are_sent_to_sign_in_everywhere(dashboard, owner):
 
 @pytest.mark.parametrize(
     "role, can_upload, can_share, can_delete",
-    [("viewer", False, False, False), ("member", True, True, False), ("admin", True, True, True), ("owner", True, True, True)],
+    [
+        ("viewer", False, False, False),
+        ("member", True, True, False),
+        ("admin", True, True, True),
+        ("owner", True, True, True),
+    ],
 )
 def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_delete):
     client = dashboard.by_role()[role]
@@ -143,7 +152,9 @@ def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_dele
     assert client.get(reverse("artifact-upload")).status_code == (200 if can_upload else 404)
     stream = client.put(reverse("artifact-upload-stream") + "?remote_path=new.txt", b"new", content_type="text/plain")
     assert stream.status_code == (201 if can_upload else 404)
-    check = client.post(reverse("artifact-upload-check"), {"remote_path": "x.txt", "size": 1}, content_type="application/json")
+    check = client.post(
+        reverse("artifact-upload-check"), {"remote_path": "x.txt", "size": 1}, content_type="application/json"
+    )
     assert check.status_code == (200 if can_upload else 404)
     share = client.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600}, **HTMX)
     assert share.status_code == (200 if can_share else 404)
@@ -157,7 +168,9 @@ def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_dele
 
 def test_a_stranger_gets_404_for_every_artifact_of_another_organization(dashboard, owner):
     artifact = put(owner, "secret/plan.png", PNG, "image/png")
-    link = ShareLink.objects.create(organization_id=owner.org_id, artifact=artifact, token_hash="0" * 64, state=ShareLinkState.ACTIVE)
+    link = ShareLink.objects.create(
+        organization_id=owner.org_id, artifact=artifact, token_hash="0" * 64, state=ShareLinkState.ACTIVE
+    )
     client = dashboard.stranger
     for name in ("artifact-detail", "artifact-download", "artifact-content", "artifact-delete", "artifact-share-list"):
         assert client.get(reverse(name, args=[artifact.id])).status_code == 404, name
@@ -175,7 +188,9 @@ def test_a_stranger_gets_404_for_every_artifact_of_another_organization(dashboar
 def test_a_member_cannot_reach_another_organizations_share_link_through_their_own_artifact(dashboard, owner, stranger):
     mine = put(owner, "mine.txt", b"mine", "text/plain")
     theirs = put(stranger, "theirs.txt", b"theirs", "text/plain")
-    link = ShareLink.objects.create(organization_id=stranger.org_id, artifact=theirs, token_hash="1" * 64, state=ShareLinkState.ACTIVE)
+    link = ShareLink.objects.create(
+        organization_id=stranger.org_id, artifact=theirs, token_hash="1" * 64, state=ShareLinkState.ACTIVE
+    )
     assert dashboard.owner.get(reverse("artifact-share-revoke", args=[mine.id, link.id])).status_code == 404
     assert dashboard.owner.post(reverse("artifact-share-revoke", args=[mine.id, link.id])).status_code == 404
     assert ShareLink.objects.get(id=link.id).state == ShareLinkState.ACTIVE
@@ -211,7 +226,9 @@ def test_a_search_without_results_says_so(dashboard):
 
 def test_htmx_requests_get_the_fragment_alone(dashboard):
     make_artifacts(dashboard.org_id, 3)
-    response = dashboard.viewer.get(reverse("artifact-list"), {"q": "file", "sort": "newest", "path": "", "sandbox": ""}, **HTMX)
+    response = dashboard.viewer.get(
+        reverse("artifact-list"), {"q": "file", "sort": "newest", "path": "", "sandbox": ""}, **HTMX
+    )
     text = page_text(response)
     assert response.status_code == 200
     assert text.lstrip().startswith('<section id="artifact-results"')
@@ -232,7 +249,11 @@ def test_load_more_appends_the_next_rows_through_htmx_with_a_plain_link_too(dash
     first = dashboard.viewer.get(reverse("artifact-list"))
     more = next_link(first)
     assert more and "cursor=" in more
-    assert re.search(r'id="artifact-more".*hx-get="/artifacts/\?[^"]*cursor=[^"]*" hx-target="#artifact-more" hx-swap="outerHTML"', page_text(first), re.DOTALL)
+    assert re.search(
+        r'id="artifact-more".*hx-get="/artifacts/\?[^"]*cursor=[^"]*" hx-target="#artifact-more" hx-swap="outerHTML"',
+        page_text(first),
+        re.DOTALL,
+    )
     fragment = dashboard.viewer.get(more, HTTP_HX_TARGET="artifact-more", **HTMX)
     text = page_text(fragment)
     assert text.lstrip().startswith("<tr") and "artifact-results" not in text and "<table" not in text
@@ -269,7 +290,9 @@ def test_a_mangled_cursor_starts_over_instead_of_failing(dashboard):
 
 
 def test_search_finds_words_in_the_path_and_in_metadata_values(dashboard):
-    make_artifacts(dashboard.org_id, 2, remote_path=lambda i: f"reports/q{i + 1}-summary.pdf", content_type="application/pdf")
+    make_artifacts(
+        dashboard.org_id, 2, remote_path=lambda i: f"reports/q{i + 1}-summary.pdf", content_type="application/pdf"
+    )
     make_artifacts(dashboard.org_id, 1, remote_path="data/raw.bin", metadata={"model": "Claude-3", "step": "7"})
     make_artifacts(dashboard.org_id, 1, remote_path="data/other.bin", metadata={"note": "modèle français"})
 
@@ -290,12 +313,29 @@ def test_search_finds_words_in_the_path_and_in_metadata_values(dashboard):
 
 def test_filters_by_path_prefix_sandbox_session_type_and_dates(dashboard):
     now = timezone.now()
-    make_artifacts(dashboard.org_id, 2, remote_path=lambda i: f"runs/a/{i}.txt", sandbox_id="sbx_a", session_id="sess-1", created_at=now - timedelta(days=10))
-    make_artifacts(dashboard.org_id, 2, remote_path=lambda i: f"runs/b/{i}.csv", sandbox_id="sbx_b", session_id="sess-2", content_type="text/csv", created_at=now - timedelta(days=2))
+    make_artifacts(
+        dashboard.org_id,
+        2,
+        remote_path=lambda i: f"runs/a/{i}.txt",
+        sandbox_id="sbx_a",
+        session_id="sess-1",
+        created_at=now - timedelta(days=10),
+    )
+    make_artifacts(
+        dashboard.org_id,
+        2,
+        remote_path=lambda i: f"runs/b/{i}.csv",
+        sandbox_id="sbx_b",
+        session_id="sess-2",
+        content_type="text/csv",
+        created_at=now - timedelta(days=2),
+    )
     make_artifacts(dashboard.org_id, 1, remote_path="RUNS/upper.txt", created_at=now)
 
     def found(**params) -> set[str]:
-        return set(re.findall(r'class="path">([^<]+)</a>', page_text(dashboard.viewer.get(reverse("artifact-list"), params))))
+        return set(
+            re.findall(r'class="path">([^<]+)</a>', page_text(dashboard.viewer.get(reverse("artifact-list"), params)))
+        )
 
     assert found(path="runs/") == {"runs/a/0.txt", "runs/a/1.txt", "runs/b/0.csv", "runs/b/1.csv"}
     assert found(path="runs/b") == {"runs/b/0.csv", "runs/b/1.csv"}
@@ -304,7 +344,11 @@ def test_filters_by_path_prefix_sandbox_session_type_and_dates(dashboard):
     assert found(content_type="text/csv") == {"runs/b/0.csv", "runs/b/1.csv"}
     day = (now - timedelta(days=10)).date().isoformat()
     assert found(created_from=day, created_to=day) == {"runs/a/0.txt", "runs/a/1.txt"}
-    assert found(created_from=(now - timedelta(days=3)).date().isoformat()) == {"runs/b/0.csv", "runs/b/1.csv", "RUNS/upper.txt"}
+    assert found(created_from=(now - timedelta(days=3)).date().isoformat()) == {
+        "runs/b/0.csv",
+        "runs/b/1.csv",
+        "RUNS/upper.txt",
+    }
     assert found(sandbox="sbx_a", q="1") == {"runs/a/1.txt"}
 
 
@@ -325,7 +369,9 @@ def test_a_prefix_is_narrow_below_the_index_limit_and_broad_from_it(dashboard):
 
 
 def test_bad_filters_are_reported(dashboard):
-    response = dashboard.viewer.get(reverse("artifact-list"), {"created_from": "2025-02-10", "created_to": "2025-02-01", "sort": "bogus"})
+    response = dashboard.viewer.get(
+        reverse("artifact-list"), {"created_from": "2025-02-10", "created_to": "2025-02-01", "sort": "bogus"}
+    )
     assert response.status_code == 200
     assert b"The end date is before the start date." in response.content
     assert b"Select a valid choice" in response.content
@@ -334,7 +380,13 @@ def test_bad_filters_are_reported(dashboard):
 def test_a_search_reads_a_bounded_window_and_goes_on_from_where_it_stopped(dashboard, small_pages, monkeypatch):
     monkeypatch.setattr(selectors, "SEARCH_WINDOW", 4)
     monkeypatch.setattr(selectors, "SEARCH_WINDOW_SCATTERED", 3)
-    make_artifacts(dashboard.org_id, 3, remote_path=lambda i: f"old/needle-{i}.txt", start=timezone.now() - timedelta(days=60), size=1)
+    make_artifacts(
+        dashboard.org_id,
+        3,
+        remote_path=lambda i: f"old/needle-{i}.txt",
+        start=timezone.now() - timedelta(days=60),
+        size=1,
+    )
     make_artifacts(dashboard.org_id, 10, remote_path=lambda i: f"new/hay-{i}.txt", size=100)
     first = dashboard.viewer.get(reverse("artifact-list"), {"q": "needle"})
     assert listed_ids(first) == []
@@ -348,7 +400,15 @@ def test_a_search_reads_a_bounded_window_and_goes_on_from_where_it_stopped(dashb
 def test_versions_grouped_by_path_show_the_newest_and_a_count(dashboard, small_pages):
     start = timezone.now() - timedelta(days=1)
     for version in (1, 2, 3):
-        make_artifacts(dashboard.org_id, 1, remote_path="models/weights.bin", version=version, size=version * 1024, created_at=start + timedelta(minutes=version), sandbox_id="sbx_x" if version < 3 else "sbx_y")
+        make_artifacts(
+            dashboard.org_id,
+            1,
+            remote_path="models/weights.bin",
+            version=version,
+            size=version * 1024,
+            created_at=start + timedelta(minutes=version),
+            sandbox_id="sbx_x" if version < 3 else "sbx_y",
+        )
     make_artifacts(dashboard.org_id, 7, remote_path=lambda i: f"logs/{i}.txt", created_at=start)
     newest = Artifact.objects.get(remote_path="models/weights.bin", version=3)
     response = dashboard.viewer.get(reverse("artifact-list"), {"view": "paths", "path": "models/"})
@@ -374,7 +434,13 @@ def test_the_list_costs_the_same_queries_at_10_and_200_artifacts(dashboard, djan
     dashboard.viewer.get(url)  # the session's first use
     with django_assert_num_queries(LIST_QUERIES):
         assert len(listed_ids(dashboard.viewer.get(url))) == 10
-    make_artifacts(dashboard.org_id, 190, start=timezone.now() - timedelta(days=300), metadata={"k": "v"}, remote_path=lambda i: f"older/{i}.txt")
+    make_artifacts(
+        dashboard.org_id,
+        190,
+        start=timezone.now() - timedelta(days=300),
+        metadata={"k": "v"},
+        remote_path=lambda i: f"older/{i}.txt",
+    )
     with django_assert_num_queries(LIST_QUERIES):
         assert len(listed_ids(dashboard.viewer.get(url))) == artifact_views.PAGE_SIZE
 
@@ -397,7 +463,13 @@ def test_searches_and_filters_cost_a_constant_number_of_queries(dashboard, djang
     dashboard.viewer.get(url)
     with django_assert_num_queries(LIST_QUERIES + queries):
         dashboard.viewer.get(url, params)
-    make_artifacts(dashboard.org_id, 190, sandbox_id="sbx_1", start=timezone.now() - timedelta(days=300), remote_path=lambda i: f"out/more-{i}.txt")
+    make_artifacts(
+        dashboard.org_id,
+        190,
+        sandbox_id="sbx_1",
+        start=timezone.now() - timedelta(days=300),
+        remote_path=lambda i: f"out/more-{i}.txt",
+    )
     with django_assert_num_queries(LIST_QUERIES + queries):
         dashboard.viewer.get(url, params)
 
@@ -407,7 +479,12 @@ LIST_QUERIES = 5
 
 
 def test_user_content_in_the_list_is_escaped(dashboard):
-    make_artifacts(dashboard.org_id, 1, remote_path="<script>alert(1)</script>.txt", metadata={"<b>k</b>": "<img src=x onerror=alert(1)>"})
+    make_artifacts(
+        dashboard.org_id,
+        1,
+        remote_path="<script>alert(1)</script>.txt",
+        metadata={"<b>k</b>": "<img src=x onerror=alert(1)>"},
+    )
     text = page_text(dashboard.viewer.get(reverse("artifact-list")))
     assert "<script>alert(1)" not in text and "<img src=x" not in text and "<b>k</b>" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.txt" in text
@@ -432,13 +509,45 @@ def test_the_detail_page_shows_every_field_versions_and_a_copy_button(dashboard,
 
 def test_lineage_shows_the_sandbox_that_made_it_and_those_it_went_into(dashboard, owner):
     artifact = put(owner, "out/model.bin", b"weights")
-    common = {"organization_id": owner.org_id, "host": "h", "cpus": "1", "memory": "1Gi", "memory_bytes": 1 << 30, "expires_at": timezone.now() + timedelta(hours=1)}
+    common = {
+        "organization_id": owner.org_id,
+        "host": "h",
+        "cpus": "1",
+        "memory": "1Gi",
+        "memory_bytes": 1 << 30,
+        "expires_at": timezone.now() + timedelta(hours=1),
+    }
     maker = Sandbox.objects.create(session_id="sess-maker", **common)
     reader = Sandbox.objects.create(**common)
-    Artifact.objects.filter(id=artifact.id).update(sandbox_id=maker.id, session_id="sess-maker", source_path="/workspace/out/model.bin")
-    Transfer.objects.create(organization_id=owner.org_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id=reader.id, path="/workspace/in/model.bin", state=TransferState.SUCCEEDED, finished_at=timezone.now())
-    Transfer.objects.create(organization_id=owner.org_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id="sbx_gone", path="/workspace/x", state=TransferState.SUCCEEDED, finished_at=timezone.now())
-    Transfer.objects.create(organization_id=owner.org_id, kind=TransferKind.DOWNLOAD, artifact=artifact, sandbox_id="sbx_failed", path="/workspace/y", state=TransferState.FAILED)
+    Artifact.objects.filter(id=artifact.id).update(
+        sandbox_id=maker.id, session_id="sess-maker", source_path="/workspace/out/model.bin"
+    )
+    Transfer.objects.create(
+        organization_id=owner.org_id,
+        kind=TransferKind.DOWNLOAD,
+        artifact=artifact,
+        sandbox_id=reader.id,
+        path="/workspace/in/model.bin",
+        state=TransferState.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    Transfer.objects.create(
+        organization_id=owner.org_id,
+        kind=TransferKind.DOWNLOAD,
+        artifact=artifact,
+        sandbox_id="sbx_gone",
+        path="/workspace/x",
+        state=TransferState.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    Transfer.objects.create(
+        organization_id=owner.org_id,
+        kind=TransferKind.DOWNLOAD,
+        artifact=artifact,
+        sandbox_id="sbx_failed",
+        path="/workspace/y",
+        state=TransferState.FAILED,
+    )
     text = page_text(dashboard.viewer.get(reverse("artifact-detail", args=[artifact.id])))
     assert f'href="{reverse("sandbox-detail", args=[maker.id])}"' in text and "sess-maker" in text
     assert f'href="{reverse("sandbox-detail", args=[reader.id])}"' in text and "/workspace/in/model.bin" in text
@@ -485,7 +594,7 @@ def test_plain_text_is_shown_escaped(dashboard, owner):
 def test_json_is_pretty_printed(dashboard, owner):
     artifact = put(owner, "data.json", b'{"b":[1,2],"a":"<x>"}', "application/json")
     preview = preview_of(dashboard.viewer, artifact)
-    assert '{\n  &quot;b&quot;: [\n    1,' in preview and "&lt;x&gt;" in preview
+    assert "{\n  &quot;b&quot;: [\n    1," in preview and "&lt;x&gt;" in preview
 
 
 def test_a_long_text_shows_only_its_first_part(dashboard, owner):
@@ -509,7 +618,7 @@ def test_csv_becomes_an_escaped_table_of_the_first_rows(dashboard, owner):
 
 
 def test_markdown_is_rendered_and_sanitized(dashboard, owner):
-    source = b"# Title\n\nSome *text* and [a link](https://example.com) and [bad](javascript:alert(1)).\n\n<img src=x onerror=alert(1)>\n\n<script>alert(2)</script>\n\n<a href=\"/artifacts/\" onclick=\"x()\">rel</a>\n"
+    source = b'# Title\n\nSome *text* and [a link](https://example.com) and [bad](javascript:alert(1)).\n\n<img src=x onerror=alert(1)>\n\n<script>alert(2)</script>\n\n<a href="/artifacts/" onclick="x()">rel</a>\n'
     artifact = put(owner, "README.md", source, "text/markdown")
     preview = preview_of(dashboard.viewer, artifact)
     assert "<h1>Title</h1>" in preview and "<em>text</em>" in preview
@@ -519,7 +628,12 @@ def test_markdown_is_rendered_and_sanitized(dashboard, owner):
 
 
 def test_svg_is_not_inlined(dashboard, owner):
-    artifact = put(owner, "logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(1)</script></svg>', "image/svg+xml")
+    artifact = put(
+        owner,
+        "logo.svg",
+        b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(1)</script></svg>',
+        "image/svg+xml",
+    )
     preview = preview_of(dashboard.viewer, artifact)
     assert "<svg" not in preview and "<img" not in preview and "No preview" in preview
     assert dashboard.viewer.get(reverse("artifact-content", args=[artifact.id])).status_code == 404
@@ -599,7 +713,12 @@ def test_an_upload_is_streamed_into_exactly_one_artifact(dashboard, body_is_neve
 
     monkeypatch.setattr(services, "blob_write", spy)
     body = bytes(range(256)) * (12 * 1024)  # 3 MiB
-    response = dashboard.member.put(stream_url("uploads/big.bin"), body, content_type="application/octet-stream", HTTP_X_ARTIFACT_METADATA='{"source": "dashboard", "note": "caf\\u00e9"}')
+    response = dashboard.member.put(
+        stream_url("uploads/big.bin"),
+        body,
+        content_type="application/octet-stream",
+        HTTP_X_ARTIFACT_METADATA='{"source": "dashboard", "note": "caf\\u00e9"}',
+    )
     assert response.status_code == 201, response.content
     data = response.json()
     assert Artifact.objects.count() == 1
@@ -618,7 +737,9 @@ def test_the_browser_type_is_kept_and_a_generic_one_guessed(dashboard):
     assert guessed.json()["content_type"] == "image/png"
 
 
-def test_an_upload_over_the_limit_is_refused_before_reading_and_changes_nothing(dashboard, settings, body_is_never_read):
+def test_an_upload_over_the_limit_is_refused_before_reading_and_changes_nothing(
+    dashboard, settings, body_is_never_read
+):
     settings.ARTIFACT_MAX_BYTES = 1024
     response = dashboard.member.put(stream_url("too/big.bin"), b"x" * 2048, content_type="application/octet-stream")
     assert response.status_code == 413
@@ -627,7 +748,10 @@ def test_an_upload_over_the_limit_is_refused_before_reading_and_changes_nothing(
     assert Artifact.objects.count() == 0 and Transfer.objects.count() == 0
 
 
-@pytest.mark.parametrize("remote_path, message", [("", "must not be empty"), ("../etc/passwd", "'..'"), ("a//b", "empty"), ("bad\x01name", "control characters")])
+@pytest.mark.parametrize(
+    "remote_path, message",
+    [("", "must not be empty"), ("../etc/passwd", "'..'"), ("a//b", "empty"), ("bad\x01name", "control characters")],
+)
 def test_an_upload_with_a_bad_name_is_refused_with_a_readable_message(dashboard, remote_path, message):
     response = dashboard.member.put(stream_url(remote_path), b"data", content_type="text/plain")
     assert response.status_code == 400
@@ -637,7 +761,9 @@ def test_an_upload_with_a_bad_name_is_refused_with_a_readable_message(dashboard,
 
 def test_an_upload_with_bad_metadata_is_refused(dashboard):
     for header in ("not json", '["list"]', '{"k": 1}'):
-        response = dashboard.member.put(stream_url("x.txt"), b"data", content_type="text/plain", HTTP_X_ARTIFACT_METADATA=header)
+        response = dashboard.member.put(
+            stream_url("x.txt"), b"data", content_type="text/plain", HTTP_X_ARTIFACT_METADATA=header
+        )
         assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_METADATA"
     assert Artifact.objects.count() == 0
 
@@ -653,22 +779,30 @@ def test_the_upload_endpoint_keeps_csrf_protection(dashboard):
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page_text(page)).group(1)
     accepted = browser.put(stream_url("x.txt"), b"data", content_type="text/plain", HTTP_X_CSRFTOKEN=token)
     assert accepted.status_code == 201 and Artifact.objects.count() == 1
-    check = browser.post(reverse("artifact-upload-check"), {"remote_path": "y.txt", "size": 3}, content_type="application/json")
+    check = browser.post(
+        reverse("artifact-upload-check"), {"remote_path": "y.txt", "size": 3}, content_type="application/json"
+    )
     assert check.status_code == 403
 
 
 def test_the_check_reports_a_bad_name_or_size_before_any_byte_is_sent(dashboard, settings):
     settings.ARTIFACT_MAX_BYTES = 1000
     url = reverse("artifact-upload-check")
-    ok = dashboard.member.post(url, {"remote_path": "/reports//q3.pdf/", "size": 10, "metadata": {"a": "b"}}, content_type="application/json")
+    ok = dashboard.member.post(
+        url, {"remote_path": "/reports//q3.pdf/", "size": 10, "metadata": {"a": "b"}}, content_type="application/json"
+    )
     assert ok.status_code == 400  # an empty segment
-    ok = dashboard.member.post(url, {"remote_path": "/reports/q3.pdf", "size": 10, "metadata": {"a": "b"}}, content_type="application/json")
+    ok = dashboard.member.post(
+        url, {"remote_path": "/reports/q3.pdf", "size": 10, "metadata": {"a": "b"}}, content_type="application/json"
+    )
     assert ok.status_code == 200 and ok.json()["remote_path"] == "reports/q3.pdf"
     large = dashboard.member.post(url, {"remote_path": "a.bin", "size": 5000}, content_type="application/json")
     assert large.status_code == 413 and "more than" in large.json()["error"]["message"]
     bad = dashboard.member.post(url, {"remote_path": "a/../b", "size": 1}, content_type="application/json")
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "remote_path"
-    meta = dashboard.member.post(url, {"remote_path": "a", "size": 1, "metadata": {"k": 5}}, content_type="application/json")
+    meta = dashboard.member.post(
+        url, {"remote_path": "a", "size": 1, "metadata": {"k": 5}}, content_type="application/json"
+    )
     assert meta.status_code == 400 and meta.json()["error"]["code"] == "INVALID_METADATA"
     assert dashboard.member.post(url, "nope", content_type="application/json").status_code == 400
     assert Artifact.objects.count() == 0
@@ -678,10 +812,17 @@ def test_the_plain_form_uploads_one_file_without_javascript(dashboard):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("q3 report.csv", b"a,b\n1,2\n", content_type="text/csv")
-    response = dashboard.member.post(reverse("artifact-upload"), {"file": upload, "remote_path": "", "meta_key": ["team", ""], "meta_value": ["finance", ""]})
+    response = dashboard.member.post(
+        reverse("artifact-upload"),
+        {"file": upload, "remote_path": "", "meta_key": ["team", ""], "meta_value": ["finance", ""]},
+    )
     artifact = Artifact.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("artifact-detail", args=[artifact.id])
-    assert artifact.remote_path == "q3 report.csv" and artifact.content_type == "text/csv" and artifact.metadata == {"team": "finance"}
+    assert (
+        artifact.remote_path == "q3 report.csv"
+        and artifact.content_type == "text/csv"
+        and artifact.metadata == {"team": "finance"}
+    )
     renamed = SimpleUploadedFile("x.bin", b"123")
     dashboard.member.post(reverse("artifact-upload"), {"file": renamed, "remote_path": "folder/y.bin"})
     assert Artifact.objects.filter(remote_path="folder/y.bin", size=3).exists()
@@ -695,9 +836,16 @@ def test_the_plain_form_refuses_large_files_and_bad_names_readably(dashboard, mo
     assert too_big.status_code == 413 and b"This form takes files up to 100" in too_big.content
     just_over = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("big.bin", b"x" * 101)})
     assert just_over.status_code == 413 and b"more than the 100" in just_over.content
-    bad_name = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("ok.bin", b"x"), "remote_path": "a/../b"})
-    assert bad_name.status_code == 400 and b"must not contain empty, &#x27;.&#x27; or &#x27;..&#x27; segments" in bad_name.content
-    orphan_value = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("ok.bin", b"x"), "meta_key": [""], "meta_value": ["v"]})
+    bad_name = dashboard.member.post(
+        reverse("artifact-upload"), {"file": SimpleUploadedFile("ok.bin", b"x"), "remote_path": "a/../b"}
+    )
+    assert (
+        bad_name.status_code == 400
+        and b"must not contain empty, &#x27;.&#x27; or &#x27;..&#x27; segments" in bad_name.content
+    )
+    orphan_value = dashboard.member.post(
+        reverse("artifact-upload"), {"file": SimpleUploadedFile("ok.bin", b"x"), "meta_key": [""], "meta_value": ["v"]}
+    )
     assert orphan_value.status_code == 400 and b"needs a key" in orphan_value.content
     assert Artifact.objects.count() == 0
 
@@ -717,7 +865,11 @@ def test_the_plain_form_checks_csrf(dashboard):
 
 def test_creating_a_share_link_polls_until_it_is_active_then_shows_it_once(dashboard, owner, broker):
     artifact = put(owner, "share/me.txt", b"shared bytes", "text/plain")
-    created = dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 86400, "max_downloads": 3, "password": ""}, **HTMX)
+    created = dashboard.member.post(
+        reverse("artifact-share-create", args=[artifact.id]),
+        {"expires_in": 86400, "max_downloads": 3, "password": ""},
+        **HTMX,
+    )
     text = page_text(created)
     assert created.status_code == 200 and text.lstrip().startswith('<section class="card" id="share-links"')
     link = ShareLink.objects.get(artifact=artifact)
@@ -737,7 +889,10 @@ def test_creating_a_share_link_polls_until_it_is_active_then_shows_it_once(dashb
     again = dashboard.member.get(status_url, **HTMX)
     assert again.status_code == 286 and "/s/" not in page_text(again) and "already been shown once" in page_text(again)
     assert url.rsplit("/", 1)[1] not in page_text(dashboard.member.get(reverse("artifact-detail", args=[artifact.id])))
-    assert artifact_views.SESSION_SHARE_TOKENS not in dashboard.member.session or not dashboard.member.session[artifact_views.SESSION_SHARE_TOKENS]
+    assert (
+        artifact_views.SESSION_SHARE_TOKENS not in dashboard.member.session
+        or not dashboard.member.session[artifact_views.SESSION_SHARE_TOKENS]
+    )
     # The link works for anyone.
     assert Client().get(url.replace("http://testserver", "")).status_code == 200
 
@@ -763,17 +918,29 @@ def test_polling_gives_up_when_the_worker_takes_too_long_and_the_link_shows_late
     artifact = put(owner, "share/slow.txt", b"x", "text/plain")
     dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600}, **HTMX)
     link = ShareLink.objects.get(artifact=artifact)
-    ShareLink.objects.filter(id=link.id).update(created_at=timezone.now() - timedelta(seconds=artifact_views.SHARE_POLL_SECONDS + 5))
+    ShareLink.objects.filter(id=link.id).update(
+        created_at=timezone.now() - timedelta(seconds=artifact_views.SHARE_POLL_SECONDS + 5)
+    )
     status_url = reverse("artifact-share-status", args=[artifact.id, link.id])
     slow = dashboard.member.get(status_url, **HTMX)
-    assert slow.status_code == 286 and "taking longer" in page_text(slow) and 'hx-trigger="every 1s"' not in page_text(slow)
+    assert (
+        slow.status_code == 286
+        and "taking longer" in page_text(slow)
+        and 'hx-trigger="every 1s"' not in page_text(slow)
+    )
     share_link_activate(share_id=link.id, actor=Actor.system(owner.org_id))
-    assert re.search(rb'value="http://testserver/s/', dashboard.member.get(reverse("artifact-detail", args=[artifact.id])).content)
+    assert re.search(
+        rb'value="http://testserver/s/', dashboard.member.get(reverse("artifact-detail", args=[artifact.id])).content
+    )
 
 
 def test_share_form_errors_are_shown_and_create_nothing(dashboard, owner):
     artifact = put(owner, "share/bad.txt", b"x", "text/plain")
-    response = dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 5, "max_downloads": 0, "password": "short"}, **HTMX)
+    response = dashboard.member.post(
+        reverse("artifact-share-create", args=[artifact.id]),
+        {"expires_in": 5, "max_downloads": 0, "password": "short"},
+        **HTMX,
+    )
     text = page_text(response)
     assert "Select a valid choice" in text and "greater than or equal to 1" in text and "at least 8 characters" in text
     assert ShareLink.objects.count() == 0
@@ -781,8 +948,22 @@ def test_share_form_errors_are_shown_and_create_nothing(dashboard, owner):
 
 def test_the_share_list_shows_state_and_download_counts_and_revokes_after_confirmation(dashboard, owner):
     artifact = put(owner, "share/list.txt", b"x", "text/plain")
-    link = ShareLink.objects.create(organization_id=owner.org_id, artifact=artifact, token_hash="2" * 64, state=ShareLinkState.ACTIVE, max_downloads=5, download_count=2, expires_at=timezone.now() + timedelta(days=1))
-    ShareLink.objects.create(organization_id=owner.org_id, artifact=artifact, token_hash="3" * 64, state=ShareLinkState.ACTIVE, expires_at=timezone.now() - timedelta(days=1))
+    link = ShareLink.objects.create(
+        organization_id=owner.org_id,
+        artifact=artifact,
+        token_hash="2" * 64,
+        state=ShareLinkState.ACTIVE,
+        max_downloads=5,
+        download_count=2,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    ShareLink.objects.create(
+        organization_id=owner.org_id,
+        artifact=artifact,
+        token_hash="3" * 64,
+        state=ShareLinkState.ACTIVE,
+        expires_at=timezone.now() - timedelta(days=1),
+    )
     fragment = dashboard.viewer.get(reverse("artifact-share-list", args=[artifact.id]), **HTMX)
     text = page_text(fragment)
     assert text.lstrip().startswith('<div id="share-list"') and 'hx-trigger="share-links-changed from:body"' in text
@@ -803,7 +984,10 @@ def test_the_share_list_shows_state_and_download_counts_and_revokes_after_confir
 def test_deleting_asks_for_confirmation_and_then_hides_the_artifact(dashboard, owner):
     artifact = put(owner, "gone.txt", b"x", "text/plain")
     confirm = dashboard.admin.get(reverse("artifact-delete", args=[artifact.id]))
-    assert b"Delete this artifact?" in confirm.content and Artifact.objects.get(id=artifact.id).state == ArtifactState.READY
+    assert (
+        b"Delete this artifact?" in confirm.content
+        and Artifact.objects.get(id=artifact.id).state == ArtifactState.READY
+    )
     response = dashboard.admin.post(reverse("artifact-delete", args=[artifact.id]))
     assert response.status_code == 302 and response["Location"] == reverse("artifact-list")
     assert dashboard.admin.get(reverse("artifact-detail", args=[artifact.id])).status_code == 404

@@ -23,7 +23,10 @@ AUDIT_LIST_QUERIES = 5
 
 def record(org_id: str, n: int = 1, *, actor: str = "agent", action: str = "file.read", **fields) -> list[AuditEvent]:
     who = Actor(organization_id=org_id, label=actor)
-    return [audit_record(actor=who, action=action, resource=fields.pop("resource", f"res-{index}"), **fields) for index in range(n)]
+    return [
+        audit_record(actor=who, action=action, resource=fields.pop("resource", f"res-{index}"), **fields)
+        for index in range(n)
+    ]
 
 
 def export_rows(response) -> list[dict[str, str]]:
@@ -82,7 +85,14 @@ def test_verify_only_accepts_post(dashboard):
 
 def test_the_list_shows_events_newest_first(dashboard):
     record(dashboard.org_id, actor="first-actor", resource="older-thing")
-    record(dashboard.org_id, actor="second-actor", action="artifact.upload", resource="newer-thing", outcome="failure", error_message="disk full")
+    record(
+        dashboard.org_id,
+        actor="second-actor",
+        action="artifact.upload",
+        resource="newer-thing",
+        outcome="failure",
+        error_message="disk full",
+    )
     page = dashboard.admin.get(reverse("audit-list")).content.decode()
     assert page.index("newer-thing") < page.index("older-thing")
     assert 'class="badge badge-failure"' in page and "disk full" in page
@@ -106,11 +116,16 @@ def test_filters_narrow_the_events(dashboard):
     today = timezone.now().date()
     assert shown(start=today.isoformat(), end=today.isoformat()) == {"alice-read", "bob-write", "bob-sandbox-read"}
     assert shown(end=(today - timedelta(days=1)).isoformat()) == set()
-    assert "No event matches these filters" in dashboard.admin.get(reverse("audit-list"), {"actor": "nobody"}).content.decode()
+    assert (
+        "No event matches these filters"
+        in dashboard.admin.get(reverse("audit-list"), {"actor": "nobody"}).content.decode()
+    )
 
 
 def test_bad_filters_are_reported_not_ignored_silently(dashboard):
-    page = dashboard.admin.get(reverse("audit-list"), {"start": "2024-05-02", "end": "2024-05-01", "outcome": "maybe"}).content.decode()
+    page = dashboard.admin.get(
+        reverse("audit-list"), {"start": "2024-05-02", "end": "2024-05-01", "outcome": "maybe"}
+    ).content.decode()
     assert "Some filters were not applied" in page
     assert "before the start date" in page
     export = dashboard.admin.get(reverse("audit-export"), {"outcome": "maybe"}, follow=True)
@@ -119,7 +134,9 @@ def test_bad_filters_are_reported_not_ignored_silently(dashboard):
 
 def test_the_list_pages_by_keyset_without_overlap(dashboard):
     record(dashboard.org_id, 60)
-    newest_first = list(AuditEvent.objects.filter(organization_id=dashboard.org_id).order_by("-seq").values_list("id", flat=True))
+    newest_first = list(
+        AuditEvent.objects.filter(organization_id=dashboard.org_id).order_by("-seq").values_list("id", flat=True)
+    )
     assert len(newest_first) > 50
     first = dashboard.admin.get(reverse("audit-list")).content.decode()
     assert set(re.findall(r"evt_[0-9a-z]+", first)) == set(newest_first[:50])
@@ -149,7 +166,9 @@ def test_the_list_costs_the_same_queries_at_5_and_50_rows(dashboard, django_asse
 
 def test_the_events_fragment_for_htmx(dashboard):
     record(dashboard.org_id, 2, actor="frag")
-    response = dashboard.admin.get(reverse("audit-list"), {"actor": "frag"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-events")
+    response = dashboard.admin.get(
+        reverse("audit-list"), {"actor": "frag"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-events"
+    )
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="audit-events"')
     assert "<html" not in body
@@ -164,7 +183,12 @@ def test_an_empty_log_says_so(dashboard, stranger):
 
 
 def test_event_content_is_escaped(dashboard):
-    record(dashboard.org_id, actor="<img src=x onerror=alert(1)>", resource="<script>alert(2)</script>", details={"html": "<b>x</b>"})
+    record(
+        dashboard.org_id,
+        actor="<img src=x onerror=alert(1)>",
+        resource="<script>alert(2)</script>",
+        details={"html": "<b>x</b>"},
+    )
     page = dashboard.admin.get(reverse("audit-list")).content.decode()
     assert "<script>alert(2)" not in page and "<img src=x" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;" in page
@@ -195,14 +219,14 @@ def test_the_export_is_itself_audited(dashboard):
 
 
 def test_the_export_cannot_smuggle_spreadsheet_formulas(dashboard):
-    record(dashboard.org_id, actor="=HYPERLINK(\"http://evil\")", resource="+1+1", error_message="-2+3", details={"x": 1})
+    record(dashboard.org_id, actor='=HYPERLINK("http://evil")', resource="+1+1", error_message="-2+3", details={"x": 1})
     record(dashboard.org_id, actor="@SUM(A1:A9)", resource="\t=1", action="file.read")
     record(dashboard.org_id, actor="plain", resource="a=b")
     rows = export_rows(dashboard.admin.get(reverse("audit-export")))
     by_actor = {row["actor"]: row for row in rows}
-    assert "'=HYPERLINK(\"http://evil\")" in by_actor
-    assert by_actor["'=HYPERLINK(\"http://evil\")"]["resource"] == "'+1+1"
-    assert by_actor["'=HYPERLINK(\"http://evil\")"]["error_message"] == "'-2+3"
+    assert '\'=HYPERLINK("http://evil")' in by_actor
+    assert by_actor['\'=HYPERLINK("http://evil")']["resource"] == "'+1+1"
+    assert by_actor['\'=HYPERLINK("http://evil")']["error_message"] == "'-2+3"
     assert by_actor["'@SUM(A1:A9)"]["resource"] == "'\t=1"
     assert by_actor["plain"]["resource"] == "a=b"
     for row in rows:

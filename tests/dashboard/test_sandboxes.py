@@ -31,7 +31,15 @@ SANDBOX_LIST_QUERIES = 5
 SANDBOX_FRAGMENT_QUERIES = 4
 
 
-def make_sandbox(org_id: str, *, status: str = SandboxStatus.RUNNING, isolated: bool = True, session_id: str | None = None, minutes_ago: int = 0, **fields) -> Sandbox:
+def make_sandbox(
+    org_id: str,
+    *,
+    status: str = SandboxStatus.RUNNING,
+    isolated: bool = True,
+    session_id: str | None = None,
+    minutes_ago: int = 0,
+    **fields,
+) -> Sandbox:
     created = timezone.now() - timedelta(minutes=minutes_ago)
     extra = {"session_id": session_id} if session_id else {}
     return Sandbox.objects.create(
@@ -49,8 +57,24 @@ def make_sandbox(org_id: str, *, status: str = SandboxStatus.RUNNING, isolated: 
     )
 
 
-def make_artifact(org_id: str, sandbox: Sandbox | None, remote_path: str, *, version: int = 1, size: int = 1234, state: str = ArtifactState.READY) -> Artifact:
-    artifact = Artifact(organization_id=org_id, sandbox_id=sandbox.id if sandbox else "", remote_path=remote_path, version=version if state == ArtifactState.READY else None, size=size, state=state, checksum="sha256:" + "0" * 64)
+def make_artifact(
+    org_id: str,
+    sandbox: Sandbox | None,
+    remote_path: str,
+    *,
+    version: int = 1,
+    size: int = 1234,
+    state: str = ArtifactState.READY,
+) -> Artifact:
+    artifact = Artifact(
+        organization_id=org_id,
+        sandbox_id=sandbox.id if sandbox else "",
+        remote_path=remote_path,
+        version=version if state == ArtifactState.READY else None,
+        size=size,
+        state=state,
+        checksum="sha256:" + "0" * 64,
+    )
     artifact.storage_key = f"test/{artifact.id}"
     artifact.save(force_insert=True)
     return artifact
@@ -119,9 +143,15 @@ def test_a_stranger_never_sees_another_organizations_sandboxes(dashboard, strang
     assert theirs.id.encode() in listing.content
     assert ours.id.encode() not in listing.content
     assert dashboard.stranger.get(reverse("sandbox-detail", args=[ours.id])).status_code == 404
-    assert hx_get(dashboard.stranger, reverse("sandbox-detail", args=[ours.id]), target="sandbox-status").status_code == 404
+    assert (
+        hx_get(dashboard.stranger, reverse("sandbox-detail", args=[ours.id]), target="sandbox-status").status_code
+        == 404
+    )
     for name in ("sandbox-save", "sandbox-bring-in", "sandbox-stop", "sandbox-extend"):
-        assert dashboard.stranger.post(reverse(name, args=[ours.id]), {"path": "/workspace/a", "seconds": 60}).status_code == 404
+        assert (
+            dashboard.stranger.post(reverse(name, args=[ours.id]), {"path": "/workspace/a", "seconds": 60}).status_code
+            == 404
+        )
     ours.refresh_from_db()
     assert ours.status == SandboxStatus.RUNNING
     assert not Transfer.objects.exists()
@@ -137,7 +167,12 @@ def test_a_viewer_cannot_change_anything(dashboard):
     expires = sandbox.expires_at
     viewer = dashboard.viewer
     assert viewer.post(reverse("sandbox-save", args=[sandbox.id]), {"path": "/workspace/a"}).status_code == 404
-    assert viewer.post(reverse("sandbox-bring-in", args=[sandbox.id]), {"artifact": artifact.id, "target_path": "/workspace/"}).status_code == 404
+    assert (
+        viewer.post(
+            reverse("sandbox-bring-in", args=[sandbox.id]), {"artifact": artifact.id, "target_path": "/workspace/"}
+        ).status_code
+        == 404
+    )
     assert viewer.post(reverse("sandbox-stop", args=[sandbox.id])).status_code == 404
     assert viewer.post(reverse("sandbox-extend", args=[sandbox.id]), {"seconds": 60}).status_code == 404
     sandbox.refresh_from_db()
@@ -165,7 +200,10 @@ def test_the_list_shows_status_times_and_artifact_counts(dashboard):
     make_artifact(dashboard.org_id, busy, "out/pending.txt", state=ArtifactState.PENDING)
     page = dashboard.owner.get(reverse("sandbox-list")).content.decode()
     assert 'class="badge badge-running"' in page and 'class="badge badge-terminated"' in page
-    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr>\s*<td>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)}
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r'<tr>\s*<td>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)
+    }
     assert re.search(r'<td class="num">3</td>', rows[busy.id])
     assert re.search(r'<td class="num">0</td>', rows[idle.id])
     assert re.search(r"5\sminutes ago", rows[busy.id])
@@ -181,7 +219,9 @@ def test_the_list_filters_by_status_and_session(dashboard):
     assert running.id in by_status and other.id in by_status and stopped.id not in by_status
     by_session = dashboard.member.get(reverse("sandbox-list"), {"session": "ses_alpha"}).content.decode()
     assert running.id in by_session and stopped.id in by_session and other.id not in by_session
-    both = dashboard.member.get(reverse("sandbox-list"), {"session": "ses_alpha", "status": "terminated"}).content.decode()
+    both = dashboard.member.get(
+        reverse("sandbox-list"), {"session": "ses_alpha", "status": "terminated"}
+    ).content.decode()
     assert stopped.id in both and running.id not in both
     nothing = dashboard.member.get(reverse("sandbox-list"), {"session": "ses_none"}).content.decode()
     assert "No sandbox matches these filters" in nothing
@@ -248,7 +288,9 @@ def test_polling_keeps_the_filters(dashboard):
 
 def test_a_history_restore_gets_the_whole_page(dashboard):
     make_sandbox(dashboard.org_id)
-    response = dashboard.viewer.get(reverse("sandbox-list"), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    response = dashboard.viewer.get(
+        reverse("sandbox-list"), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
     assert "<html" in response.content.decode()
 
 
@@ -262,12 +304,17 @@ def test_the_detail_shows_fields_and_an_unisolated_warning(dashboard):
     for text in ("ses_warn", sandbox.host, "1Gi", "Running"):
         assert text in page
     isolated = make_sandbox(dashboard.org_id)
-    assert "Unisolated sandbox." not in dashboard.viewer.get(reverse("sandbox-detail", args=[isolated.id])).content.decode()
+    assert (
+        "Unisolated sandbox."
+        not in dashboard.viewer.get(reverse("sandbox-detail", args=[isolated.id])).content.decode()
+    )
 
 
 def test_a_stopped_sandbox_explains_why_its_workspace_cannot_be_browsed(dashboard):
     sandbox = make_sandbox(dashboard.org_id, status=SandboxStatus.TERMINATED, stopped_at=timezone.now())
-    page = dashboard.member.get(reverse("sandbox-detail", args=[sandbox.id]), {"path": "/workspace/out"}).content.decode()
+    page = dashboard.member.get(
+        reverse("sandbox-detail", args=[sandbox.id]), {"path": "/workspace/out"}
+    ).content.decode()
     assert "This sandbox has stopped, and its workspace files were removed with it." in page
     assert reverse("sandbox-save", args=[sandbox.id]) not in page
     assert not AuditEvent.objects.filter(action="file.list").exists(), "no listing was asked of a worker"
@@ -282,7 +329,12 @@ def test_the_detail_lists_the_sandboxes_artifacts_and_newest_50_events(dashboard
     theirs = make_artifact(dashboard.org_id, other, "elsewhere.txt")
     actor = Actor(organization_id=dashboard.org_id, label="agent-7")
     for index in range(55):
-        audit_record(actor=actor, action="command.execute", resource=f"sandbox:{sandbox.id}:cmd{index:02d}", sandbox_id=sandbox.id)
+        audit_record(
+            actor=actor,
+            action="command.execute",
+            resource=f"sandbox:{sandbox.id}:cmd{index:02d}",
+            sandbox_id=sandbox.id,
+        )
     audit_record(actor=actor, action="command.execute", resource="not-this-one", sandbox_id=other.id)
     page = dashboard.viewer.get(reverse("sandbox-detail", args=[sandbox.id])).content.decode()
     assert "reports/summary.pdf" in page and "2.0\xa0KB" in page
@@ -294,7 +346,12 @@ def test_the_detail_lists_the_sandboxes_artifacts_and_newest_50_events(dashboard
 
 
 def test_user_content_is_escaped(dashboard):
-    sandbox = make_sandbox(dashboard.org_id, session_id="<b>bold</b>", status=SandboxStatus.ERROR, error_message="<script>alert(1)</script>")
+    sandbox = make_sandbox(
+        dashboard.org_id,
+        session_id="<b>bold</b>",
+        status=SandboxStatus.ERROR,
+        error_message="<script>alert(1)</script>",
+    )
     page = dashboard.viewer.get(reverse("sandbox-detail", args=[sandbox.id])).content.decode()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "<b>bold</b>" not in page
@@ -359,9 +416,13 @@ def test_a_path_outside_the_workspace_is_refused(dashboard):
 def test_bringing_in_another_organizations_artifact_is_refused(dashboard, stranger):
     sandbox = make_sandbox(dashboard.org_id)
     foreign = make_artifact(stranger.org_id, None, "globex.txt")
-    response = dashboard.member.post(reverse("sandbox-bring-in", args=[sandbox.id]), {"artifact": foreign.id, "target_path": "/workspace/"}, **HTMX)
+    response = dashboard.member.post(
+        reverse("sandbox-bring-in", args=[sandbox.id]), {"artifact": foreign.id, "target_path": "/workspace/"}, **HTMX
+    )
     assert "not found" in response.content.decode()
-    missing = dashboard.member.post(reverse("sandbox-bring-in", args=[sandbox.id]), {"target_path": "/workspace/"}, **HTMX)
+    missing = dashboard.member.post(
+        reverse("sandbox-bring-in", args=[sandbox.id]), {"target_path": "/workspace/"}, **HTMX
+    )
     assert "Pick an artifact" in missing.content.decode()
     assert not Transfer.objects.exists()
 
@@ -376,7 +437,9 @@ def test_extend_moves_the_expiry_and_reports_bad_input(dashboard):
     assert AuditEvent.objects.filter(action="sandbox.extend", sandbox_id=sandbox.id).exists()
     bad = dashboard.member.post(reverse("sandbox-extend", args=[sandbox.id]), {"seconds": 0}, follow=True)
     assert "greater than or equal to 1" in bad.content.decode()
-    too_far = dashboard.member.post(reverse("sandbox-extend", args=[sandbox.id]), {"seconds": settings.SANDBOX_MAX_TIMEOUT_SECONDS}, follow=True)
+    too_far = dashboard.member.post(
+        reverse("sandbox-extend", args=[sandbox.id]), {"seconds": settings.SANDBOX_MAX_TIMEOUT_SECONDS}, follow=True
+    )
     assert "at most" in too_far.content.decode()
     sandbox.refresh_from_db()
     assert sandbox.expires_at == before + timedelta(seconds=600)
@@ -398,13 +461,23 @@ def test_stopping_a_stopped_sandbox_is_harmless(dashboard):
 
 
 def make_transfer(org_id: str, sandbox: Sandbox, artifact: Artifact, **fields) -> Transfer:
-    return Transfer.objects.create(organization_id=org_id, kind=TransferKind.UPLOAD, artifact=artifact, sandbox_id=sandbox.id, host=sandbox.host, path="/workspace/big.bin", **fields)
+    return Transfer.objects.create(
+        organization_id=org_id,
+        kind=TransferKind.UPLOAD,
+        artifact=artifact,
+        sandbox_id=sandbox.id,
+        host=sandbox.host,
+        path="/workspace/big.bin",
+        **fields,
+    )
 
 
 def test_the_progress_fragment_polls_until_the_transfer_ends(dashboard):
     sandbox = make_sandbox(dashboard.org_id)
     artifact = make_artifact(dashboard.org_id, sandbox, "big.bin", state=ArtifactState.PENDING)
-    transfer = make_transfer(dashboard.org_id, sandbox, artifact, state=TransferState.RUNNING, bytes_done=25 << 20, bytes_total=100 << 20)
+    transfer = make_transfer(
+        dashboard.org_id, sandbox, artifact, state=TransferState.RUNNING, bytes_done=25 << 20, bytes_total=100 << 20
+    )
     url = reverse("sandbox-transfer", args=[sandbox.id, transfer.id])
     running = dashboard.viewer.get(url, **HTMX)
     body = running.content.decode()
@@ -427,7 +500,14 @@ def test_the_progress_fragment_polls_until_the_transfer_ends(dashboard):
 def test_a_failed_transfer_shows_its_error(dashboard):
     sandbox = make_sandbox(dashboard.org_id)
     artifact = make_artifact(dashboard.org_id, sandbox, "gone.bin", state=ArtifactState.FAILED)
-    transfer = make_transfer(dashboard.org_id, sandbox, artifact, state=TransferState.FAILED, error_code="FILE_NOT_FOUND", error_message="/workspace/big.bin does not exist")
+    transfer = make_transfer(
+        dashboard.org_id,
+        sandbox,
+        artifact,
+        state=TransferState.FAILED,
+        error_code="FILE_NOT_FOUND",
+        error_message="/workspace/big.bin does not exist",
+    )
     response = dashboard.viewer.get(reverse("sandbox-transfer", args=[sandbox.id, transfer.id]), **HTMX)
     assert response.status_code == 286
     assert "/workspace/big.bin does not exist" in response.content.decode()
@@ -437,7 +517,9 @@ def test_a_failed_transfer_shows_its_error(dashboard):
 def test_a_transfer_is_only_seen_through_its_own_sandbox(dashboard, stranger):
     sandbox = make_sandbox(dashboard.org_id)
     other = make_sandbox(dashboard.org_id)
-    transfer = make_transfer(dashboard.org_id, sandbox, make_artifact(dashboard.org_id, sandbox, "x", state=ArtifactState.PENDING))
+    transfer = make_transfer(
+        dashboard.org_id, sandbox, make_artifact(dashboard.org_id, sandbox, "x", state=ArtifactState.PENDING)
+    )
     assert dashboard.owner.get(reverse("sandbox-transfer", args=[other.id, transfer.id])).status_code == 404
     assert dashboard.stranger.get(reverse("sandbox-transfer", args=[sandbox.id, transfer.id])).status_code == 404
     theirs = make_sandbox(stranger.org_id)
@@ -477,7 +559,11 @@ def read_file(owner, sandbox_id: str, path: str) -> bytes:
 @pytest.mark.worker
 def test_the_workspace_browser_lists_and_navigates(live, sandbox, owner, dashboard):
     sandbox_id = sandbox["sandbox_id"]
-    write_files(owner, sandbox_id, {"/workspace/out/report.txt": b"x" * 3000, "/workspace/notes.md": b"# notes\n", "/workspace/<b>odd.txt": b"!"})
+    write_files(
+        owner,
+        sandbox_id,
+        {"/workspace/out/report.txt": b"x" * 3000, "/workspace/notes.md": b"# notes\n", "/workspace/<b>odd.txt": b"!"},
+    )
     url = reverse("sandbox-detail", args=[sandbox_id])
     root = dashboard.viewer.get(url).content.decode()
     assert "out/" in root and "notes.md" in root and "8\xa0bytes" in root
@@ -505,7 +591,9 @@ def test_save_as_artifact_shows_progress_until_it_is_stored(live, sandbox, owner
     sandbox_id = sandbox["sandbox_id"]
     data = bytes(range(256)) * 4096
     write_files(owner, sandbox_id, {"/workspace/out/data.bin": data})
-    started = dashboard.member.post(reverse("sandbox-save", args=[sandbox_id]), {"path": "/workspace/out/data.bin"}, **HTMX)
+    started = dashboard.member.post(
+        reverse("sandbox-save", args=[sandbox_id]), {"path": "/workspace/out/data.bin"}, **HTMX
+    )
     assert started.status_code == 200
     body = started.content.decode()
     assert 'id="transfer-trf_' in body and "<progress" in body
@@ -530,14 +618,18 @@ def test_save_as_artifact_shows_progress_until_it_is_stored(live, sandbox, owner
 def test_bring_an_artifact_in(live, sandbox, owner, dashboard):
     sandbox_id = sandbox["sandbox_id"]
     write_files(owner, sandbox_id, {"/workspace/src/input.csv": b"a,b\n1,2\n"})
-    saved = dashboard.member.post(reverse("sandbox-save", args=[sandbox_id]), {"path": "/workspace/src/input.csv"}, **HTMX)
+    saved = dashboard.member.post(
+        reverse("sandbox-save", args=[sandbox_id]), {"path": "/workspace/src/input.csv"}, **HTMX
+    )
     poll_until_final(dashboard.member, re.search(r'hx-get="([^"]+)"', saved.content.decode()).group(1))
     artifact = Artifact.objects.get(sandbox_id=sandbox_id, state=ArtifactState.READY)
 
     other = owner.post("/sandbox/create", {"timeout_seconds": 600}).json()["sandbox_id"]
     page = dashboard.member.get(reverse("sandbox-detail", args=[other])).content.decode()
     assert f'<option value="{artifact.id}">' in page
-    started = dashboard.member.post(reverse("sandbox-bring-in", args=[other]), {"artifact": artifact.id, "target_path": "/workspace/in/"}, **HTMX)
+    started = dashboard.member.post(
+        reverse("sandbox-bring-in", args=[other]), {"artifact": artifact.id, "target_path": "/workspace/in/"}, **HTMX
+    )
     assert started.status_code == 200 and "<progress" in started.content.decode()
     done = poll_until_final(dashboard.member, re.search(r'hx-get="([^"]+)"', started.content.decode()).group(1))
     assert "/workspace/in/input.csv" in done.content.decode()
@@ -553,7 +645,7 @@ def test_stop_removes_the_sandbox_and_the_status_stops_polling(live, sandbox, da
     response = dashboard.member.post(reverse("sandbox-stop", args=[sandbox_id]), follow=True)
     assert "Stopping sandbox" in response.content.decode()
     final = poll_until_final(dashboard.member, url, target="sandbox-status")
-    assert 'badge-terminated' in final.content.decode()
+    assert "badge-terminated" in final.content.decode()
     assert Sandbox.objects.get(id=sandbox_id).status == SandboxStatus.TERMINATED
     assert AuditEvent.objects.filter(action="sandbox.stop", sandbox_id=sandbox_id, actor="member-user").exists()
     assert "workspace files were removed" in dashboard.member.get(url).content.decode()

@@ -26,7 +26,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def sdk(stack: LocalStack, key: str | None = None, org_id: str | None = None, **options) -> StateSetSandbox:
-    return StateSetSandbox(base_url=stack.base_url, auth_token=key or stack.api_key, org_id=org_id or stack.org_id, **options)
+    return StateSetSandbox(
+        base_url=stack.base_url, auth_token=key or stack.api_key, org_id=org_id or stack.org_id, **options
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,12 @@ def test_create_get_and_list_a_sandbox(stack, client):
     assert (made.cpus, made.memory) == ("2", "512Mi")
     assert 590 <= (made.expires_at - made.created_at).total_seconds() <= 610
     fetched = client.get(made.sandbox_id)
-    assert (fetched.sandbox_id, fetched.status, fetched.org_id, fetched.session_id) == (made.sandbox_id, "running", stack.org_id, made.session_id)
+    assert (fetched.sandbox_id, fetched.status, fetched.org_id, fetched.session_id) == (
+        made.sandbox_id,
+        "running",
+        stack.org_id,
+        made.session_id,
+    )
     assert made.sandbox_id in {s.sandbox_id for s in client.list()}
 
 
@@ -81,7 +88,13 @@ def test_execute_stream_delivers_output_and_exit_code(client, sandbox):
     out: list[str] = []
     err: list[str] = []
     exits: list[int] = []
-    client.execute_stream(sandbox.sandbox_id, "echo one; echo two >&2; echo three; exit 4", on_stdout=out.append, on_stderr=err.append, on_exit=exits.append)
+    client.execute_stream(
+        sandbox.sandbox_id,
+        "echo one; echo two >&2; echo three; exit 4",
+        on_stdout=out.append,
+        on_stderr=err.append,
+        on_exit=exits.append,
+    )
     assert "".join(out) == "one\nthree\n"
     assert "".join(err) == "two\n"
     assert exits == [4]
@@ -125,9 +138,11 @@ def test_audit_trail_and_summary_of_a_sandbox(client):
     assert all(e.sandbox_id == sid and e.outcome == "success" for e in listed["events"])
     summary = client.get_sandbox_audit_summary(sid)
     assert summary.total_events == listed["total"] == len(actions)
-    assert (summary.commands_executed, summary.files_written, summary.files_read, summary.errors) == (
-        actions.count("command.execute"), actions.count("file.write"), actions.count("file.read"), 0
-    ) == (1, 1, 1, 0)
+    assert (
+        (summary.commands_executed, summary.files_written, summary.files_read, summary.errors)
+        == (actions.count("command.execute"), actions.count("file.write"), actions.count("file.read"), 0)
+        == (1, 1, 1, 0)
+    )
 
 
 def test_api_key_lifecycle(stack, client):
@@ -151,7 +166,11 @@ def test_bad_input_is_reported_as_the_sdk_expects(stack, client, strict, sandbox
     with sdk(stack, key=other["api_key"], org_id=other["org_id"], max_retries=0) as stranger:
         theirs = api_error(stranger.get, sid)
         nobody = api_error(stranger.get, "sbx_doesnotexist")
-        assert (theirs.status_code, theirs.code, theirs.message.replace(sid, "ID")) == (nobody.status_code, nobody.code, nobody.message.replace("sbx_doesnotexist", "ID"))
+        assert (theirs.status_code, theirs.code, theirs.message.replace(sid, "ID")) == (
+            nobody.status_code,
+            nobody.code,
+            nobody.message.replace("sbx_doesnotexist", "ID"),
+        )
         assert api_error(stranger.execute, sid, ["true"]).status_code == 404
         assert sid not in {s.sandbox_id for s in stranger.list()}
 

@@ -42,7 +42,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def sdk(stack: LocalStack, key: str | None = None, org_id: str | None = None, **options) -> StateSetSandbox:
-    return StateSetSandbox(base_url=stack.base_url, auth_token=key or stack.api_key, org_id=org_id or stack.org_id, **options)
+    return StateSetSandbox(
+        base_url=stack.base_url, auth_token=key or stack.api_key, org_id=org_id or stack.org_id, **options
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,11 @@ def test_upload_returns_id_size_and_checksum_of_the_file_in_the_sandbox(stack, c
     assert report.checksum == "sha256:" + hashlib.sha256(local).hexdigest()
     assert report.checksum == "sha256:" + sha256_in(client, producer.sandbox_id, "/workspace/output/report.pdf")
     assert (report.sandbox_id, report.org_id) == (producer.sandbox_id, stack.org_id)
-    assert (report.path, report.remote_path, report.content_type) == ("/workspace/output/report.pdf", "reports/weekly-report.pdf", "application/pdf")
+    assert (report.path, report.remote_path, report.content_type) == (
+        "/workspace/output/report.pdf",
+        "reports/weekly-report.pdf",
+        "application/pdf",
+    )
     assert report.metadata == {"generated_by": "analytics-pipeline"}
     assert report.expires_at is not None
     assert abs((report.expires_at - report.created_at) - timedelta(seconds=86400)) < timedelta(seconds=5)
@@ -150,8 +156,18 @@ def test_upload_returns_id_size_and_checksum_of_the_file_in_the_sandbox(stack, c
 
 def test_sdk_upload_without_remote_path_uses_the_file_path(client, producer):
     client.write_file(producer.sandbox_id, "/workspace/dist/bundle.js", "console.log('built');\n")
-    built = client.upload_artifact(producer.sandbox_id, UploadArtifactOptions(path="/workspace/dist/bundle.js", content_type="application/javascript", metadata={"build": "42"}))
-    assert (built.path, built.remote_path, built.content_type, built.metadata) == ("/workspace/dist/bundle.js", "dist/bundle.js", "application/javascript", {"build": "42"})
+    built = client.upload_artifact(
+        producer.sandbox_id,
+        UploadArtifactOptions(
+            path="/workspace/dist/bundle.js", content_type="application/javascript", metadata={"build": "42"}
+        ),
+    )
+    assert (built.path, built.remote_path, built.content_type, built.metadata) == (
+        "/workspace/dist/bundle.js",
+        "dist/bundle.js",
+        "application/javascript",
+        {"build": "42"},
+    )
     assert built.checksum == "sha256:" + hashlib.sha256(b"console.log('built');\n").hexdigest()
     assert built.expires_at is None
 
@@ -162,7 +178,9 @@ def test_a_retried_upload_does_not_make_a_duplicate(client, producer):
     first = client.upload_artifact(producer.sandbox_id, UploadArtifactOptions(path="/workspace/retry/once.txt"))
     again = client.upload_artifact(producer.sandbox_id, UploadArtifactOptions(path="/workspace/retry/once.txt"))
     assert again.id == first.id
-    assert [a.id for a in client.list_artifacts(sandbox_id=producer.sandbox_id) if a.remote_path == "retry/once.txt"] == [first.id]
+    assert [
+        a.id for a in client.list_artifacts(sandbox_id=producer.sandbox_id) if a.remote_path == "retry/once.txt"
+    ] == [first.id]
 
 
 # --- flow 2: download into another sandbox -----------------------------------------------------
@@ -180,7 +198,9 @@ def test_download_into_a_second_sandbox_keeps_bytes_and_checksum(client, report)
     assert client.download_artifact(consumer, report.id, "/workspace/input/report.pdf") is True
     assert read_bytes(client, consumer, "/workspace/input/report.pdf") == REPORT
     downloads = client.list_audit_events(sandbox_id=consumer, action="artifact.download")["events"]
-    assert [(e.action, e.outcome, e.resource) for e in downloads] == [("artifact.download", "success", f"artifact:{report.id}")] * 2
+    assert [(e.action, e.outcome, e.resource) for e in downloads] == [
+        ("artifact.download", "success", f"artifact:{report.id}")
+    ] * 2
 
 
 # --- flow 3: presigned URLs --------------------------------------------------------------------
@@ -223,7 +243,9 @@ def test_presigned_url_is_refused_after_it_expires_or_when_tampered(client, publ
 
 def test_an_artifact_past_its_expires_in_is_gone(client, strict, public, producer):
     client.write_file(producer.sandbox_id, "/workspace/tmp/brief.txt", "brief")
-    brief = client.upload_artifact(producer.sandbox_id, UploadArtifactOptions(path="/workspace/tmp/brief.txt", expires_in=1))
+    brief = client.upload_artifact(
+        producer.sandbox_id, UploadArtifactOptions(path="/workspace/tmp/brief.txt", expires_in=1)
+    )
     url = client.get_artifact_url(brief.id, expires_in=3600)
     time.sleep(2.5)
     # Whether or not the periodic sweep has run yet, an expired artifact is not served.
@@ -231,7 +253,10 @@ def test_an_artifact_past_its_expires_in_is_gone(client, strict, public, produce
     assert (gone.status_code, gone.code) == (404, "ARTIFACT_NOT_FOUND")
     assert brief.id not in {a.id for a in client.list_artifacts(sandbox_id=producer.sandbox_id)}
     assert public.get(url).status_code in (403, 404)
-    assert api_error(strict.download_artifact, producer.sandbox_id, brief.id, "/workspace/tmp/again.txt").status_code == 404
+    assert (
+        api_error(strict.download_artifact, producer.sandbox_id, brief.id, "/workspace/tmp/again.txt").status_code
+        == 404
+    )
 
 
 # --- flow 4: listings --------------------------------------------------------------------------
@@ -263,14 +288,24 @@ def test_agent_session_upload_is_tagged_and_listed_by_session(client):
     made = Sandbox(**client._request("POST", "/sandbox/create", {"session_id": session_id, "timeout_seconds": 600}))
     assert made.session_id == session_id
     client.write_file(made.sandbox_id, "/workspace/result.json", '{"answer": 42}\n')
-    uploaded = client._request("POST", f"/agent/sessions/{session_id}/artifacts/upload", {"path": "/workspace/result.json", "metadata": {"step": "final"}})
+    uploaded = client._request(
+        "POST",
+        f"/agent/sessions/{session_id}/artifacts/upload",
+        {"path": "/workspace/result.json", "metadata": {"step": "final"}},
+    )
     assert uploaded["session_id"] == session_id
-    assert (uploaded["sandbox_id"], uploaded["path"], uploaded["metadata"]) == (made.sandbox_id, "/workspace/result.json", {"step": "final"})
+    assert (uploaded["sandbox_id"], uploaded["path"], uploaded["metadata"]) == (
+        made.sandbox_id,
+        "/workspace/result.json",
+        {"step": "final"},
+    )
     assert uploaded["checksum"] == "sha256:" + hashlib.sha256(b'{"answer": 42}\n').hexdigest()
     listed = client._request("GET", "/artifacts", params={"session_id": session_id})["artifacts"]
     assert [(a["id"], a["session_id"]) for a in listed] == [(uploaded["id"], session_id)]
     assert client._request("GET", "/artifacts", params={"session_id": "no-such-session"})["artifacts"] == []
-    missing = api_error(client._request, "POST", "/agent/sessions/no-such-session/artifacts/upload", {"path": "/workspace/result.json"})
+    missing = api_error(
+        client._request, "POST", "/agent/sessions/no-such-session/artifacts/upload", {"path": "/workspace/result.json"}
+    )
     assert missing.status_code == 404
 
 
@@ -324,7 +359,9 @@ def test_data_pipeline(client, public):
     transformed = client.execute(transform_sandbox.sandbox_id, command=["python3", "transform.py"])
     assert transformed.exit_code == 0, transformed.stderr
     # Step 4: Upload final output
-    final = client.upload_artifact(transform_sandbox.sandbox_id, UploadArtifactOptions(path="/workspace/output.parquet"))
+    final = client.upload_artifact(
+        transform_sandbox.sandbox_id, UploadArtifactOptions(path="/workspace/output.parquet")
+    )
     assert final.id != artifact.id and final.sandbox_id == transform_sandbox.sandbox_id
     expected = f'{{"rows": 1000, "total": {sum(i * i for i in range(1, 1001))}}}'.encode()
     assert public.get(client.get_artifact_url(final.id, expires_in=60)).content == expected
@@ -360,7 +397,12 @@ def test_delete_removes_the_artifact_everywhere(client, strict, public, producer
 
 def test_share_link_with_one_download(client, public, report):
     share = client._request("POST", f"/artifacts/{report.id}/shares", {"max_downloads": 1, "expires_in": 3600})
-    assert (share["artifact_id"], share["state"], share["max_downloads"], share["downloads_left"]) == (report.id, "active", 1, 1)
+    assert (share["artifact_id"], share["state"], share["max_downloads"], share["downloads_left"]) == (
+        report.id,
+        "active",
+        1,
+        1,
+    )
     url = share["url"]
     assert url.startswith("http")
 
@@ -380,7 +422,11 @@ def test_share_link_with_one_download(client, public, report):
     assert public.get(url).status_code == 404
 
     listed = {s["id"]: s for s in client._request("GET", f"/artifacts/{report.id}/shares")["shares"]}
-    assert (listed[share["id"]]["download_count"], listed[share["id"]]["downloads_left"], listed[share["id"]]["state"]) == (1, 0, "exhausted")
+    assert (
+        listed[share["id"]]["download_count"],
+        listed[share["id"]]["downloads_left"],
+        listed[share["id"]]["state"],
+    ) == (1, 0, "exhausted")
     assert "url" not in listed[share["id"]]
 
 
@@ -399,10 +445,19 @@ def test_bad_uploads_and_downloads_are_refused_and_change_nothing(client, strict
     for target in ("../outside.pdf", "/workspace/../outside.pdf", "/tmp/outside.pdf"):
         escaped = api_error(strict.download_artifact, sid, report.id, target)
         assert (escaped.status_code, escaped.code) == (400, "INVALID_PATH"), target
-    bad_remote = api_error(strict._request, "POST", f"/sandbox/{sid}/artifacts/upload", {"path": "/workspace/output/report.pdf", "remote_path": "a/../../b"})
+    bad_remote = api_error(
+        strict._request,
+        "POST",
+        f"/sandbox/{sid}/artifacts/upload",
+        {"path": "/workspace/output/report.pdf", "remote_path": "a/../../b"},
+    )
     assert bad_remote.status_code == 400
     # Links planted by a process in the sandbox are never followed, out of it or into it.
-    run_ok(client, sid, "ln -sfn /etc/passwd /workspace/passwd-link && ln -sfn /etc /workspace/etc-link && mkdir -p /workspace/real && ln -sfn /tmp /workspace/real/tmp-link")
+    run_ok(
+        client,
+        sid,
+        "ln -sfn /etc/passwd /workspace/passwd-link && ln -sfn /etc /workspace/etc-link && mkdir -p /workspace/real && ln -sfn /tmp /workspace/real/tmp-link",
+    )
     for path in ("/workspace/passwd-link", "/workspace/etc-link/passwd", "/workspace/etc-link"):
         planted = api_error(strict.upload_artifact, sid, UploadArtifactOptions(path=path))
         assert (planted.status_code, planted.code) == (400, "INVALID_PATH"), path
@@ -441,7 +496,9 @@ def test_another_organization_sees_no_artifact(stack, client, report):
         nobody = "art_doesnotexist"
         calls = {
             "get_artifact": lambda artifact_id: stranger.get_artifact(artifact_id),
-            "download_artifact": lambda artifact_id: stranger.download_artifact(own, artifact_id, "/workspace/stolen.pdf"),
+            "download_artifact": lambda artifact_id: stranger.download_artifact(
+                own, artifact_id, "/workspace/stolen.pdf"
+            ),
             "get_artifact_url": lambda artifact_id: stranger.get_artifact_url(artifact_id, expires_in=60),
             "delete_artifact": lambda artifact_id: stranger.delete_artifact(artifact_id),
             "share": lambda artifact_id: stranger._request("POST", f"/artifacts/{artifact_id}/shares", {}),
@@ -450,12 +507,19 @@ def test_another_organization_sees_no_artifact(stack, client, report):
             theirs = api_error(call, report.id)
             absent = api_error(call, nobody)
             assert (theirs.status_code, theirs.code) == (404, "ARTIFACT_NOT_FOUND"), name
-            assert (theirs.status_code, theirs.code, theirs.message.replace(report.id, "ID")) == (absent.status_code, absent.code, absent.message.replace(nobody, "ID")), name
+            assert (theirs.status_code, theirs.code, theirs.message.replace(report.id, "ID")) == (
+                absent.status_code,
+                absent.code,
+                absent.message.replace(nobody, "ID"),
+            ), name
         assert report.id not in {a.id for a in stranger.list_artifacts()}
         assert stranger.list_artifacts(sandbox_id=report.sandbox_id) == []
         into_ours = api_error(stranger.download_artifact, report.sandbox_id, report.id, "/workspace/x.pdf")
         assert into_ours.status_code == 404
-        content = httpx.get(f"{stack.base_url}/api/v1/artifacts/{report.id}/content", headers={"Authorization": f"ApiKey {other['api_key']}", "X-Org-Id": other["org_id"]})
+        content = httpx.get(
+            f"{stack.base_url}/api/v1/artifacts/{report.id}/content",
+            headers={"Authorization": f"ApiKey {other['api_key']}", "X-Org-Id": other["org_id"]},
+        )
         assert content.status_code == 404 and REPORT[:16] not in content.content
         assert "/workspace/stolen.pdf" not in {f["path"] for f in stranger.list_files(own, "/workspace")}
     # Still there for its owner.
@@ -503,7 +567,11 @@ def test_big_file_round_trip_and_ranges(stack, client, public):
         assert sliced.status_code == 206, (header, sliced.text[:300])
         assert sliced.headers["content-range"] == f"bytes {start}-{start + length - 1}/{BIG_SIZE}"
         assert len(sliced.content) == length
-        expected = run_ok(client, source, ["python3", "-c", f"f = open('/workspace/big.bin', 'rb'); f.seek({start}); print(f.read({length}).hex())"]).strip()
+        expected = run_ok(
+            client,
+            source,
+            ["python3", "-c", f"f = open('/workspace/big.bin', 'rb'); f.seek({start}); print(f.read({length}).hex())"],
+        ).strip()
         assert sliced.content.hex() == expected, header
     unsatisfiable = httpx.get(content, headers={**api_headers(stack), "Range": f"bytes={BIG_SIZE}-"}, timeout=60)
     assert unsatisfiable.status_code == 416
@@ -520,5 +588,9 @@ def test_big_file_round_trip_and_ranges(stack, client, public):
 
     # Streamed, never held whole: no process of the stack grew by anything like the file's size.
     peaks_after = peak_memory(stack)
-    grown = {pid: (name, (peaks_after[pid][1] - peak) >> 20) for pid, (name, peak) in peaks_before.items() if pid in peaks_after}
+    grown = {
+        pid: (name, (peaks_after[pid][1] - peak) >> 20)
+        for pid, (name, peak) in peaks_before.items()
+        if pid in peaks_after
+    }
     assert grown and all(growth < 32 for _, growth in grown.values()), grown

@@ -111,7 +111,16 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 def test_metrics_count_requests_by_route_pattern_not_raw_path(db, broker):
     client = Client()
-    before = sample(Client().get("/metrics").content.decode(), "stowage_http_requests_total", method="GET", route="healthz", status="200") or 0
+    before = (
+        sample(
+            Client().get("/metrics").content.decode(),
+            "stowage_http_requests_total",
+            method="GET",
+            route="healthz",
+            status="200",
+        )
+        or 0
+    )
     client.get("/healthz")
     client.get("/healthz")
     client.get("/no/such/page/abc123")
@@ -178,7 +187,12 @@ def test_transfers_are_counted_with_bytes_and_duration(owner, django_capture_on_
     moved = sample(text, "stowage_transfer_bytes_total", kind="put") or 0
     data = b"ops-metrics" * 100
     with django_capture_on_commit_callbacks(execute=True):
-        put = owner.client.put("/api/v1/artifacts?remote_path=ops/metrics.bin", data, content_type="application/octet-stream", headers=owner.headers())
+        put = owner.client.put(
+            "/api/v1/artifacts?remote_path=ops/metrics.bin",
+            data,
+            content_type="application/octet-stream",
+            headers=owner.headers(),
+        )
     assert put.status_code == 201, put.content
     text = Client().get("/metrics").content.decode()
     assert sample(text, "stowage_transfers_total", kind="put", outcome="success") == count + 1
@@ -196,7 +210,16 @@ SECRETS = {
     "s3": "https://bucket.s3.amazonaws.com/blobs/x?X-Amz-Credential=AKIAXX%2F2026&X-Amz-Signature=abcdef0123456789",
     "share": "GET /s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5/download 302",
 }
-LEAKS = ["stow_AbCdEf0123456789xyz", "AbCdEf0123456789xyz", "k3y-value-0123456789", "stow_Q1w2E3r4T5y6U7i8O9p0", "deadbeefcafebabe0123", "abcdef0123456789", "AKIAXX", "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5"]
+LEAKS = [
+    "stow_AbCdEf0123456789xyz",
+    "AbCdEf0123456789xyz",
+    "k3y-value-0123456789",
+    "stow_Q1w2E3r4T5y6U7i8O9p0",
+    "deadbeefcafebabe0123",
+    "abcdef0123456789",
+    "AKIAXX",
+    "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+]
 
 
 @pytest.mark.parametrize("name", list(SECRETS))
@@ -280,7 +303,15 @@ def _run_with_settings(tmp_path, **env):
     )
     full_env = {k: v for k, v in os.environ.items() if k not in {"STOWAGE_LOG_FORMAT", "STOWAGE_PRODUCTION"}}
     full_env.update(DJANGO_SETTINGS_MODULE="config.settings", STOWAGE_VAR_DIR=str(tmp_path), **env)
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=BASE_DIR, env=full_env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=BASE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return [line for line in done.stderr.splitlines() if "stowage.check" in line]
 
@@ -309,9 +340,16 @@ def test_multiprocess_mode_adds_up_the_files_of_every_process(tmp_path):
         "import django; django.setup(); from django.test import Client; c = Client(); "
         "[c.get('/healthz') for _ in range(3)]; print(c.get('/metrics').content.decode())"
     )
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", STOWAGE_VAR_DIR=str(tmp_path / "var"), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        STOWAGE_VAR_DIR=str(tmp_path / "var"),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
     env.pop("STOWAGE_METRICS_TOKEN", None)
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert sample(done.stdout, "stowage_http_requests_total", method="GET", route="healthz", status="200") == 3
     assert sample(done.stdout, "stowage_broker_up") is not None
@@ -321,7 +359,12 @@ def test_multiprocess_mode_adds_up_the_files_of_every_process(tmp_path):
 def test_gunicorn_config_loads_and_redacts_access_lines(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--check-config", "--config", "gunicorn.conf.py", "config.wsgi:application"],
-        check=False, cwd=BASE_DIR, env=dict(os.environ, STOWAGE_VAR_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120,
+        check=False,
+        cwd=BASE_DIR,
+        env=dict(os.environ, STOWAGE_VAR_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     import runpy
@@ -336,7 +379,13 @@ def test_gunicorn_config_loads_and_redacts_access_lines(tmp_path):
     from gunicorn.config import Config
 
     logger = conf["StowageLogger"](Config())
-    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5?sig=deadbeefcafebabe0123", "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": "/s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5", "QUERY_STRING": "sig=deadbeefcafebabe0123"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5?sig=deadbeefcafebabe0123",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": "/s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+        "QUERY_STRING": "sig=deadbeefcafebabe0123",
+    }
     resp = SimpleNamespace(status="200 OK", headers=[("X-Request-Id", "req_1")], sent=10)
     req = SimpleNamespace(headers=[("AUTHORIZATION", "Bearer stow_AbCdEf0123456789xyz")])
     atoms = logger.atoms(resp, req, environ, timedelta(milliseconds=5))

@@ -2,7 +2,6 @@
 ``tests/ops_outage/test_redis_outage.py`` runs it in a pytest of its own whose settings point
 at a throwaway Redis server that the scenario stops and restarts."""
 
-
 from __future__ import annotations
 
 import os
@@ -41,7 +40,21 @@ class ThrowawayRedis:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", str(self.data_dir), "--daemonize", "no"]
+        argv = [
+            redis_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+        ]
         self.process = stack.spawn(argv, log=self.log)
         client = redis_lib.Redis(port=self.port, socket_timeout=1)
         deadline = time.monotonic() + 15
@@ -108,7 +121,7 @@ def test_outage_scenario(throwaway_redis, broker, transactional_db, owner, setti
 
     settings.TRANSFER_WAIT_SECONDS = 20  # a lost task fails the test instead of hanging it
 
-    assert django_settings.CELERY_BROKER_URL == os.environ["REDIS_URL"]
+    assert os.environ["REDIS_URL"] == django_settings.CELERY_BROKER_URL
     log = throwaway_redis.data_dir / "worker.log"
     worker = start_worker(log)
     browser = Client()
@@ -118,17 +131,24 @@ def test_outage_scenario(throwaway_redis, broker, transactional_db, owner, setti
         created = owner.post("/sandbox/create", {"timeout_seconds": 600})
         assert created.status_code == 201, created.content
         sid = created.json()["sandbox_id"]
-        made = owner.post(f"/sandbox/{sid}/execute", {"command": "head -c 3M /dev/urandom > /workspace/out.bin && sha256sum /workspace/out.bin"})
+        made = owner.post(
+            f"/sandbox/{sid}/execute",
+            {"command": "head -c 3M /dev/urandom > /workspace/out.bin && sha256sum /workspace/out.bin"},
+        )
         assert made.status_code == 200 and made.json()["exit_code"] == 0, made.content
         expected = "sha256:" + made.json()["stdout"].split()[0]
         assert not queue_banner_shown(browser)
 
         # Work submitted right before the outage, while the host's worker is down: it waits in Redis.
         stack.stop([worker])
-        started = owner.post(f"/sandbox/{sid}/artifacts/upload?wait=false", {"path": "out.bin", "remote_path": "outage/out.bin"})
+        started = owner.post(
+            f"/sandbox/{sid}/artifacts/upload?wait=false", {"path": "out.bin", "remote_path": "outage/out.bin"}
+        )
         assert started.status_code == 202, started.content
         transfer_id = started.json()["transfer_id"]
-        assert owner.get(f"/transfers/{transfer_id}").json()["state"] in ("queued", "pending"), owner.get(f"/transfers/{transfer_id}").content
+        assert owner.get(f"/transfers/{transfer_id}").json()["state"] in ("queued", "pending"), owner.get(
+            f"/transfers/{transfer_id}"
+        ).content
 
         throwaway_redis.stop()
 

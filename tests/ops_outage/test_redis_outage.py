@@ -28,14 +28,27 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 @pytest.mark.worker
 def test_redis_outage(tmp_path):
     port = stack.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("STOWAGE_DATABASE_NAME", "DATABASE_URL", "STOWAGE_SANDBOX_ROOT", "REDIS_CACHE_URL", "STOWAGE_HOST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("STOWAGE_DATABASE_NAME", "DATABASE_URL", "STOWAGE_SANDBOX_ROOT", "REDIS_CACHE_URL", "STOWAGE_HOST")
+    }
     env.update(
         REDIS_URL=f"redis://127.0.0.1:{port}/0",
         STOWAGE_VAR_DIR=str(tmp_path / "var"),
         PYTHONUNBUFFERED="1",
         **{INNER: str(tmp_path / "redis")},
     )
-    argv = [sys.executable, "-m", "pytest", f"{Path(__file__).with_name('outage_scenario.py')}::test_outage_scenario", "-p", "no:cacheprovider", "-q", "-x"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"{Path(__file__).with_name('outage_scenario.py')}::test_outage_scenario",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-x",
+    ]
     done = subprocess.run(argv, check=False, env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout, done.stdout[-3000:]

@@ -60,7 +60,9 @@ def purge(queue: str) -> None:
 
 
 @pytest.mark.worker
-def test_an_artifact_goes_from_a_sandbox_on_host_a_to_one_on_host_b(broker, transactional_db, owner, settings, tmp_path):
+def test_an_artifact_goes_from_a_sandbox_on_host_a_to_one_on_host_b(
+    broker, transactional_db, owner, settings, tmp_path
+):
     logs = {host: tmp_path / f"worker-{host}.log" for host in HOSTS}
     for host in HOSTS:
         purge(sandbox_queue(host))
@@ -74,15 +76,24 @@ def test_an_artifact_goes_from_a_sandbox_on_host_a_to_one_on_host_b(broker, tran
         sid_b = create_on(owner, settings, "hostb")
         sids.append(sid_b)
 
-        made = execute(owner, sid_a, "mkdir -p /workspace/out && head -c 2M /dev/urandom > /workspace/out/data.bin && sha256sum /workspace/out/data.bin")
+        made = execute(
+            owner,
+            sid_a,
+            "mkdir -p /workspace/out && head -c 2M /dev/urandom > /workspace/out/data.bin && sha256sum /workspace/out/data.bin",
+        )
         expected = made["stdout"].split()[0]
-        uploaded = owner.post(f"/sandbox/{sid_a}/artifacts/upload", {"path": "/workspace/out/data.bin", "remote_path": "hosts/data.bin"})
+        uploaded = owner.post(
+            f"/sandbox/{sid_a}/artifacts/upload", {"path": "/workspace/out/data.bin", "remote_path": "hosts/data.bin"}
+        )
         assert uploaded.status_code == 200, uploaded.content
         artifact = uploaded.json()
         assert artifact["checksum"] == f"sha256:{expected}"
         upload_id = Transfer.objects.get(kind=TransferKind.UPLOAD, artifact_id=artifact["id"]).id
 
-        downloaded = owner.post(f"/sandbox/{sid_b}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in/data.bin"})
+        downloaded = owner.post(
+            f"/sandbox/{sid_b}/artifacts/download",
+            {"artifact_id": artifact["id"], "target_path": "/workspace/in/data.bin"},
+        )
         assert downloaded.status_code == 200, downloaded.content
         download_id = downloaded.json()["transfer_id"]
         in_b = execute(owner, sid_b, "sha256sum /workspace/in/data.bin")
@@ -101,7 +112,10 @@ def test_an_artifact_goes_from_a_sandbox_on_host_a_to_one_on_host_b(broker, tran
         stack.stop([workers.pop("hostb")])
         settings.TRANSFER_WAIT_SECONDS = 3
         started = time.monotonic()
-        stuck = owner.post(f"/sandbox/{sid_b}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in/again.bin"})
+        stuck = owner.post(
+            f"/sandbox/{sid_b}/artifacts/download",
+            {"artifact_id": artifact["id"], "target_path": "/workspace/in/again.bin"},
+        )
         assert time.monotonic() - started < 20
         assert stuck.status_code == 504, stuck.content
         error = stuck.json()["error"]

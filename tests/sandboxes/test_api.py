@@ -45,7 +45,15 @@ def test_create_execute_and_stop_a_sandbox(owner, sandbox):
 def test_files_written_are_read_back_and_listed(owner, sandbox):
     sid = sandbox["sandbox_id"]
     payload = bytes(range(256)) * 10
-    written = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "/workspace/data/blob.bin", "content": b64(payload)}, {"path": "notes.txt", "content": b64(b"hi")}]})
+    written = owner.post(
+        f"/sandbox/{sid}/files",
+        {
+            "files": [
+                {"path": "/workspace/data/blob.bin", "content": b64(payload)},
+                {"path": "notes.txt", "content": b64(b"hi")},
+            ]
+        },
+    )
     assert written.status_code == 200, written.content
     read = owner.get(f"/sandbox/{sid}/files", {"path": "/workspace/data/blob.bin"}).json()
     assert base64.b64decode(read["content"]) == payload
@@ -64,7 +72,11 @@ def test_streamed_execution_sends_output_then_exit_then_done(owner, sandbox):
     response = owner.post(f"/sandbox/{sid}/execute", {"command": "echo one; echo two >&2; exit 4", "stream": True})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/event-stream")
-    events = [json.loads(line[6:]) for line in b"".join(response.streaming_content).decode().splitlines() if line.startswith("data: ")]
+    events = [
+        json.loads(line[6:])
+        for line in b"".join(response.streaming_content).decode().splitlines()
+        if line.startswith("data: ")
+    ]
     assert {"type": "stdout", "data": "one\n"} in events
     assert {"type": "stderr", "data": "two\n"} in events
     exit_event = next(e for e in events if e["type"] == "exit")
@@ -111,11 +123,22 @@ def test_operations_on_a_stopped_sandbox_are_refused_with_409(owner, sandbox):
 
 @pytest.mark.parametrize(
     "path",
-    ["../etc/passwd", "/workspace/../etc/passwd", "/etc/passwd", "/workspace/a\x00b", "/workspace/" + "x" * 300, "", "/workspace"],
+    [
+        "../etc/passwd",
+        "/workspace/../etc/passwd",
+        "/etc/passwd",
+        "/workspace/a\x00b",
+        "/workspace/" + "x" * 300,
+        "",
+        "/workspace",
+    ],
 )
 def test_bad_paths_are_rejected_before_anything_is_written(owner, sandbox, path):
     sid = sandbox["sandbox_id"]
-    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "ok.txt", "content": b64(b"x")}, {"path": path, "content": b64(b"x")}]})
+    response = owner.post(
+        f"/sandbox/{sid}/files",
+        {"files": [{"path": "ok.txt", "content": b64(b"x")}, {"path": path, "content": b64(b"x")}]},
+    )
     assert response.status_code == 400
     assert error_of(response)["code"] == "INVALID_PATH"
     listing = owner.get(f"/sandbox/{sid}/files/list").json()["files"]
@@ -140,7 +163,9 @@ def test_a_symlink_planted_inside_the_sandbox_is_never_followed(owner, sandbox):
     read = owner.get(f"/sandbox/{sid}/files", {"path": "/workspace/passwd"})
     assert read.status_code == 400, read.content
     assert error_of(read)["code"] == "INVALID_PATH"
-    write = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "/workspace/root/tmp/escaped", "content": b64(b"x")}]})
+    write = owner.post(
+        f"/sandbox/{sid}/files", {"files": [{"path": "/workspace/root/tmp/escaped", "content": b64(b"x")}]}
+    )
     assert write.status_code == 400
     listing = owner.get(f"/sandbox/{sid}/files/list", {"path": "/workspace/root"})
     assert listing.status_code == 400
@@ -206,7 +231,9 @@ def test_audit_lists_every_sandbox_action_with_outcome(owner, sandbox):
 
 def test_output_flood_is_capped_and_flagged(owner, sandbox, settings):
     sid = sandbox["sandbox_id"]
-    result = owner.post(f"/sandbox/{sid}/execute", {"command": "yes stowage | head -c 50000000; echo done >&2", "timeout": 30000}).json()
+    result = owner.post(
+        f"/sandbox/{sid}/execute", {"command": "yes stowage | head -c 50000000; echo done >&2", "timeout": 30000}
+    ).json()
     assert result["exit_code"] == 0
     assert result["output_truncated"] is True
     # The worker's cap (STOWAGE_OUTPUT_LIMIT_BYTES, 1 MiB by default) bounds what travels back.
@@ -218,7 +245,10 @@ def test_a_fork_bomb_and_a_memory_hog_do_not_take_down_the_worker(owner, live):
     sid = owner.post("/sandbox/create", {"memory": "256Mi"}).json()["sandbox_id"]
     bomb = owner.post(f"/sandbox/{sid}/execute", {"command": "f() { f | f & }; f; sleep 30", "timeout": 3000}).json()
     assert bomb["timed_out"] is True
-    hog = owner.post(f"/sandbox/{sid}/execute", {"command": ["python3", "-c", "x = bytearray(1 << 31); print('allocated')"], "timeout": 20000}).json()
+    hog = owner.post(
+        f"/sandbox/{sid}/execute",
+        {"command": ["python3", "-c", "x = bytearray(1 << 31); print('allocated')"], "timeout": 20000},
+    ).json()
     assert hog["exit_code"] != 0
     assert "allocated" not in hog["stdout"]
     after = owner.post(f"/sandbox/{sid}/execute", {"command": ["echo", "still here"]}).json()
@@ -245,14 +275,19 @@ def test_expired_sandboxes_are_stopped_by_the_periodic_task(owner, live):
 
 def test_environment_is_cleared_then_applied(owner, live, monkeypatch):
     sid = owner.post("/sandbox/create", {"env": {"GREETING": "hello", "SHARED": "create"}}).json()["sandbox_id"]
-    result = owner.post(f"/sandbox/{sid}/execute", {"command": "echo $GREETING $SHARED $DJANGO_SETTINGS_MODULE", "env": {"SHARED": "command"}}).json()
+    result = owner.post(
+        f"/sandbox/{sid}/execute",
+        {"command": "echo $GREETING $SHARED $DJANGO_SETTINGS_MODULE", "env": {"SHARED": "command"}},
+    ).json()
     assert result["stdout"] == "hello command\n"
     bad = owner.post(f"/sandbox/{sid}/execute", {"command": "true", "env": {"1BAD": "x"}})
     assert bad.status_code == 400
 
 
 def test_unknown_sandbox_and_malformed_json_get_clear_errors(owner, db):
-    response = owner.client.post("/api/v1/sandbox/create", "{not json", content_type="application/json", headers=owner.headers())
+    response = owner.client.post(
+        "/api/v1/sandbox/create", "{not json", content_type="application/json", headers=owner.headers()
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"]
     missing = owner.post("/sandbox/sbx_nope/execute", {"command": "true"})

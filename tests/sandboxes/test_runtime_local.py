@@ -9,7 +9,7 @@ import stat
 import subprocess
 import threading
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -137,7 +137,9 @@ def test_create_env_is_private_to_the_runtime(runtime: LocalRuntime, tmp_path: P
         cmdline = runtime.execute("secret_box", ["cat", "/proc/1/cmdline"], timeout_s=10).stdout
         assert str(tmp_path) not in cmdline and "s3cr3t" not in cmdline
         assert runtime.execute("secret_box", ["ls", "-a", "/workspace"], timeout_s=10).stdout.split() == [".", ".."]
-        found = runtime.execute("secret_box", "grep -rl s3cr3''t-t0ken /workspace /tmp /etc 2>/dev/null; true", timeout_s=10)
+        found = runtime.execute(
+            "secret_box", "grep -rl s3cr3''t-t0ken /workspace /tmp /etc 2>/dev/null; true", timeout_s=10
+        )
         assert found.stdout == ""
     finally:
         runtime.destroy("secret_box")
@@ -172,7 +174,22 @@ def test_workspace_is_writable_and_system_is_read_only(runtime: LocalRuntime, si
 
 def test_host_paths_are_not_visible(runtime: LocalRuntime, sid: str, tmp_path: Path) -> None:
     top = runtime.execute(sid, ["ls", "-a", "/"], timeout_s=10).stdout.split()
-    assert set(top) <= {".", "..", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr", "workspace"}
+    assert set(top) <= {
+        ".",
+        "..",
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "sbin",
+        "tmp",
+        "usr",
+        "workspace",
+    }
     probe = runtime.execute(
         sid,
         f"for p in /root /work /home /var /sys /etc/shadow /etc/ssl/private /etc/hostname {tmp_path}; do test -e $p && echo VISIBLE $p; done; true",
@@ -181,7 +198,9 @@ def test_host_paths_are_not_visible(runtime: LocalRuntime, sid: str, tmp_path: P
     assert "VISIBLE" not in probe.stdout
     assert runtime.execute(sid, ["hostname"], timeout_s=10).stdout.strip() == "sandbox"
     # What programs need from /etc is there.
-    tools = runtime.execute(sid, "echo a b | awk '{print $2}'; id -un; test -d /etc/ssl/certs && echo certs", timeout_s=10)
+    tools = runtime.execute(
+        sid, "echo a b | awk '{print $2}'; id -un; test -d /etc/ssl/certs && echo certs", timeout_s=10
+    )
     assert tools.stdout.split() == ["b", "root", "certs"], tools.stderr
 
 
@@ -212,7 +231,7 @@ def test_no_new_user_namespaces_and_no_capabilities(runtime: LocalRuntime, sid: 
 def test_timeout_kills_the_whole_tree(runtime: LocalRuntime, sid: str) -> None:
     marker = "stowage-marker-" + secrets.token_hex(6)
     sleeper = f"python3 -c 'import time; time.sleep(1000)' {marker}"
-    nested = f"setsid sh -c \"{sleeper} & sleep 1000\" {marker}"
+    nested = f'setsid sh -c "{sleeper} & sleep 1000" {marker}'
     seen: list[int] = []
 
     def on_output(stream: str, chunk: bytes) -> None:
@@ -396,7 +415,7 @@ def test_file_round_trip(runtime: LocalRuntime, sid: str) -> None:
     assert stat.S_IMODE(os.stat(runtime.root / sid / "workspace" / "run.sh").st_mode) == 0o755  # no setuid
     assert entries["a"].type == "directory" and entries["a"].path == "/workspace/a"
     assert entries["run.sh"].type == "file" and entries["run.sh"].size == 19
-    assert entries["run.sh"].modified_at.tzinfo == timezone.utc
+    assert entries["run.sh"].modified_at.tzinfo == UTC
     deep = runtime.list_files(sid, "/workspace/a", recursive=True)
     assert [e.path for e in deep] == ["/workspace/a/b", "/workspace/a/b/c.bin", "/workspace/a/top.txt"]
     assert all(isinstance(e, FileEntry) for e in deep)
@@ -500,7 +519,19 @@ def test_max_file_bytes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["..", "../x", "a/../../x", "/etc/passwd", "/workspace/../x", "/workspacex/a", "/", "a\x00b", "x" * 300, "a/" * 2100, ""],
+    [
+        "..",
+        "../x",
+        "a/../../x",
+        "/etc/passwd",
+        "/workspace/../x",
+        "/workspacex/a",
+        "/",
+        "a\x00b",
+        "x" * 300,
+        "a/" * 2100,
+        "",
+    ],
 )
 def test_path_rules(runtime: LocalRuntime, sid: str, bad: str, tmp_path: Path) -> None:
     before = sorted(p.name for p in (tmp_path / "root").iterdir())
@@ -556,7 +587,15 @@ def test_planted_symlinks_are_never_followed(runtime: LocalRuntime, tmp_path: Pa
         )
         assert plant.stdout == "ok\n", plant.stderr
 
-        for path in ("p", "root/etc/passwd", "other/secret.txt", "otherfile", "rel/secret.txt", "etc/hostname", "d/up/p"):
+        for path in (
+            "p",
+            "root/etc/passwd",
+            "other/secret.txt",
+            "otherfile",
+            "rel/secret.txt",
+            "etc/hostname",
+            "d/up/p",
+        ):
             with pytest.raises(InvalidPath, match="symbolic link"):
                 runtime.read_file("attacker", path, max_bytes=1 << 20)
             with pytest.raises(InvalidPath, match="symbolic link"):
@@ -738,11 +777,15 @@ def test_without_cgroups_rlimits_and_process_groups_are_used(tmp_path: Path) -> 
         hog = runtime.execute("nocg", ["python3", "-c", "b = b'x' * (2 << 30); print(len(b))"], timeout_s=30)
         assert hog.exit_code != 0 and "MemoryError" in hog.stderr
         marker = "nocg" + secrets.token_hex(6)
-        timed = runtime.execute("nocg", f"python3 -c 'import time; time.sleep(1000)' {marker} & sleep 1000", timeout_s=1.5)
+        timed = runtime.execute(
+            "nocg", f"python3 -c 'import time; time.sleep(1000)' {marker} & sleep 1000", timeout_s=1.5
+        )
         assert timed.timed_out
         assert wait_until_gone(marker) == []
         results = []
-        thread = threading.Thread(target=lambda: results.append(runtime.execute("nocg", f"sleep 1000; : {marker}", timeout_s=60)))
+        thread = threading.Thread(
+            target=lambda: results.append(runtime.execute("nocg", f"sleep 1000; : {marker}", timeout_s=60))
+        )
         thread.start()
         deadline = time.monotonic() + 10
         while not marker_pids(marker) and time.monotonic() < deadline:
@@ -782,25 +825,36 @@ def test_missing_bwrap_refuses_without_opt_in(tmp_path: Path) -> None:
 
 def test_unisolated_mode_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STOWAGE_TEST_HOST_SECRET", "host-value")
-    runtime = LocalRuntime(tmp_path / "root", allow_unisolated=True, bwrap_path=str(tmp_path / "no-bwrap"), output_limit_bytes=1000)
+    runtime = LocalRuntime(
+        tmp_path / "root", allow_unisolated=True, bwrap_path=str(tmp_path / "no-bwrap"), output_limit_bytes=1000
+    )
     assert runtime.isolated is False
     runtime.create("plain", env={"FROM_CREATE": "yes"}, memory_bytes=None, cpus=None)
     try:
         workspace = tmp_path / "root" / "plain" / "workspace"
         runtime.write_file("plain", "sub/f.txt", b"content")
-        result = runtime.execute("plain", "pwd; cat f.txt; echo; echo $FROM_CREATE ${STOWAGE_TEST_HOST_SECRET:-cleared} $HOME", working_dir="sub", timeout_s=10)
+        result = runtime.execute(
+            "plain",
+            "pwd; cat f.txt; echo; echo $FROM_CREATE ${STOWAGE_TEST_HOST_SECRET:-cleared} $HOME",
+            working_dir="sub",
+            timeout_s=10,
+        )
         assert result.stdout.splitlines() == [str(workspace / "sub"), "content", f"yes cleared {workspace}"]
         assert runtime.execute("plain", ["no-such-program-xyz"], timeout_s=5).exit_code == 127
         flood = runtime.execute("plain", "yes | head -c 100000", timeout_s=10)
         assert flood.output_truncated and len(flood.stdout) == 1000
 
         marker = "plain" + secrets.token_hex(6)
-        timed = runtime.execute("plain", f"setsid python3 -c 'import time; time.sleep(1000)' {marker} & sleep 1000", timeout_s=1.5)
+        timed = runtime.execute(
+            "plain", f"setsid python3 -c 'import time; time.sleep(1000)' {marker} & sleep 1000", timeout_s=1.5
+        )
         assert timed.timed_out and timed.exit_code == 124
         assert wait_until_gone(marker) == []
         # Background jobs holding the output pipes do not keep the call waiting.
         started = time.monotonic()
-        quick = runtime.execute("plain", f"python3 -c 'import time; time.sleep(1000)' {marker} & echo done", timeout_s=30)
+        quick = runtime.execute(
+            "plain", f"python3 -c 'import time; time.sleep(1000)' {marker} & echo done", timeout_s=30
+        )
         assert quick.stdout == "done\n" and time.monotonic() - started < 5
         assert wait_until_gone(marker) == []
     finally:

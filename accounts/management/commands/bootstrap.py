@@ -15,16 +15,22 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="organization name")
         parser.add_argument("--email", required=True, help="owner's email address")
         parser.add_argument("--username", help="owner's username (default: the email's local part)")
-        parser.add_argument("--json", action="store_true", help="end with one JSON line: org_id, api_key, username, password")
+        parser.add_argument(
+            "--json", action="store_true", help="end with one JSON line: org_id, api_key, username, password"
+        )
         parser.add_argument("--if-empty", action="store_true", help="do nothing when an organization already exists")
 
     def handle(self, *args, **options):
         if options["if_empty"] and Organization.objects.exists():
             self.stdout.write("An organization already exists; nothing created.")
             return
-        org, user, password, key, secret = organization_bootstrap(org_name=options["org"], email=options["email"], username=options["username"])
+        org, user, password, _key, secret = organization_bootstrap(
+            org_name=options["org"], email=options["email"], username=options["username"]
+        )
         if options["json"]:
-            self.stdout.write(json.dumps({"org_id": org.id, "api_key": secret, "username": user.get_username(), "password": password}))
+            self.stdout.write(
+                json.dumps({"org_id": org.id, "api_key": secret, "username": user.get_username(), "password": password})
+            )
             return
         self.stdout.write(
             "\n".join(

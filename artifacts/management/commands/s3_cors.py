@@ -14,8 +14,16 @@ RULE_ID = "stowage-direct-uploads"
 
 def _origin(value: str) -> str:
     parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise CommandError(f"{value!r} is not an origin: give a scheme and host (and port), such as https://stowage.example.com")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise CommandError(
+            f"{value!r} is not an origin: give a scheme and host (and port), such as https://stowage.example.com"
+        )
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -46,14 +54,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--origin", action="append", default=[], help="the dashboard's origin, such as https://stowage.example.com (repeatable; default: STOWAGE_PUBLIC_URL)")
+        parser.add_argument(
+            "--origin",
+            action="append",
+            default=[],
+            help="the dashboard's origin, such as https://stowage.example.com (repeatable; default: STOWAGE_PUBLIC_URL)",
+        )
         parser.add_argument("--show", action="store_true", help="print the bucket's CORS rules and change nothing")
         parser.add_argument("--remove", action="store_true", help="remove this command's rule and keep the others")
 
     def handle(self, *args, **options):
         storage = blob_storage()
         if not is_s3(storage):
-            raise CommandError("Artifacts are not stored on S3 (AWS_STORAGE_BUCKET_NAME is not set); there is no bucket to configure.")
+            raise CommandError(
+                "Artifacts are not stored on S3 (AWS_STORAGE_BUCKET_NAME is not set); there is no bucket to configure."
+            )
         try:
             rules = s3_bucket_cors()
         except BlobError as exc:
@@ -67,13 +82,19 @@ class Command(BaseCommand):
         else:
             origins = [_origin(value) for value in options["origin"]] or _public_origin()
             if not origins:
-                raise CommandError("Say where the dashboard is served: --origin https://stowage.example.com (or set STOWAGE_PUBLIC_URL).")
+                raise CommandError(
+                    "Say where the dashboard is served: --origin https://stowage.example.com (or set STOWAGE_PUBLIC_URL)."
+                )
             new_rules = [direct_upload_rule(origins), *kept]
         try:
             s3_set_bucket_cors(new_rules)
         except BlobError as exc:
             raise CommandError(str(exc)) from None
         if options["remove"]:
-            self.stdout.write(f"Removed the rule {RULE_ID} from bucket {storage.bucket_name}; {len(kept)} other rule(s) kept.")
+            self.stdout.write(
+                f"Removed the rule {RULE_ID} from bucket {storage.bucket_name}; {len(kept)} other rule(s) kept."
+            )
         else:
-            self.stdout.write(f"Bucket {storage.bucket_name} now takes upload parts from {', '.join(new_rules[0]['AllowedOrigins'])}; {len(kept)} other rule(s) kept.")
+            self.stdout.write(
+                f"Bucket {storage.bucket_name} now takes upload parts from {', '.join(new_rules[0]['AllowedOrigins'])}; {len(kept)} other rule(s) kept."
+            )

@@ -12,5 +12,7 @@ class Command(BaseCommand):
         report = audit_verify_chain()
         if not report.ok:
             where = f"event {report.first_bad_event_id}" if report.first_bad_event_id else "the end of the log"
-            raise CommandError(f"audit log altered at {where}: {report.problem} ({report.checked} events verified before it)")
+            raise CommandError(
+                f"audit log altered at {where}: {report.problem} ({report.checked} events verified before it)"
+            )
         self.stdout.write(self.style.SUCCESS(f"audit log intact: {report.checked} events verified"))

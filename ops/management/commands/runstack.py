@@ -37,7 +37,9 @@ class Command(BaseCommand):
         redis_process = None
         try:
             if settings.EMBEDDED_REDIS:
-                redis_process = stack.start_embedded_redis(settings.EMBEDDED_REDIS_SOCKET, settings.VAR_DIR / "redis", log=log_dir / "redis.log")
+                redis_process = stack.start_embedded_redis(
+                    settings.EMBEDDED_REDIS_SOCKET, settings.VAR_DIR / "redis", log=log_dir / "redis.log"
+                )
                 self.stdout.write(f"embedded Redis on {settings.EMBEDDED_REDIS_SOCKET}")
             worker = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST))
             started.append(worker)
@@ -46,7 +48,11 @@ class Command(BaseCommand):
             if not options["no_beat"]:
                 started.append(stack.spawn(stack.beat_argv(run_dir / "celerybeat-schedule")))
             started.append(stack.spawn(stack.web_argv(options["port"], bind=options["bind"])))
-            self.stdout.write(self.style.SUCCESS(f"Stowage is running on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Stowage is running on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)"
+                )
+            )
             while not stopping:
                 for process in started:
                     if process.poll() is not None:
