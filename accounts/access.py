@@ -12,8 +12,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from accounts.models import Membership, Role
-from audit.services import Actor
 from config.auth import client_ip
+from core.actor import Actor
+from core.http import error_response
 
 ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 SESSION_ORG_KEY = "stowage_org_id"
@@ -82,8 +83,8 @@ def org_view(role: str = Role.VIEWER) -> Callable:
     return decorate
 
 
-def _json_refusal(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "field": None}}, status=status)
+def _json_refusal(request: HttpRequest, status: int, code: str, message: str) -> JsonResponse:
+    return error_response(request, status=status, code=code, message=message)
 
 
 def org_json_view(role: str, methods: list[str]) -> Callable:
@@ -94,15 +95,15 @@ def org_json_view(role: str, methods: list[str]) -> Callable:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                response = _json_refusal(405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)}.")
+                response = _json_refusal(request, 405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)}.")
                 response["Allow"] = ", ".join(methods)
                 return response
             if not request.user.is_authenticated:
                 return _json_refusal(
-                    401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry."
+                    request, 401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry."
                 )
             if not _enter_organization(request, role):
-                return _json_refusal(404, "NOT_FOUND", "Not found.")
+                return _json_refusal(request, 404, "NOT_FOUND", "Not found.")
             return view(request, *args, **kwargs)
 
         return wrapped

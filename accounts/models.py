@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from config.ids import new_id
+from core.ids import new_id
 
 
 def new_org_id() -> str:

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization, Role
-from audit.services import Actor, audit_record
-from config.errors import InvalidInput, NotFound
+from audit.services import audit_record
+from core.actor import Actor
+from core.errors import InvalidInput, NotFound
 
 KEY_PREFIX = "stow_"
 # A key never contains a dot, so the SDK never mistakes it for a JWT.

@@ -16,7 +16,7 @@ from accounts.selectors import api_key_list
 from accounts.services import api_key_create, api_key_revoke
 from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent
-from config.errors import NotFound, StowageError
+from core.errors import NotFound, StowageError
 from sandboxes.models import Sandbox, SandboxStatus
 
 

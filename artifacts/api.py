@@ -14,11 +14,12 @@ from ninja import Field, Query, Router, Schema, Status
 from artifacts import services
 from artifacts.http import artifact_response, s3_download_url
 from artifacts.models import Artifact, Transfer
-from artifacts.selectors import artifact_get, artifact_list, artifact_page, artifact_versions, transfer_get
+from artifacts.selectors import artifact_get, artifact_list, artifact_versions, transfer_get
 from artifacts.signing import sign
 from artifacts.storage import is_s3
 from config.auth import require_scope
-from config.errors import InvalidInput
+from core.errors import InvalidInput
+from core.pagination import newest_first_page
 from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
 
 router = Router(tags=["artifacts"])
@@ -206,8 +207,8 @@ def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
         prefix=filters.prefix,
         content_type=filters.content_type,
     )
-    page = artifact_page(artifacts, limit=filters.limit, cursor=filters.cursor)
-    return {"artifacts": [artifact_out(a) for a in page.artifacts], "next_cursor": page.next_cursor}
+    page = newest_first_page(artifacts, limit=filters.limit, cursor=filters.cursor)
+    return {"artifacts": [artifact_out(a) for a in page.rows], "next_cursor": page.next_cursor}
 
 
 @router.put("/artifacts", response={201: ArtifactOut})

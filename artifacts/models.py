@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from config.ids import new_id
+from core.ids import new_id
 
 
 def new_artifact_id() -> str:

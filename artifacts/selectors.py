@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +8,15 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 
 from artifacts.models import Artifact, ShareLink, Transfer, TransferKind, TransferState
-from config.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
+from core.pagination import (
+    decode_json_cursor,
+    decode_time_cursor,
+    encode_json_cursor,
+    encode_time_cursor,
+    invalid_cursor,
+    newest_first_page,
+)
 from sandboxes.models import Sandbox
 
 
@@ -42,27 +48,6 @@ def direct_upload_get(*, organization_id: str, user_id: int, transfer_id: str) -
     return transfer
 
 
-@dataclass(frozen=True)
-class ArtifactPage:
-    artifacts: list[Artifact]
-    next_cursor: str | None
-
-
-def _encode_cursor(artifact: Artifact) -> str:
-    return base64.urlsafe_b64encode(f"{artifact.created_at.isoformat()}|{artifact.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, artifact_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), artifact_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor is not one this API returned", code="INVALID_CURSOR", details={"field": "cursor"}
-        ) from None
-
-
 def artifact_list(
     *,
     organization_id: str,
@@ -86,19 +71,6 @@ def artifact_list(
     if content_type:
         artifacts = artifacts.filter(content_type=content_type)
     return artifacts.order_by("-created_at", "-id")
-
-
-def artifact_page(artifacts: QuerySet[Artifact], *, limit: int, cursor: str | None) -> ArtifactPage:
-    """Newest first, keyset-paginated on (created_at, id): a deep page costs what the first does."""
-    if cursor:
-        created, artifact_id = _decode_cursor(cursor)
-        # The redundant created_at__lte bound lets the index seek to the cursor instead of walking to it.
-        artifacts = artifacts.filter(
-            Q(created_at__lt=created) | Q(created_at=created, id__lt=artifact_id), created_at__lte=created
-        )
-    rows = list(artifacts[: limit + 1])
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return ArtifactPage(rows[:limit], next_cursor)
 
 
 def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Artifact]:
@@ -223,33 +195,27 @@ def _sort_key(artifact: Artifact, sort: str) -> list[Any]:
 
 def _encode_sort_cursor(values: list[Any], sort: str) -> str:
     if sort == "newest":
-        created, artifact_id = values
-        return base64.urlsafe_b64encode(f"{created.isoformat()}|{artifact_id}".encode()).decode().rstrip("=")
-    plain = [value.isoformat() if isinstance(value, datetime) else value for value in values]
-    return base64.urlsafe_b64encode(json.dumps([sort, *plain]).encode()).decode().rstrip("=")
+        return encode_time_cursor(*values)
+    return encode_json_cursor([sort, *values])
 
 
 def _decode_sort_cursor(cursor: str, sort: str) -> list[Any]:
     if sort == "newest":
-        return list(_decode_cursor(cursor))
-    invalid = InvalidInput("cursor is not one this page made", code="INVALID_CURSOR", details={"field": "cursor"})
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise invalid from None
+        return list(decode_time_cursor(cursor))
+    raw = decode_json_cursor(cursor)
     fields = ARTIFACT_SORTS[sort]
-    if not isinstance(raw, list) or len(raw) != len(fields) + 1 or raw[0] != sort:
-        raise invalid
+    if len(raw) != len(fields) + 1 or raw[0] != sort:
+        raise invalid_cursor()
     values = []
-    for (name, _), value in zip(fields, raw[1:], strict=False):
+    for (name, _), value in zip(fields, raw[1:], strict=True):
         if name == "created_at" and isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise invalid from None
+                raise invalid_cursor() from None
         expected = {"created_at": datetime, "id": str, "remote_path": str, "version": int, "size": int}[name]
         if not isinstance(value, expected) or isinstance(value, bool):
-            raise invalid
+            raise invalid_cursor()
         values.append(value)
     return values
 
@@ -313,8 +279,8 @@ def artifact_browse(
             artifacts = artifacts.filter(_up_to(list(edge), sort))
     if sort == "newest" and condition is None:
         # The API's pagination, applied to the filtered rows (the cursor is already in the query).
-        page = artifact_page(artifacts, limit=limit, cursor=None)
-        return ArtifactBrowsePage(page.artifacts, page.next_cursor)
+        page = newest_first_page(artifacts, limit=limit, cursor=None)
+        return ArtifactBrowsePage(page.rows, page.next_cursor)
     rows = list(artifacts[: limit + 1])
     if len(rows) > limit:
         return ArtifactBrowsePage(rows[:limit], _encode_sort_cursor(_sort_key(rows[limit - 1], sort), sort))
@@ -426,16 +392,13 @@ def _group_page(
 
 
 def _encode_path_cursor(remote_path: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["path", remote_path]).encode()).decode().rstrip("=")
+    return encode_json_cursor(["path", remote_path])
 
 
 def _decode_path_cursor(cursor: str) -> str:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raw = None
-    if not isinstance(raw, list) or len(raw) != 2 or raw[0] != "path" or not isinstance(raw[1], str):
-        raise InvalidInput("cursor is not one this page made", code="INVALID_CURSOR", details={"field": "cursor"})
+    raw = decode_json_cursor(cursor)
+    if len(raw) != 2 or raw[0] != "path" or not isinstance(raw[1], str):
+        raise invalid_cursor()
     return raw[1]
 
 

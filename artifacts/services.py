@@ -54,10 +54,11 @@ from artifacts.validation import (
     guess_content_type,
 )
 from audit.models import Outcome
-from audit.services import Actor, audit_record
-from config.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
+from audit.services import audit_record
+from core.actor import Actor
+from core.dispatch import enqueue, wait_for
+from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
 from ops.metrics import record_transfer_on_commit
-from sandboxes.dispatch import enqueue, runtime_error, wait_for
 from sandboxes.models import Sandbox
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
@@ -66,20 +67,6 @@ from sandboxes.services import check_sandbox_path, require_running
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 0.5
-_TRANSFER_ERRORS = {
-    "STORAGE_FULL": 507,
-    "NO_SPACE": 507,
-    "IO_ERROR": 500,
-    "STORAGE_ERROR": 500,
-    "FILE_CHANGED": 409,
-    "CHECKSUM_MISMATCH": 422,
-}
-
-
-class TransferFailed(StowageError):
-    status = 422
-
-
 # --- starting transfers (web side) ------------------------------------------------------------
 
 
@@ -246,11 +233,7 @@ def transfer_wait(transfer: Transfer) -> Transfer:
 
 def transfer_error(transfer: Transfer) -> StowageError:
     code, message = transfer.error_code or "TRANSFER_FAILED", transfer.error_message or "the transfer failed"
-    error = runtime_error(code, message)
-    if type(error) is StowageError:
-        error = TransferFailed(message, code=code)
-        error.status = _TRANSFER_ERRORS.get(code, 422)
-    return error
+    return error_from_code(code, message, default_status=422)
 
 
 # --- running transfers (worker side) -----------------------------------------------------------

@@ -23,9 +23,10 @@ from artifacts import share_tasks
 from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
 from artifacts.services import artifact_record_read
 from audit.models import Outcome
-from audit.services import Actor, audit_record
-from config.errors import InvalidInput, NotFound, StowageError
-from sandboxes.dispatch import enqueue, wait_for
+from audit.services import audit_record
+from core.actor import Actor
+from core.dispatch import enqueue, wait_for
+from core.errors import InvalidInput, NotFound, StowageError
 
 logger = logging.getLogger(__name__)
 

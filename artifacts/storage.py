@@ -25,6 +25,8 @@ from typing import Any
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from core.errors import StowageError
+
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
@@ -36,7 +38,9 @@ S3_PART_SIZE = 8 << 20
 S3_PART_CONCURRENCY = 3
 
 
-class BlobError(Exception):
+class BlobError(StowageError):
+    """The object store or the disk failed; ``core.errors`` gives each code its status."""
+
     code = "STORAGE_ERROR"
 
 

@@ -8,7 +8,7 @@ import unicodedata
 
 from django.conf import settings
 
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 
 MAX_REMOTE_PATH_BYTES = 1024
 MAX_METADATA_KEYS = 64

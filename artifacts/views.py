@@ -50,9 +50,11 @@ from artifacts.share_api import share_url
 from artifacts.signing import verify
 from artifacts.storage import BlobError, UploadGone
 from artifacts.validation import check_content_type, check_metadata, check_remote_path
-from audit.services import Actor
 from config.auth import client_ip
-from config.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
+from core.actor import Actor
+from core.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
+from core.htmx import wants_fragment
+from core.http import error_response, stowage_error_response
 
 PAGE_SIZE = 50
 VERSIONS_SHOWN = 50
@@ -116,10 +118,6 @@ def _share_link(artifact: Artifact, share_id: str) -> ShareLink:
         return share_link_get(artifact=artifact, share_id=share_id)
     except NotFound:
         raise Http404("not found") from None
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
@@ -188,7 +186,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         "filtered": form.is_filtered(),
         "stale_cursor": stale_cursor,
     }
-    if _wants_fragment(request):
+    if wants_fragment(request):
         # "Load more" asks for the next rows alone; the filter form for the whole result block.
         if request.htmx.target == "artifact-more":
             return _vary_on_htmx(render(request, "artifacts/partials/_artifact_rows.html", context))
@@ -373,7 +371,7 @@ def artifact_share_create(request: HttpRequest, artifact_id: str) -> HttpRespons
         else:
             _remember_token(request, link, token)
             form = None
-    if _wants_fragment(request):
+    if wants_fragment(request):
         # 200 even with errors: htmx swaps only successful answers, and the errors are in the form.
         response = render(
             request, "artifacts/partials/_share_links.html", _share_context(request, artifact, form=form, error=error)
@@ -395,7 +393,7 @@ def artifact_share_status(request: HttpRequest, artifact_id: str, share_id: str)
     """Polled every second by a new link's block until the worker has made the link active."""
     artifact = _artifact(request, artifact_id)
     link = _share_link(artifact, share_id)
-    if not _wants_fragment(request):
+    if not wants_fragment(request):
         return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
     view = _new_link_view(request, link)
     context = {"artifact": artifact, "new": view}
@@ -412,7 +410,7 @@ def artifact_share_status(request: HttpRequest, artifact_id: str, share_id: str)
 @require_GET
 def artifact_share_list(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
-    if not _wants_fragment(request):
+    if not wants_fragment(request):
         return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
     return _vary_on_htmx(
         render(
@@ -438,18 +436,6 @@ def artifact_share_revoke(request: HttpRequest, artifact_id: str, share_id: str)
 
 
 # --- uploading --------------------------------------------------------------------------------
-
-
-def _json_error(exc: StowageError) -> JsonResponse:
-    field = exc.details.get("field") if exc.details else None
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message, "field": field}
-    extra = {key: value for key, value in (exc.details or {}).items() if key != "field"}
-    if extra:
-        body["details"] = extra
-    response = JsonResponse({"error": body}, status=exc.status)
-    if exc.status == 503:
-        response["Retry-After"] = "5"
-    return response
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
@@ -550,7 +536,7 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
         if size > settings.ARTIFACT_MAX_BYTES:
             raise _too_large(size, settings.ARTIFACT_MAX_BYTES)
     except StowageError as exc:
-        return _json_error(exc)
+        return stowage_error_response(request, exc)
     direct = direct_uploads_available() and size >= settings.DIRECT_UPLOAD_MIN_BYTES
     return JsonResponse({"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES, "direct": direct})
 
@@ -585,7 +571,7 @@ def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
             content_length=int(length),
         )
     except StowageError as exc:
-        response = _json_error(exc)
+        response = stowage_error_response(request, exc)
         if exc.code == "LENGTH_REQUIRED":
             response.status_code = 411
         return response
@@ -617,14 +603,15 @@ def _json_payload(request: HttpRequest) -> dict[str, Any]:
     return payload
 
 
-def _storage_error(exc: BlobError) -> JsonResponse:
+def _storage_error(request: HttpRequest, exc: BlobError) -> JsonResponse:
+    # The store's own words name buckets and keys; the page gets a sentence it can show.
     if isinstance(exc, UploadGone):
-        error = StowageError("The upload is no longer open on the object store; start it again.", code=exc.code)
-        error.status = 409
+        message = "The upload is no longer open on the object store; start it again."
+    elif exc.code == BlobError.code:
+        message = "The object store did not answer as expected. Try again shortly."
     else:
-        error = StowageError("The object store did not answer as expected. Try again shortly.", code=exc.code)
-        error.status = 502
-    return _json_error(error)
+        message = exc.message
+    return error_response(request, status=exc.status, code=exc.code, message=message)
 
 
 def _direct_status(transfer: Transfer) -> dict[str, Any]:
@@ -665,10 +652,10 @@ def _direct_view(method: str):
                     organization_id=request.organization.id, user_id=request.user.id, transfer_id=transfer_id
                 )
                 return handler(request, transfer)
-            except StowageError as exc:
-                return _json_error(exc)
             except BlobError as exc:
-                return _storage_error(exc)
+                return _storage_error(request, exc)
+            except StowageError as exc:
+                return stowage_error_response(request, exc)
 
         return view
 
@@ -688,10 +675,10 @@ def artifact_upload_direct(request: HttpRequest) -> JsonResponse:
             content_type=_upload_content_type(content_type or ""),
             metadata=payload.get("metadata"),
         )
-    except StowageError as exc:
-        return _json_error(exc)
     except BlobError as exc:
-        return _storage_error(exc)
+        return _storage_error(request, exc)
+    except StowageError as exc:
+        return stowage_error_response(request, exc)
     return JsonResponse(_direct_status(transfer), status=201)
 
 

@@ -22,6 +22,7 @@ from audit.forms import KNOWN_ACTIONS, AuditFilterForm
 from audit.models import AuditEvent
 from audit.selectors import audit_event_list
 from audit.services import audit_record, audit_verify_chain
+from core.htmx import wants_fragment
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
@@ -43,10 +44,6 @@ EXPORT_COLUMNS = (
 )
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _bad_filters(form: AuditFilterForm) -> str:
@@ -85,7 +82,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "known_actions": KNOWN_ACTIONS,
         "filter_errors": _bad_filters(form) if form.errors else "",
     }
-    if _wants_fragment(request) and request.htmx.target == "audit-events":
+    if wants_fragment(request) and request.htmx.target == "audit-events":
         return render(request, "audit/partials/_event_table.html", context)
     return render(request, "audit/event_list.html", context)
 
@@ -159,7 +156,7 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         "bad_event_id": report.first_bad_event_id if bad_event_here else None,
         "checked_at": timezone.now(),
     }
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(request, "audit/partials/_chain_check.html", context)
     if report.ok:
         messages.success(request, "The audit log is intact: no event has been edited, removed or reordered.")

@@ -142,7 +142,7 @@ def _fill_rows(
 ) -> None:
     """``copy``: a psycopg ``COPY`` in progress (PostgreSQL) instead of ``executemany`` on ``cur`` (SQLite)."""
     """Insert ``count`` ready artifacts, oldest first, as they would have been created."""
-    from config.ids import new_id
+    from core.ids import new_id
 
     sandbox_ids = [new_id("sbx") for _ in range(sandboxes)]
     # A few sandboxes per agent session; some sandboxes outside any session.
@@ -496,8 +496,9 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     from accounts.models import Organization
     from accounts.services import api_key_create, organization_bootstrap
     from artifacts.models import Artifact, new_artifact_id
-    from artifacts.selectors import _decode_cursor, _encode_cursor, artifact_list, artifact_page
-    from audit.services import Actor
+    from artifacts.selectors import artifact_list
+    from core.actor import Actor
+    from core.pagination import decode_time_cursor, encode_time_cursor, newest_first_page
 
     large = Organization.objects.get(name=LARGE_ORG)
     _, large_secret = api_key_create(organization=large, name="bench", actor=Actor.system(large.id))
@@ -519,7 +520,7 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
     if offset >= total:
         raise SystemExit(f"--depth {depth} pages of {LIMIT} is past the {total} artifacts")
     boundary = base[offset - 1]  # the last row of page `depth`: its cursor opens page depth+1
-    deep_cursor = _encode_cursor(boundary)
+    deep_cursor = encode_time_cursor(boundary.created_at, boundary.id)
     expected_first = base.values_list("id", flat=True)[offset]
     sample = base[offset + 7]
     narrow_prefix = sample.remote_path.rsplit("/", 1)[0] + "/"  # one run directory: a handful of rows
@@ -576,15 +577,15 @@ def measure(rows: int, runs: int, warmup: int, depth: int) -> dict[str, object]:
 
     def keyset_orm() -> float:
         started = time.perf_counter()
-        page = artifact_page(artifact_list(organization_id=large.id), limit=LIMIT, cursor=deep_cursor)
+        page = newest_first_page(artifact_list(organization_id=large.id), limit=LIMIT, cursor=deep_cursor)
         elapsed = (time.perf_counter() - started) * 1000
-        if page.artifacts[0].id != expected_first:
+        if page.rows[0].id != expected_first:
             raise RuntimeError("the keyset page and the OFFSET page disagree")
         return elapsed
 
     def keyset_orm_hinted() -> float:
         # The same page with a redundant `created_at <= cursor` that SQLite can use as a range bound.
-        created, artifact_id = _decode_cursor(deep_cursor)
+        created, artifact_id = decode_time_cursor(deep_cursor)
         started = time.perf_counter()
         qs = (
             artifact_list(organization_id=large.id)

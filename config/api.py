@@ -9,7 +9,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from config.auth import ApiKeyAuth
-from config.errors import StowageError
+from core.errors import StowageError
+from core.http import error_response, stowage_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -25,35 +26,9 @@ api = NinjaAPI(
 )
 
 
-def error_response(
-    request: HttpRequest,
-    status: int,
-    code: str,
-    message: str,
-    details: dict | None = None,
-    headers: dict[str, str] | None = None,
-) -> HttpResponse:
-    response = api.create_response(
-        request,
-        {
-            "error": {
-                "code": code,
-                "message": message,
-                "request_id": getattr(request, "request_id", ""),
-                "details": details or {},
-            }
-        },
-        status=status,
-    )
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
-
-
 @api.exception_handler(StowageError)
 def _stowage_error(request: HttpRequest, exc: StowageError) -> HttpResponse:
-    headers = {"Retry-After": "5"} if exc.status == 503 else None
-    return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
+    return stowage_error_response(request, exc)
 
 
 @api.exception_handler(ValidationError)
@@ -63,42 +38,35 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "payload")]
         problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
     message = "invalid request: " + "; ".join(problems) if problems else "invalid request"
-    return error_response(
-        request,
-        400,
-        "VALIDATION_ERROR",
-        message,
-        {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors]},
-    )
+    details = {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors]}
+    return error_response(request, status=400, code="VALIDATION_ERROR", message=message, details=details)
 
 
 @api.exception_handler(AuthenticationError)
 def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return error_response(request, 401, "UNAUTHORIZED", "authentication required")
+    return error_response(request, status=401, code="UNAUTHORIZED", message="authentication required")
 
 
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return error_response(request, 404, "NOT_FOUND", "not found")
+    return error_response(request, status=404, code="NOT_FOUND", message="not found")
 
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(
-        request, exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR", str(exc)
-    )
+    code = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
+    return error_response(request, status=exc.status_code, code=code, message=str(exc))
 
 
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled API error (request %s)", getattr(request, "request_id", ""))
-    return error_response(
-        request, 500, "INTERNAL_ERROR", "internal error; the request id identifies it in the server logs"
-    )
+    message = "internal error; the request id identifies it in the server logs"
+    return error_response(request, status=500, code="INTERNAL_ERROR", message=message)
 
 
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
-    return error_response(request, 404, "NOT_FOUND", f"no API endpoint at /api/v1/{path}")
+    return error_response(request, status=404, code="NOT_FOUND", message=f"no API endpoint at /api/v1/{path}")
 
 
 api.add_router("", "accounts.api.router")

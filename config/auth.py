@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
 from accounts.services import api_key_authenticate
-from audit.services import Actor
-from config.errors import Forbidden, Unauthorized
+from core.actor import Actor
+from core.errors import Forbidden, Unauthorized
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -11,8 +11,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from audit.selectors import audit_sandbox_counts
 from config.auth import require_scope
-from config.errors import InvalidInput
 from config.redis import get_redis
+from core.errors import InvalidInput
 from sandboxes import services
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.selectors import sandbox_get, sandbox_list

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
-from datetime import datetime
-
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from artifacts.models import Artifact, ArtifactState
-from config.errors import InvalidInput, NotFound
+from core.errors import NotFound
 from sandboxes.models import Sandbox, SandboxStatus
 
 
@@ -59,34 +54,3 @@ def sandbox_list_with_artifact_counts(
     return sandbox_list(organization_id=organization_id, status=status, session_id=session_id).annotate(
         artifact_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
     )
-
-
-@dataclass(frozen=True)
-class SandboxPage:
-    sandboxes: list[Sandbox]
-    next_cursor: str | None
-
-
-def _encode_cursor(sandbox: Sandbox) -> str:
-    return base64.urlsafe_b64encode(f"{sandbox.created_at.isoformat()}|{sandbox.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, sandbox_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), sandbox_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor is not one this page returned", code="INVALID_CURSOR", details={"field": "cursor"}
-        ) from None
-
-
-def sandbox_page(sandboxes: QuerySet[Sandbox], *, limit: int, cursor: str | None) -> SandboxPage:
-    """Newest first, keyset-paginated on (created_at, id), so a deep page costs what the first does."""
-    if cursor:
-        created, sandbox_id = _decode_cursor(cursor)
-        sandboxes = sandboxes.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=sandbox_id))
-    rows = list(sandboxes[: limit + 1])
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return SandboxPage(rows[:limit], next_cursor)

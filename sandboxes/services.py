@@ -17,10 +17,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import Outcome
-from audit.services import Actor, audit_record
-from config.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
+from audit.services import audit_record
+from core.actor import Actor
+from core.dispatch import enqueue, run_on_host, wait_for
+from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
 from sandboxes import tasks
-from sandboxes.dispatch import enqueue, run_on_host, wait_for
 from sandboxes.limits import (
     check_env,
     check_exec_timeout_ms,

@@ -10,10 +10,8 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from accounts.access import has_role, org_view
 from accounts.models import Role
@@ -24,7 +22,9 @@ from artifacts.services import (
     artifact_upload_from_sandbox,
 )
 from audit.selectors import audit_event_list
-from config.errors import NotFound, StowageError
+from core.errors import NotFound, StowageError
+from core.htmx import fragment, page_or_fragment, wants_fragment
+from core.pagination import newest_first_page
 from sandboxes import services
 from sandboxes.forms import BringInForm, ExtendForm, SandboxFilterForm, SaveArtifactForm
 from sandboxes.models import FINAL_STATUSES, Sandbox, SandboxStatus
@@ -32,7 +32,6 @@ from sandboxes.runtime.base import WORKSPACE
 from sandboxes.selectors import (
     sandbox_get,
     sandbox_list_with_artifact_counts,
-    sandbox_page,
 )
 
 PAGE_SIZE = 50
@@ -42,17 +41,6 @@ PICKER_SIZE = 50
 RECENT_EVENTS = 50
 RECENT_ARTIFACTS = 50
 FINAL_TRANSFER_STATES = frozenset({TransferState.SUCCEEDED, TransferState.FAILED})
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _fragment(request: HttpRequest, template: str, context: dict[str, Any], *, final: bool = False) -> HttpResponse:
-    """The fragment alone; once what it shows is final, 286 tells htmx to stop polling."""
-    if final:
-        return HttpResponseStopPolling(render_to_string(template, context, request))
-    return render(request, template, context)
 
 
 def _sandbox_or_404(request: HttpRequest, sandbox_id: str) -> Sandbox:
@@ -84,12 +72,12 @@ def sandbox_list(request: HttpRequest) -> HttpResponse:
     )
     page_error = ""
     try:
-        page = sandbox_page(sandboxes, limit=PAGE_SIZE, cursor=cursor)
+        page = newest_first_page(sandboxes, limit=PAGE_SIZE, cursor=cursor)
     except StowageError as exc:
         page_error, cursor = f"{exc.message}; showing the newest sandboxes instead.", None
-        page = sandbox_page(sandboxes, limit=PAGE_SIZE, cursor=None)
+        page = newest_first_page(sandboxes, limit=PAGE_SIZE, cursor=None)
     filters = {key: value for key, value in (("status", status), ("session", session)) if value}
-    final = all(sandbox.status in FINAL_STATUSES for sandbox in page.sandboxes)
+    final = all(sandbox.status in FINAL_STATUSES for sandbox in page.rows)
     context = {
         "form": form,
         "page": page,
@@ -101,9 +89,9 @@ def sandbox_list(request: HttpRequest) -> HttpResponse:
         "is_later_page": bool(cursor),
         "page_error": page_error,
     }
-    if _wants_fragment(request):
-        return _fragment(request, "sandboxes/partials/_sandbox_table.html", context, final=final)
-    return render(request, "sandboxes/sandbox_list.html", context)
+    return page_or_fragment(
+        request, "sandboxes/sandbox_list.html", "sandboxes/partials/_sandbox_table.html", context, final=final
+    )
 
 
 # --- detail -------------------------------------------------------------------------------------
@@ -163,9 +151,9 @@ def _picker(request: HttpRequest) -> dict[str, Any]:
 @org_view()
 def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     sandbox = _sandbox_or_404(request, sandbox_id)
-    target = request.htmx.target if _wants_fragment(request) else None
+    target = request.htmx.target if wants_fragment(request) else None
     if target == "sandbox-status":
-        return _fragment(
+        return fragment(
             request,
             "sandboxes/partials/_sandbox_status.html",
             {"sandbox": sandbox},
@@ -173,13 +161,13 @@ def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
         )
     if target == "workspace-browser":
         # The link that asked for the folder is swapped away; focus goes to the new listing.
-        return _fragment(
+        return fragment(
             request,
             "sandboxes/partials/_workspace_browser.html",
             {"sandbox": sandbox, **_workspace(request, sandbox), "focus_browser": True},
         )
     if target == "artifact-picker":
-        return _fragment(request, "sandboxes/partials/_artifact_picker.html", _picker(request))
+        return fragment(request, "sandboxes/partials/_artifact_picker.html", _picker(request))
     context = {
         "sandbox": sandbox,
         **_workspace(request, sandbox),
@@ -201,7 +189,7 @@ def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
 
 
 def _action_failed(request: HttpRequest, sandbox: Sandbox, message: str) -> HttpResponse:
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(request, "sandboxes/partials/_action_error.html", {"message": message})
     messages.error(request, message)
     return redirect("sandbox-detail", sandbox.id)
@@ -212,7 +200,7 @@ def _transfer_context(sandbox: Sandbox, transfer: Transfer) -> dict[str, Any]:
 
 
 def _transfer_started(request: HttpRequest, sandbox: Sandbox, transfer: Transfer) -> HttpResponse:
-    if _wants_fragment(request):
+    if wants_fragment(request):
         return render(request, "sandboxes/partials/_transfer.html", _transfer_context(sandbox, transfer))
     return redirect("sandbox-transfer", sandbox.id, transfer.id)
 
@@ -270,8 +258,8 @@ def sandbox_transfer(request: HttpRequest, sandbox_id: str, transfer_id: str) ->
     if transfer.sandbox_id != sandbox.id:
         raise Http404("not found")
     context = _transfer_context(sandbox, transfer)
-    if _wants_fragment(request):
-        return _fragment(
+    if wants_fragment(request):
+        return fragment(
             request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_TRANSFER_STATES
         )
     return render(request, "sandboxes/transfer_detail.html", context)

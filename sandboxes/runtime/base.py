@@ -9,22 +9,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from core.errors import StowageError
+
 WORKSPACE = "/workspace"
 
 
-class SandboxRuntimeError(Exception):
-    """A failure to report to the caller as-is: ``code`` is stable, ``message`` is for humans."""
+class SandboxRuntimeError(StowageError):
+    """A failure inside a sandbox host, reported to the caller as-is (its status by its code)."""
 
     code: str = "SANDBOX_RUNTIME_ERROR"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-    def __str__(self) -> str:
-        return self.message
 
 
 # Also a ValueError so code that validates ids/paths generically can catch it without knowing us.

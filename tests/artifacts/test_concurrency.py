@@ -17,7 +17,8 @@ from django.db import connection
 from artifacts.models import Artifact, ArtifactState
 from artifacts.services import artifact_delete, artifact_put
 from audit.models import AuditEvent
-from audit.services import Actor, audit_record, audit_verify_chain
+from audit.services import audit_record, audit_verify_chain
+from core.actor import Actor
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.services import sandbox_stop
 

@@ -198,7 +198,7 @@ def test_several_parts_are_signed_in_one_request_or_none_is(browser, direct):
     ):
         refused = browser.post(plan["urls"]["part"], {"parts": parts})
         assert refused.status_code == 400, (parts, refused.content)
-        assert refused.json()["error"]["field"] in ("parts", "number")
+        assert refused.json()["error"]["details"]["field"] in ("parts", "number")
 
 
 def test_the_check_sends_small_files_and_local_storage_through_stowage(browser, direct, settings):
@@ -264,7 +264,7 @@ def test_a_bad_part_request_is_refused(browser, direct, number, digest):
     plan = begin(browser, "p.bin", len(data))
     response = browser.post(plan["urls"]["part"], {"number": number, "sha256": digest or sha256_b64(data[:PART])})
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["field"] in ("number", "sha256")
+    assert response.json()["error"]["details"]["field"] in ("number", "sha256")
 
 
 def test_joining_with_a_part_missing_changes_nothing_and_can_be_retried(browser, direct):

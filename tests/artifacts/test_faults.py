@@ -22,10 +22,10 @@ from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, Tr
 from artifacts.services import artifact_put, storage_sweep
 from artifacts.storage import StorageFull, blob_delete, blob_key, blob_storage, blob_write
 from audit.models import AuditEvent, Outcome
-from audit.services import Actor
 from config import stack
 from config.celery import app as celery_app
-from config.errors import StowageError
+from core.actor import Actor
+from core.errors import StowageError
 from tests.conftest import worker_env
 
 FAULT_HOST = "faulthost"

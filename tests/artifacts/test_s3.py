@@ -40,7 +40,7 @@ from artifacts.storage import (
     blob_write,
     s3_client,
 )
-from audit.services import Actor
+from core.actor import Actor
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
 from artifacts.shares import _guess_key, share_link_activate
 from audit.models import AuditEvent, Outcome
-from audit.services import Actor
+from core.actor import Actor
 
 pytestmark = pytest.mark.worker
 

@@ -5,7 +5,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.models import AppendOnlyError, AuditEvent
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from core.actor import Actor
 
 
 @pytest.fixture

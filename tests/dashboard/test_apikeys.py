@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Organization
 from accounts.services import api_key_create, hash_api_key
 from audit.models import AuditEvent
-from audit.services import Actor
+from core.actor import Actor
 
 ALL_SCOPES = list(settings.API_KEY_DEFAULT_SCOPES)
 
@@ -136,7 +136,7 @@ def test_bad_input_is_explained_and_creates_nothing(dashboard, fields, message):
 
 def test_a_service_error_is_shown_in_the_form(dashboard, monkeypatch):
     from accounts import views
-    from config.errors import InvalidInput
+    from core.errors import InvalidInput
 
     def refuse(**kwargs):
         raise InvalidInput("the key store is read-only right now")

@@ -24,7 +24,7 @@ from artifacts.models import (
 )
 from artifacts.shares import share_link_activate
 from audit.models import AuditEvent
-from audit.services import Actor
+from core.actor import Actor
 from sandboxes.models import Sandbox
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -799,7 +799,7 @@ def test_the_check_reports_a_bad_name_or_size_before_any_byte_is_sent(dashboard,
     large = dashboard.member.post(url, {"remote_path": "a.bin", "size": 5000}, content_type="application/json")
     assert large.status_code == 413 and "more than" in large.json()["error"]["message"]
     bad = dashboard.member.post(url, {"remote_path": "a/../b", "size": 1}, content_type="application/json")
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "remote_path"
+    assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "remote_path"
     meta = dashboard.member.post(
         url, {"remote_path": "a", "size": 1, "metadata": {"k": 5}}, content_type="application/json"
     )

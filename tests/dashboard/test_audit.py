@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from audit import views as audit_views
 from audit.models import AuditEvent
-from audit.services import Actor, audit_record
+from audit.services import audit_record
 from audit.views import csv_cell
+from core.actor import Actor
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # Session, user, membership (org_view), one page of events, and the org switcher's memberships.

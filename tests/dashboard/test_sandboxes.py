@@ -19,7 +19,8 @@ from artifacts.models import (
     TransferState,
 )
 from audit.models import AuditEvent
-from audit.services import Actor, audit_record
+from audit.services import audit_record
+from core.actor import Actor
 from sandboxes import services as sandbox_services
 from sandboxes.models import Sandbox, SandboxStatus
 

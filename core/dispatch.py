@@ -1,4 +1,4 @@
-"""Sending work to the worker that holds a sandbox, and waiting for its answer."""
+"""Sending work to a worker (on a sandbox's host queue or the shared one) and waiting for its answer."""
 
 from __future__ import annotations
 
@@ -11,29 +11,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.errors import (
-    Conflict,
-    GatewayTimeout,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    StowageError,
-    Unavailable,
-)
+from core.errors import GatewayTimeout, Unavailable, error_from_code
 
 logger = logging.getLogger(__name__)
-
-# Runtime error codes (sandboxes.runtime) -> the API error that reports them.
-_RUNTIME_ERRORS: dict[str, type[StowageError]] = {
-    "INVALID_PATH": InvalidInput,
-    "INVALID_COMMAND": InvalidInput,
-    "NOT_A_FILE": InvalidInput,
-    "NOT_A_DIRECTORY": InvalidInput,
-    "FILE_NOT_FOUND": NotFound,
-    "FILE_TOO_LARGE": PayloadTooLarge,
-    "SANDBOX_GONE": Conflict,
-    "ISOLATION_UNAVAILABLE": Unavailable,
-}
 
 
 def enqueue(
@@ -74,14 +54,8 @@ def wait_for(async_result, *, timeout: float) -> dict[str, Any]:
         raise Unavailable("the task queue is unavailable; try again shortly", code="BROKER_UNAVAILABLE") from None
     error = answer.get("error") if isinstance(answer, dict) else None
     if error:
-        raise runtime_error(error["code"], error["message"])
+        raise error_from_code(error["code"], error["message"])
     return answer
-
-
-def runtime_error(code: str, message: str) -> StowageError:
-    if code == "SANDBOX_GONE":
-        return Conflict(message, code="SANDBOX_NOT_RUNNING")
-    return _RUNTIME_ERRORS.get(code, StowageError)(message, code=code)
 
 
 def run_on_host(task: Task, *, host: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
