@@ -1,0 +1,56 @@
+"""Read an upgraded database back through the current code, for tests/upgrade/test_upgrade.py.
+
+Run as ``python -m tests.upgrade.readback`` from the project's root, with the settings' environment
+pointing at the upgraded database and storage. Given on stdin
+``{"models": ["app_label.Model", ...], "blobs": {"model": "app_label.Model", "ids": [...]}}``, it
+answers on stdout with every row of those models, read and written as text the way the seed
+wrote expected.json, and, for each artifact id, the size and SHA-256 of its bytes as the current
+storage helper reads them (or why they could not be read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+
+def read_blob(artifact) -> dict[str, object]:
+    from artifacts.storage import blob_iter_chunks
+
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in blob_iter_chunks(artifact.storage_key):
+            digest.update(chunk)
+            size += len(chunk)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"size": str(size), "checksum": f"sha256:{digest.hexdigest()}"}
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.apps import apps
+
+    from tests.upgrade.seed import model_rows
+
+    request = json.load(sys.stdin)
+    answer: dict[str, object] = {
+        "models": {label: model_rows(apps.get_model(label)) for label in request["models"]},
+    }
+    blobs = request.get("blobs")
+    if blobs:
+        artifacts = apps.get_model(blobs["model"])._base_manager.in_bulk(blobs["ids"])
+        answer["blobs"] = {
+            artifact_id: read_blob(artifacts[artifact_id]) if artifact_id in artifacts else {"error": "no such row"}
+            for artifact_id in blobs["ids"]
+        }
+    json.dump(answer, sys.stdout, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()
