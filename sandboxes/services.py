@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import time
 import uuid
+from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +19,7 @@ from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit_record
+from config.redis import get_redis
 from core.actor import Actor
 from core.dispatch import enqueue, run_on_host, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
@@ -34,6 +38,9 @@ from sandboxes.states import audited, sandbox_mark_failed, sandbox_mark_terminat
 
 # How long past a command's own timeout the API waits for the worker's answer.
 EXEC_WAIT_MARGIN_SECONDS = 30
+# A streamed command that prints nothing still gets a keepalive this often, so that proxies and
+# clients do not take the quiet connection for a dead one.
+STREAM_IDLE_SECONDS = 1
 MAX_FILES_PER_WRITE = 1000
 
 
@@ -133,17 +140,16 @@ def sandbox_create(
     return sandbox
 
 
-def sandbox_execute(
+def _command_send(
     *,
-    actor: Actor,
     sandbox: Sandbox,
     command: str | list[str],
-    timeout_ms: int | None = None,
-    env: dict[str, str] | None = None,
-    working_dir: str | None = None,
-    stream_key: str | None = None,
-) -> dict[str, Any] | Any:
-    """Run a command; with ``stream_key`` return the pending task, whose output goes to that Redis stream."""
+    timeout_ms: int | None,
+    env: dict[str, str] | None,
+    working_dir: str | None,
+    stream_key: str | None,
+) -> tuple[Any, int]:
+    """The pending task and the timeout it was given."""
     _validate_command(command)
     timeout_ms = check_exec_timeout_ms(timeout_ms)
     env = check_env(env)
@@ -160,8 +166,21 @@ def sandbox_execute(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
-    if stream_key:
-        return pending
+    return pending, timeout_ms
+
+
+def sandbox_execute(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> dict[str, Any]:
+    pending, timeout_ms = _command_send(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
+    )
     with audited(
         actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
     ) as details:
@@ -174,10 +193,76 @@ def sandbox_execute(
     return answer
 
 
-def sandbox_execute_audit(
+def sandbox_execute_stream(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> Generator[dict[str, Any] | None, None, None]:
+    """Start the command and return its events as they come: ``stdout``/``stderr`` chunks, ``exit``
+    or ``error``, then ``done``; ``None`` whenever nothing has come for a while.
+
+    The command is checked and sent before this returns, so a bad one fails the request itself.
+    """
+    stream_key = f"stowage:exec:{uuid.uuid4().hex}"
+    pending, timeout_ms = _command_send(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=stream_key
+    )
+    return _command_events(
+        actor=actor,
+        sandbox=sandbox,
+        command=command,
+        stream_key=stream_key,
+        pending=pending,
+        timeout_s=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
+    )
+
+
+def _command_events(
+    *, actor: Actor, sandbox: Sandbox, command: str | list[str], stream_key: str, pending, timeout_s: float
+) -> Generator[dict[str, Any] | None, None, None]:
+    redis = get_redis()
+    started = time.monotonic()
+    deadline = started + timeout_s
+    last_id = "0-0"
+    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    try:
+        while time.monotonic() < deadline:
+            batches = redis.xread({stream_key: last_id}, block=STREAM_IDLE_SECONDS * 1000, count=256)
+            if not batches:
+                yield None
+                continue
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = json.loads(fields[b"event"])
+                    if event["type"] in ("exit", "error"):
+                        final = event
+                    yield event
+                    if event["type"] == "done":
+                        return
+        final = {"type": "error", "error": "no answer from the sandbox host in time"}
+        yield final
+        yield {"type": "done"}
+    finally:
+        # Also when the client leaves mid-stream: the command ran all the same.
+        redis.delete(stream_key)
+        pending.forget()
+        _stream_audit(
+            actor=actor,
+            sandbox=sandbox,
+            command=command,
+            final=final,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+def _stream_audit(
     *, actor: Actor, sandbox: Sandbox, command: str | list[str], final: dict[str, Any], duration_ms: int
 ) -> None:
-    """The audit event of a streamed execution, recorded once the stream has ended."""
     failed = final.get("type") != "exit" or final.get("timed_out")
     audit_record(
         actor=actor,
@@ -364,10 +449,6 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
         details["expires_at"] = new_expiry.isoformat()
         sandbox.refresh_from_db()
     return sandbox
-
-
-def sandbox_stream_key() -> str:
-    return f"stowage:exec:{uuid.uuid4().hex}"
 
 
 def sandbox_running_counts(*, organization_id: str) -> dict[str, int]:
