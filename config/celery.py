@@ -13,6 +13,7 @@ app = Celery("stowage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="share_tasks")
+app.autodiscover_tasks(related_name="worker")
 
 SHARED_QUEUE = "stowage"
 

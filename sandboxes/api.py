@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -11,15 +12,12 @@ from ninja import Field, Query, Router, Schema, Status
 
 from audit.selectors import audit_sandbox_counts
 from config.auth import require_scope
-from config.redis import get_redis
 from core.errors import InvalidInput
 from sandboxes import services
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.selectors import sandbox_get, sandbox_list
 
 router = Router(tags=["sandboxes"])
-
-SSE_KEEPALIVE_SECONDS = 1
 
 
 class SandboxOut(Schema):
@@ -144,54 +142,18 @@ def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
     )
     if not payload.stream:
         return services.sandbox_execute(**arguments)
-    stream_key = services.sandbox_stream_key()
-    pending = services.sandbox_execute(**arguments, stream_key=stream_key)
-    timeout_s = (payload.timeout or 0) / 1000 or services.check_exec_timeout_ms(None) / 1000
     response = StreamingHttpResponse(
-        _relay_events(request.auth, sandbox, payload.command, stream_key, pending, timeout_s),
-        content_type="text/event-stream",
+        _server_sent(services.sandbox_execute_stream(**arguments)), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-def _relay_events(actor, sandbox: Sandbox, command, stream_key: str, pending, timeout_s: float):
-    """Relay the worker's output stream as Server-Sent Events until the command is done."""
-    redis = get_redis()
-    started = time.monotonic()
-    deadline = started + timeout_s + services.EXEC_WAIT_MARGIN_SECONDS
-    last_id = "0-0"
-    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
-    try:
-        while time.monotonic() < deadline:
-            batches = redis.xread({stream_key: last_id}, block=SSE_KEEPALIVE_SECONDS * 1000, count=256)
-            if not batches:
-                yield ": keepalive\n\n"
-                continue
-            for _, entries in batches:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    event = json.loads(fields[b"event"])
-                    if event["type"] == "done":
-                        yield "data: " + json.dumps(event) + "\n\n"
-                        return
-                    if event["type"] in ("exit", "error"):
-                        final = event
-                    yield "data: " + json.dumps(event) + "\n\n"
-        final = {"type": "error", "error": "no answer from the sandbox host in time"}
-        yield "data: " + json.dumps(final) + "\n\n"
-        yield 'data: {"type": "done"}\n\n'
-    finally:
-        redis.delete(stream_key)
-        pending.forget()
-        services.sandbox_execute_audit(
-            actor=actor,
-            sandbox=sandbox,
-            command=command,
-            final=final,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+def _server_sent(events: Generator[dict[str, Any] | None, None, None]) -> Iterator[str]:
+    with closing(events):
+        for event in events:
+            yield ": keepalive\n\n" if event is None else "data: " + json.dumps(event) + "\n\n"
 
 
 class FileIn(Schema):

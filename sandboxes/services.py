@@ -1,13 +1,14 @@
-"""Every change to a sandbox: validated here, run on the sandbox's host, audited."""
+"""Every change a request makes to a sandbox: validated here, its status moved through
+``sandboxes.states``, its work sent to the sandbox's host (``sandboxes.worker``), audited."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +19,11 @@ from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit_record
+from config.redis import get_redis
 from core.actor import Actor
 from core.dispatch import enqueue, run_on_host, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
-from sandboxes import tasks
+from sandboxes import worker
 from sandboxes.limits import (
     check_env,
     check_exec_timeout_ms,
@@ -32,47 +34,14 @@ from sandboxes.limits import (
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime.paths import parse_path, sandbox_path
+from sandboxes.states import audited, sandbox_mark_failed, sandbox_mark_terminating
 
 # How long past a command's own timeout the API waits for the worker's answer.
 EXEC_WAIT_MARGIN_SECONDS = 30
+# A streamed command that prints nothing still gets a keepalive this often, so that proxies and
+# clients do not take the quiet connection for a dead one.
+STREAM_IDLE_SECONDS = 1
 MAX_FILES_PER_WRITE = 1000
-
-
-@contextmanager
-def audited(
-    *, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", details: dict[str, Any] | None = None
-) -> Iterator[dict[str, Any]]:
-    """Record one audit event for the block, a failure too; the block may add details."""
-    details = dict(details or {})
-    started = time.monotonic()
-    try:
-        yield details
-    except StowageError as exc:
-        audit_record(
-            actor=actor,
-            action=action,
-            resource=resource or f"sandbox:{sandbox.id}",
-            sandbox_id=sandbox.id,
-            session_id=sandbox.session_id,
-            details=details,
-            outcome=Outcome.FAILURE,
-            error_message=f"{exc.code}: {exc.message}",
-            duration_ms=int((time.monotonic() - started) * 1000),
-            organization_id=sandbox.organization_id,
-        )
-        raise
-    audit_record(
-        actor=actor,
-        action=action,
-        resource=resource or f"sandbox:{sandbox.id}",
-        sandbox_id=sandbox.id,
-        session_id=sandbox.session_id,
-        details=details,
-        outcome=details.pop("_outcome", Outcome.SUCCESS),
-        error_message=details.pop("_error", ""),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        organization_id=sandbox.organization_id,
-    )
 
 
 def require_running(sandbox: Sandbox) -> None:
@@ -151,30 +120,53 @@ def sandbox_create(
             sandbox.save(force_insert=True)
             transaction.on_commit(
                 lambda: enqueue(
-                    tasks.sandbox_provision,
+                    worker.sandbox_provision,
                     host=sandbox.host,
                     task_id=task_id,
-                    on_unavailable=lambda: _not_provisioned(
-                        sandbox.id, "the task queue was unavailable; the sandbox was not started"
+                    on_unavailable=lambda: sandbox_mark_failed(
+                        sandbox_id=sandbox.id, message="the task queue was unavailable; the sandbox was not started"
                     ),
                     sandbox_id=sandbox.id,
                     env=env,
                 )
             )
         try:
-            wait_for(tasks.sandbox_provision.AsyncResult(task_id), timeout=settings.SANDBOX_CREATE_WAIT_SECONDS)
+            wait_for(worker.sandbox_provision.AsyncResult(task_id), timeout=settings.SANDBOX_CREATE_WAIT_SECONDS)
         except StowageError:
             # Nobody will start it now; don't leave it half-made.
-            _not_provisioned(sandbox.id, "no worker provisioned the sandbox in time")
+            sandbox_mark_failed(sandbox_id=sandbox.id, message="no worker provisioned the sandbox in time")
             raise
         sandbox.refresh_from_db()
     return sandbox
 
 
-def _not_provisioned(sandbox_id: str, message: str) -> None:
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
-        status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now()
+def _command_send(
+    *,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None,
+    env: dict[str, str] | None,
+    working_dir: str | None,
+    stream_key: str | None,
+) -> tuple[Any, int]:
+    """The pending task and the timeout it was given."""
+    _validate_command(command)
+    timeout_ms = check_exec_timeout_ms(timeout_ms)
+    env = check_env(env)
+    if working_dir is not None:
+        working_dir = check_sandbox_path(working_dir, field="working_dir", allow_root=True)
+    require_running(sandbox)
+    pending = enqueue(
+        worker.sandbox_execute,
+        host=sandbox.host,
+        sandbox_id=sandbox.id,
+        command=command,
+        env=env,
+        working_dir=working_dir,
+        timeout_ms=timeout_ms,
+        stream_key=stream_key,
     )
+    return pending, timeout_ms
 
 
 def sandbox_execute(
@@ -185,27 +177,10 @@ def sandbox_execute(
     timeout_ms: int | None = None,
     env: dict[str, str] | None = None,
     working_dir: str | None = None,
-    stream_key: str | None = None,
-) -> dict[str, Any] | Any:
-    """Run a command; with ``stream_key`` return the pending task, whose output goes to that Redis stream."""
-    _validate_command(command)
-    timeout_ms = check_exec_timeout_ms(timeout_ms)
-    env = check_env(env)
-    if working_dir is not None:
-        working_dir = check_sandbox_path(working_dir, field="working_dir", allow_root=True)
-    require_running(sandbox)
-    pending = enqueue(
-        tasks.sandbox_execute,
-        host=sandbox.host,
-        sandbox_id=sandbox.id,
-        command=command,
-        env=env,
-        working_dir=working_dir,
-        timeout_ms=timeout_ms,
-        stream_key=stream_key,
+) -> dict[str, Any]:
+    pending, timeout_ms = _command_send(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
     )
-    if stream_key:
-        return pending
     with audited(
         actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
     ) as details:
@@ -218,10 +193,76 @@ def sandbox_execute(
     return answer
 
 
-def sandbox_execute_audit(
+def sandbox_execute_stream(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> Generator[dict[str, Any] | None, None, None]:
+    """Start the command and return its events as they come: ``stdout``/``stderr`` chunks, ``exit``
+    or ``error``, then ``done``; ``None`` whenever nothing has come for a while.
+
+    The command is checked and sent before this returns, so a bad one fails the request itself.
+    """
+    stream_key = f"stowage:exec:{uuid.uuid4().hex}"
+    pending, timeout_ms = _command_send(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=stream_key
+    )
+    return _command_events(
+        actor=actor,
+        sandbox=sandbox,
+        command=command,
+        stream_key=stream_key,
+        pending=pending,
+        timeout_s=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
+    )
+
+
+def _command_events(
+    *, actor: Actor, sandbox: Sandbox, command: str | list[str], stream_key: str, pending, timeout_s: float
+) -> Generator[dict[str, Any] | None, None, None]:
+    redis = get_redis()
+    started = time.monotonic()
+    deadline = started + timeout_s
+    last_id = "0-0"
+    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    try:
+        while time.monotonic() < deadline:
+            batches = redis.xread({stream_key: last_id}, block=STREAM_IDLE_SECONDS * 1000, count=256)
+            if not batches:
+                yield None
+                continue
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = json.loads(fields[b"event"])
+                    if event["type"] in ("exit", "error"):
+                        final = event
+                    yield event
+                    if event["type"] == "done":
+                        return
+        final = {"type": "error", "error": "no answer from the sandbox host in time"}
+        yield final
+        yield {"type": "done"}
+    finally:
+        # Also when the client leaves mid-stream: the command ran all the same.
+        redis.delete(stream_key)
+        pending.forget()
+        _stream_audit(
+            actor=actor,
+            sandbox=sandbox,
+            command=command,
+            final=final,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+def _stream_audit(
     *, actor: Actor, sandbox: Sandbox, command: str | list[str], final: dict[str, Any], duration_ms: int
 ) -> None:
-    """The audit event of a streamed execution, recorded once the stream has ended."""
     failed = final.get("type") != "exit" or final.get("timed_out")
     audit_record(
         actor=actor,
@@ -294,7 +335,7 @@ def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str,
         details={"paths": [f["path"] for f in prepared][:100], "bytes": total},
     ):
         answer = run_on_host(
-            tasks.sandbox_write_files,
+            worker.sandbox_write_files,
             host=sandbox.host,
             timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
             sandbox_id=sandbox.id,
@@ -314,7 +355,7 @@ def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str,
         details={"path": path},
     ) as details:
         answer = run_on_host(
-            tasks.sandbox_read_file,
+            worker.sandbox_read_file,
             host=sandbox.host,
             timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
             sandbox_id=sandbox.id,
@@ -336,7 +377,7 @@ def sandbox_list_files(*, actor: Actor, sandbox: Sandbox, path: str, recursive: 
         details={"path": path, "recursive": recursive},
     ):
         answer = run_on_host(
-            tasks.sandbox_list_files,
+            worker.sandbox_list_files,
             host=sandbox.host,
             timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
             sandbox_id=sandbox.id,
@@ -357,7 +398,7 @@ def sandbox_delete_file(*, actor: Actor, sandbox: Sandbox, path: str, recursive:
         details={"path": path, "recursive": recursive},
     ):
         run_on_host(
-            tasks.sandbox_delete_file,
+            worker.sandbox_delete_file,
             host=sandbox.host,
             timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
             sandbox_id=sandbox.id,
@@ -371,13 +412,10 @@ def sandbox_stop(
 ) -> Sandbox:
     """Stop the sandbox and remove its files. Stopping a stopped sandbox succeeds (retries are safe)."""
     with audited(actor=actor, action=action, sandbox=sandbox, details={"reason": reason}) as details:
-        moved = Sandbox.objects.filter(
-            id=sandbox.id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR]
-        ).update(status=SandboxStatus.TERMINATING)
+        details["previous_status_changed"] = sandbox_mark_terminating(sandbox_id=sandbox.id)
         sandbox.refresh_from_db()
-        details["previous_status_changed"] = bool(moved)
         if sandbox.status == SandboxStatus.TERMINATING:
-            pending = enqueue(tasks.sandbox_terminate, host=sandbox.host, sandbox_id=sandbox.id)
+            pending = enqueue(worker.sandbox_terminate, host=sandbox.host, sandbox_id=sandbox.id)
             if wait:
                 wait_for(pending, timeout=settings.SANDBOX_FILE_WAIT_SECONDS)
                 sandbox.refresh_from_db()
@@ -411,22 +449,6 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
         details["expires_at"] = new_expiry.isoformat()
         sandbox.refresh_from_db()
     return sandbox
-
-
-def sandbox_stop_expired(*, now=None, batch: int = 200) -> int:
-    now = now or timezone.now()
-    expired = list(
-        Sandbox.objects.filter(
-            status__in=[SandboxStatus.RUNNING, SandboxStatus.CREATING], expires_at__lte=now
-        ).order_by("expires_at")[:batch]
-    )
-    for sandbox in expired:
-        sandbox_stop(actor=Actor.system(sandbox.organization_id), sandbox=sandbox, reason="expired", wait=False)
-    return len(expired)
-
-
-def sandbox_stream_key() -> str:
-    return f"stowage:exec:{uuid.uuid4().hex}"
 
 
 def sandbox_running_counts(*, organization_id: str) -> dict[str, int]:

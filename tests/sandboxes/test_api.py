@@ -256,7 +256,7 @@ def test_a_fork_bomb_and_a_memory_hog_do_not_take_down_the_worker(owner, live):
 
 
 def test_expired_sandboxes_are_stopped_by_the_periodic_task(owner, live):
-    from sandboxes.tasks import stop_expired_sandboxes
+    from sandboxes.worker import stop_expired_sandboxes
 
     sid = owner.post("/sandbox/create", {"timeout_seconds": 1}).json()["sandbox_id"]
     keep = owner.post("/sandbox/create", {"timeout_seconds": 600}).json()["sandbox_id"]

@@ -1,8 +1,11 @@
-"""Work that touches a sandbox's files. Runs only on the worker of the sandbox's host.
+"""The worker side of sandboxes: work on a sandbox's files, run only by the worker of its host,
+and the sweep that stops expired sandboxes.
 
-Each task takes ids and plain values and answers with a JSON-able dict; a runtime error
-(bad path, missing file...) is an answer ``{"error": {...}}``, not a task failure, because
-retrying cannot fix it.
+Each task takes ids and plain values and calls one function. A runtime error (bad path, missing
+file...) is an answer ``{"error": {...}}``, not a task failure, because retrying cannot fix it.
+
+The tasks keep the ``sandboxes.tasks.`` names they had before they moved here: a name is what a
+web process sends and a worker looks up, and during a rolling upgrade the two run different code.
 """
 
 from __future__ import annotations
@@ -11,43 +14,57 @@ import base64
 import codecs
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
 
 from config.redis import get_redis
+from core.actor import Actor
+from core.dispatch import enqueue
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
+from sandboxes.states import (
+    EXPIRABLE,
+    audited,
+    sandbox_mark_expired,
+    sandbox_mark_failed,
+    sandbox_mark_running,
+    sandbox_mark_terminated,
+)
 
 logger = logging.getLogger(__name__)
 
 STREAM_TTL_SECONDS = 600
+EXPIRY_BATCH = 200
 
 
 def _error(exc: SandboxRuntimeError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "message": exc.message}}
 
 
+def provision(*, sandbox: Sandbox, env: dict[str, str]) -> dict[str, Any]:
+    if sandbox.status != SandboxStatus.CREATING:
+        # Delivered again after it already ran, or stopped before it started.
+        return {"status": sandbox.status}
+    runtime = get_runtime()
+    try:
+        runtime.create(sandbox.id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
+    except SandboxRuntimeError as exc:
+        sandbox_mark_failed(sandbox_id=sandbox.id, message=exc.message)
+        return _error(exc)
+    sandbox_mark_running(sandbox_id=sandbox.id, isolated=runtime.isolated)
+    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
+
+
 @shared_task(name="sandboxes.tasks.sandbox_provision")
 def sandbox_provision(*, sandbox_id: str, host: str, env: dict[str, str]) -> dict[str, Any]:
     sandbox = Sandbox.objects.filter(id=sandbox_id).first()
-    if sandbox is None or sandbox.status != SandboxStatus.CREATING:
-        # Delivered again after it already ran, or stopped before it started.
-        return {"status": sandbox.status if sandbox else "missing"}
-    runtime = get_runtime()
-    try:
-        runtime.create(sandbox_id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
-    except SandboxRuntimeError as exc:
-        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
-            status=SandboxStatus.ERROR, error_message=exc.message, stopped_at=timezone.now()
-        )
-        return _error(exc)
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
-        status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=runtime.isolated
-    )
-    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
+    if sandbox is None:
+        return {"status": "missing"}
+    return provision(sandbox=sandbox, env=env)
 
 
 class _StreamPublisher:
@@ -79,18 +96,16 @@ class _StreamPublisher:
         self.redis.expire(self.key, STREAM_TTL_SECONDS)
 
 
-# Acknowledged on receipt: running a command twice is worse than reporting that it was lost.
-@shared_task(name="sandboxes.tasks.sandbox_execute", acks_late=False)
-def sandbox_execute(
+def run_command(
     *,
     sandbox_id: str,
-    host: str,
     command: str | list[str],
     env: dict[str, str],
     working_dir: str | None,
     timeout_ms: int,
-    stream_key: str | None = None,
+    stream_key: str | None,
 ) -> dict[str, Any]:
+    """Run the command; with ``stream_key`` its output also goes, as it comes, to that Redis stream."""
     publisher = _StreamPublisher(stream_key) if stream_key else None
     try:
         result = get_runtime().execute(
@@ -125,6 +140,28 @@ def sandbox_execute(
         # The stream already carried the output; the result only needs the summary.
         answer["stdout"] = answer["stderr"] = ""
     return answer
+
+
+# Acknowledged on receipt: running a command twice is worse than reporting that it was lost.
+@shared_task(name="sandboxes.tasks.sandbox_execute", acks_late=False)
+def sandbox_execute(
+    *,
+    sandbox_id: str,
+    host: str,
+    command: str | list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+    timeout_ms: int,
+    stream_key: str | None = None,
+) -> dict[str, Any]:
+    return run_command(
+        sandbox_id=sandbox_id,
+        command=command,
+        env=env,
+        working_dir=working_dir,
+        timeout_ms=timeout_ms,
+        stream_key=stream_key,
+    )
 
 
 @shared_task(name="sandboxes.tasks.sandbox_write_files")
@@ -174,18 +211,36 @@ def sandbox_delete_file(*, sandbox_id: str, host: str, path: str, recursive: boo
     return {"deleted": path}
 
 
-@shared_task(name="sandboxes.tasks.sandbox_terminate")
-def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
+def terminate(*, sandbox_id: str) -> dict[str, Any]:
     # Destroying is idempotent, so a redelivered task simply finds nothing left to remove.
     get_runtime().destroy(sandbox_id)
-    Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(
-        status=SandboxStatus.TERMINATED, stopped_at=timezone.now()
-    )
+    sandbox_mark_terminated(sandbox_id=sandbox_id)
     return {"status": SandboxStatus.TERMINATED}
+
+
+@shared_task(name="sandboxes.tasks.sandbox_terminate")
+def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
+    return terminate(sandbox_id=sandbox_id)
+
+
+def stop_expired(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:
+    """Start stopping the sandboxes past their expiry; each host's worker removes its own."""
+    now = now or timezone.now()
+    expired = list(Sandbox.objects.filter(status__in=EXPIRABLE, expires_at__lte=now).order_by("expires_at")[:batch])
+    for sandbox in expired:
+        if not sandbox_mark_expired(sandbox_id=sandbox.id, now=now):
+            # Stopped or extended since it was found; that change was recorded by whoever made it.
+            continue
+        with audited(
+            actor=Actor.system(sandbox.organization_id),
+            action="sandbox.stop",
+            sandbox=sandbox,
+            details={"reason": "expired", "previous_status_changed": True},
+        ):
+            enqueue(sandbox_terminate, host=sandbox.host, sandbox_id=sandbox.id)
+    return len(expired)
 
 
 @shared_task(name="sandboxes.tasks.stop_expired_sandboxes")
 def stop_expired_sandboxes() -> int:
-    from sandboxes.services import sandbox_stop_expired
-
-    return sandbox_stop_expired()
+    return stop_expired()
