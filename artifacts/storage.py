@@ -505,10 +505,6 @@ def blob_open(key: str):
     return blob_storage().open(key, "rb")
 
 
-def blob_size(key: str) -> int:
-    return blob_storage().size(key)
-
-
 def blob_delete(key: str) -> None:
     storage = blob_storage()
     if storage.exists(key):

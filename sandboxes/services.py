@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -449,9 +449,3 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
         details["expires_at"] = new_expiry.isoformat()
         sandbox.refresh_from_db()
     return sandbox
-
-
-def sandbox_running_counts(*, organization_id: str) -> dict[str, int]:
-    return Sandbox.objects.filter(organization_id=organization_id).aggregate(
-        running=Count("id", filter=Q(status=SandboxStatus.RUNNING)), total=Count("id")
-    )
