@@ -7,7 +7,6 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from artifacts import shares
 from artifacts.selectors import ARTIFACT_SORTS, ArtifactFilters, ArtifactSearch
 
 MAX_SEARCH_TERMS = 8
@@ -128,35 +127,6 @@ def _day_start(day) -> datetime | None:
     if day is None:
         return None
     return timezone.make_aware(datetime.combine(day, time.min))
-
-
-EXPIRY_CHOICES = [
-    (3600, "1 hour"),
-    (86400, "1 day"),
-    (7 * 86400, "7 days"),
-    (30 * 86400, "30 days"),
-    (90 * 86400, "90 days"),
-]
-
-
-class ShareLinkForm(forms.Form):
-    expires_in = forms.TypedChoiceField(label="Expires after", choices=EXPIRY_CHOICES, coerce=int, initial=7 * 86400)
-    max_downloads = forms.IntegerField(
-        label="Download limit",
-        required=False,
-        min_value=1,
-        max_value=shares.MAX_DOWNLOADS,
-        help_text="Leave empty for no limit.",
-    )
-    password = forms.CharField(
-        label="Password",
-        required=False,
-        min_length=shares.MIN_PASSWORD_LENGTH,
-        max_length=shares.MAX_PASSWORD_LENGTH,
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=f"Optional; at least {shares.MIN_PASSWORD_LENGTH} characters. The recipient needs it to download.",
-    )
 
 
 class UploadForm(forms.Form):

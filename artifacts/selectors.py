@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
 
-from artifacts.models import Artifact, ShareLink, Transfer, TransferKind, TransferState
+from artifacts.models import Artifact, Transfer, TransferKind, TransferState
 from core.errors import InvalidInput, NotFound
 from core.pagination import (
     decode_json_cursor,
@@ -77,17 +77,6 @@ def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Art
     return (
         Artifact.objects.visible().filter(organization_id=organization_id, remote_path=remote_path).order_by("-version")
     )
-
-
-def share_link_list(*, artifact: Artifact) -> QuerySet[ShareLink]:
-    return ShareLink.objects.filter(artifact=artifact).order_by("-created_at")
-
-
-def share_link_get(*, artifact: Artifact, share_id: str) -> ShareLink:
-    link = ShareLink.objects.filter(artifact=artifact, id=share_id).first()
-    if link is None:
-        raise NotFound(f"Share link '{share_id}' not found", code="SHARE_NOT_FOUND")
-    return link
 
 
 # --- the dashboard's artifact browser -----------------------------------------------------------

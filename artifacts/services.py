@@ -1,4 +1,4 @@
-"""Every change to artifacts, transfers and share links."""
+"""Every change to artifacts and transfers."""
 
 from __future__ import annotations
 
@@ -17,15 +17,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from artifacts import tasks
-from artifacts.models import (
-    Artifact,
-    ArtifactState,
-    ShareLink,
-    ShareLinkState,
-    Transfer,
-    TransferKind,
-    TransferState,
-)
+from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, TransferState
 from artifacts.storage import (
     CHUNK_SIZE,
     TEMP_PREFIX,
@@ -63,6 +55,7 @@ from sandboxes.models import Sandbox
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
 from sandboxes.services import check_sandbox_path, require_running
+from shares.models import ShareLink, ShareLinkState
 
 logger = logging.getLogger(__name__)
 
@@ -999,6 +992,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         )
         if not deleted:
             return
+        # Through the model, not shares.services, which imports this module.
         ShareLink.objects.filter(
             artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]
         ).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())

@@ -28,8 +28,4 @@ urlpatterns = [
     path("<str:artifact_id>/download/", views.artifact_download, name="artifact-download"),
     path("<str:artifact_id>/content/", views.artifact_content, name="artifact-content"),
     path("<str:artifact_id>/delete/", views.artifact_delete_view, name="artifact-delete"),
-    path("<str:artifact_id>/shares/", views.artifact_share_list, name="artifact-share-list"),
-    path("<str:artifact_id>/shares/new/", views.artifact_share_create, name="artifact-share-create"),
-    path("<str:artifact_id>/shares/<str:share_id>/status/", views.artifact_share_status, name="artifact-share-status"),
-    path("<str:artifact_id>/shares/<str:share_id>/revoke/", views.artifact_share_revoke, name="artifact-share-revoke"),
 ]

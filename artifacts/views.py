@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -12,20 +11,18 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling, push_url, trigger_client_event
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import push_url
 
 from accounts.access import org_json_view, org_view
 from accounts.models import Role
 from artifacts import preview as previews
-from artifacts import shares
-from artifacts.forms import SORT_CHOICES, ArtifactFilterForm, ShareLinkForm, UploadForm
+from artifacts.forms import SORT_CHOICES, ArtifactFilterForm, UploadForm
 from artifacts.http import artifact_delivery, artifact_response
-from artifacts.models import Artifact, ShareLink, ShareLinkState, Transfer, TransferState
+from artifacts.models import Artifact, Transfer, TransferState
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,
@@ -33,8 +30,6 @@ from artifacts.selectors import (
     artifact_path_groups,
     artifact_versions,
     direct_upload_get,
-    share_link_get,
-    share_link_list,
 )
 from artifacts.services import (
     artifact_delete,
@@ -46,7 +41,6 @@ from artifacts.services import (
     direct_upload_sign_parts,
     direct_uploads_available,
 )
-from artifacts.share_api import share_url
 from artifacts.signing import verify
 from artifacts.storage import BlobError, UploadGone
 from artifacts.validation import check_content_type, check_metadata, check_remote_path
@@ -55,16 +49,10 @@ from core.actor import Actor
 from core.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
 from core.htmx import wants_fragment
 from core.http import error_response, stowage_error_response
+from shares.views import share_block_context
 
 PAGE_SIZE = 50
 VERSIONS_SHOWN = 50
-SHARES_SHOWN = 50
-# Share-link tokens wait here, in the server-side session, until their page has shown them once.
-SESSION_SHARE_TOKENS = "stowage_share_tokens"
-SESSION_SHARE_TOKENS_MAX = 20
-# A new share link's block stops polling after this long (the worker may be down); the token
-# stays in the session, so the page shows the link once it is active after all.
-SHARE_POLL_SECONDS = 60
 # The no-JavaScript upload form posts multipart, which Django spools to a temporary file first.
 FORM_UPLOAD_MAX_BYTES = 100 << 20
 # Sent by the upload page with each file, so the name can be neither a form nor a query string.
@@ -109,13 +97,6 @@ def _artifact(request: HttpRequest, artifact_id: str) -> Artifact:
     """The current organization's visible artifact; the same 404 for another's, a deleted or a missing one."""
     try:
         return artifact_get(organization_id=request.organization.id, artifact_id=artifact_id)
-    except NotFound:
-        raise Http404("not found") from None
-
-
-def _share_link(artifact: Artifact, share_id: str) -> ShareLink:
-    try:
-        return share_link_get(artifact=artifact, share_id=share_id)
     except NotFound:
         raise Http404("not found") from None
 
@@ -200,67 +181,6 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
 # --- one artifact -----------------------------------------------------------------------------
 
 
-def _pending_tokens(request: HttpRequest) -> dict[str, str]:
-    return dict(request.session.get(SESSION_SHARE_TOKENS, {}))
-
-
-def _remember_token(request: HttpRequest, link: ShareLink, token: str) -> None:
-    tokens = _pending_tokens(request)
-    tokens[link.id] = token
-    # Oldest first (dicts keep insertion order): a forgotten tab cannot grow the session forever.
-    while len(tokens) > SESSION_SHARE_TOKENS_MAX:
-        tokens.pop(next(iter(tokens)))
-    request.session[SESSION_SHARE_TOKENS] = tokens
-
-
-def _take_token(request: HttpRequest, link: ShareLink) -> str | None:
-    """The link's plain token if this session still holds it, dropped from the session as it is read."""
-    tokens = _pending_tokens(request)
-    token = tokens.pop(link.id, None)
-    if token is not None:
-        request.session[SESSION_SHARE_TOKENS] = tokens
-    return token
-
-
-def _new_link_view(request: HttpRequest, link: ShareLink) -> dict[str, Any]:
-    """What the "new link" block shows: still being made, made (with its URL, once), or failed."""
-    if link.state == ShareLinkState.PENDING:
-        slow = timezone.now() - link.created_at > timedelta(seconds=SHARE_POLL_SECONDS)
-        return {"link": link, "status": "slow" if slow else "pending"}
-    token = _take_token(request, link)
-    if link.state == ShareLinkState.REVOKED:
-        return {"link": link, "status": "failed"}
-    if token is None:
-        return {"link": link, "status": "shown"}
-    return {"link": link, "status": "ready", "url": share_url(request, token)}
-
-
-def _share_rows(artifact: Artifact) -> list[dict[str, Any]]:
-    return [
-        {
-            "link": link,
-            "state": shares.share_link_effective_state(link),
-            "downloads_left": shares.share_link_downloads_left(link),
-        }
-        for link in share_link_list(artifact=artifact)[:SHARES_SHOWN]
-    ]
-
-
-def _share_context(
-    request: HttpRequest, artifact: Artifact, *, form: ShareLinkForm | None = None, error: str = ""
-) -> dict[str, Any]:
-    rows = _share_rows(artifact)
-    tokens = _pending_tokens(request)
-    new_links = [_new_link_view(request, row["link"]) for row in rows if row["link"].id in tokens]
-    return {
-        "artifact": artifact,
-        "share_rows": rows,
-        "new_links": new_links,
-        "share_form": form or ShareLinkForm(),
-        "share_error": error,
-    }
-
-
 @org_view()
 @require_GET
 def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
@@ -284,7 +204,7 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
         "versions": versions[:VERSIONS_SHOWN],
         "more_versions": len(versions) > VERSIONS_SHOWN,
         "lineage": artifact_lineage(artifact=artifact),
-        **_share_context(request, artifact),
+        **share_block_context(request, artifact),
     }
     response = render(request, "artifacts/artifact_detail.html", context)
     if context["new_links"]:
@@ -345,94 +265,6 @@ def artifact_delete_view(request: HttpRequest, artifact_id: str) -> HttpResponse
         messages.success(request, f"Deleted {artifact.remote_path} (version {artifact.version}).")
         return redirect("artifact-list")
     return render(request, "artifacts/artifact_delete.html", {"artifact": artifact})
-
-
-# --- share links ------------------------------------------------------------------------------
-
-
-@org_view(Role.MEMBER)
-@require_POST
-def artifact_share_create(request: HttpRequest, artifact_id: str) -> HttpResponse:
-    artifact = _artifact(request, artifact_id)
-    form = ShareLinkForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            link, token = shares.share_link_create(
-                actor=request.actor,
-                artifact=artifact,
-                expires_in=form.cleaned_data["expires_in"],
-                max_downloads=form.cleaned_data["max_downloads"],
-                password=form.cleaned_data["password"] or None,
-                wait=False,
-            )
-        except StowageError as exc:
-            error = exc.message
-        else:
-            _remember_token(request, link, token)
-            form = None
-    if wants_fragment(request):
-        # 200 even with errors: htmx swaps only successful answers, and the errors are in the form.
-        response = render(
-            request, "artifacts/partials/_share_links.html", _share_context(request, artifact, form=form, error=error)
-        )
-        add_never_cache_headers(response)
-        return response
-    if form is not None:
-        messages.error(
-            request,
-            error
-            or "The share link was not created: " + " ".join(str(e) for errors in form.errors.values() for e in errors),
-        )
-    return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-
-
-@org_view(Role.MEMBER)
-@require_GET
-def artifact_share_status(request: HttpRequest, artifact_id: str, share_id: str) -> HttpResponse:
-    """Polled every second by a new link's block until the worker has made the link active."""
-    artifact = _artifact(request, artifact_id)
-    link = _share_link(artifact, share_id)
-    if not wants_fragment(request):
-        return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-    view = _new_link_view(request, link)
-    context = {"artifact": artifact, "new": view}
-    if view["status"] == "pending":
-        response = render(request, "artifacts/partials/_share_new.html", context)
-    else:
-        response = HttpResponseStopPolling(render(request, "artifacts/partials/_share_new.html", context).content)
-        trigger_client_event(response, "share-links-changed")
-    add_never_cache_headers(response)
-    return response
-
-
-@org_view()
-@require_GET
-def artifact_share_list(request: HttpRequest, artifact_id: str) -> HttpResponse:
-    artifact = _artifact(request, artifact_id)
-    if not wants_fragment(request):
-        return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-    return _vary_on_htmx(
-        render(
-            request, "artifacts/partials/_share_list.html", {"artifact": artifact, "share_rows": _share_rows(artifact)}
-        )
-    )
-
-
-@org_view(Role.MEMBER)
-@require_http_methods(["GET", "POST"])
-def artifact_share_revoke(request: HttpRequest, artifact_id: str, share_id: str) -> HttpResponse:
-    artifact = _artifact(request, artifact_id)
-    link = _share_link(artifact, share_id)
-    if request.method == "POST":
-        shares.share_link_revoke(actor=request.actor, link=link)
-        messages.success(request, "The share link is revoked; it no longer opens.")
-        return redirect(reverse("artifact-detail", args=[artifact.id]) + "#share-links")
-    return render(
-        request,
-        "artifacts/share_revoke.html",
-        {"artifact": artifact, "link": link, "state": shares.share_link_effective_state(link)},
-    )
 
 
 # --- uploading --------------------------------------------------------------------------------

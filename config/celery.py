@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("stowage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(related_name="share_tasks")
+# An app whose work runs in a worker keeps its tasks in worker.py, beside the code they run.
 app.autodiscover_tasks(related_name="worker")
 
 SHARED_QUEUE = "stowage"

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "audit",
     "sandboxes",
     "artifacts",
+    "shares",
     "ops",
 ]
 

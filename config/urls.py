@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from artifacts.share_views import share_download, share_landing
 from artifacts.views import presigned_download
 from config.api import api, api_not_found
 
@@ -11,8 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("dl/<str:artifact_id>", presigned_download, name="presigned-download"),
-    path("s/<str:token>", share_landing, name="share-landing"),
-    path("s/<str:token>/download", share_download, name="share-download"),
+    path("", include("shares.urls")),
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
     path("", include("ops.urls")),
     path("", include("accounts.urls")),

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import artifacts.models
+import shares.models
 
 
 class Migration(migrations.Migration):
@@ -51,7 +52,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ShareLink',
             fields=[
-                ('id', models.CharField(default=artifacts.models.new_share_id, editable=False, max_length=40, primary_key=True, serialize=False)),
+                ('id', models.CharField(default=shares.models.new_share_id, editable=False, max_length=40, primary_key=True, serialize=False)),
                 ('token_hash', models.CharField(max_length=64, unique=True)),
                 ('state', models.CharField(choices=[('pending', 'Pending'), ('active', 'Active'), ('revoked', 'Revoked')], default='pending', max_length=10)),
                 ('expires_at', models.DateTimeField(blank=True, null=True)),

@@ -30,8 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from artifacts import services, tasks
-from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
-from artifacts.shares import hash_share_token
+from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import (
     S3_PART_SIZE,
     BlobError,
@@ -41,6 +40,8 @@ from artifacts.storage import (
     s3_client,
 )
 from core.actor import Actor
+from shares.models import ShareLink, ShareLinkState
+from shares.services import hash_share_token
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
 
 

@@ -36,7 +36,7 @@ def test_development_defaults_need_no_server(tmp_path):
 
 def test_each_apps_api_module_can_be_imported_first(tmp_path):
     """A shell, a task or a script may import an app's router before the API object exists."""
-    for module in ("artifacts.api", "artifacts.share_api", "accounts.api", "audit.api", "sandboxes.api"):
+    for module in ("artifacts.api", "shares.api", "accounts.api", "audit.api", "sandboxes.api"):
         code = f"import django; django.setup(); import {module}; import config.urls"
         result = subprocess.run(
             [sys.executable, "-c", code],

@@ -13,19 +13,13 @@ from django.utils import timezone
 
 from artifacts import selectors
 from artifacts import views as artifact_views
-from artifacts.models import (
-    Artifact,
-    ArtifactState,
-    ShareLink,
-    ShareLinkState,
-    Transfer,
-    TransferKind,
-    TransferState,
-)
-from artifacts.shares import share_link_activate
+from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, TransferState
 from audit.models import AuditEvent
 from core.actor import Actor
 from sandboxes.models import Sandbox
+from shares import views as share_views
+from shares.models import ShareLink, ShareLinkState
+from shares.worker import share_link_activate
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -890,8 +884,8 @@ def test_creating_a_share_link_polls_until_it_is_active_then_shows_it_once(dashb
     assert again.status_code == 286 and "/s/" not in page_text(again) and "already been shown once" in page_text(again)
     assert url.rsplit("/", 1)[1] not in page_text(dashboard.member.get(reverse("artifact-detail", args=[artifact.id])))
     assert (
-        artifact_views.SESSION_SHARE_TOKENS not in dashboard.member.session
-        or not dashboard.member.session[artifact_views.SESSION_SHARE_TOKENS]
+        share_views.SESSION_SHARE_TOKENS not in dashboard.member.session
+        or not dashboard.member.session[share_views.SESSION_SHARE_TOKENS]
     )
     # The link works for anyone.
     assert Client().get(url.replace("http://testserver", "")).status_code == 200
@@ -919,7 +913,7 @@ def test_polling_gives_up_when_the_worker_takes_too_long_and_the_link_shows_late
     dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600}, **HTMX)
     link = ShareLink.objects.get(artifact=artifact)
     ShareLink.objects.filter(id=link.id).update(
-        created_at=timezone.now() - timedelta(seconds=artifact_views.SHARE_POLL_SECONDS + 5)
+        created_at=timezone.now() - timedelta(seconds=share_views.SHARE_POLL_SECONDS + 5)
     )
     status_url = reverse("artifact-share-status", args=[artifact.id, link.id])
     slow = dashboard.member.get(status_url, **HTMX)

@@ -1,4 +1,4 @@
-"""Managed share links: created, activated by a worker, resolved, downloaded and revoked.
+"""Share links on the web side: created, resolved, downloaded and revoked; a worker activates them.
 
 Only a sha256 of a link's token is stored, like an API key's, so a database dump holds no
 working link. Failed lookups and wrong passwords are counted per client IP in the cache.
@@ -7,7 +7,6 @@ working link. Failed lookups and wrong passwords are counted per client IP in th
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,18 +16,18 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
-from artifacts import share_tasks
-from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
+from artifacts.models import Artifact
 from artifacts.services import artifact_record_read
-from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
-from core.errors import InvalidInput, NotFound, StowageError
-
-logger = logging.getLogger(__name__)
+from core.errors import Forbidden, InvalidInput, NotFound, StowageError
+from shares.models import ShareLink, ShareLinkState
+from shares.worker import activate_share_link
 
 DEFAULT_EXPIRES_IN = 7 * 86400
 MAX_EXPIRES_IN = 90 * 86400
@@ -42,20 +41,24 @@ ACTIVATE_WAIT_SECONDS = 30
 GUESS_WINDOW_SECONDS = 60
 
 
-class WrongPassword(StowageError):
-    status = 403
+class WrongPassword(Forbidden):
     code = "WRONG_PASSWORD"
 
 
-class ShareUnavailable(StowageError):
+class ShareUnavailable(NotFound):
     """Unknown, pending, revoked, expired or used up: callers answer all of them the same way."""
 
-    status = 404
     code = "SHARE_NOT_FOUND"
 
 
 def hash_share_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def share_url(request: HttpRequest, token: str) -> str:
+    path = reverse("share-landing", args=[token])
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    return f"{base}{path}" if base else request.build_absolute_uri(path)
 
 
 def share_link_effective_state(link: ShareLink, *, now=None) -> str:
@@ -73,9 +76,6 @@ def share_link_downloads_left(link: ShareLink) -> int | None:
     if link.max_downloads is None:
         return None
     return max(0, link.max_downloads - link.download_count)
-
-
-# --- checking input ---------------------------------------------------------------------------
 
 
 def _check_int(value: object, field: str) -> int:
@@ -122,9 +122,6 @@ def check_share_password(password: str | None) -> str | None:
     return password
 
 
-# --- creating, activating, revoking (owner side) ----------------------------------------------
-
-
 def share_link_create(
     *,
     actor: Actor,
@@ -159,7 +156,7 @@ def share_link_create(
         transaction.on_commit(lambda: _enqueue_activation(link, actor))
     if wait:
         # The task id is the share id, so anyone (the dashboard too) can find its answer.
-        wait_for(share_tasks.activate_share_link.AsyncResult(link.id), timeout=ACTIVATE_WAIT_SECONDS)
+        wait_for(activate_share_link.AsyncResult(link.id), timeout=ACTIVATE_WAIT_SECONDS)
         link.refresh_from_db()
         if link.state == ShareLinkState.REVOKED:
             raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
@@ -168,57 +165,13 @@ def share_link_create(
 
 def _enqueue_activation(link: ShareLink, actor: Actor) -> None:
     try:
-        enqueue(share_tasks.activate_share_link, task_id=link.id, share_id=link.id, actor=actor.to_dict())
+        enqueue(activate_share_link, task_id=link.id, share_id=link.id, actor=actor.to_dict())
     except StowageError:
         # Nobody will ever activate it: retire the row so it is not left pending forever.
         ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(
             state=ShareLinkState.REVOKED, revoked_at=timezone.now()
         )
         raise
-
-
-def share_link_activate(*, share_id: str, actor: Actor) -> ShareLink | None:
-    """pending → active if the artifact is still ready, else pending → revoked. A redelivered task finds it done."""
-    link = ShareLink.objects.select_related("artifact").filter(id=share_id).first()
-    if link is None or link.state != ShareLinkState.PENDING:
-        return link
-    artifact = link.artifact
-    details = {
-        "share_id": link.id,
-        "expires_at": link.expires_at,
-        "max_downloads": link.max_downloads,
-        "has_password": link.has_password,
-    }
-    with transaction.atomic():
-        activated = ShareLink.objects.filter(
-            id=link.id, state=ShareLinkState.PENDING, artifact__state=ArtifactState.READY
-        ).update(state=ShareLinkState.ACTIVE)
-        if activated:
-            audit_record(
-                actor=actor,
-                action="share.create",
-                resource=f"artifact:{artifact.id}",
-                sandbox_id=artifact.sandbox_id,
-                session_id=artifact.session_id,
-                details=details,
-                organization_id=link.organization_id,
-            )
-        elif ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(
-            state=ShareLinkState.REVOKED, revoked_at=timezone.now()
-        ):
-            audit_record(
-                actor=actor,
-                action="share.create",
-                resource=f"artifact:{artifact.id}",
-                sandbox_id=artifact.sandbox_id,
-                session_id=artifact.session_id,
-                details=details,
-                outcome=Outcome.FAILURE,
-                error_message="the artifact was deleted before the link was ready",
-                organization_id=link.organization_id,
-            )
-    link.refresh_from_db()
-    return link
 
 
 def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
@@ -239,9 +192,6 @@ def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
             )
     link.refresh_from_db()
     return link
-
-
-# --- the recipient's side ---------------------------------------------------------------------
 
 
 def share_link_resolve(*, token: str) -> ShareLink | None:
@@ -298,9 +248,6 @@ def share_link_download(*, link: ShareLink, password: str | None, recipient: Rec
             details={"share_id": link.id, "download_count": link.download_count, "max_downloads": link.max_downloads},
         )
     return artifact
-
-
-# --- throttling guesses -----------------------------------------------------------------------
 
 
 def _guess_key(ip: str | None) -> str:

@@ -12,10 +12,12 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from artifacts.models import Artifact, ArtifactState, ShareLink, ShareLinkState
-from artifacts.shares import _guess_key, share_link_activate
+from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent, Outcome
 from core.actor import Actor
+from shares.models import ShareLink, ShareLinkState
+from shares.services import _guess_key
+from shares.worker import share_link_activate
 
 pytestmark = pytest.mark.worker
 

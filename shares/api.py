@@ -3,16 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
-from django.urls import reverse
 from ninja import Router, Schema, Status
 from pydantic import StrictInt, StrictStr
 
-from artifacts import shares
-from artifacts.models import ShareLink
-from artifacts.selectors import artifact_get, share_link_get, share_link_list
+from artifacts.selectors import artifact_get
 from config.auth import require_scope
+from shares import services
+from shares.models import ShareLink
+from shares.selectors import share_link_get, share_link_list
 
 router = Router(tags=["share links"])
 
@@ -52,11 +51,11 @@ def share_out(link: ShareLink) -> dict[str, Any]:
     return {
         "id": link.id,
         "artifact_id": link.artifact_id,
-        "state": shares.share_link_effective_state(link),
+        "state": services.share_link_effective_state(link),
         "expires_at": link.expires_at,
         "max_downloads": link.max_downloads,
         "download_count": link.download_count,
-        "downloads_left": shares.share_link_downloads_left(link),
+        "downloads_left": services.share_link_downloads_left(link),
         "has_password": link.has_password,
         "created_at": link.created_at,
         "revoked_at": link.revoked_at,
@@ -64,19 +63,19 @@ def share_out(link: ShareLink) -> dict[str, Any]:
     }
 
 
-def share_url(request: HttpRequest, token: str) -> str:
-    path = reverse("share-landing", args=[token])
-    base = settings.PUBLIC_BASE_URL.rstrip("/")
-    return f"{base}{path}" if base else request.build_absolute_uri(path)
-
-
-@router.post("/artifacts/{artifact_id}/shares", response={201: CreatedShareOut, 202: CreatedShareOut})
+# Operation ids as they were when these endpoints lived in artifacts/share_api.py: clients
+# generated from the schema call them by these names.
+@router.post(
+    "/artifacts/{artifact_id}/shares",
+    response={201: CreatedShareOut, 202: CreatedShareOut},
+    operation_id="artifacts_share_api_create_share",
+)
 def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait: bool = True):
     """A new share link; `url` holds its token and is shown only in this answer. With `wait=false`
     the answer is 202 with state `pending` until a worker activates the link."""
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
-    link, token = shares.share_link_create(
+    link, token = services.share_link_create(
         actor=request.auth,
         artifact=artifact,
         expires_in=payload.expires_in,
@@ -84,19 +83,23 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
         password=payload.password,
         wait=wait,
     )
-    return Status(201 if wait else 202, {**share_out(link), "url": share_url(request, token)})
+    return Status(201 if wait else 202, {**share_out(link), "url": services.share_url(request, token)})
 
 
-@router.get("/artifacts/{artifact_id}/shares", response=ShareListOut)
+@router.get("/artifacts/{artifact_id}/shares", response=ShareListOut, operation_id="artifacts_share_api_list_shares")
 def list_shares(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
     return {"shares": [share_out(link) for link in share_link_list(artifact=artifact)[:MAX_LISTED]]}
 
 
-@router.post("/artifacts/{artifact_id}/shares/{share_id}/revoke", response=ShareOut)
+@router.post(
+    "/artifacts/{artifact_id}/shares/{share_id}/revoke",
+    response=ShareOut,
+    operation_id="artifacts_share_api_revoke_share",
+)
 def revoke_share(request: HttpRequest, artifact_id: str, share_id: str):
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
     link = share_link_get(artifact=artifact, share_id=share_id)
-    return share_out(shares.share_link_revoke(actor=request.auth, link=link))
+    return share_out(services.share_link_revoke(actor=request.auth, link=link))
