@@ -60,7 +60,7 @@ KEPT_AS: dict[tuple[str, str], Kept] = {
     ("sandboxes", "Sandbox"): Kept("sandboxes", "Sandbox"),
     ("artifacts", "Artifact"): Kept("artifacts", "Artifact"),
     ("artifacts", "Transfer"): Kept("artifacts", "Transfer"),
-    ("artifacts", "ShareLink"): Kept("artifacts", "ShareLink"),
+    ("artifacts", "ShareLink"): Kept("shares", "ShareLink"),
     ("audit", "AuditEvent"): Kept("audit", "AuditEvent"),
     ("audit", "AuditChainHead"): Kept("audit", "AuditChainHead"),
 }
