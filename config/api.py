@@ -15,23 +15,10 @@ from core.http import error_response, stowage_error_response
 logger = logging.getLogger(__name__)
 
 
-api = NinjaAPI(
-    title="Stowage API",
-    version="1",
-    description="Persistent artifact storage for sandboxes.",
-    auth=ApiKeyAuth(),
-    urls_namespace="api",
-    docs_url="/docs",
-    openapi_url="/openapi.json",
-)
-
-
-@api.exception_handler(StowageError)
 def _stowage_error(request: HttpRequest, exc: StowageError) -> HttpResponse:
     return stowage_error_response(request, exc)
 
 
-@api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     problems = []
     for err in exc.errors:
@@ -42,27 +29,45 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     return error_response(request, status=400, code="VALIDATION_ERROR", message=message, details=details)
 
 
-@api.exception_handler(AuthenticationError)
 def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return error_response(request, status=401, code="UNAUTHORIZED", message="authentication required")
 
 
-@api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, status=404, code="NOT_FOUND", message="not found")
 
 
-@api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     code = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
     return error_response(request, status=exc.status_code, code=code, message=str(exc))
 
 
-@api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled API error (request %s)", getattr(request, "request_id", ""))
     message = "internal error; the request id identifies it in the server logs"
     return error_response(request, status=500, code="INTERNAL_ERROR", message=message)
+
+
+def register_error_handlers(ninja_api: NinjaAPI) -> None:
+    """Every error as ``{"error": {"code", "message", "request_id", "details"}}``."""
+    ninja_api.add_exception_handler(StowageError, _stowage_error)
+    ninja_api.add_exception_handler(ValidationError, _validation_error)
+    ninja_api.add_exception_handler(AuthenticationError, _auth_error)
+    ninja_api.add_exception_handler(Http404, _not_found)
+    ninja_api.add_exception_handler(HttpError, _http_error)
+    ninja_api.add_exception_handler(Exception, _unexpected)
+
+
+api = NinjaAPI(
+    title="Stowage API",
+    version="1",
+    description="Persistent artifact storage for sandboxes.",
+    auth=ApiKeyAuth(),
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+register_error_handlers(api)
 
 
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
