@@ -25,27 +25,17 @@ from artifacts import preview as previews
 from artifacts import shares
 from artifacts.forms import SORT_CHOICES, ArtifactFilterForm, ShareLinkForm, UploadForm
 from artifacts.http import artifact_delivery, artifact_response
-from artifacts.models import Artifact, ShareLink, ShareLinkState, Transfer, TransferState
+from artifacts.models import Artifact, ShareLink, ShareLinkState
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,
     artifact_lineage,
     artifact_path_groups,
     artifact_versions,
-    direct_upload_get,
     share_link_get,
     share_link_list,
 )
-from artifacts.services import (
-    artifact_delete,
-    artifact_put,
-    artifact_record_read,
-    direct_upload_abort,
-    direct_upload_begin,
-    direct_upload_complete,
-    direct_upload_sign_parts,
-    direct_uploads_available,
-)
+from artifacts.services import artifact_delete, artifact_record_read
 from artifacts.share_api import share_url
 from artifacts.signing import verify
 from artifacts.storage import BlobError, UploadGone
@@ -55,6 +45,16 @@ from core.actor import Actor
 from core.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
 from core.htmx import wants_fragment
 from core.http import error_response, stowage_error_response
+from transfers.models import Transfer, TransferState
+from transfers.selectors import direct_upload_get
+from transfers.services import (
+    artifact_put,
+    direct_upload_abort,
+    direct_upload_begin,
+    direct_upload_complete,
+    direct_upload_sign_parts,
+    direct_uploads_available,
+)
 
 PAGE_SIZE = 50
 VERSIONS_SHOWN = 50

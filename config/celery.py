@@ -13,6 +13,8 @@ app = Celery("stowage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="share_tasks")
+# autodiscover_tasks() finds only <app>.tasks modules; these declare tasks beside the code they run.
+app.conf.imports = ("artifacts.services", "transfers.worker", "transfers.direct", "transfers.sweeps")
 
 SHARED_QUEUE = "stowage"
 

@@ -18,14 +18,12 @@ from artifacts.models import (
     ArtifactState,
     ShareLink,
     ShareLinkState,
-    Transfer,
-    TransferKind,
-    TransferState,
 )
 from artifacts.shares import share_link_activate
 from audit.models import AuditEvent
 from core.actor import Actor
 from sandboxes.models import Sandbox
+from transfers.models import Transfer, TransferKind, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -698,7 +696,7 @@ def test_the_upload_page_offers_drop_picker_progress_and_a_no_js_form(dashboard)
 
 
 def test_an_upload_is_streamed_into_exactly_one_artifact(dashboard, body_is_never_read, monkeypatch):
-    from artifacts import services
+    from transfers import services
 
     chunks: list[int] = []
     real_write = services.blob_write
