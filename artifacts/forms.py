@@ -157,15 +157,3 @@ class ShareLinkForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=f"Optional; at least {shares.MIN_PASSWORD_LENGTH} characters. The recipient needs it to download.",
     )
-
-
-class UploadForm(forms.Form):
-    """The plain form for browsers without JavaScript: one file, sent as multipart."""
-
-    file = forms.FileField(label="File")
-    remote_path = forms.CharField(
-        label="Artifact name (remote_path)",
-        max_length=1024,
-        required=False,
-        help_text="Leave empty to use the file's name. Use / to put it in a folder, for example reports/q3.pdf.",
-    )

@@ -1,4 +1,5 @@
-"""The REST API: one NinjaAPI under /api/v1, API-key authentication and JSON errors."""
+"""The NinjaAPI objects: the REST API under /api/v1 (API keys), and the JSON endpoints the
+dashboard's upload page calls (the browser's session). Both answer errors in one shape."""
 
 from __future__ import annotations
 
@@ -80,3 +81,15 @@ api.add_router("", "sandboxes.api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "artifacts.share_api.router")
 api.add_router("", "transfers.api.router")
+
+# The upload page's endpoints, under /artifacts/upload/: signed in through the dashboard's
+# session (its CSRF token checked), and no part of the public API or its schema.
+browser_api = NinjaAPI(
+    title="Stowage dashboard uploads",
+    version="browser",
+    urls_namespace="browser-uploads",
+    docs_url=None,
+    openapi_url=None,
+)
+register_error_handlers(browser_api)
+browser_api.add_router("", "transfers.browser_api.router")

@@ -23,6 +23,7 @@ from artifacts.shares import share_link_activate
 from audit.models import AuditEvent
 from core.actor import Actor
 from sandboxes.models import Sandbox
+from transfers import views as upload_views
 from transfers.models import Transfer, TransferKind, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -829,7 +830,7 @@ def test_the_plain_form_uploads_one_file_without_javascript(dashboard):
 def test_the_plain_form_refuses_large_files_and_bad_names_readably(dashboard, monkeypatch):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    monkeypatch.setattr(artifact_views, "FORM_UPLOAD_MAX_BYTES", 100)
+    monkeypatch.setattr(upload_views, "FORM_UPLOAD_MAX_BYTES", 100)
     too_big = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("big.bin", b"x" * 100_000)})
     assert too_big.status_code == 413 and b"This form takes files up to 100" in too_big.content
     just_over = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("big.bin", b"x" * 101)})
