@@ -7,10 +7,14 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from config.auth import require_scope
-from transfers.models import Transfer
+from transfers.models import Transfer, TransferState
 from transfers.selectors import transfer_get
 
 router = Router(tags=["transfers"])
+
+# The API has always shown four states, and clients (the SDK among them) wait on those: the
+# states of a direct browser upload are shown as the ones they refine.
+_PUBLISHED_STATE = {TransferState.RECEIVING: TransferState.RUNNING, TransferState.UNQUEUED: TransferState.QUEUED}
 
 
 class TransferOut(Schema):
@@ -34,7 +38,7 @@ def transfer_out(transfer: Transfer) -> dict[str, Any]:
     return {
         "transfer_id": transfer.id,
         "kind": transfer.kind,
-        "state": transfer.state,
+        "state": _PUBLISHED_STATE.get(transfer.state, transfer.state),
         "artifact_id": transfer.artifact_id,
         "sandbox_id": transfer.sandbox_id,
         "path": transfer.path,

@@ -40,6 +40,16 @@ router = Router(auth=OrgSession(Role.MEMBER))
 # Sent by the upload page with each file, so the name can be neither a form nor a query string.
 METADATA_HEADER = "X-Artifact-Metadata"
 
+# What the page is told of a direct upload: it only tells sending from checking.
+_PAGE_STATE = {
+    TransferState.RECEIVING: "uploading",
+    TransferState.UNQUEUED: "verifying",
+    TransferState.QUEUED: "verifying",
+    TransferState.RUNNING: "verifying",
+    TransferState.SUCCEEDED: "succeeded",
+    TransferState.FAILED: "failed",
+}
+
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -154,12 +164,7 @@ def artifact_upload_stream(request: HttpRequest, remote_path: str = ""):
 
 
 def _direct_status(transfer: Transfer) -> dict[str, Any]:
-    if transfer.state == TransferState.SUCCEEDED:
-        state = "succeeded"
-    elif transfer.state == TransferState.FAILED:
-        state = "failed"
-    else:
-        state = "uploading" if transfer.completed_at is None else "verifying"
+    state = _PAGE_STATE[transfer.state]
     return {
         "id": transfer.id,
         "state": state,

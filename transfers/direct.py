@@ -9,6 +9,9 @@ stored at its length. A worker joins the parts, reads the object back once to re
 and publishes it (transfer_run_direct_finish). No byte passes through the web process and no web
 request waits on the join; the object store refuses a part whose bytes do not match what was
 signed.
+
+A direct upload goes receiving → queued → running → succeeded or failed; unqueued when the task
+queue refused the finish, until it is sent again.
 """
 
 from __future__ import annotations
@@ -99,18 +102,14 @@ def check_parts(transfer: Transfer, parts: list[dict]) -> None:
         )
 
 
-# Left on a queued upload whose finish the queue refused, so that it is sent again.
-BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
-
-
 def direct_finish_enqueue(transfer_id: str) -> None:
-    def remember() -> None:
-        # The parts stay stored; the client's retry of the completion, or direct_uploads_resume,
-        # queues the finish again.
-        Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(error_code=BROKER_UNAVAILABLE)
+    """Send the finish of a queued upload. When the queue refuses it the upload is unqueued, its
+    parts kept, until the client's retry of the completion or direct_uploads_resume sends it again."""
 
-    Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(heartbeat_at=timezone.now())
-    enqueue(finish_direct_upload, on_unavailable=remember, transfer_id=transfer_id)
+    def unqueued() -> None:
+        Transfer.objects.filter(id=transfer_id, state=TransferState.QUEUED).update(state=TransferState.UNQUEUED)
+
+    enqueue(finish_direct_upload, on_unavailable=unqueued, transfer_id=transfer_id)
 
 
 def _claim_direct_finish(transfer_id: str) -> Transfer | None:
@@ -121,7 +120,8 @@ def _claim_direct_finish(transfer_id: str) -> Transfer | None:
     claimed = (
         Transfer.objects.filter(id=transfer_id, completed_at__isnull=False)
         .filter(
-            Q(state=TransferState.QUEUED)
+            # Unqueued too: a refused publish may have reached the queue after all.
+            Q(state__in=[TransferState.QUEUED, TransferState.UNQUEUED])
             | Q(state=TransferState.RUNNING, heartbeat_at__lt=silent)
             | Q(state=TransferState.RUNNING, heartbeat_at__isnull=True)
         )

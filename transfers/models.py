@@ -17,13 +17,23 @@ class TransferKind(models.TextChoices):
 
 
 class TransferState(models.TextChoices):
+    """A transfer from or to a sandbox, or a streamed PUT: queued → running → succeeded or failed.
+
+    A direct browser upload first receives its parts (``receiving``, the only state in which a
+    part is signed); once the browser completes it, it is queued for a worker to join and check
+    (``queued`` → ``running``), or ``unqueued`` when the task queue refused the finish, which is
+    then sent again.
+    """
+
+    RECEIVING = "receiving"
+    UNQUEUED = "unqueued"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
-UNFINISHED_STATES = (TransferState.QUEUED, TransferState.RUNNING)
+UNFINISHED_STATES = (TransferState.RECEIVING, TransferState.UNQUEUED, TransferState.QUEUED, TransferState.RUNNING)
 FINAL_STATES = frozenset({TransferState.SUCCEEDED, TransferState.FAILED})
 
 
@@ -52,8 +62,7 @@ class Transfer(models.Model):
         default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records."
     )
     # A browser upload sent straight to the object store: its multipart upload, its part size,
-    # and when the browser said every part was sent (after which no part is signed; a worker
-    # joins them and checks the object).
+    # and when the browser said every part was sent.
     upload_id = models.CharField(max_length=1024, blank=True)
     part_size = models.PositiveBigIntegerField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

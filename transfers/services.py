@@ -40,13 +40,7 @@ from core.dispatch import enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
-from transfers.direct import (
-    BROKER_UNAVAILABLE,
-    check_parts,
-    direct_finish_enqueue,
-    direct_part_bounds,
-    direct_part_size,
-)
+from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
 from transfers.models import Transfer, TransferKind, TransferState
 from transfers.worker import Progress, chain, fail_transfer, publish_upload, transfer_download, transfer_upload
 
@@ -308,7 +302,8 @@ def direct_upload_begin(
     content_type: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> Transfer:
-    """A pending artifact, its transfer and an open multipart upload for a file of ``size`` bytes."""
+    """A pending artifact, its transfer (receiving parts) and an open multipart upload for a file
+    of ``size`` bytes."""
     if not direct_uploads_available():
         raise Conflict(
             "Direct uploads need S3 storage; send the file through Stowage instead.", code="DIRECT_UPLOAD_UNAVAILABLE"
@@ -343,7 +338,7 @@ def direct_upload_begin(
         organization_id=actor.organization_id,
         kind=TransferKind.PUT,
         artifact=artifact,
-        state=TransferState.RUNNING,
+        state=TransferState.RECEIVING,
         bytes_total=size,
         actor=actor.to_dict(),
         created_at=now,
@@ -362,24 +357,18 @@ def direct_upload_begin(
     return transfer
 
 
-def _taking_parts(transfer: Transfer) -> bool:
-    return transfer.state == TransferState.RUNNING and transfer.completed_at is None
-
-
-def _open_direct_upload(transfer: Transfer) -> None:
-    if not _taking_parts(transfer):
-        reason = (
-            f" ({transfer.error_message})" if transfer.state == TransferState.FAILED and transfer.error_message else ""
-        )
-        raise Conflict(
-            f"This upload is no longer taking parts{reason}.", code="UPLOAD_CLOSED", details={"state": transfer.state}
-        )
+def _closed(transfer: Transfer) -> Conflict:
+    reason = f" ({transfer.error_message})" if transfer.state == TransferState.FAILED and transfer.error_message else ""
+    return Conflict(
+        f"This upload is no longer taking parts{reason}.", code="UPLOAD_CLOSED", details={"state": transfer.state}
+    )
 
 
 def direct_upload_sign_parts(*, transfer: Transfer, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each ``{"number", "sha256"}``: a URL for PUT of that part, valid for that part's length
     and bytes only, and the headers to send with it. All are checked before any is signed."""
-    _open_direct_upload(transfer)
+    if transfer.state != TransferState.RECEIVING:
+        raise _closed(transfer)
     if (
         not isinstance(parts, list)
         or not 1 <= len(parts) <= DIRECT_SIGN_BATCH_MAX
@@ -424,50 +413,41 @@ def direct_upload_sign_parts(*, transfer: Transfer, parts: list[dict[str, Any]])
 def direct_upload_complete(*, transfer: Transfer) -> Transfer:
     """Close the upload once every part is stored at its length, and hand it to a worker to join
     and check. A missing or mis-sized part changes nothing: the client sends it again and
-    retries. Retrying after any answer is safe: an upload is never joined or checked twice."""
-    if transfer.state == TransferState.SUCCEEDED:
-        return transfer  # a retried request whose first answer was lost
-    if transfer.completed_at is not None and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
-        # Already with a worker; queued again only if the queue refused it before.
-        if Transfer.objects.filter(id=transfer.id, state=TransferState.QUEUED, error_code=BROKER_UNAVAILABLE).update(
-            error_code=""
-        ):
-            direct_finish_enqueue(transfer.id)
+    retries. Retrying after any answer is safe: an upload is never joined or checked twice; a
+    retry reports progress, and sends the finish again only if the queue refused it."""
+    if transfer.state == TransferState.RECEIVING:
+        _close_direct_upload(transfer)
         transfer.refresh_from_db()
-        return transfer
-    _open_direct_upload(transfer)
+    if transfer.state == TransferState.UNQUEUED and Transfer.objects.filter(
+        id=transfer.id, state=TransferState.UNQUEUED
+    ).update(state=TransferState.QUEUED, heartbeat_at=timezone.now()):
+        direct_finish_enqueue(transfer.id)
+        transfer.refresh_from_db()
+    if transfer.state == TransferState.FAILED:
+        raise _closed(transfer)
+    return transfer
+
+
+def _close_direct_upload(transfer: Transfer) -> None:
     try:
         parts = s3_multipart_parts(transfer.artifact.storage_key, transfer.upload_id)
     except UploadGone:
-        transfer.refresh_from_db()
-        if transfer.completed_at is not None and transfer.state != TransferState.FAILED:
-            return transfer  # a retry that crossed the first completion: a worker has the parts
-        raise Conflict(
-            "The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED"
-        ) from None
+        if Transfer.objects.filter(id=transfer.id, state=TransferState.RECEIVING).exists():
+            raise Conflict(
+                "The upload is no longer open on the object store; start it again.", code="UPLOAD_CLOSED"
+            ) from None
+        return  # a retry that crossed the first completion: a worker has the parts
     check_parts(transfer, parts)
     # Only one completion wins; a concurrent one finds the upload already closed.
-    claimed = Transfer.objects.filter(id=transfer.id, state=TransferState.RUNNING, completed_at__isnull=True).update(
-        state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=transfer.bytes_total
-    )
-    if not claimed:
-        transfer.refresh_from_db()
-        if transfer.state == TransferState.FAILED:
-            raise Conflict("This upload was cancelled.", code="UPLOAD_CLOSED", details={"state": transfer.state})
-        return transfer
-    direct_finish_enqueue(transfer.id)
-    transfer.refresh_from_db()
-    return transfer
+    now = timezone.now()
+    if Transfer.objects.filter(id=transfer.id, state=TransferState.RECEIVING).update(
+        state=TransferState.QUEUED, completed_at=now, heartbeat_at=now, bytes_done=transfer.bytes_total
+    ):
+        direct_finish_enqueue(transfer.id)
 
 
 def direct_upload_abort(*, transfer: Transfer, reason: str = "the upload was cancelled") -> None:
     """Drop the parts sent so far; the artifact never appears. Once completed, the upload is the
     worker's and this does nothing."""
-    if fail_transfer(
-        transfer,
-        "CANCELLED",
-        reason,
-        time.monotonic(),
-        only_if=Q(state=TransferState.RUNNING, completed_at__isnull=True),
-    ):
+    if fail_transfer(transfer, "CANCELLED", reason, time.monotonic(), only_if=Q(state=TransferState.RECEIVING)):
         s3_multipart_abort(transfer.artifact.storage_key, transfer.upload_id)

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import TEMP_PREFIX, blob_abort_stale_uploads, blob_delete, blob_walk
-from core.dispatch import enqueue
-from transfers.direct import DIRECT_FINISH_LEASE_SECONDS, finish_direct_upload
+from core.errors import Unavailable
+from transfers.direct import DIRECT_FINISH_LEASE_SECONDS, direct_finish_enqueue
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
 
 
@@ -68,20 +68,25 @@ def _delete_orphans(keys: list[str]) -> int:
 
 
 def direct_uploads_resume(*, now=None) -> int:
-    """Send the finish again for completed uploads whose task was lost, refused by the queue or
-    held by a worker that died. Each is sent at most once a lease, and the finish is exclusive,
-    so a duplicate only finds the work taken or done."""
+    """Send the finish again for completed uploads whose finish the queue refused, whose task was
+    lost, or whose worker died. A queued or running one is sent at most once a lease, and the
+    finish is exclusive, so a duplicate only finds the work taken or done."""
     now = now or timezone.now()
     silent = now - timedelta(seconds=DIRECT_FINISH_LEASE_SECONDS)
-    stalled = Transfer.objects.filter(
-        kind=TransferKind.PUT, completed_at__isnull=False, state__in=[TransferState.QUEUED, TransferState.RUNNING]
-    ).filter(Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True))
+    stalled = Transfer.objects.filter(kind=TransferKind.PUT, completed_at__isnull=False).filter(
+        Q(state=TransferState.UNQUEUED)
+        | Q(state__in=[TransferState.QUEUED, TransferState.RUNNING], heartbeat_at__lt=silent)
+        | Q(state__in=[TransferState.QUEUED, TransferState.RUNNING], heartbeat_at__isnull=True)
+    )
     resumed = 0
     for transfer in stalled.order_by("completed_at")[:100]:
         if Transfer.objects.filter(id=transfer.id, state=transfer.state, heartbeat_at=transfer.heartbeat_at).update(
-            state=TransferState.QUEUED, heartbeat_at=now, error_code=""
+            state=TransferState.QUEUED, heartbeat_at=now
         ):
-            enqueue(finish_direct_upload, transfer_id=transfer.id)
+            try:
+                direct_finish_enqueue(transfer.id)
+            except Unavailable:
+                break  # unqueued again; the next run tries once the queue is back
             resumed += 1
     return resumed
 

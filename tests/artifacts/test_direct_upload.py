@@ -408,7 +408,7 @@ def test_stalled_finishes_are_resumed_once_a_lease(browser, direct):
     data = os.urandom(MiB + 10)
     lost = joined(browser, direct, "lost-task.bin", data)
     long_ago = timezone.now() - timedelta(seconds=transfers_direct.DIRECT_FINISH_LEASE_SECONDS + 1)
-    Transfer.objects.filter(id=lost.id).update(heartbeat_at=long_ago, error_code=transfers_direct.BROKER_UNAVAILABLE)
+    Transfer.objects.filter(id=lost.id).update(heartbeat_at=long_ago, state=TransferState.UNQUEUED)
     fresh = joined(browser, direct, "fresh.bin", os.urandom(MiB + 20))
     Transfer.objects.filter(id=fresh.id).update(state=TransferState.RUNNING, heartbeat_at=timezone.now())
 
@@ -462,7 +462,7 @@ def test_completing_while_the_check_is_queued_does_not_queue_it_again(browser, d
         assert again.status_code == 202 and again.json()["state"] == "verifying"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.PENDING
 
-    Transfer.objects.filter(id=transfer.id).update(error_code=transfers_direct.BROKER_UNAVAILABLE)
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.UNQUEUED)
     retried = browser.complete(plan)
     assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
     assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()

@@ -1,4 +1,5 @@
-"""Moving Transfer into the transfers app keeps its table and its rows, both ways."""
+"""Moving Transfer into the transfers app keeps its table and its rows, and gives the rows of
+direct uploads their own states; back to the artifacts app, they get the old ones again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 BEFORE = [("artifacts", "0003_transfer_direct_upload"), ("transfers", None)]
-AFTER = [("artifacts", "0004_transfer_moves_to_transfers"), ("transfers", "0001_initial")]
+AFTER = [("artifacts", "0004_transfer_moves_to_transfers"), ("transfers", "0002_direct_upload_states")]
 
 # id: (kind, upload_id, state, completed, error_code)
 ROWS = {
@@ -35,7 +36,7 @@ def rows(apps, app_label: str) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_moving_transfer_keeps_every_row():
+def test_moving_transfer_keeps_every_row_and_names_direct_upload_states():
     old = migrate(BEFORE)
     organization = old.get_model("accounts", "Organization").objects.create(name="Initech")
     artifact = old.get_model("artifacts", "Artifact").objects.create(
@@ -55,7 +56,11 @@ def test_moving_transfer_keeps_every_row():
     before = rows(old, "artifacts")
 
     new = migrate(AFTER)
-    assert rows(new, "transfers") == before
+    assert rows(new, "transfers") == {
+        **before,
+        "trf_sending": ("receiving", ""),
+        "trf_refused": ("unqueued", ""),
+    }
     assert new.get_model("transfers", "Transfer")._meta.db_table == "artifacts_transfer"
 
     assert rows(migrate(BEFORE), "artifacts") == before
