@@ -9,12 +9,14 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja.errors import HttpError
+from ninja.security import SessionAuth
 
 from accounts.models import Membership, Role
 from config.auth import client_ip
 from core.actor import Actor
-from core.http import error_response
+from core.errors import Forbidden, NotFound, Unauthorized
 
 ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 SESSION_ORG_KEY = "stowage_org_id"
@@ -83,32 +85,33 @@ def org_view(role: str = Role.VIEWER) -> Callable:
     return decorate
 
 
-def _json_refusal(request: HttpRequest, status: int, code: str, message: str) -> JsonResponse:
-    return error_response(request, status=status, code=code, message=message)
+class OrgSession(SessionAuth):
+    """``org_view`` for django-ninja endpoints a page's script calls: the dashboard's session,
+    its CSRF token checked, and every refusal JSON the script can show (401 once the session has
+    ended, 404 below ``role``), never a redirect to the sign-in page. The actor is
+    ``request.auth``."""
 
+    def __init__(self, role: str = Role.VIEWER) -> None:
+        super().__init__(csrf=True)
+        self.role = role
 
-def org_json_view(role: str, methods: list[str]) -> Callable:
-    """``org_view`` for the endpoints a page's script calls: every refusal is JSON the script can
-    show (401 once the session has ended, 404, 405), never a redirect to the sign-in page."""
+    def __call__(self, request: HttpRequest) -> Actor | None:
+        try:
+            return super().__call__(request)
+        except HttpError as exc:
+            # django-ninja's CSRF refusal, in words the page can show.
+            if exc.status_code != 403:
+                raise
+            raise Forbidden(
+                "Refused: your session may have ended. Reload the page and sign in again.", code="CSRF_FAILED"
+            ) from None
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                response = _json_refusal(request, 405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)}.")
-                response["Allow"] = ", ".join(methods)
-                return response
-            if not request.user.is_authenticated:
-                return _json_refusal(
-                    request, 401, "SIGNED_OUT", "Your session has ended. Sign in again (in another tab) and retry."
-                )
-            if not _enter_organization(request, role):
-                return _json_refusal(request, 404, "NOT_FOUND", "Not found.")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
+    def authenticate(self, request: HttpRequest, key: str | None) -> Actor:
+        if not request.user.is_authenticated:
+            raise Unauthorized("Your session has ended. Sign in again (in another tab) and retry.", code="SIGNED_OUT")
+        if not _enter_organization(request, self.role):
+            raise NotFound("Not found.")
+        return request.actor
 
 
 # Whether the task queue (Redis) answered a PING lately: checked at most every few seconds per

@@ -13,14 +13,16 @@ from ninja import Field, Query, Router, Schema, Status
 
 from artifacts import services
 from artifacts.http import artifact_response, s3_download_url
-from artifacts.models import Artifact, Transfer
-from artifacts.selectors import artifact_get, artifact_list, artifact_versions, transfer_get
+from artifacts.models import Artifact
+from artifacts.selectors import artifact_get, artifact_list, artifact_versions
 from artifacts.signing import sign
 from artifacts.storage import is_s3
 from config.auth import require_scope
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
 from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
+from transfers import services as transfer_services
+from transfers.api import TransferOut, transfer_out
 
 router = Router(tags=["artifacts"])
 
@@ -63,43 +65,6 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
     }
 
 
-class TransferOut(Schema):
-    transfer_id: str
-    kind: str
-    state: str
-    artifact_id: str
-    sandbox_id: str
-    path: str
-    bytes_done: int
-    bytes_total: int | None
-    progress: float | None
-    error: dict[str, str] | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-def transfer_out(transfer: Transfer) -> dict[str, Any]:
-    total = transfer.bytes_total
-    return {
-        "transfer_id": transfer.id,
-        "kind": transfer.kind,
-        "state": transfer.state,
-        "artifact_id": transfer.artifact_id,
-        "sandbox_id": transfer.sandbox_id,
-        "path": transfer.path,
-        "bytes_done": transfer.bytes_done,
-        "bytes_total": total,
-        "progress": round(transfer.bytes_done / total, 4)
-        if total
-        else (1.0 if transfer.state == "succeeded" else None),
-        "error": {"code": transfer.error_code, "message": transfer.error_message} if transfer.error_code else None,
-        "created_at": transfer.created_at,
-        "started_at": transfer.started_at,
-        "finished_at": transfer.finished_at,
-    }
-
-
 class UploadIn(Schema):
     path: str
     remote_path: str | None = None
@@ -127,7 +92,7 @@ class DownloadOut(Schema):
 
 
 def _upload(request: HttpRequest, sandbox, payload: UploadIn, wait: bool, session_id: str | None = None):
-    transfer = services.artifact_upload_from_sandbox(
+    transfer = transfer_services.artifact_upload_from_sandbox(
         actor=request.auth,
         sandbox=sandbox,
         path=payload.path,
@@ -162,7 +127,7 @@ def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn
     require_scope(request.auth, "artifacts:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
-    transfer = services.artifact_download_to_sandbox(
+    transfer = transfer_services.artifact_download_to_sandbox(
         actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=wait
     )
     if not wait:
@@ -175,12 +140,6 @@ def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn
         "size": artifact.size,
         "checksum": artifact.checksum,
     }
-
-
-@router.get("/transfers/{transfer_id}", response=TransferOut)
-def get_transfer(request: HttpRequest, transfer_id: str):
-    require_scope(request.auth, "artifacts:read")
-    return transfer_out(transfer_get(organization_id=request.auth.organization_id, transfer_id=transfer_id))
 
 
 class ArtifactFilters(Schema):
@@ -222,7 +181,7 @@ def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None 
         raise InvalidInput("X-Artifact-Metadata must be a JSON object of strings", code="INVALID_METADATA") from None
     length = request.headers.get("Content-Length")
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-    artifact = services.artifact_put(
+    artifact = transfer_services.artifact_put(
         actor=request.auth,
         stream=request,
         remote_path=remote_path,

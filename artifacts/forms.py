@@ -127,15 +127,3 @@ def _day_start(day) -> datetime | None:
     if day is None:
         return None
     return timezone.make_aware(datetime.combine(day, time.min))
-
-
-class UploadForm(forms.Form):
-    """The plain form for browsers without JavaScript: one file, sent as multipart."""
-
-    file = forms.FileField(label="File")
-    remote_path = forms.CharField(
-        label="Artifact name (remote_path)",
-        max_length=1024,
-        required=False,
-        help_text="Leave empty to use the file's name. Use / to put it in a folder, for example reports/q3.pdf.",
-    )

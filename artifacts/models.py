@@ -12,10 +12,6 @@ def new_artifact_id() -> str:
     return new_id("art")
 
 
-def new_transfer_id() -> str:
-    return new_id("trf")
-
-
 class ArtifactState(models.TextChoices):
     PENDING = "pending"
     READY = "ready"
@@ -103,72 +99,3 @@ class Artifact(models.Model):
     @property
     def filename(self) -> str:
         return self.remote_path.rsplit("/", 1)[-1] or self.id
-
-
-class TransferKind(models.TextChoices):
-    UPLOAD = "upload", "sandbox → storage"
-    DOWNLOAD = "download", "storage → sandbox"
-    PUT = "put", "client → storage"
-
-
-class TransferState(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Transfer(models.Model):
-    """One movement of bytes, with progress the API and dashboard read while it runs."""
-
-    id = models.CharField(primary_key=True, max_length=40, default=new_transfer_id, editable=False)
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="transfers")
-    kind = models.CharField(max_length=10, choices=TransferKind.choices)
-    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="transfers")
-    sandbox_id = models.CharField(max_length=40, blank=True)
-    host = models.CharField(max_length=128, blank=True)
-    path = models.CharField(
-        max_length=4096, blank=True, help_text="Source path (upload) or target path (download) in the sandbox."
-    )
-    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(null=True, blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
-    error_message = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    actor = models.JSONField(
-        default=dict, blank=True, help_text="Who asked for it, for the audit event the worker records."
-    )
-    # A browser upload sent straight to the object store: its multipart upload, its part size,
-    # and when the browser said every part was sent (after which no part is signed; a worker
-    # joins them and checks the object).
-    upload_id = models.CharField(max_length=1024, blank=True)
-    part_size = models.PositiveBigIntegerField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    # Once completed: when its finishing task was last sent (queued) or last showed progress
-    # (running). Only one worker holds the finish while this is fresh; a stale one is taken over.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [
-            models.Index(fields=["organization", "-created_at"], name="transfer_org_created"),
-            models.Index(fields=["state", "created_at"], name="transfer_state_created"),
-            models.Index(fields=["artifact", "kind"], name="transfer_artifact_kind"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.id} ({self.state})"
-
-    @property
-    def is_direct(self) -> bool:
-        return bool(self.upload_id)
-
-    @property
-    def part_count(self) -> int:
-        if not self.part_size or self.bytes_total is None:
-            return 0
-        return max(1, -(-self.bytes_total // self.part_size))

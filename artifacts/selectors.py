@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
 
-from artifacts.models import Artifact, Transfer, TransferKind, TransferState
+from artifacts.models import Artifact
 from core.errors import InvalidInput, NotFound
 from core.pagination import (
     decode_json_cursor,
@@ -18,6 +18,7 @@ from core.pagination import (
     newest_first_page,
 )
 from sandboxes.models import Sandbox
+from transfers.models import Transfer, TransferKind, TransferState
 
 
 def artifact_get(*, organization_id: str, artifact_id: str) -> Artifact:
@@ -26,26 +27,6 @@ def artifact_get(*, organization_id: str, artifact_id: str) -> Artifact:
     if artifact is None:
         raise NotFound(f"Artifact '{artifact_id}' not found", code="ARTIFACT_NOT_FOUND")
     return artifact
-
-
-def transfer_get(*, organization_id: str, transfer_id: str) -> Transfer:
-    transfer = Transfer.objects.filter(organization_id=organization_id, id=transfer_id).first()
-    if transfer is None:
-        raise NotFound(f"Transfer '{transfer_id}' not found", code="TRANSFER_NOT_FOUND")
-    return transfer
-
-
-def direct_upload_get(*, organization_id: str, user_id: int, transfer_id: str) -> Transfer:
-    """A browser upload straight to storage, only for the person who began it; the same 404 for any other."""
-    transfer = (
-        Transfer.objects.select_related("artifact")
-        .filter(organization_id=organization_id, id=transfer_id, kind=TransferKind.PUT)
-        .exclude(upload_id="")
-        .first()
-    )
-    if transfer is None or transfer.actor.get("user_id") != user_id:
-        raise NotFound(f"Upload '{transfer_id}' not found", code="UPLOAD_NOT_FOUND")
-    return transfer
 
 
 def artifact_list(

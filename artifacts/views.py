@@ -1,62 +1,42 @@
 from __future__ import annotations
 
-import json
-from functools import wraps
-from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import push_url
 
-from accounts.access import org_json_view, org_view
+from accounts.access import org_view
 from accounts.models import Role
 from artifacts import preview as previews
-from artifacts.forms import SORT_CHOICES, ArtifactFilterForm, UploadForm
+from artifacts.forms import SORT_CHOICES, ArtifactFilterForm
 from artifacts.http import artifact_delivery, artifact_response
-from artifacts.models import Artifact, Transfer, TransferState
+from artifacts.models import Artifact
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,
     artifact_lineage,
     artifact_path_groups,
     artifact_versions,
-    direct_upload_get,
 )
 from artifacts.services import (
     artifact_delete,
-    artifact_put,
     artifact_record_read,
-    direct_upload_abort,
-    direct_upload_begin,
-    direct_upload_complete,
-    direct_upload_sign_parts,
-    direct_uploads_available,
 )
 from artifacts.signing import verify
-from artifacts.storage import BlobError, UploadGone
-from artifacts.validation import check_content_type, check_metadata, check_remote_path
 from config.auth import client_ip
 from core.actor import Actor
-from core.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
+from core.errors import InvalidInput, NotFound
 from core.htmx import wants_fragment
-from core.http import error_response, stowage_error_response
 from shares.views import share_block_context
 
 PAGE_SIZE = 50
 VERSIONS_SHOWN = 50
-# The no-JavaScript upload form posts multipart, which Django spools to a temporary file first.
-FORM_UPLOAD_MAX_BYTES = 100 << 20
-# Sent by the upload page with each file, so the name can be neither a form nor a query string.
-METADATA_HEADER = "X-Artifact-Metadata"
 
 
 def _forbidden() -> HttpResponse:
@@ -265,279 +245,3 @@ def artifact_delete_view(request: HttpRequest, artifact_id: str) -> HttpResponse
         messages.success(request, f"Deleted {artifact.remote_path} (version {artifact.version}).")
         return redirect("artifact-list")
     return render(request, "artifacts/artifact_delete.html", {"artifact": artifact})
-
-
-# --- uploading --------------------------------------------------------------------------------
-
-
-def _too_large(size: int, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The file is {filesizeformat(size)}, more than the {filesizeformat(limit)} an artifact may be.",
-        code="FILE_TOO_LARGE",
-        details={"field": "file"},
-    )
-
-
-def _upload_content_type(value: str) -> str | None:
-    """The browser's idea of the type; None lets the server guess from the name and first bytes."""
-    media = value.split(";", 1)[0].strip().lower()
-    if media in ("", "application/octet-stream", "multipart/form-data", "application/x-www-form-urlencoded"):
-        return None
-    return value.strip()
-
-
-def _metadata_rows(keys: list[str], values: list[str]) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    for key, value in zip(keys, values, strict=False):
-        key = key.strip()
-        if not key and not value:
-            continue
-        if not key:
-            raise InvalidInput(
-                "Every metadata value needs a key.", code="INVALID_METADATA", details={"field": "metadata"}
-            )
-        metadata[key] = value
-    return check_metadata(metadata)
-
-
-def _upload_page(request: HttpRequest, form: UploadForm, *, error: str = "", status: int = 200) -> HttpResponse:
-    context = {
-        "form": form,
-        "error": error,
-        "max_bytes": settings.ARTIFACT_MAX_BYTES,
-        "form_max_bytes": min(FORM_UPLOAD_MAX_BYTES, settings.ARTIFACT_MAX_BYTES),
-        "metadata_rows": range(3),
-    }
-    return render(request, "artifacts/artifact_upload.html", context, status=status)
-
-
-# The multipart fallback is checked for CSRF only after its size: CsrfViewMiddleware would read
-# (and spool) the whole body first to find the token field.
-@csrf_exempt
-@org_view(Role.MEMBER)
-@require_http_methods(["GET", "POST"])
-def artifact_upload(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
-        return _upload_page(request, UploadForm())
-    limit = min(FORM_UPLOAD_MAX_BYTES, settings.ARTIFACT_MAX_BYTES)
-    length = request.META.get("CONTENT_LENGTH", "")
-    if length.isdigit() and int(length) > limit + 64 * 1024:
-        error = f"This form takes files up to {filesizeformat(limit)}. Turn on JavaScript to upload larger files (up to {filesizeformat(settings.ARTIFACT_MAX_BYTES)})."
-        return _upload_page(request, UploadForm(), error=error, status=413)
-    return _upload_form_post(request)
-
-
-@csrf_protect
-def _upload_form_post(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _upload_page(request, form, status=400)
-    uploaded = form.cleaned_data["file"]
-    limit = min(FORM_UPLOAD_MAX_BYTES, settings.ARTIFACT_MAX_BYTES)
-    try:
-        if uploaded.size > limit:
-            raise _too_large(uploaded.size, limit)
-        metadata = _metadata_rows(request.POST.getlist("meta_key"), request.POST.getlist("meta_value"))
-        artifact = artifact_put(
-            actor=request.actor,
-            stream=uploaded,
-            remote_path=form.cleaned_data["remote_path"] or uploaded.name,
-            content_type=_upload_content_type(uploaded.content_type or ""),
-            metadata=metadata,
-            content_length=uploaded.size,
-        )
-    except StowageError as exc:
-        return _upload_page(request, form, error=exc.message, status=exc.status)
-    messages.success(request, f"Uploaded {artifact.remote_path} (version {artifact.version}).")
-    return redirect("artifact-detail", artifact.id)
-
-
-@org_json_view(Role.MEMBER, ["POST"])
-def artifact_upload_check(request: HttpRequest) -> JsonResponse:
-    """Checks one file of the upload page before its bytes are sent: a name or a size that will
-    be refused is reported at once, with nothing sent and nothing stored."""
-    try:
-        payload = _json_payload(request)
-        remote_path = check_remote_path(
-            payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else None
-        )
-        check_metadata(payload.get("metadata"))
-        size = payload.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidInput("size must be the file's size in bytes", details={"field": "size"})
-        if size > settings.ARTIFACT_MAX_BYTES:
-            raise _too_large(size, settings.ARTIFACT_MAX_BYTES)
-    except StowageError as exc:
-        return stowage_error_response(request, exc)
-    direct = direct_uploads_available() and size >= settings.DIRECT_UPLOAD_MIN_BYTES
-    return JsonResponse({"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES, "direct": direct})
-
-
-@org_json_view(Role.MEMBER, ["PUT"])
-def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
-    """One file of the upload page, sent as the raw request body and streamed to storage a chunk
-    at a time: the body is never read whole (request.body is never touched). PUT, so the CSRF
-    check looks at the X-CSRFToken header alone and never parses the body for a token."""
-    length = request.META.get("CONTENT_LENGTH", "")
-    try:
-        if not length.isdigit():
-            raise StowageError("The upload must say its length (Content-Length).", code="LENGTH_REQUIRED")
-        if int(length) > settings.ARTIFACT_MAX_BYTES:
-            raise _too_large(int(length), settings.ARTIFACT_MAX_BYTES)
-        raw_metadata = request.headers.get(METADATA_HEADER, "")
-        try:
-            metadata = json.loads(raw_metadata) if raw_metadata else None
-        except ValueError:
-            raise InvalidInput(
-                "The metadata must be a JSON object of strings.", code="INVALID_METADATA", details={"field": "metadata"}
-            ) from None
-        content_type = _upload_content_type(request.META.get("CONTENT_TYPE", ""))
-        if content_type is not None and check_content_type(content_type) is None:
-            content_type = None
-        artifact = artifact_put(
-            actor=request.actor,
-            stream=request,
-            remote_path=request.GET.get("remote_path", ""),
-            content_type=content_type,
-            metadata=metadata,
-            content_length=int(length),
-        )
-    except StowageError as exc:
-        response = stowage_error_response(request, exc)
-        if exc.code == "LENGTH_REQUIRED":
-            response.status_code = 411
-        return response
-    return JsonResponse(_uploaded(artifact), status=201)
-
-
-def _uploaded(artifact: Artifact) -> dict[str, Any]:
-    return {
-        "id": artifact.id,
-        "remote_path": artifact.remote_path,
-        "version": artifact.version,
-        "size": artifact.size,
-        "checksum": artifact.checksum,
-        "content_type": artifact.content_type,
-        "url": reverse("artifact-detail", args=[artifact.id]),
-    }
-
-
-# --- uploads straight from the browser to the object store ----------------------------------
-
-
-def _json_payload(request: HttpRequest) -> dict[str, Any]:
-    try:
-        payload = json.loads(request.body or b"{}")
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise InvalidInput("The request must be a JSON object.", code="INVALID_JSON")
-    return payload
-
-
-def _storage_error(request: HttpRequest, exc: BlobError) -> JsonResponse:
-    # The store's own words name buckets and keys; the page gets a sentence it can show.
-    if isinstance(exc, UploadGone):
-        message = "The upload is no longer open on the object store; start it again."
-    elif exc.code == BlobError.code:
-        message = "The object store did not answer as expected. Try again shortly."
-    else:
-        message = exc.message
-    return error_response(request, status=exc.status, code=exc.code, message=message)
-
-
-def _direct_status(transfer: Transfer) -> dict[str, Any]:
-    if transfer.state == TransferState.SUCCEEDED:
-        state = "succeeded"
-    elif transfer.state == TransferState.FAILED:
-        state = "failed"
-    else:
-        state = "uploading" if transfer.completed_at is None else "verifying"
-    status: dict[str, Any] = {
-        "id": transfer.id,
-        "state": state,
-        "remote_path": transfer.artifact.remote_path,
-        "size": transfer.bytes_total,
-        "part_size": transfer.part_size,
-        "part_count": transfer.part_count,
-        "urls": {
-            "part": reverse("artifact-upload-direct-part", args=[transfer.id]),
-            "complete": reverse("artifact-upload-direct-complete", args=[transfer.id]),
-            "abort": reverse("artifact-upload-direct-abort", args=[transfer.id]),
-            "status": reverse("artifact-upload-direct-status", args=[transfer.id]),
-        },
-        "error": {"code": transfer.error_code, "message": transfer.error_message} if state == "failed" else None,
-        "artifact": _uploaded(transfer.artifact) if state == "succeeded" else None,
-    }
-    return status
-
-
-def _direct_view(method: str):
-    """A JSON endpoint on one of the caller's own direct uploads: errors as JSON, never a page."""
-
-    def decorate(handler):
-        @org_json_view(Role.MEMBER, [method])
-        @wraps(handler)
-        def view(request: HttpRequest, transfer_id: str) -> JsonResponse:
-            try:
-                transfer = direct_upload_get(
-                    organization_id=request.organization.id, user_id=request.user.id, transfer_id=transfer_id
-                )
-                return handler(request, transfer)
-            except BlobError as exc:
-                return _storage_error(request, exc)
-            except StowageError as exc:
-                return stowage_error_response(request, exc)
-
-        return view
-
-    return decorate
-
-
-@org_json_view(Role.MEMBER, ["POST"])
-def artifact_upload_direct(request: HttpRequest) -> JsonResponse:
-    """Begins an upload whose parts the browser sends to the object store itself."""
-    try:
-        payload = _json_payload(request)
-        content_type = payload.get("content_type") if isinstance(payload.get("content_type"), str) else None
-        transfer = direct_upload_begin(
-            actor=request.actor,
-            remote_path=payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else "",
-            size=payload.get("size"),
-            content_type=_upload_content_type(content_type or ""),
-            metadata=payload.get("metadata"),
-        )
-    except BlobError as exc:
-        return _storage_error(request, exc)
-    except StowageError as exc:
-        return stowage_error_response(request, exc)
-    return JsonResponse(_direct_status(transfer), status=201)
-
-
-@_direct_view("GET")
-def artifact_upload_direct_status(request: HttpRequest, transfer: Transfer) -> JsonResponse:
-    response = JsonResponse(_direct_status(transfer))
-    add_never_cache_headers(response)
-    return response
-
-
-@_direct_view("POST")
-def artifact_upload_direct_part(request: HttpRequest, transfer: Transfer) -> JsonResponse:
-    """``{"parts": [{"number", "sha256"}, ...]}`` (a few at a time), or one ``{"number", "sha256"}``."""
-    payload = _json_payload(request)
-    if "parts" in payload:
-        return JsonResponse({"parts": direct_upload_sign_parts(transfer=transfer, parts=payload["parts"])})
-    return JsonResponse(direct_upload_sign_parts(transfer=transfer, parts=[payload])[0])
-
-
-@_direct_view("POST")
-def artifact_upload_direct_complete(request: HttpRequest, transfer: Transfer) -> JsonResponse:
-    transfer = direct_upload_complete(transfer=transfer)
-    return JsonResponse(_direct_status(transfer), status=202)
-
-
-@_direct_view("POST")
-def artifact_upload_direct_abort(request: HttpRequest, transfer: Transfer) -> JsonResponse:
-    direct_upload_abort(transfer=transfer)
-    transfer.refresh_from_db()
-    return JsonResponse(_direct_status(transfer))

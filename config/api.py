@@ -1,4 +1,5 @@
-"""The REST API: one NinjaAPI under /api/v1, API-key authentication and JSON errors."""
+"""The NinjaAPI objects: the REST API under /api/v1 (API keys), and the JSON endpoints the
+dashboard's upload page calls (the browser's session). Both answer errors in one shape."""
 
 from __future__ import annotations
 
@@ -15,23 +16,10 @@ from core.http import error_response, stowage_error_response
 logger = logging.getLogger(__name__)
 
 
-api = NinjaAPI(
-    title="Stowage API",
-    version="1",
-    description="Persistent artifact storage for sandboxes.",
-    auth=ApiKeyAuth(),
-    urls_namespace="api",
-    docs_url="/docs",
-    openapi_url="/openapi.json",
-)
-
-
-@api.exception_handler(StowageError)
 def _stowage_error(request: HttpRequest, exc: StowageError) -> HttpResponse:
     return stowage_error_response(request, exc)
 
 
-@api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     problems = []
     for err in exc.errors:
@@ -42,27 +30,45 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     return error_response(request, status=400, code="VALIDATION_ERROR", message=message, details=details)
 
 
-@api.exception_handler(AuthenticationError)
 def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return error_response(request, status=401, code="UNAUTHORIZED", message="authentication required")
 
 
-@api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, status=404, code="NOT_FOUND", message="not found")
 
 
-@api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     code = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
     return error_response(request, status=exc.status_code, code=code, message=str(exc))
 
 
-@api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled API error (request %s)", getattr(request, "request_id", ""))
     message = "internal error; the request id identifies it in the server logs"
     return error_response(request, status=500, code="INTERNAL_ERROR", message=message)
+
+
+def register_error_handlers(ninja_api: NinjaAPI) -> None:
+    """Every error as ``{"error": {"code", "message", "request_id", "details"}}``."""
+    ninja_api.add_exception_handler(StowageError, _stowage_error)
+    ninja_api.add_exception_handler(ValidationError, _validation_error)
+    ninja_api.add_exception_handler(AuthenticationError, _auth_error)
+    ninja_api.add_exception_handler(Http404, _not_found)
+    ninja_api.add_exception_handler(HttpError, _http_error)
+    ninja_api.add_exception_handler(Exception, _unexpected)
+
+
+api = NinjaAPI(
+    title="Stowage API",
+    version="1",
+    description="Persistent artifact storage for sandboxes.",
+    auth=ApiKeyAuth(),
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+register_error_handlers(api)
 
 
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
@@ -74,3 +80,16 @@ api.add_router("", "audit.api.router")
 api.add_router("", "sandboxes.api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "shares.api.router")
+api.add_router("", "transfers.api.router")
+
+# The upload page's endpoints, under /artifacts/upload/: signed in through the dashboard's
+# session (its CSRF token checked), and no part of the public API or its schema.
+browser_api = NinjaAPI(
+    title="Stowage dashboard uploads",
+    version="browser",
+    urls_namespace="browser-uploads",
+    docs_url=None,
+    openapi_url=None,
+)
+register_error_handlers(browser_api)
+browser_api.add_router("", "transfers.browser_api.router")

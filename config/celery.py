@@ -14,6 +14,9 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # An app whose work runs in a worker keeps its tasks in worker.py, beside the code they run.
 app.autodiscover_tasks(related_name="worker")
+# autodiscover_tasks() finds only <app>.tasks modules (and worker modules, above); these declare tasks
+# beside the code they run.
+app.conf.imports = ("artifacts.services", "transfers.direct", "transfers.sweeps")
 
 SHARED_QUEUE = "stowage"
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "sandboxes",
     "artifacts",
     "shares",
+    "transfers",
     "ops",
 ]
 
@@ -191,6 +192,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "stowage"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
+# Beat sends tasks by name, and names outlive moves of code: expire_artifacts runs
+# artifacts/services.py, resume_direct_uploads and sweep_storage run transfers/sweeps.py.
 CELERY_BEAT_SCHEDULE = {
     "stop-expired-sandboxes": {
         "task": "sandboxes.tasks.stop_expired_sandboxes",

@@ -14,6 +14,7 @@ urlpatterns = [
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
     path("", include("ops.urls")),
     path("", include("accounts.urls")),
+    path("artifacts/upload/", include("transfers.urls")),
     path("artifacts/", include("artifacts.urls")),
     path("sandboxes/", include("sandboxes.urls")),
     path("audit/", include("audit.urls")),

@@ -77,7 +77,7 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def record_transfer(kind: str, outcome: str, seconds: float, size: int | None = None) -> None:
-    """Called by artifacts.services when a transfer ends; never lets a metrics error escape."""
+    """Called by transfers.worker when a transfer ends; never lets a metrics error escape."""
     try:
         TRANSFERS.labels(kind=str(kind), outcome=str(outcome)).inc()
         TRANSFER_DURATION.labels(kind=str(kind), outcome=str(outcome)).observe(max(0.0, seconds))

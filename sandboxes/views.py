@@ -15,12 +15,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import has_role, org_view
 from accounts.models import Role
-from artifacts.models import Transfer, TransferState
-from artifacts.selectors import artifact_get, artifact_list, transfer_get
-from artifacts.services import (
-    artifact_download_to_sandbox,
-    artifact_upload_from_sandbox,
-)
+from artifacts.selectors import artifact_get, artifact_list
 from audit.selectors import audit_event_list
 from core.errors import NotFound, StowageError
 from core.htmx import fragment, page_or_fragment, wants_fragment
@@ -33,6 +28,9 @@ from sandboxes.selectors import (
     sandbox_get,
     sandbox_list_with_artifact_counts,
 )
+from transfers.models import FINAL_STATES, Transfer
+from transfers.selectors import transfer_get
+from transfers.services import artifact_download_to_sandbox, artifact_upload_from_sandbox
 
 PAGE_SIZE = 50
 # A folder can hold thousands of entries; a page that shows them all helps no one.
@@ -40,7 +38,6 @@ WORKSPACE_ENTRIES_SHOWN = 1000
 PICKER_SIZE = 50
 RECENT_EVENTS = 50
 RECENT_ARTIFACTS = 50
-FINAL_TRANSFER_STATES = frozenset({TransferState.SUCCEEDED, TransferState.FAILED})
 
 
 def _sandbox_or_404(request: HttpRequest, sandbox_id: str) -> Sandbox:
@@ -259,9 +256,7 @@ def sandbox_transfer(request: HttpRequest, sandbox_id: str, transfer_id: str) ->
         raise Http404("not found")
     context = _transfer_context(sandbox, transfer)
     if wants_fragment(request):
-        return fragment(
-            request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_TRANSFER_STATES
-        )
+        return fragment(request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_STATES)
     return render(request, "sandboxes/transfer_detail.html", context)
 
 

@@ -7,6 +7,7 @@ from django.db import migrations, models
 
 import artifacts.models
 import shares.models
+import transfers.models
 
 
 class Migration(migrations.Migration):
@@ -74,7 +75,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Transfer',
             fields=[
-                ('id', models.CharField(default=artifacts.models.new_transfer_id, editable=False, max_length=40, primary_key=True, serialize=False)),
+                ('id', models.CharField(default=transfers.models.new_transfer_id, editable=False, max_length=40, primary_key=True, serialize=False)),
                 ('kind', models.CharField(choices=[('upload', 'sandbox → storage'), ('download', 'storage → sandbox'), ('put', 'client → storage')], max_length=10)),
                 ('sandbox_id', models.CharField(blank=True, max_length=40)),
                 ('host', models.CharField(blank=True, max_length=128)),

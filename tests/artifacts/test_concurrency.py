@@ -15,12 +15,13 @@ import pytest
 from django.db import connection
 
 from artifacts.models import Artifact, ArtifactState
-from artifacts.services import artifact_delete, artifact_put
+from artifacts.services import artifact_delete
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_verify_chain
 from core.actor import Actor
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.services import sandbox_stop
+from transfers.services import artifact_put
 
 
 def race(count: int, work: Callable[[int], Any], timeout: float = 120) -> list[Any]:

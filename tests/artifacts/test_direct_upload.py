@@ -25,11 +25,13 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from artifacts import services, tasks
-from artifacts.models import Artifact, ArtifactState, Transfer, TransferState
+from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import UploadGone, s3_multipart_complete, s3_multipart_parts
 from audit.models import AuditEvent
 from config.celery import app as celery_app
+from transfers import direct as transfers_direct
+from transfers import services, sweeps
+from transfers.models import Transfer, TransferState
 
 MiB = 1 << 20
 PART = 8 * MiB
@@ -156,7 +158,7 @@ def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, dire
     ],
 )
 def test_parts_grow_with_the_file_and_stay_within_s3s_part_count(size, part_size):
-    assert services.direct_part_size(size) == part_size
+    assert transfers_direct.direct_part_size(size) == part_size
     assert -(-size // part_size) <= 10_000
 
 
@@ -320,7 +322,7 @@ def test_the_worker_checks_the_parts_again_before_joining_them(browser, direct):
         state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data)
     )
     assert httpx.put(early["url"], content=data[PART:-1], headers=early["headers"]).status_code == 200
-    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "failed"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=plan["id"]) == "failed"
     status = browser.status(plan)
     assert status["state"] == "failed" and status["error"]["code"] == "PART_SIZE_MISMATCH"
     assert direct.object_keys() == set() and direct.uploads() == []
@@ -334,7 +336,7 @@ def test_a_worker_that_joins_the_parts_publishes_them(browser, direct):
         state=TransferState.QUEUED, completed_at=timezone.now(), bytes_done=len(data)
     )
     assert direct.object_keys() == set()
-    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "succeeded"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=plan["id"]) == "succeeded"
     artifact = Artifact.objects.get(id=browser.status(plan)["artifact"]["id"])
     assert artifact.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
     assert direct.object_keys() == {artifact.storage_key} and direct.uploads() == []
@@ -344,10 +346,10 @@ def test_a_finish_whose_worker_died_is_taken_over_and_publishes_once(browser, di
     data = os.urandom(MiB + 10)
     transfer = joined(browser, direct, "once.bin", data)
     # The worker died mid-check: the transfer is left running, silent for longer than the lease.
-    silent = timezone.now() - timedelta(seconds=services.DIRECT_FINISH_LEASE_SECONDS + 1)
+    silent = timezone.now() - timedelta(seconds=transfers_direct.DIRECT_FINISH_LEASE_SECONDS + 1)
     Transfer.objects.filter(id=transfer.id).update(state=TransferState.RUNNING, heartbeat_at=silent)
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "succeeded"
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "skipped"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "succeeded"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "skipped"
     artifact = Artifact.objects.get(id=transfer.artifact_id)
     assert artifact.state == ArtifactState.READY and artifact.version == 1
     assert AuditEvent.objects.filter(action="artifact.upload").count() == 1
@@ -361,7 +363,7 @@ def test_a_second_finish_leaves_one_that_is_running_alone(browser, direct):
     Transfer.objects.filter(id=plan["id"]).update(
         state=TransferState.RUNNING, completed_at=timezone.now(), heartbeat_at=timezone.now(), bytes_done=len(data)
     )
-    assert services.transfer_run_direct_finish(transfer_id=plan["id"]) == "skipped"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=plan["id"]) == "skipped"
     assert len(direct.uploads()) == 1 and direct.object_keys() == set()
     assert Transfer.objects.get(id=plan["id"]).state == TransferState.RUNNING
 
@@ -370,13 +372,13 @@ def test_a_join_whose_answer_was_lost_goes_on_with_the_check(browser, direct, mo
     data = os.urandom(MiB + 10)
     plan = begin(browser, "lost-join.bin", len(data))
     browser.send_parts(plan, data)
-    real_join = services.s3_multipart_complete
+    real_join = transfers_direct.s3_multipart_complete
 
     def join_then_lose_the_answer(key, upload_id, parts):
         real_join(key, upload_id, parts)
         raise UploadGone("NoSuchUpload, as some stores answer a repeated completion")
 
-    monkeypatch.setattr(services, "s3_multipart_complete", join_then_lose_the_answer)
+    monkeypatch.setattr(transfers_direct, "s3_multipart_complete", join_then_lose_the_answer)
     assert browser.complete(plan).status_code == 202
     status = browser.status(plan)
     assert status["state"] == "succeeded"
@@ -386,7 +388,7 @@ def test_a_join_whose_answer_was_lost_goes_on_with_the_check(browser, direct, mo
 def test_a_finish_that_finds_the_artifact_given_up_on_leaves_nothing(browser, direct):
     transfer = joined(browser, direct, "late.bin", os.urandom(MiB + 10))
     Artifact.objects.filter(id=transfer.artifact_id).update(state=ArtifactState.FAILED)  # the sweeper's verdict
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
     assert Transfer.objects.get(id=transfer.id).error_code == "ABANDONED"
     assert direct.object_keys() == set()
@@ -405,22 +407,22 @@ def test_a_completion_retry_that_crossed_the_finish_reports_it(browser, direct):
 def test_stalled_finishes_are_resumed_once_a_lease(browser, direct):
     data = os.urandom(MiB + 10)
     lost = joined(browser, direct, "lost-task.bin", data)
-    long_ago = timezone.now() - timedelta(seconds=services.DIRECT_FINISH_LEASE_SECONDS + 1)
-    Transfer.objects.filter(id=lost.id).update(heartbeat_at=long_ago, error_code=services.BROKER_UNAVAILABLE)
+    long_ago = timezone.now() - timedelta(seconds=transfers_direct.DIRECT_FINISH_LEASE_SECONDS + 1)
+    Transfer.objects.filter(id=lost.id).update(heartbeat_at=long_ago, state=TransferState.UNQUEUED)
     fresh = joined(browser, direct, "fresh.bin", os.urandom(MiB + 20))
     Transfer.objects.filter(id=fresh.id).update(state=TransferState.RUNNING, heartbeat_at=timezone.now())
 
-    assert services.direct_uploads_resume() == 1  # tasks run in-process: the lost one is finished now
+    assert sweeps.direct_uploads_resume() == 1  # tasks run in-process: the lost one is finished now
     assert Transfer.objects.get(id=lost.id).state == TransferState.SUCCEEDED
     assert Artifact.objects.get(id=lost.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
     assert Transfer.objects.get(id=fresh.id).state == TransferState.RUNNING
-    assert services.direct_uploads_resume() == 0
+    assert sweeps.direct_uploads_resume() == 0
 
 
 def test_a_check_that_cannot_read_the_object_fails_the_upload(browser, direct):
     transfer = joined(browser, direct, "vanished.bin", os.urandom(MiB + 10))
     direct.client.delete_object(Bucket=direct.bucket, Key=transfer.artifact.storage_key)
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status({"urls": {"status": f"/artifacts/upload/direct/{transfer.id}/"}})
     assert status["state"] == "failed" and status["error"]["code"] == "STORAGE_ERROR"
     assert (
@@ -437,8 +439,8 @@ def test_an_unexpected_error_in_the_check_fails_the_upload_instead_of_leaving_it
         raise RuntimeError("a bug")
         yield b""
 
-    monkeypatch.setattr(services, "blob_iter_chunks", broken)
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
+    monkeypatch.setattr(transfers_direct, "blob_iter_chunks", broken)
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     failed = Transfer.objects.get(id=transfer.id)
     assert (failed.state, failed.error_code) == (TransferState.FAILED, "IO_ERROR")
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
@@ -460,7 +462,7 @@ def test_completing_while_the_check_is_queued_does_not_queue_it_again(browser, d
         assert again.status_code == 202 and again.json()["state"] == "verifying"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.PENDING
 
-    Transfer.objects.filter(id=transfer.id).update(error_code=services.BROKER_UNAVAILABLE)
+    Transfer.objects.filter(id=transfer.id).update(state=TransferState.UNQUEUED)
     retried = browser.complete(plan)
     assert retried.status_code == 202 and retried.json()["state"] == "succeeded"
     assert Artifact.objects.get(id=transfer.artifact_id).checksum == "sha256:" + hashlib.sha256(data).hexdigest()
@@ -474,7 +476,7 @@ def test_the_queue_being_down_at_completion_is_a_503_and_the_retry_finishes(brow
     def down(*args, **kwargs):
         raise OperationalError("the broker is down")  # what kombu raises when Redis refuses
 
-    monkeypatch.setattr(tasks.finish_direct_upload, "apply_async", down)
+    monkeypatch.setattr(transfers_direct.finish_direct_upload, "apply_async", down)
     refused = browser.complete(plan)
     assert (
         refused.status_code == 503
@@ -498,7 +500,7 @@ def test_an_object_of_another_size_than_planned_is_not_published(browser, direct
     Transfer.objects.filter(id=transfer.id).update(
         state=TransferState.QUEUED, completed_at=timezone.now(), bytes_total=len(data) + 1
     )
-    assert services.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
+    assert transfers_direct.transfer_run_direct_finish(transfer_id=transfer.id) == "failed"
     status = browser.status(plan)
     assert status["state"] == "failed" and status["error"]["code"] == "SIZE_MISMATCH"
     assert Artifact.objects.get(id=transfer.artifact_id).state == ArtifactState.FAILED
@@ -600,7 +602,7 @@ def test_the_sweeper_leaves_a_live_direct_upload_alone(browser, direct):
     data = os.urandom(PART + 1)
     plan = begin(browser, "live.bin", len(data))
     browser.send_parts(plan, data, numbers=[1])
-    services.storage_sweep()
+    sweeps.storage_sweep()
     assert len(direct.uploads()) == 1 and browser.status(plan)["state"] == "uploading"
     browser.send_parts(plan, data, numbers=[2])
     assert browser.complete(plan).status_code == 202 and browser.status(plan)["state"] == "succeeded"
@@ -610,7 +612,7 @@ def test_the_sweeper_aborts_an_abandoned_direct_upload(browser, direct):
     data = os.urandom(PART + 1)
     plan = begin(browser, "abandoned.bin", len(data))
     browser.send_parts(plan, data, numbers=[1])
-    services.storage_sweep(now=timezone.now() + timedelta(hours=7))
+    sweeps.storage_sweep(now=timezone.now() + timedelta(hours=7))
     assert direct.uploads() == []
     assert browser.status(plan)["state"] == "failed"
     assert Artifact.objects.get().state == ArtifactState.FAILED

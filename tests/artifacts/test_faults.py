@@ -18,8 +18,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, TransferState
-from artifacts.services import artifact_put, storage_sweep
+from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import StorageFull, blob_delete, blob_key, blob_storage, blob_write
 from audit.models import AuditEvent, Outcome
 from config import stack
@@ -27,6 +26,9 @@ from config.celery import app as celery_app
 from core.actor import Actor
 from core.errors import StowageError
 from tests.conftest import worker_env
+from transfers.models import Transfer, TransferKind, TransferState
+from transfers.services import artifact_put
+from transfers.sweeps import storage_sweep
 
 FAULT_HOST = "faulthost"
 # Redis hands an unacknowledged task to another worker only after this long; the fault

@@ -29,7 +29,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from artifacts import services, tasks
+from artifacts import tasks
 from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import (
     S3_PART_SIZE,
@@ -43,6 +43,7 @@ from core.actor import Actor
 from shares.models import ShareLink, ShareLinkState
 from shares.services import hash_share_token
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
+from transfers import services, sweeps
 
 
 @pytest.fixture
@@ -261,11 +262,11 @@ def test_the_sweeper_removes_orphans_and_stale_uploads_but_keeps_ready_objects(o
 
     # Now, the objects are young: they are not judged. (The upload is not checked here: moto
     # reports every upload as initiated in 2010, so to the sweeper it is always stale.)
-    services.storage_sweep()
+    sweeps.storage_sweep()
     assert s3.object_keys() == {ready.storage_key, orphan}
 
     # Two hours on (moto's times cannot be set back, so the sweep's clock moves forward).
-    result = services.storage_sweep(now=timezone.now() + timedelta(hours=2))
+    result = sweeps.storage_sweep(now=timezone.now() + timedelta(hours=2))
     assert s3.object_keys() == {ready.storage_key}
     assert s3.uploads() == []
     assert s3.body(ready.storage_key) == b"keep me"

@@ -19,12 +19,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from artifacts import signing
-from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, TransferState
-from artifacts.services import artifact_expire, storage_sweep
+from artifacts.models import Artifact, ArtifactState
+from artifacts.services import artifact_expire, expire_artifacts
 from artifacts.storage import blob_exists, blob_key, blob_storage, blob_write
-from artifacts.tasks import expire_artifacts
 from audit.models import AuditEvent
 from sandboxes.runtime import FileNotFound, InvalidPath, LocalRuntime, NotADirectory, NotAFile, SandboxRuntimeError
+from transfers.models import Transfer, TransferKind, TransferState
+from transfers.sweeps import storage_sweep
 
 HOUR = 3600
 

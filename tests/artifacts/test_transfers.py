@@ -7,9 +7,10 @@ import time
 import pytest
 from django.test import Client
 
-from artifacts.models import Artifact, ArtifactState, Transfer
+from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import blob_exists
 from audit.models import AuditEvent
+from transfers.models import Transfer
 
 pytestmark = pytest.mark.worker
 

@@ -13,13 +13,15 @@ from django.utils import timezone
 
 from artifacts import selectors
 from artifacts import views as artifact_views
-from artifacts.models import Artifact, ArtifactState, Transfer, TransferKind, TransferState
+from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent
 from core.actor import Actor
 from sandboxes.models import Sandbox
 from shares import views as share_views
 from shares.models import ShareLink, ShareLinkState
 from shares.worker import share_link_activate
+from transfers import views as upload_views
+from transfers.models import Transfer, TransferKind, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -692,7 +694,7 @@ def test_the_upload_page_offers_drop_picker_progress_and_a_no_js_form(dashboard)
 
 
 def test_an_upload_is_streamed_into_exactly_one_artifact(dashboard, body_is_never_read, monkeypatch):
-    from artifacts import services
+    from transfers import services
 
     chunks: list[int] = []
     real_write = services.blob_write
@@ -825,7 +827,7 @@ def test_the_plain_form_uploads_one_file_without_javascript(dashboard):
 def test_the_plain_form_refuses_large_files_and_bad_names_readably(dashboard, monkeypatch):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    monkeypatch.setattr(artifact_views, "FORM_UPLOAD_MAX_BYTES", 100)
+    monkeypatch.setattr(upload_views, "FORM_UPLOAD_MAX_BYTES", 100)
     too_big = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("big.bin", b"x" * 100_000)})
     assert too_big.status_code == 413 and b"This form takes files up to 100" in too_big.content
     just_over = dashboard.member.post(reverse("artifact-upload"), {"file": SimpleUploadedFile("big.bin", b"x" * 101)})

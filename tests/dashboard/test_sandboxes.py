@@ -11,18 +11,13 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from artifacts.models import (
-    Artifact,
-    ArtifactState,
-    Transfer,
-    TransferKind,
-    TransferState,
-)
+from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent
 from audit.services import audit_record
 from core.actor import Actor
 from sandboxes import services as sandbox_services
 from sandboxes.models import Sandbox, SandboxStatus
+from transfers.models import Transfer, TransferKind, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

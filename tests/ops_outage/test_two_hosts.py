@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from artifacts.models import Transfer, TransferKind, TransferState
 from config import stack
 from config.celery import app as celery_app
 from config.celery import sandbox_queue
 from sandboxes.models import Sandbox
 from tests.conftest import worker_env
+from transfers.models import Transfer, TransferKind, TransferState
 
 HOSTS = ("hosta", "hostb")
 

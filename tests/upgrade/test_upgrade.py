@@ -48,10 +48,26 @@ class Kept:
         return f"{self.app_label}.{self.model}"
 
 
+def _direct_upload(row: Row) -> bool:
+    return row["kind"] == "put" and bool(row["upload_id"])
+
+
+def transfer_state(row: Row) -> str | None:
+    """A direct upload still taking parts is now ``receiving``; one whose finish the queue refused
+    (flagged by its error code) is ``unqueued``."""
+    if _direct_upload(row) and row["state"] == "running" and row["completed_at"] is None:
+        return "receiving"
+    if _direct_upload(row) and row["state"] == "queued" and row["error_code"] == "BROKER_UNAVAILABLE":
+        return "unqueued"
+    return row["state"]
+
+
+def transfer_error_code(row: Row) -> str | None:
+    return "" if transfer_state(row) == "unqueued" else row["error_code"]
+
+
 # Every model of the previous main, by its (app_label, model) there. When a model moves to another
-# app, point its entry there, e.g. ("artifacts", "Transfer"): Kept("transfers", "Transfer",
-# converted={"state": transfer_state}), where transfer_state(row) reads row["state"],
-# row["completed_at"], row["error_code"]... and returns the state the migration must have written.
+# app, its entry points there, with the columns whose meaning moved.
 KEPT_AS: dict[tuple[str, str], Kept] = {
     ("accounts", "Organization"): Kept("accounts", "Organization"),
     ("accounts", "Membership"): Kept("accounts", "Membership"),
@@ -59,7 +75,9 @@ KEPT_AS: dict[tuple[str, str], Kept] = {
     ("auth", "User"): Kept("auth", "User"),
     ("sandboxes", "Sandbox"): Kept("sandboxes", "Sandbox"),
     ("artifacts", "Artifact"): Kept("artifacts", "Artifact"),
-    ("artifacts", "Transfer"): Kept("artifacts", "Transfer"),
+    ("artifacts", "Transfer"): Kept(
+        "transfers", "Transfer", converted={"state": transfer_state, "error_code": transfer_error_code}
+    ),
     ("artifacts", "ShareLink"): Kept("shares", "ShareLink"),
     ("audit", "AuditEvent"): Kept("audit", "AuditEvent"),
     ("audit", "AuditChainHead"): Kept("audit", "AuditChainHead"),

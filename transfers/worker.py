@@ -1,0 +1,330 @@
+"""The worker side of a transfer: claim it, move the bytes, publish the artifact.
+
+Each Celery task sits beside the function it runs. This module imports only downwards (models,
+storage, the runtime, audit, core); the services that start transfers import it to enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from artifacts.models import Artifact, ArtifactState
+from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
+from artifacts.validation import guess_content_type
+from audit.models import Outcome
+from audit.services import audit_record
+from core.actor import Actor
+from ops.metrics import record_transfer_on_commit
+from sandboxes.runtime import SandboxRuntimeError
+from sandboxes.runtime_loader import get_runtime
+from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class Progress:
+    """Writes bytes done to the transfer row at most twice a second."""
+
+    def __init__(self, transfer_id: str) -> None:
+        self.transfer_id = transfer_id
+        self.last = 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL_SECONDS:
+            self.last = now
+            Transfer.objects.filter(id=self.transfer_id).update(bytes_done=done)
+
+
+def chain(*iterables: Iterable[bytes]) -> Iterator[bytes]:
+    for iterable in iterables:
+        yield from iterable
+
+
+def _claim(transfer_id: str) -> Transfer | None:
+    """Mark the transfer running; None when it already ended (a redelivered task)."""
+    claimed = Transfer.objects.filter(id=transfer_id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(
+        state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0
+    )
+    if not claimed:
+        return None
+    transfer = Transfer.objects.select_related("artifact").get(id=transfer_id)
+    Transfer.objects.filter(id=transfer_id).update(attempts=transfer.attempts + 1)
+    return transfer
+
+
+def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *, only_if: Q | None = None) -> bool:
+    """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
+    holds; False when nothing was changed, so a late failure never overwrites a result."""
+    with transaction.atomic():
+        failed = (
+            Transfer.objects.filter(id=transfer.id, state__in=UNFINISHED_STATES)
+            .filter(only_if or Q())
+            .update(
+                state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+            )
+        )
+        if not failed:
+            return False
+        if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT):
+            Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.PENDING).update(
+                state=ArtifactState.FAILED, error_message=message[:4000]
+            )
+        _audit_transfer(transfer, Outcome.FAILURE, started, error=f"{code}: {message}")
+    return True
+
+
+def _audit_transfer(
+    transfer: Transfer,
+    outcome: str,
+    started: float,
+    *,
+    error: str = "",
+    artifact: Artifact | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    artifact = artifact or transfer.artifact
+    action = "artifact.upload" if transfer.kind in (TransferKind.UPLOAD, TransferKind.PUT) else "artifact.download"
+    details = {"transfer_id": transfer.id, "path": transfer.path, "remote_path": artifact.remote_path, **(extra or {})}
+    audit_record(
+        actor=Actor.from_dict(transfer.actor) if transfer.actor else Actor.system(transfer.organization_id),
+        action=action,
+        resource=f"artifact:{artifact.id}",
+        sandbox_id=transfer.sandbox_id,
+        session_id=artifact.session_id if transfer.kind != TransferKind.DOWNLOAD else "",
+        details=details,
+        outcome=outcome,
+        error_message=error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        organization_id=transfer.organization_id,
+    )
+    record_transfer_on_commit(transfer.kind, outcome, time.monotonic() - started, (extra or {}).get("size"))
+
+
+def transfer_run_upload(*, transfer_id: str) -> str:
+    transfer = _claim(transfer_id)
+    if transfer is None:
+        return "already-done"
+    started = time.monotonic()
+    artifact = transfer.artifact
+    runtime = get_runtime()
+    progress = Progress(transfer.id)
+    try:
+        entry = runtime.stat_path(transfer.sandbox_id, transfer.path)
+        if entry.type == "directory":
+            with tempfile.TemporaryFile(dir=runtime.scratch_dir(transfer.sandbox_id)) as archive:
+                runtime.archive_directory(transfer.sandbox_id, transfer.path, archive)
+                total = archive.tell()
+                archive.seek(0)
+                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
+                head = archive.read(512)
+                archive.seek(0)
+                stored = blob_write(
+                    artifact.storage_key,
+                    iter(lambda: archive.read(CHUNK_SIZE), b""),
+                    max_bytes=settings.ARTIFACT_MAX_BYTES,
+                    on_progress=progress,
+                )
+            content_type = artifact.content_type or "application/gzip"
+            is_archive = True
+        else:
+            with runtime.open_read(transfer.sandbox_id, transfer.path) as source:
+                total = entry.size
+                if total > settings.ARTIFACT_MAX_BYTES:
+                    raise BlobTooLarge(
+                        f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
+                    )
+                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
+                head = source.read(512)
+                chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
+                stored = blob_write(
+                    artifact.storage_key, chunks, max_bytes=settings.ARTIFACT_MAX_BYTES, on_progress=progress
+                )
+            content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
+            is_archive = False
+    except SandboxRuntimeError as exc:
+        fail_transfer(transfer, exc.code, exc.message, started)
+        return "failed"
+    except BlobError as exc:
+        blob_delete(artifact.storage_key)
+        fail_transfer(transfer, exc.code, str(exc), started)
+        return "failed"
+    except Exception as exc:
+        # Anything else would leave the transfer running and every retry joining it.
+        logger.exception("upload %s failed", transfer.id)
+        blob_delete(artifact.storage_key)
+        fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
+        return "failed"
+    publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    return "succeeded"
+
+
+def _lock_remote_path(organization_id: str, remote_path: str) -> None:
+    """Hold, until the transaction ends, a lock that orders uploads to one remote_path.
+
+    SQLite's IMMEDIATE transactions already run one at a time. On PostgreSQL concurrent uploads
+    would all read the same latest version and all but one would collide on the unique
+    constraint, again on each retry; the lock makes each read the version the previous one wrote.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"artifact-path:{organization_id}:{remote_path}"],
+            )
+
+
+def _retry_twin(artifact: Artifact, stored: StoredBlob) -> Artifact | None:
+    """A ready artifact with the same bytes from the same place, made within the retry window."""
+    window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
+    return (
+        Artifact.objects.filter(
+            organization_id=artifact.organization_id,
+            state=ArtifactState.READY,
+            sandbox_id=artifact.sandbox_id,
+            source_path=artifact.source_path,
+            remote_path=artifact.remote_path,
+            checksum=stored.checksum,
+            created_at__gte=window_start,
+        )
+        .exclude(id=artifact.id)
+        .first()
+    )
+
+
+def publish_upload(
+    transfer: Transfer,
+    stored: StoredBlob,
+    *,
+    content_type: str,
+    is_archive: bool,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Make the artifact visible with its version (or point the transfer at the twin a retried
+    request already made); False when it is no longer pending and nothing was done."""
+    artifact = transfer.artifact
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                _lock_remote_path(artifact.organization_id, artifact.remote_path)
+                twin = _retry_twin(artifact, stored)
+                if twin is not None:
+                    # The same bytes from the same place moments ago: a retried request.
+                    Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                        state=ArtifactState.FAILED, error_message=f"retry of {twin.id}"
+                    )
+                    Transfer.objects.filter(id=transfer.id).update(
+                        state=TransferState.SUCCEEDED,
+                        artifact=twin,
+                        bytes_done=stored.size,
+                        bytes_total=stored.size,
+                        finished_at=timezone.now(),
+                    )
+                    transaction.on_commit(lambda: blob_delete(artifact.storage_key))
+                    _audit_transfer(
+                        transfer,
+                        Outcome.SUCCESS,
+                        started,
+                        artifact=twin,
+                        extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum},
+                    )
+                    return True
+                latest = Artifact.objects.filter(
+                    organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
+                ).aggregate(v=Max("version"))["v"]
+                version = (latest or 0) + 1
+                published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                    state=ArtifactState.READY,
+                    version=version,
+                    size=stored.size,
+                    checksum=stored.checksum,
+                    content_type=content_type,
+                    is_archive=is_archive,
+                    ready_at=timezone.now(),
+                )
+                if not published:
+                    # Published by an earlier delivery of the same task, or given up on by the sweeper.
+                    return False
+                Transfer.objects.filter(id=transfer.id).update(
+                    state=TransferState.SUCCEEDED,
+                    bytes_done=stored.size,
+                    bytes_total=stored.size,
+                    finished_at=timezone.now(),
+                )
+                _audit_transfer(
+                    transfer,
+                    Outcome.SUCCESS,
+                    started,
+                    extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version},
+                )
+                return True
+        except IntegrityError:
+            # Another upload to the same remote_path took this version number first.
+            if attempt == 4:
+                raise
+    return False
+
+
+def transfer_run_download(*, transfer_id: str) -> str:
+    transfer = _claim(transfer_id)
+    if transfer is None:
+        return "already-done"
+    started = time.monotonic()
+    artifact = transfer.artifact
+    expected = artifact.checksum.removeprefix("sha256:")
+    try:
+        if not artifact.is_visible:
+            raise SandboxRuntimeError(
+                f"artifact {artifact.id} was deleted or expired before it could be copied", code="ARTIFACT_NOT_FOUND"
+            )
+        size = get_runtime().write_stream(
+            transfer.sandbox_id,
+            transfer.path,
+            blob_iter_chunks(artifact.storage_key),
+            expected_sha256=expected,
+            on_progress=Progress(transfer.id),
+        )
+    except SandboxRuntimeError as exc:
+        fail_transfer(transfer, exc.code, exc.message, started)
+        return "failed"
+    except (BlobError, FileNotFoundError) as exc:
+        fail_transfer(transfer, "STORAGE_ERROR", f"the artifact's stored bytes could not be read: {exc}", started)
+        return "failed"
+    except Exception as exc:
+        logger.exception("download %s failed", transfer.id)
+        fail_transfer(transfer, "IO_ERROR", f"the download failed: {exc}", started)
+        return "failed"
+    Transfer.objects.filter(id=transfer.id).update(
+        state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now()
+    )
+    _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})
+    return "succeeded"
+
+
+# The task names are what web and worker processes of different releases agree on during a
+# rolling upgrade: they keep the names they had in artifacts/tasks.py, wherever the code lives.
+# Both run on the sandbox's host: the `host` keyword routes them (config/celery.py:route_task).
+
+
+@shared_task(name="artifacts.tasks.transfer_upload")
+def transfer_upload(*, transfer_id: str, host: str) -> str:
+    return transfer_run_upload(transfer_id=transfer_id)
+
+
+@shared_task(name="artifacts.tasks.transfer_download")
+def transfer_download(*, transfer_id: str, host: str) -> str:
+    return transfer_run_download(transfer_id=transfer_id)
