@@ -26,16 +26,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import (
-    BlobError,
-    StoredBlob,
-    UploadGone,
-    blob_delete,
-    blob_iter_chunks,
-    s3_multipart_abort,
-    s3_multipart_complete,
-    s3_multipart_parts,
-)
+from artifacts.multipart import s3_multipart_abort, s3_multipart_complete, s3_multipart_parts
+from artifacts.storage import BlobError, StoredBlob, UploadGone, blob_delete, blob_iter_chunks
 from artifacts.validation import guess_content_type
 from core.dispatch import enqueue
 from core.errors import Conflict, InvalidInput

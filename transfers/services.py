@@ -15,19 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import (
-    CHUNK_SIZE,
-    BlobError,
-    UploadGone,
-    blob_delete,
-    blob_key,
-    blob_write,
-    is_s3,
-    s3_multipart_abort,
-    s3_multipart_begin,
-    s3_multipart_parts,
-    s3_presigned_part_url,
-)
+from artifacts.multipart import s3_multipart_abort, s3_multipart_begin, s3_multipart_parts, s3_presigned_part_url
+from artifacts.storage import CHUNK_SIZE, BlobError, UploadGone, blob_delete, blob_key, blob_write, is_s3
 from artifacts.validation import (
     check_content_type,
     check_expires_in,

@@ -11,7 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import TEMP_PREFIX, blob_abort_stale_uploads, blob_delete, blob_walk
+from artifacts.multipart import blob_abort_stale_uploads
+from artifacts.storage import TEMP_PREFIX, blob_delete, blob_walk
 from core.errors import Unavailable
 from transfers.direct import DIRECT_FINISH_LEASE_SECONDS, direct_finish_enqueue
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState

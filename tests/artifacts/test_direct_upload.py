@@ -26,7 +26,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import UploadGone, s3_multipart_complete, s3_multipart_parts
+from artifacts.multipart import s3_multipart_complete, s3_multipart_parts
+from artifacts.storage import UploadGone
 from audit.models import AuditEvent
 from config.celery import app as celery_app
 from transfers import direct as transfers_direct

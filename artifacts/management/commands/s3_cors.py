@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from artifacts.storage import BlobError, blob_storage, is_s3, s3_bucket_cors, s3_set_bucket_cors
+from artifacts.multipart import s3_bucket_cors, s3_set_bucket_cors
+from artifacts.storage import BlobError, blob_storage, is_s3
 
 # The rule this command owns in the bucket's CORS configuration; other rules are kept as they are.
 RULE_ID = "stowage-direct-uploads"
