@@ -64,9 +64,6 @@ def switch_organization(request: HttpRequest) -> HttpResponse:
     return redirect(target)
 
 
-# --- API keys ------------------------------------------------------------------------------------
-
-
 def _api_key_state(key: ApiKey, now) -> str:
     if key.revoked_at is not None:
         return "revoked"

@@ -60,8 +60,6 @@ def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Art
     )
 
 
-# --- the dashboard's artifact browser -----------------------------------------------------------
-
 # A search looks at no more than this many artifacts per page (in the page's order, after its
 # cursor): "contains" has no index, so the work is bounded instead, and the next cursor goes on
 # from where the window ended. In time order the rows read lie together in the table (they were

@@ -161,9 +161,6 @@ def _write_local(storage: FileSystemStorage, key: str, metered: _Metered) -> Non
         raise
 
 
-# --- S3 (django-storages) -------------------------------------------------------------------
-
-
 def is_s3(storage: Storage | None = None) -> bool:
     """Whether the storage is django-storages' S3 backend (imported lazily: boto3 is optional)."""
     storage = storage if storage is not None else blob_storage()
@@ -343,9 +340,6 @@ def s3_presigned_get_url(key: str, *, expires_in: int, content_disposition: str,
         "ResponseContentType": content_type,
     }
     return s3_client(storage).generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
-
-
-# --- Direct uploads: the browser sends the parts to S3 itself ---------------------------------
 
 
 def blob_open(key: str):

@@ -70,9 +70,6 @@ def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     return artifact_delivery(request, artifact)
 
 
-# --- helpers ----------------------------------------------------------------------------------
-
-
 def _artifact(request: HttpRequest, artifact_id: str) -> Artifact:
     """The current organization's visible artifact; the same 404 for another's, a deleted or a missing one."""
     try:
@@ -90,8 +87,6 @@ def _query(params: dict[str, str], **changes: str | None) -> str:
     merged = {**params, **changes}
     return urlencode({key: value for key, value in merged.items() if value})
 
-
-# --- the list ---------------------------------------------------------------------------------
 
 _LIST_PARAMS = ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to", "sort", "view")
 
@@ -156,9 +151,6 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         query = _query(kept, cursor=cursor)
         return _vary_on_htmx(push_url(response, reverse("artifact-list") + (f"?{query}" if query else "")))
     return _vary_on_htmx(render(request, "artifacts/artifact_list.html", context))
-
-
-# --- one artifact -----------------------------------------------------------------------------
 
 
 @org_view()

@@ -183,7 +183,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("STOWAGE_BROKER_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600)
 }
 # A few quick retries, not Celery's 20 one a second: with Redis down, a request must answer
-# 503 BROKER_UNAVAILABLE within seconds instead of hanging (tests/ops_outage).
+# 503 BROKER_UNAVAILABLE within seconds instead of hanging (tests/ops/test_redis_outage.py).
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
     "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},

@@ -114,8 +114,6 @@ class MetricsMiddleware:
         return response
 
 
-# --- queue depth, read at scrape time -------------------------------------------------------
-
 BROKER_PROBE_TIMEOUT_SECONDS = 2.0
 _probe_lock = threading.Lock()
 _probe: tuple[object, object] | None = None

@@ -54,9 +54,6 @@ def _first_error(form: forms.Form) -> str:
     return "That did not work; check the form and try again."
 
 
-# --- list ---------------------------------------------------------------------------------------
-
-
 @org_view()
 def sandbox_list(request: HttpRequest) -> HttpResponse:
     form = SandboxFilterForm(request.GET)
@@ -89,9 +86,6 @@ def sandbox_list(request: HttpRequest) -> HttpResponse:
     return page_or_fragment(
         request, "sandboxes/sandbox_list.html", "sandboxes/partials/_sandbox_table.html", context, final=final
     )
-
-
-# --- detail -------------------------------------------------------------------------------------
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
@@ -182,9 +176,6 @@ def sandbox_detail(request: HttpRequest, sandbox_id: str) -> HttpResponse:
     return render(request, "sandboxes/sandbox_detail.html", context)
 
 
-# --- moving files in and out --------------------------------------------------------------------
-
-
 def _action_failed(request: HttpRequest, sandbox: Sandbox, message: str) -> HttpResponse:
     if wants_fragment(request):
         return render(request, "sandboxes/partials/_action_error.html", {"message": message})
@@ -258,9 +249,6 @@ def sandbox_transfer(request: HttpRequest, sandbox_id: str, transfer_id: str) ->
     if wants_fragment(request):
         return fragment(request, "sandboxes/partials/_transfer.html", context, final=transfer.state in FINAL_STATES)
     return render(request, "sandboxes/transfer_detail.html", context)
-
-
-# --- lifetime -----------------------------------------------------------------------------------
 
 
 @org_view(Role.MEMBER)

@@ -160,9 +160,6 @@ def artifact_upload_stream(request: HttpRequest, remote_path: str = ""):
     return Status(201, _uploaded(artifact))
 
 
-# --- uploads straight from the browser to the object store -------------------------------------
-
-
 def _direct_status(transfer: Transfer) -> dict[str, Any]:
     state = _PAGE_STATE[transfer.state]
     return {

@@ -273,8 +273,6 @@ def artifact_put(
     return Artifact.objects.get(id=Transfer.objects.get(id=transfer.id).artifact_id)
 
 
-# --- direct browser uploads (the flow is described in transfers/direct.py) ---------------------
-
 # Parts signed in one request, at most: the page signs a few at a time to spare the web process.
 DIRECT_SIGN_BATCH_MAX = 8
 

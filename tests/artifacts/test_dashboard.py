@@ -20,48 +20,12 @@ from sandboxes.models import Sandbox
 from shares import views as share_views
 from shares.models import ShareLink, ShareLinkState
 from shares.worker import share_link_activate
+from tests.factories import make_artifacts, put_artifact
 from transfers import views as upload_views
 from transfers.models import Transfer, TransferKind, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-# --- making artifacts ---------------------------------------------------------------------------
-
-
-def make_artifacts(org_id: str, count: int, *, start=None, **fields) -> list[Artifact]:
-    """Rows straight into the table (no bytes behind them), one a minute, newest last."""
-    start = start or timezone.now() - timedelta(days=30)
-    rows = []
-    for i in range(count):
-        values = {
-            "remote_path": f"out/file-{i:04d}.txt",
-            "version": 1,
-            "size": 1000 + i,
-            "checksum": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest(),
-            "content_type": "text/plain",
-            "created_at": start + timedelta(minutes=i),
-            **fields,
-        }
-        if callable(values["remote_path"]):
-            values["remote_path"] = values["remote_path"](i)
-        artifact = Artifact(organization_id=org_id, state=ArtifactState.READY, **values)
-        artifact.storage_key = f"blobs/{org_id}/{artifact.id}"
-        rows.append(artifact)
-    return Artifact.objects.bulk_create(rows)
-
-
-def put(
-    user, remote_path: str, body: bytes, content_type: str = "application/octet-stream", metadata: str | None = None
-) -> Artifact:
-    """A real artifact with stored bytes, through the API."""
-    headers = user.headers(**({"X-Artifact-Metadata": metadata} if metadata else {}))
-    response = user.client.put(
-        f"/api/v1/artifacts?remote_path={remote_path}", body, content_type=content_type, headers=headers
-    )
-    assert response.status_code == 201, response.content
-    return Artifact.objects.get(id=response.json()["id"])
 
 
 def page_text(response) -> str:
@@ -100,7 +64,7 @@ def small_pages(monkeypatch):
 
 
 def test_anonymous_visitors_are_sent_to_sign_in_everywhere(dashboard, owner):
-    artifact = put(owner, "a.txt", b"hello", "text/plain")
+    artifact = put_artifact(owner, "a.txt", b"hello", "text/plain")
     urls = [
         reverse("artifact-list"),
         reverse("artifact-upload"),
@@ -137,7 +101,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_everywhere(dashboard, owner):
 )
 def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_delete):
     client = dashboard.by_role()[role]
-    artifact = put(owner, "docs/readme.txt", b"hello", "text/plain")
+    artifact = put_artifact(owner, "docs/readme.txt", b"hello", "text/plain")
     # Everyone in the organization reads.
     assert client.get(reverse("artifact-list")).status_code == 200
     detail = client.get(reverse("artifact-detail", args=[artifact.id]))
@@ -163,7 +127,7 @@ def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_dele
 
 
 def test_a_stranger_gets_404_for_every_artifact_of_another_organization(dashboard, owner):
-    artifact = put(owner, "secret/plan.png", PNG, "image/png")
+    artifact = put_artifact(owner, "secret/plan.png", PNG, "image/png")
     link = ShareLink.objects.create(
         organization_id=owner.org_id, artifact=artifact, token_hash="0" * 64, state=ShareLinkState.ACTIVE
     )
@@ -182,8 +146,8 @@ def test_a_stranger_gets_404_for_every_artifact_of_another_organization(dashboar
 
 
 def test_a_member_cannot_reach_another_organizations_share_link_through_their_own_artifact(dashboard, owner, stranger):
-    mine = put(owner, "mine.txt", b"mine", "text/plain")
-    theirs = put(stranger, "theirs.txt", b"theirs", "text/plain")
+    mine = put_artifact(owner, "mine.txt", b"mine", "text/plain")
+    theirs = put_artifact(stranger, "theirs.txt", b"theirs", "text/plain")
     link = ShareLink.objects.create(
         organization_id=stranger.org_id, artifact=theirs, token_hash="1" * 64, state=ShareLinkState.ACTIVE
     )
@@ -490,8 +454,10 @@ def test_user_content_in_the_list_is_escaped(dashboard):
 
 
 def test_the_detail_page_shows_every_field_versions_and_a_copy_button(dashboard, owner):
-    first = put(owner, "reports/q3.csv", b"a,b\n1,2\n", "text/csv", metadata='{"team": "finance", "quarter": "q3"}')
-    second = put(owner, "reports/q3.csv", b"a,b\n1,2\n3,4\n", "text/csv")
+    first = put_artifact(
+        owner, "reports/q3.csv", b"a,b\n1,2\n", "text/csv", metadata='{"team": "finance", "quarter": "q3"}'
+    )
+    second = put_artifact(owner, "reports/q3.csv", b"a,b\n1,2\n3,4\n", "text/csv")
     response = dashboard.viewer.get(reverse("artifact-detail", args=[second.id]))
     text = page_text(response)
     for value in (second.id, second.checksum, "reports/q3.csv", "text/csv", str(second.size), "never"):
@@ -504,7 +470,7 @@ def test_the_detail_page_shows_every_field_versions_and_a_copy_button(dashboard,
 
 
 def test_lineage_shows_the_sandbox_that_made_it_and_those_it_went_into(dashboard, owner):
-    artifact = put(owner, "out/model.bin", b"weights")
+    artifact = put_artifact(owner, "out/model.bin", b"weights")
     common = {
         "organization_id": owner.org_id,
         "host": "h",
@@ -552,7 +518,7 @@ def test_lineage_shows_the_sandbox_that_made_it_and_those_it_went_into(dashboard
 
 
 def test_download_is_an_audited_attachment(dashboard, owner):
-    artifact = put(owner, "a <b>.html", b"<script>alert(1)</script>", "text/html")
+    artifact = put_artifact(owner, "a <b>.html", b"<script>alert(1)</script>", "text/html")
     response = dashboard.viewer.get(reverse("artifact-download", args=[artifact.id]))
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment")
@@ -571,7 +537,7 @@ def preview_of(client, artifact) -> str:
 
 
 def test_html_is_never_previewed(dashboard, owner):
-    artifact = put(owner, "page.html", b"<script>alert(1)</script><h1>hi</h1>", "text/html")
+    artifact = put_artifact(owner, "page.html", b"<script>alert(1)</script><h1>hi</h1>", "text/html")
     preview = preview_of(dashboard.viewer, artifact)
     assert "<script>alert(1)" not in preview and "&lt;script&gt;" not in preview and "<h1>hi" not in preview
     assert "No preview" in preview and reverse("artifact-download", args=[artifact.id]) in preview
@@ -579,7 +545,7 @@ def test_html_is_never_previewed(dashboard, owner):
 
 
 def test_plain_text_is_shown_escaped(dashboard, owner):
-    artifact = put(owner, "notes.txt", b"before <script>alert(1)</script> after", "text/plain")
+    artifact = put_artifact(owner, "notes.txt", b"before <script>alert(1)</script> after", "text/plain")
     preview = preview_of(dashboard.viewer, artifact)
     assert "<script>alert(1)" not in preview
     assert "before &lt;script&gt;alert(1)&lt;/script&gt; after" in preview and "<pre" in preview
@@ -588,7 +554,7 @@ def test_plain_text_is_shown_escaped(dashboard, owner):
 
 
 def test_json_is_pretty_printed(dashboard, owner):
-    artifact = put(owner, "data.json", b'{"b":[1,2],"a":"<x>"}', "application/json")
+    artifact = put_artifact(owner, "data.json", b'{"b":[1,2],"a":"<x>"}', "application/json")
     preview = preview_of(dashboard.viewer, artifact)
     assert "{\n  &quot;b&quot;: [\n    1," in preview and "&lt;x&gt;" in preview
 
@@ -596,7 +562,7 @@ def test_json_is_pretty_printed(dashboard, owner):
 def test_a_long_text_shows_only_its_first_part(dashboard, owner):
     from artifacts.preview import PREVIEW_BYTES
 
-    artifact = put(owner, "big.log", b"line\n" * (PREVIEW_BYTES // 5 + 1000), "text/plain")
+    artifact = put_artifact(owner, "big.log", b"line\n" * (PREVIEW_BYTES // 5 + 1000), "text/plain")
     preview = preview_of(dashboard.viewer, artifact)
     assert "Showing the first 256.0\xa0KB" in preview
     assert preview.count("line") <= PREVIEW_BYTES // 5 + 10
@@ -606,7 +572,7 @@ def test_csv_becomes_an_escaped_table_of_the_first_rows(dashboard, owner):
     from artifacts.preview import CSV_ROWS
 
     body = "name,value\n" + "".join(f"<b>row{i}</b>,{i}\n" for i in range(CSV_ROWS + 50))
-    artifact = put(owner, "table.csv", body.encode(), "text/csv")
+    artifact = put_artifact(owner, "table.csv", body.encode(), "text/csv")
     preview = preview_of(dashboard.viewer, artifact)
     assert '<th scope="col">name</th>' in preview
     assert "<td>&lt;b&gt;row0&lt;/b&gt;</td>" in preview and "<b>row" not in preview
@@ -615,7 +581,7 @@ def test_csv_becomes_an_escaped_table_of_the_first_rows(dashboard, owner):
 
 def test_markdown_is_rendered_and_sanitized(dashboard, owner):
     source = b'# Title\n\nSome *text* and [a link](https://example.com) and [bad](javascript:alert(1)).\n\n<img src=x onerror=alert(1)>\n\n<script>alert(2)</script>\n\n<a href="/artifacts/" onclick="x()">rel</a>\n'
-    artifact = put(owner, "README.md", source, "text/markdown")
+    artifact = put_artifact(owner, "README.md", source, "text/markdown")
     preview = preview_of(dashboard.viewer, artifact)
     assert "<h1>Title</h1>" in preview and "<em>text</em>" in preview
     assert '<a href="https://example.com" rel="noopener noreferrer nofollow">a link</a>' in preview
@@ -624,7 +590,7 @@ def test_markdown_is_rendered_and_sanitized(dashboard, owner):
 
 
 def test_svg_is_not_inlined(dashboard, owner):
-    artifact = put(
+    artifact = put_artifact(
         owner,
         "logo.svg",
         b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(1)</script></svg>',
@@ -636,7 +602,7 @@ def test_svg_is_not_inlined(dashboard, owner):
 
 
 def test_images_load_from_a_sandboxed_content_route(dashboard, owner):
-    artifact = put(owner, "shot.png", PNG, "image/png")
+    artifact = put_artifact(owner, "shot.png", PNG, "image/png")
     preview = preview_of(dashboard.viewer, artifact)
     assert f'<img class="preview-image" src="{reverse("artifact-content", args=[artifact.id])}"' in preview
     response = dashboard.viewer.get(reverse("artifact-content", args=[artifact.id]))
@@ -647,7 +613,7 @@ def test_images_load_from_a_sandboxed_content_route(dashboard, owner):
 
 
 def test_a_pdf_shows_in_a_sandboxed_frame(dashboard, owner):
-    artifact = put(owner, "doc.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")
+    artifact = put_artifact(owner, "doc.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")
     preview = preview_of(dashboard.viewer, artifact)
     assert f'<iframe class="preview-pdf" sandbox src="{reverse("artifact-content", args=[artifact.id])}"' in preview
     response = dashboard.viewer.get(reverse("artifact-content", args=[artifact.id]))
@@ -660,9 +626,9 @@ def test_a_pdf_shows_in_a_sandboxed_frame(dashboard, owner):
 
 
 def test_binary_files_get_no_preview(dashboard, owner):
-    artifact = put(owner, "blob.bin", bytes(range(256)), "application/octet-stream")
+    artifact = put_artifact(owner, "blob.bin", bytes(range(256)), "application/octet-stream")
     assert "No preview" in preview_of(dashboard.viewer, artifact)
-    text_labelled = put(owner, "lies.txt", b"\x00\x01\x02binary", "text/plain")
+    text_labelled = put_artifact(owner, "lies.txt", b"\x00\x01\x02binary", "text/plain")
     assert "does not look like text" in preview_of(dashboard.viewer, text_labelled)
 
 
@@ -860,7 +826,7 @@ def test_the_plain_form_checks_csrf(dashboard):
 
 
 def test_creating_a_share_link_polls_until_it_is_active_then_shows_it_once(dashboard, owner, broker):
-    artifact = put(owner, "share/me.txt", b"shared bytes", "text/plain")
+    artifact = put_artifact(owner, "share/me.txt", b"shared bytes", "text/plain")
     created = dashboard.member.post(
         reverse("artifact-share-create", args=[artifact.id]),
         {"expires_in": 86400, "max_downloads": 3, "password": ""},
@@ -894,7 +860,7 @@ def test_creating_a_share_link_polls_until_it_is_active_then_shows_it_once(dashb
 
 
 def test_without_javascript_the_detail_page_shows_the_new_link_once(dashboard, owner):
-    artifact = put(owner, "share/plain.txt", b"x", "text/plain")
+    artifact = put_artifact(owner, "share/plain.txt", b"x", "text/plain")
     response = dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600})
     assert response.status_code == 302 and response["Location"].endswith("#share-links")
     link = ShareLink.objects.get(artifact=artifact)
@@ -911,7 +877,7 @@ def test_without_javascript_the_detail_page_shows_the_new_link_once(dashboard, o
 
 
 def test_polling_gives_up_when_the_worker_takes_too_long_and_the_link_shows_later(dashboard, owner):
-    artifact = put(owner, "share/slow.txt", b"x", "text/plain")
+    artifact = put_artifact(owner, "share/slow.txt", b"x", "text/plain")
     dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600}, **HTMX)
     link = ShareLink.objects.get(artifact=artifact)
     ShareLink.objects.filter(id=link.id).update(
@@ -931,7 +897,7 @@ def test_polling_gives_up_when_the_worker_takes_too_long_and_the_link_shows_late
 
 
 def test_share_form_errors_are_shown_and_create_nothing(dashboard, owner):
-    artifact = put(owner, "share/bad.txt", b"x", "text/plain")
+    artifact = put_artifact(owner, "share/bad.txt", b"x", "text/plain")
     response = dashboard.member.post(
         reverse("artifact-share-create", args=[artifact.id]),
         {"expires_in": 5, "max_downloads": 0, "password": "short"},
@@ -943,7 +909,7 @@ def test_share_form_errors_are_shown_and_create_nothing(dashboard, owner):
 
 
 def test_the_share_list_shows_state_and_download_counts_and_revokes_after_confirmation(dashboard, owner):
-    artifact = put(owner, "share/list.txt", b"x", "text/plain")
+    artifact = put_artifact(owner, "share/list.txt", b"x", "text/plain")
     link = ShareLink.objects.create(
         organization_id=owner.org_id,
         artifact=artifact,
@@ -978,7 +944,7 @@ def test_the_share_list_shows_state_and_download_counts_and_revokes_after_confir
 
 
 def test_deleting_asks_for_confirmation_and_then_hides_the_artifact(dashboard, owner):
-    artifact = put(owner, "gone.txt", b"x", "text/plain")
+    artifact = put_artifact(owner, "gone.txt", b"x", "text/plain")
     confirm = dashboard.admin.get(reverse("artifact-delete", args=[artifact.id]))
     assert (
         b"Delete this artifact?" in confirm.content
@@ -993,7 +959,7 @@ def test_deleting_asks_for_confirmation_and_then_hides_the_artifact(dashboard, o
 
 @pytest.mark.worker
 def test_a_share_link_made_on_the_dashboard_is_activated_by_the_worker(dashboard, owner, live):
-    artifact = put(owner, "live/shared.txt", b"live bytes", "text/plain")
+    artifact = put_artifact(owner, "live/shared.txt", b"live bytes", "text/plain")
     created = dashboard.member.post(reverse("artifact-share-create", args=[artifact.id]), {"expires_in": 3600}, **HTMX)
     assert created.status_code == 200
     link = ShareLink.objects.get(artifact=artifact)

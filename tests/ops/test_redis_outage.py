@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from config import stack
-from tests.ops_outage.outage_scenario import INNER
+from tests.ops.outage_scenario import INNER
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

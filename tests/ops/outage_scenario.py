@@ -1,5 +1,5 @@
 """The Redis outage scenario. Not collected with the suite (its name is not test_*.py):
-``tests/ops_outage/test_redis_outage.py`` runs it in a pytest of its own whose settings point
+``tests/ops/test_redis_outage.py`` runs it in a pytest of its own whose settings point
 at a throwaway Redis server that the scenario stops and restarts."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class ThrowawayRedis:
 @pytest.fixture(scope="session")
 def throwaway_redis():
     if not os.environ.get(INNER):
-        pytest.fail("run this scenario through tests/ops_outage/test_redis_outage.py")
+        pytest.fail("run this scenario through tests/ops/test_redis_outage.py")
     server = ThrowawayRedis(os.environ["REDIS_URL"], Path(os.environ[INNER]))
     server.start()
     yield server

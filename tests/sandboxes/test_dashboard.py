@@ -17,7 +17,8 @@ from audit.services import audit_record
 from core.actor import Actor
 from sandboxes import services as sandbox_services
 from sandboxes.models import Sandbox, SandboxStatus
-from transfers.models import Transfer, TransferKind, TransferState
+from tests.factories import make_artifact, make_sandbox, make_transfer
+from transfers.models import Transfer, TransferState
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -25,55 +26,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # counts, and the org switcher's memberships (full page only).
 SANDBOX_LIST_QUERIES = 5
 SANDBOX_FRAGMENT_QUERIES = 4
-
-
-def make_sandbox(
-    org_id: str,
-    *,
-    status: str = SandboxStatus.RUNNING,
-    isolated: bool = True,
-    session_id: str | None = None,
-    minutes_ago: int = 0,
-    **fields,
-) -> Sandbox:
-    created = timezone.now() - timedelta(minutes=minutes_ago)
-    extra = {"session_id": session_id} if session_id else {}
-    return Sandbox.objects.create(
-        organization_id=org_id,
-        host=settings.STOWAGE_HOST,
-        cpus="1",
-        memory="1Gi",
-        memory_bytes=1 << 30,
-        status=status,
-        isolated=isolated,
-        created_at=created,
-        expires_at=created + timedelta(hours=1),
-        **extra,
-        **fields,
-    )
-
-
-def make_artifact(
-    org_id: str,
-    sandbox: Sandbox | None,
-    remote_path: str,
-    *,
-    version: int = 1,
-    size: int = 1234,
-    state: str = ArtifactState.READY,
-) -> Artifact:
-    artifact = Artifact(
-        organization_id=org_id,
-        sandbox_id=sandbox.id if sandbox else "",
-        remote_path=remote_path,
-        version=version if state == ArtifactState.READY else None,
-        size=size,
-        state=state,
-        checksum="sha256:" + "0" * 64,
-    )
-    artifact.storage_key = f"test/{artifact.id}"
-    artifact.save(force_insert=True)
-    return artifact
 
 
 @pytest.fixture(autouse=True)
@@ -454,18 +406,6 @@ def test_stopping_a_stopped_sandbox_is_harmless(dashboard):
 
 
 # --- transfer progress -----------------------------------------------------------------------------
-
-
-def make_transfer(org_id: str, sandbox: Sandbox, artifact: Artifact, **fields) -> Transfer:
-    return Transfer.objects.create(
-        organization_id=org_id,
-        kind=TransferKind.UPLOAD,
-        artifact=artifact,
-        sandbox_id=sandbox.id,
-        host=sandbox.host,
-        path="/workspace/big.bin",
-        **fields,
-    )
 
 
 def test_the_progress_fragment_polls_until_the_transfer_ends(dashboard):
