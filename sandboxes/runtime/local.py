@@ -5,20 +5,12 @@ Layout under ``root``::
     root/<sandbox_id>/workspace/   the user's files; /workspace inside the sandbox
     root/<sandbox_id>/meta/        runtime-private (env given at create, limits); never mounted
 
-Resource limits, in order of preference:
-
-* cgroup v1 (``/sys/fs/cgroup/{pids,memory,cpu}`` writable, as on this host's Debian 12 VM):
-  ``pids/stowage/<sandbox>/`` holds ``pids.max`` and one child cgroup per execution, so a
-  timeout kills exactly that execution's processes and ``stop()`` kills the whole sandbox;
-  ``memory/stowage/<sandbox>/`` holds ``memory.limit_in_bytes`` (and ``memsw``: no swap
-  escape); ``cpu/stowage/<sandbox>/`` holds the CFS quota for ``cpus``.
-* cgroup v2 (``/sys/fs/cgroup`` is a cgroup2 mount and writable): the same tree under
-  ``/sys/fs/cgroup/stowage/`` with ``pids.max``, ``memory.max``/``memory.swap.max``, ``cpu.max``.
-* neither: rlimits in the child. ``RLIMIT_AS`` bounds memory per process (not per sandbox);
-  ``RLIMIT_NPROC`` bounds processes but the kernel ignores it for uid 0, so a worker running
-  as root has no fork-bomb protection in this mode. Processes are then found for
-  ``stop()`` through their process group, recorded under ``meta/procs/``; a process that
-  calls setsid() escapes that (it still dies with the sandbox's PID namespace when isolated).
+Resource limits come from cgroups (cgroups.py) where this host lets us write them; otherwise
+from rlimits in the child. ``RLIMIT_AS`` bounds memory per process (not per sandbox);
+``RLIMIT_NPROC`` bounds processes but the kernel ignores it for uid 0, so a worker running
+as root has no fork-bomb protection in this mode. Processes are then found for
+``stop()`` through their process group, recorded under ``meta/procs/``; a process that
+calls setsid() escapes that (it still dies with the sandbox's PID namespace when isolated).
 
 The child joins its cgroups before bwrap starts, so nothing it starts can run outside them: a
 tiny ``/bin/sh`` prologue writes its own pid to ``cgroup.procs`` and then execs bwrap (this
@@ -50,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import paths
+from . import cgroups, paths
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -76,7 +68,6 @@ PIDS_MAX = 512
 TIMEOUT_EXIT_CODE = 124
 TMP_SIZE_BYTES = 1 << 30
 CHUNK_BYTES = 64 * 1024
-CPU_PERIOD_US = 100_000
 
 _SANDBOX_ID = re.compile(r"[a-z0-9_]{1,64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -84,7 +75,6 @@ _META_FILE = "sandbox.json"
 # Seconds to wait for the pipes to close after the command exited: only background processes
 # holding them (possible without a PID namespace) keep them open that long, and are then killed.
 _EXIT_GRACE_S = 0.5
-_KILL_WAIT_S = 5.0
 _POLL_S = 0.25
 
 # Only what common programs need: each bind costs time on every execution, and /etc/ssl as a
@@ -103,142 +93,6 @@ _ETC_FILES = (
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Options an older bubblewrap may not know; dropped if the probe run rejects them.
 _OPTIONAL_OPTIONS = (("--disable-userns",), ("--unshare-user",), ("--size", str(TMP_SIZE_BYTES)))
-
-
-# ---------------------------------------------------------------------------------------------
-# cgroups
-
-
-@dataclass(frozen=True)
-class _Cgroups:
-    version: int  # 0: none usable, 1 or 2
-    pids: str | None = None
-    memory: str | None = None
-    cpu: str | None = None
-
-    def controller_dirs(self, name: str) -> list[str]:
-        return sorted({os.path.join(base, name) for base in (self.pids, self.memory, self.cpu) if base})
-
-
-_cgroups: _Cgroups | None = None
-_cgroups_lock = threading.Lock()
-
-
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def _detect_cgroups() -> _Cgroups:
-    global _cgroups
-    with _cgroups_lock:
-        if _cgroups is None:
-            _cgroups = _probe_cgroup_v1() or _probe_cgroup_v2() or _Cgroups(version=0)
-            logger.debug("sandbox cgroups: %s", _cgroups)
-        return _cgroups
-
-
-def _v1_base(controller: str, marker: str) -> str | None:
-    mount = f"/sys/fs/cgroup/{controller}"
-    base = os.path.join(mount, "stowage")
-    try:
-        if not os.path.exists(os.path.join(mount, "cgroup.procs")):
-            return None
-        os.makedirs(base, exist_ok=True)
-        if os.path.exists(os.path.join(base, marker)) and os.access(base, os.W_OK):
-            return base
-    except OSError:
-        pass
-    return None
-
-
-def _probe_cgroup_v1() -> _Cgroups | None:
-    pids = _v1_base("pids", "pids.max")
-    if pids is None:
-        return None
-    return _Cgroups(
-        version=1,
-        pids=pids,
-        memory=_v1_base("memory", "memory.limit_in_bytes"),
-        cpu=_v1_base("cpu", "cpu.cfs_quota_us"),
-    )
-
-
-def _probe_cgroup_v2() -> _Cgroups | None:
-    mount = "/sys/fs/cgroup"
-    base = os.path.join(mount, "stowage")
-    try:
-        if not os.path.exists(os.path.join(mount, "cgroup.controllers")):
-            return None
-        available = set(Path(mount, "cgroup.controllers").read_text().split())
-        wanted = [c for c in ("pids", "memory", "cpu") if c in available]
-        if "pids" not in wanted:
-            return None
-        _write(os.path.join(mount, "cgroup.subtree_control"), " ".join(f"+{c}" for c in wanted))
-        os.makedirs(base, exist_ok=True)
-        _write(os.path.join(base, "cgroup.subtree_control"), " ".join(f"+{c}" for c in wanted))
-        enabled = set(Path(base, "cgroup.subtree_control").read_text().split())
-    except OSError:
-        return None
-    if "pids" not in enabled:
-        return None
-    return _Cgroups(
-        version=2,
-        pids=base,
-        memory=base if "memory" in enabled else None,
-        cpu=base if "cpu" in enabled else None,
-    )
-
-
-def _cgroup_pids(directory: str) -> list[int]:
-    try:
-        with open(os.path.join(directory, "cgroup.procs"), "rb") as handle:
-            return [int(line) for line in handle.read().split()]
-    except OSError:  # ENOENT, or ENODEV when removed between open and read
-        return []
-
-
-def _kill_cgroup_tree(directory: str, version: int, *, remove: bool = False) -> None:
-    """SIGKILL every process in ``directory`` and below until none is left; then rmdir them all.
-
-    Kill and rmdir alternate until the tree is gone, because a command that was starting may
-    join a cgroup after a kill pass; once its cgroup is removed it can no longer start.
-    """
-    deadline = time.monotonic() + _KILL_WAIT_S
-    delay = 0.001
-    while True:
-        if version == 2 and os.path.exists(os.path.join(directory, "cgroup.kill")):
-            try:
-                _write(os.path.join(directory, "cgroup.kill"), "1")
-            except OSError:
-                pass
-        # Deepest first, so a pass of rmdir can empty the tree.
-        tree = sorted((current for current, _dirs, _files in os.walk(directory)), key=lambda d: -d.count("/"))
-        found = False
-        for current in tree:
-            pids = _cgroup_pids(current)
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            found = found or bool(pids)
-            if remove and not pids:
-                try:
-                    os.rmdir(current)
-                except OSError:
-                    pass  # busy for a moment after its last process died, or a new child
-        done = not os.path.isdir(directory) if remove else not found
-        if done:
-            return
-        if time.monotonic() > deadline:
-            logger.warning("cgroup %s still has processes or could not be removed", directory)
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,21 +160,6 @@ class _Execution:
     memory_bytes: int | None = None
 
 
-def _oom_kills(path: str | None) -> int:
-    """The ``oom_kill`` counter of memory.oom_control (v1) or memory.events (v2)."""
-    if path is None:
-        return 0
-    try:
-        with open(path, "rb") as handle:
-            for line in handle.read().splitlines():
-                key, _, value = line.partition(b" ")
-                if key == b"oom_kill":
-                    return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -349,7 +188,7 @@ class LocalRuntime(SandboxRuntime):
         self._bwrap_options = self._base_options()
         self._bwrap_checked = False
         self._check_lock = threading.Lock()
-        self._cgroups = _detect_cgroups()
+        self._cgroups = cgroups.detect()
         self._root_tag = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:10]
         self._exec_counter = itertools.count()
         self._pdeathsig = None if self.isolated else _pdeathsig_function()
@@ -474,38 +313,14 @@ class LocalRuntime(SandboxRuntime):
         self._ensure_cgroups(sandbox_id, record)
 
     def _ensure_cgroups(self, sandbox_id: str, meta: dict[str, Any]) -> None:
-        groups = self._cgroups
-        if groups.version == 0:
-            return
-        name = self._cgroup_name(sandbox_id)
         memory_bytes = meta.get("memory_bytes")
-        cpus = meta.get("cpus")
-        try:
-            pids_dir = os.path.join(groups.pids, name)  # type: ignore[arg-type]
-            os.makedirs(pids_dir, exist_ok=True)
-            _write(os.path.join(pids_dir, "pids.max"), str(PIDS_MAX))
-            if memory_bytes and groups.memory:
-                memory_dir = os.path.join(groups.memory, name)
-                os.makedirs(memory_dir, exist_ok=True)
-                if groups.version == 1:
-                    _set_v1_memory(memory_dir, int(memory_bytes))
-                else:
-                    _write(os.path.join(memory_dir, "memory.max"), str(int(memory_bytes)))
-                    if os.path.exists(os.path.join(memory_dir, "memory.swap.max")):
-                        _write(os.path.join(memory_dir, "memory.swap.max"), "0")
-            if cpus and groups.cpu:
-                cpu_dir = os.path.join(groups.cpu, name)
-                os.makedirs(cpu_dir, exist_ok=True)
-                quota = max(1000, int(float(cpus) * CPU_PERIOD_US))
-                if groups.version == 1:
-                    _write(os.path.join(cpu_dir, "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-                    _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
-                else:
-                    _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
-        except OSError as exc:
-            raise SandboxRuntimeError(
-                f"could not set the sandbox's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
-            ) from None
+        cgroups.limit_sandbox(
+            self._cgroups,
+            self._cgroup_name(sandbox_id),
+            memory_bytes=int(memory_bytes) if memory_bytes else None,
+            cpus=meta.get("cpus"),
+            pids_max=PIDS_MAX,
+        )
 
     def exists(self, sandbox_id: str) -> bool:
         directory = self._dir(sandbox_id)
@@ -513,11 +328,8 @@ class LocalRuntime(SandboxRuntime):
 
     def stop(self, sandbox_id: str) -> None:
         directory = self._dir(sandbox_id)
-        groups = self._cgroups
-        if groups.version:
-            dirs = groups.controller_dirs(self._cgroup_name(sandbox_id))
-            for cgroup_dir in dirs:
-                _kill_cgroup_tree(cgroup_dir, groups.version, remove=True)
+        if self._cgroups.version:
+            cgroups.remove_sandbox(self._cgroups, self._cgroup_name(sandbox_id))
         self._kill_recorded(directory / "meta" / "procs")
 
     def destroy(self, sandbox_id: str) -> None:
@@ -654,55 +466,32 @@ class LocalRuntime(SandboxRuntime):
 
     def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> _Execution:
         groups = self._cgroups
-        memory_bytes = meta.get("memory_bytes")
-        cpus = meta.get("cpus")
-        rlimits: list[tuple[int, tuple[int, int]]] = []
+        memory_bytes = int(meta["memory_bytes"]) if meta.get("memory_bytes") else None
         if groups.version == 0:
+            rlimits = [(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))]
             if memory_bytes:
-                rlimits.append((resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes))))
-            rlimits.append((resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX)))
+                rlimits.insert(0, (resource.RLIMIT_AS, (memory_bytes, memory_bytes)))
             return _Execution(rlimits=tuple(rlimits))
-        name = self._cgroup_name(sandbox_id)
-        sandbox_pids = os.path.join(groups.pids, name)  # type: ignore[arg-type]
-        leaf = os.path.join(sandbox_pids, f"x{os.getpid()}_{next(self._exec_counter)}")
-        memory_dir = os.path.join(groups.memory, name) if memory_bytes and groups.memory else None
-        cpu_dir = os.path.join(groups.cpu, name) if cpus and groups.cpu else None
-        if memory_bytes and not groups.memory:
-            rlimits.append((resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes))))
         try:
-            os.mkdir(leaf)
-            if (memory_dir and not os.path.isdir(memory_dir)) or (cpu_dir and not os.path.isdir(cpu_dir)):
-                raise FileNotFoundError
+            cgroup = cgroups.command_cgroup(
+                groups,
+                self._cgroup_name(sandbox_id),
+                f"x{os.getpid()}_{next(self._exec_counter)}",
+                memory_bytes=memory_bytes,
+                cpus=meta.get("cpus"),
+                pids_max=PIDS_MAX,
+            )
         except FileNotFoundError:
-            # First execution after stop() (which removes the cgroups) or after a host reboot.
-            self._ensure_cgroups(sandbox_id, meta)
-            try:
-                os.mkdir(leaf)
-            except FileExistsError:
-                pass
-            except FileNotFoundError:
-                raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
-            except OSError as exc:
-                raise SandboxRuntimeError(
-                    f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
-                ) from None
-        except OSError as exc:
-            raise SandboxRuntimeError(
-                f"could not set the command's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
-            ) from None
-        procs = [os.path.join(leaf, "cgroup.procs")]
-        if groups.version == 1:
-            procs += [os.path.join(d, "cgroup.procs") for d in (memory_dir, cpu_dir) if d]
-        oom_file = None
-        if memory_dir:
-            oom_file = os.path.join(memory_dir, "memory.oom_control" if groups.version == 1 else "memory.events")
+            raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
+        # Without a memory controller, memory is bounded per process instead.
+        no_memory_cgroup = memory_bytes and not groups.memory
         return _Execution(
-            procs_files=tuple(procs),
-            leaf=leaf,
-            rlimits=tuple(rlimits),
-            oom_file=oom_file,
-            oom_kills=_oom_kills(oom_file),
-            memory_bytes=int(memory_bytes) if memory_bytes else None,
+            procs_files=cgroup.procs_files,
+            leaf=cgroup.leaf,
+            rlimits=((resource.RLIMIT_AS, (memory_bytes, memory_bytes)),) if no_memory_cgroup else (),
+            oom_file=cgroup.oom_file,
+            oom_kills=cgroups.oom_kills(cgroup.oom_file),
+            memory_bytes=memory_bytes,
         )
 
     def _collect(  # noqa: C901 split with the runtime module
@@ -730,7 +519,7 @@ class LocalRuntime(SandboxRuntime):
                 except (ProcessLookupError, PermissionError):
                     pass
             if execution.leaf:
-                _kill_cgroup_tree(execution.leaf, self._cgroups.version)
+                cgroups.kill_tree(execution.leaf, self._cgroups.version)
 
         selector = selectors.DefaultSelector()
         try:
@@ -789,7 +578,7 @@ class LocalRuntime(SandboxRuntime):
 
         stdout = buffers["stdout"].decode("utf-8", "replace")
         stderr = buffers["stderr"].decode("utf-8", "replace")
-        if execution.oom_file and _oom_kills(execution.oom_file) > execution.oom_kills:
+        if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
             # Otherwise the user only sees an unexplained exit status 137.
             stderr += f"\n[stowage] the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed\n"
         if timed_out:
@@ -808,15 +597,8 @@ class LocalRuntime(SandboxRuntime):
         )
 
     def _finish_execution(self, execution: _Execution) -> None:
-        if execution.leaf is None:
-            return
-        try:
-            os.rmdir(execution.leaf)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            # With a PID namespace nothing outlives the command; without one, background jobs may.
-            _kill_cgroup_tree(execution.leaf, self._cgroups.version, remove=True)
+        if execution.leaf is not None:
+            cgroups.remove_command_cgroup(execution.leaf, self._cgroups.version)
 
     # Without cgroups, stop() finds running commands through these records (pid + start time,
     # so a recycled pid is never killed).
@@ -1020,22 +802,6 @@ def _without(options: list[str], optional: tuple[str, ...]) -> list[str]:
         result.append(options[index])
         index += 1
     return result
-
-
-def _set_v1_memory(directory: str, limit: int) -> None:
-    limit_file = os.path.join(directory, "memory.limit_in_bytes")
-    memsw_file = os.path.join(directory, "memory.memsw.limit_in_bytes")
-    has_memsw = os.path.exists(memsw_file)
-    # The kernel keeps memsw >= limit: when growing, memsw must move first; when shrinking
-    # (or from "unlimited") that first write fails and memsw follows the limit instead.
-    if has_memsw:
-        try:
-            _write(memsw_file, str(limit))
-        except OSError:
-            pass
-    _write(limit_file, str(limit))
-    if has_memsw:
-        _write(memsw_file, str(limit))
 
 
 def _check_env(env: object) -> None:

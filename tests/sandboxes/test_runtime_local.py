@@ -26,7 +26,7 @@ from sandboxes.runtime import (
     NotAFile,
     SandboxGone,
     SandboxRuntimeError,
-    local,
+    cgroups,
     paths,
 )
 from sandboxes.runtime.local import PIDS_MAX
@@ -771,7 +771,7 @@ def test_errors_carry_code_and_message() -> None:
 
 def test_without_cgroups_rlimits_and_process_groups_are_used(tmp_path: Path) -> None:
     runtime = LocalRuntime(tmp_path / "root")
-    runtime._cgroups = local._Cgroups(version=0)  # as on a host without writable cgroups
+    runtime._cgroups = cgroups.Cgroups(version=0)  # as on a host without writable cgroups
     runtime.create("nocg", env={}, memory_bytes=256 << 20, cpus=None)
     try:
         hog = runtime.execute("nocg", ["python3", "-c", "b = b'x' * (2 << 30); print(len(b))"], timeout_s=30)
