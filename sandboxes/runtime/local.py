@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import cgroups, paths
+from . import bwrap, cgroups, paths
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -59,14 +59,8 @@ from .base import (
 
 logger = logging.getLogger(__name__)
 
-BWRAP_MISSING_MESSAGE = (
-    "bubblewrap (bwrap) is not installed; install the 'bubblewrap' package "
-    "or set STOWAGE_ALLOW_UNISOLATED=1 to run sandboxes without isolation"
-)
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIDS_MAX = 512
 TIMEOUT_EXIT_CODE = 124
-TMP_SIZE_BYTES = 1 << 30
 CHUNK_BYTES = 64 * 1024
 
 _SANDBOX_ID = re.compile(r"[a-z0-9_]{1,64}")
@@ -76,23 +70,6 @@ _META_FILE = "sandbox.json"
 # holding them (possible without a PID namespace) keep them open that long, and are then killed.
 _EXIT_GRACE_S = 0.5
 _POLL_S = 0.25
-
-# Only what common programs need: each bind costs time on every execution, and /etc/ssl as a
-# whole would expose /etc/ssl/private (the sandbox runs as uid 0 of the host, without caps).
-_ETC_FILES = (
-    "alternatives",  # Debian's /usr/bin/awk, editor, java... are links through here
-    "ld.so.cache",
-    "ssl/certs",
-    "ssl/openssl.cnf",
-    "passwd",
-    "group",
-    "nsswitch.conf",
-    "hosts",
-    "localtime",
-)
-_MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-# Options an older bubblewrap may not know; dropped if the probe run rejects them.
-_OPTIONAL_OPTIONS = (("--disable-userns",), ("--unshare-user",), ("--size", str(TMP_SIZE_BYTES)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,11 +158,10 @@ class LocalRuntime(SandboxRuntime):
         self.output_limit_bytes = output_limit_bytes
         self.max_file_bytes = max_file_bytes
         self.network = network
-        candidate = bwrap_path or shutil.which("bwrap") or "/usr/bin/bwrap"
-        self.bwrap_path: str | None = candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+        self.bwrap_path = bwrap.find(bwrap_path)
         # A missing bwrap without the opt-in stays "isolated": create() refuses instead of downgrading.
         self.isolated = self.bwrap_path is not None or not allow_unisolated
-        self._bwrap_options = self._base_options()
+        self._bwrap_options = bwrap.base_options(network=network)
         self._bwrap_checked = False
         self._check_lock = threading.Lock()
         self._cgroups = cgroups.detect()
@@ -193,49 +169,18 @@ class LocalRuntime(SandboxRuntime):
         self._exec_counter = itertools.count()
         self._pdeathsig = None if self.isolated else _pdeathsig_function()
 
-    # -- setup -----------------------------------------------------------------------------
-
-    def _base_options(self) -> list[str]:
-        options = ["--unshare-all", "--unshare-user", "--disable-userns"]
-        if self.network:
-            options.append("--share-net")
-        options += ["--die-with-parent", "--new-session", "--clearenv"]
-        options += ["--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", WORKSPACE, "--setenv", "LANG", "C.UTF-8"]
-        options += ["--ro-bind", "/usr", "/usr"]
-        for name in _MERGED_USR:
-            host = f"/{name}"
-            if os.path.islink(host):
-                options += ["--symlink", os.readlink(host), host]
-            elif os.path.isdir(host):
-                options += ["--ro-bind", host, host]
-        etc = list(_ETC_FILES) + (["resolv.conf"] if self.network else [])
-        for name in etc:
-            host = f"/etc/{name}"
-            if os.path.exists(host):
-                options += ["--ro-bind", host, host]
-        options += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_SIZE_BYTES), "--tmpfs", "/tmp"]  # noqa: S108 the sandbox's own private /tmp
-        options += ["--hostname", "sandbox", "--cap-drop", "ALL"]
-        return options
-
     def _check_isolation(self) -> None:
         """Fail with IsolationUnavailable unless commands can run (confined, or by opt-in not)."""
         if not self.isolated:
             return
         if self.bwrap_path is None:
-            raise IsolationUnavailable(BWRAP_MISSING_MESSAGE)
+            raise IsolationUnavailable(bwrap.BWRAP_MISSING_MESSAGE)
         if self._bwrap_checked:
             return
         with self._check_lock:
             if self._bwrap_checked:
                 return
-            # One real run tells whether namespaces work here and which options this bwrap knows.
-            options = list(self._bwrap_options)
-            error = self._probe(options)
-            for optional in _OPTIONAL_OPTIONS:
-                if error is None:
-                    break
-                options = _without(options, optional)
-                error = self._probe(options)
+            options, error = bwrap.usable_options(self.bwrap_path, list(self._bwrap_options))
             if error is not None:
                 if self.allow_unisolated:
                     logger.warning("bubblewrap cannot create sandboxes here (%s); running unisolated as allowed", error)
@@ -246,22 +191,6 @@ class LocalRuntime(SandboxRuntime):
                 raise IsolationUnavailable(f"bubblewrap is installed but cannot create a sandbox on this host: {error}")
             self._bwrap_options = options
             self._bwrap_checked = True
-
-    def _probe(self, options: list[str]) -> str | None:
-        assert self.bwrap_path is not None
-        try:
-            done = subprocess.run(
-                [self.bwrap_path, *options, "--", "/bin/sh", "-c", "exit 0"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                env={},
-                timeout=20,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            return str(exc)
-        if done.returncode == 0:
-            return None
-        return done.stderr.decode("utf-8", "replace").strip()[:500] or f"exit status {done.returncode}"
 
     # -- identities and metadata -----------------------------------------------------------
 
@@ -371,16 +300,13 @@ class LocalRuntime(SandboxRuntime):
             finally:
                 os.close(ws_fd)
             workdir = paths.sandbox_path(parts)
-        full_env = {"PATH": DEFAULT_PATH, "HOME": WORKSPACE, "LANG": "C.UTF-8"}
+        full_env = {"PATH": bwrap.DEFAULT_PATH, "HOME": WORKSPACE, "LANG": "C.UTF-8"}
         full_env.update(meta.get("env") or {})
         full_env.update(env or {})
         workspace = str(directory / "workspace")
 
         if self.isolated:
-            # --remount-ro / last: bwrap's root is a writable tmpfs (/etc, /) otherwise.
-            options = [*self._bwrap_options, "--bind", workspace, WORKSPACE, "--remount-ro", "/", "--chdir", workdir]
-            for name, value in full_env.items():
-                options += ["--setenv", name, value]
+            options = bwrap.command_options(self._bwrap_options, workspace=workspace, workdir=workdir, env=full_env)
             # bwrap itself runs on the host: it must not see user env such as LD_PRELOAD.
             popen_env: dict[str, str] = {}
             cwd = "/"
@@ -425,44 +351,46 @@ class LocalRuntime(SandboxRuntime):
         execution: _Execution,
     ) -> subprocess.Popen[bytes] | None:
         """Start the command (under bwrap when ``options``); None when, unisolated, the program does not exist."""
-        args_fd = -1
         try:
-            if options:
-                # Options go through a memfd, so env values (secrets) and host paths are not on
-                # bwrap's command line, which every host user and the sandbox's pid 1 could read.
-                args_fd = os.memfd_create("bwrap-args", 0)
-                _write_all(args_fd, b"".join(os.fsencode(option) + b"\0" for option in options))
-                os.lseek(args_fd, 0, os.SEEK_SET)
-                argv = [self.bwrap_path or "bwrap", "--args", str(args_fd), "--", *argv]
-            preexec: Callable[[], None] | None = None
-            if execution.rlimits or self._pdeathsig is not None or not execution.procs_files:
-                preexec = _preexec(execution.procs_files, execution.rlimits, self._pdeathsig)
-            else:
-                # Same as the preexec_fn, but lets subprocess use vfork: a fork of a big worker
-                # costs milliseconds per execution.
-                argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "stowage-join", *execution.procs_files, "--", *argv]
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                pass_fds=(args_fd,) if args_fd >= 0 else (),
-                preexec_fn=preexec,
-            )
+            if not options:
+                return self._start(argv, env, cwd, execution)
+            with bwrap.options_file(options) as options_fd:
+                return self._start(bwrap.wrap(self.bwrap_path, options_fd, argv), env, cwd, execution, (options_fd,))
         except FileNotFoundError:
             if self.isolated:
-                raise IsolationUnavailable(BWRAP_MISSING_MESSAGE) from None
+                raise IsolationUnavailable(bwrap.BWRAP_MISSING_MESSAGE) from None
             return None
         except (OSError, subprocess.SubprocessError) as exc:
             if not self.exists(sandbox_id) or (execution.leaf and not os.path.isdir(execution.leaf)):
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             raise SandboxRuntimeError(f"could not start the command: {exc}", code="EXEC_FAILED") from None
-        finally:
-            if args_fd >= 0:
-                os.close(args_fd)
+
+    def _start(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        execution: _Execution,
+        pass_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
+        preexec: Callable[[], None] | None = None
+        if execution.rlimits or self._pdeathsig is not None or not execution.procs_files:
+            preexec = _preexec(execution.procs_files, execution.rlimits, self._pdeathsig)
+        else:
+            # Same as the preexec_fn, but lets subprocess use vfork: a fork of a big worker
+            # costs milliseconds per execution.
+            argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "stowage-join", *execution.procs_files, "--", *argv]
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            pass_fds=pass_fds,
+            preexec_fn=preexec,
+        )
 
     def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> _Execution:
         groups = self._cgroups
@@ -792,18 +720,6 @@ class LocalRuntime(SandboxRuntime):
 # helpers
 
 
-def _without(options: list[str], optional: tuple[str, ...]) -> list[str]:
-    result: list[str] = []
-    index = 0
-    while index < len(options):
-        if tuple(options[index : index + len(optional)]) == optional:
-            index += len(optional)
-            continue
-        result.append(options[index])
-        index += 1
-    return result
-
-
 def _check_env(env: object) -> None:
     if not isinstance(env, dict):
         raise CommandInvalid("env must be a mapping of names to strings")
@@ -832,12 +748,6 @@ def _command_argv(command: str | Sequence[str]) -> list[str]:
     if not argv[0]:
         raise CommandInvalid("the program name must not be empty")
     return argv
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _ms_since(started: float) -> int:
