@@ -5,44 +5,32 @@ Layout under ``root``::
     root/<sandbox_id>/workspace/   the user's files; /workspace inside the sandbox
     root/<sandbox_id>/meta/        runtime-private (env given at create, limits); never mounted
 
-Resource limits come from cgroups (cgroups.py) where this host lets us write them; otherwise
-from rlimits in the child. ``RLIMIT_AS`` bounds memory per process (not per sandbox);
-``RLIMIT_NPROC`` bounds processes but the kernel ignores it for uid 0, so a worker running
-as root has no fork-bomb protection in this mode. Processes are then found for
-``stop()`` through their process group, recorded under ``meta/procs/``; a process that
-calls setsid() escapes that (it still dies with the sandbox's PID namespace when isolated).
-
-The child joins its cgroups before bwrap starts, so nothing it starts can run outside them: a
-tiny ``/bin/sh`` prologue writes its own pid to ``cgroup.procs`` and then execs bwrap (this
-lets subprocess use vfork; a fork of a large worker costs milliseconds), or a ``preexec_fn``
-does it when rlimits or a parent-death signal must be set in the child anyway. Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with
-different roots (e.g. parallel test runs) never kill each other's processes.
+Resource limits come from cgroups (cgroups.py) where this host lets us write them, otherwise
+from rlimits in the child (spawn.py). Each sandbox's cgroup name carries a hash of ``root``, so
+two runtimes with different roots (e.g. parallel test runs) never kill each other's processes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import itertools
 import json
 import logging
 import os
 import re
-import resource
 import selectors
 import shutil
-import signal
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, paths
+from . import bwrap, cgroups, paths, spawn
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -64,80 +52,11 @@ TIMEOUT_EXIT_CODE = 124
 CHUNK_BYTES = 64 * 1024
 
 _SANDBOX_ID = re.compile(r"[a-z0-9_]{1,64}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _META_FILE = "sandbox.json"
 # Seconds to wait for the pipes to close after the command exited: only background processes
 # holding them (possible without a PID namespace) keep them open that long, and are then killed.
 _EXIT_GRACE_S = 0.5
 _POLL_S = 0.25
-
-
-# ---------------------------------------------------------------------------------------------
-# the child side of an execution
-
-
-JOIN_FAILED = "[stowage] could not place the command in its cgroup"
-# Joins the cgroups given as arguments up to "--", then execs the rest; never runs it otherwise.
-_JOIN_CGROUPS = (
-    f'p=$$; while [ "$1" != -- ]; do echo $p > "$1" || {{ echo "{JOIN_FAILED}" >&2; exit 125; }}; shift; done; '
-    'shift; ulimit -c 0; exec "$@"'
-)
-
-
-def _preexec(
-    procs_files: tuple[str, ...], rlimits: tuple[tuple[int, tuple[int, int]], ...], pdeathsig: Callable[[], Any] | None
-) -> Callable[[], None]:
-    pid_files = tuple(os.fsencode(path) for path in procs_files)
-
-    # Runs in the forked child before exec: only plain syscalls, nothing that takes locks.
-    def run() -> None:
-        pid = str(os.getpid()).encode()
-        for path in pid_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        for limit, value in rlimits:
-            resource.setrlimit(limit, value)
-        if pdeathsig is not None:
-            pdeathsig()
-
-    return run
-
-
-def _pdeathsig_function() -> Callable[[], Any] | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-    return lambda: prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-
-
-def _process_start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
-    return data[data.rindex(b")") + 2 :].split()[19].decode()
-
-
-@dataclass
-class _Execution:
-    procs_files: tuple[str, ...] = ()
-    leaf: str | None = None  # this execution's own pids cgroup
-    rlimits: tuple[tuple[int, tuple[int, int]], ...] = ()
-    oom_file: str | None = None  # counts OOM kills of the sandbox's memory cgroup
-    oom_kills: int = 0
-    memory_bytes: int | None = None
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 class LocalRuntime(SandboxRuntime):
@@ -167,7 +86,7 @@ class LocalRuntime(SandboxRuntime):
         self._cgroups = cgroups.detect()
         self._root_tag = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:10]
         self._exec_counter = itertools.count()
-        self._pdeathsig = None if self.isolated else _pdeathsig_function()
+        self._pdeathsig = None if self.isolated else spawn.pdeathsig_function()
 
     def _check_isolation(self) -> None:
         """Fail with IsolationUnavailable unless commands can run (confined, or by opt-in not)."""
@@ -185,7 +104,7 @@ class LocalRuntime(SandboxRuntime):
                 if self.allow_unisolated:
                     logger.warning("bubblewrap cannot create sandboxes here (%s); running unisolated as allowed", error)
                     self.isolated = False
-                    self._pdeathsig = _pdeathsig_function()
+                    self._pdeathsig = spawn.pdeathsig_function()
                     self._bwrap_checked = True
                     return
                 raise IsolationUnavailable(f"bubblewrap is installed but cannot create a sandbox on this host: {error}")
@@ -219,7 +138,7 @@ class LocalRuntime(SandboxRuntime):
 
     def create(self, sandbox_id: str, *, env: dict[str, str], memory_bytes: int | None, cpus: float | None) -> None:
         directory = self._dir(sandbox_id)
-        _check_env(env)
+        spawn.check_env(env)
         if memory_bytes is not None and (not isinstance(memory_bytes, int) or memory_bytes <= 0):
             raise ValueError(f"memory_bytes must be a positive integer or None, not {memory_bytes!r}")
         if cpus is not None and not cpus > 0:
@@ -259,7 +178,7 @@ class LocalRuntime(SandboxRuntime):
         directory = self._dir(sandbox_id)
         if self._cgroups.version:
             cgroups.remove_sandbox(self._cgroups, self._cgroup_name(sandbox_id))
-        self._kill_recorded(directory / "meta" / "procs")
+        spawn.kill_recorded(directory / "meta" / "procs")
 
     def destroy(self, sandbox_id: str) -> None:
         directory = self._dir(sandbox_id)
@@ -284,9 +203,9 @@ class LocalRuntime(SandboxRuntime):
     ) -> ExecResult:
         started = time.monotonic()
         directory = self._dir(sandbox_id)
-        argv = _command_argv(command)
+        argv = spawn.command_argv(command)
         if env:
-            _check_env(env)
+            spawn.check_env(env)
         if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
             raise CommandInvalid(f"timeout must be a positive number of seconds, not {timeout_s!r}")
         self._check_isolation()
@@ -326,20 +245,17 @@ class LocalRuntime(SandboxRuntime):
         if proc is None:
             self._finish_execution(execution)
             return ExecResult(127, "", f"{argv[0]}: command not found\n", False, False, _ms_since(started))
-        record = None if execution.leaf else self._record_process(directory, proc.pid)
+        # Without a cgroup of its own, stop() finds the command through a record of it.
+        recorded = spawn.recorded(directory / "meta" / "procs", proc.pid) if execution.leaf is None else nullcontext()
         try:
-            result = self._collect(proc, execution, started, timeout_s, on_output)
-            if result.exit_code == 125 and not result.stdout and result.stderr.endswith(JOIN_FAILED + "\n"):
+            with recorded:
+                result = self._collect(proc, execution, started, timeout_s, on_output)
+            if result.exit_code == 125 and not result.stdout and result.stderr.endswith(spawn.JOIN_FAILED + "\n"):
                 # Only stop() removes a sandbox's cgroups while a command is starting.
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting")
             return result
         finally:
             self._finish_execution(execution)
-            if record is not None:
-                try:
-                    record.unlink()
-                except OSError:
-                    pass
 
     def _spawn(
         self,
@@ -348,14 +264,21 @@ class LocalRuntime(SandboxRuntime):
         options: list[str],
         env: dict[str, str],
         cwd: str,
-        execution: _Execution,
+        execution: spawn.Execution,
     ) -> subprocess.Popen[bytes] | None:
         """Start the command (under bwrap when ``options``); None when, unisolated, the program does not exist."""
         try:
             if not options:
-                return self._start(argv, env, cwd, execution)
+                return spawn.start(argv, env=env, cwd=cwd, execution=execution, pdeathsig=self._pdeathsig)
             with bwrap.options_file(options) as options_fd:
-                return self._start(bwrap.wrap(self.bwrap_path, options_fd, argv), env, cwd, execution, (options_fd,))
+                return spawn.start(
+                    bwrap.wrap(self.bwrap_path, options_fd, argv),
+                    env=env,
+                    cwd=cwd,
+                    execution=execution,
+                    pdeathsig=self._pdeathsig,
+                    pass_fds=(options_fd,),
+                )
         except FileNotFoundError:
             if self.isolated:
                 raise IsolationUnavailable(bwrap.BWRAP_MISSING_MESSAGE) from None
@@ -365,41 +288,11 @@ class LocalRuntime(SandboxRuntime):
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             raise SandboxRuntimeError(f"could not start the command: {exc}", code="EXEC_FAILED") from None
 
-    def _start(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: str,
-        execution: _Execution,
-        pass_fds: tuple[int, ...] = (),
-    ) -> subprocess.Popen[bytes]:
-        preexec: Callable[[], None] | None = None
-        if execution.rlimits or self._pdeathsig is not None or not execution.procs_files:
-            preexec = _preexec(execution.procs_files, execution.rlimits, self._pdeathsig)
-        else:
-            # Same as the preexec_fn, but lets subprocess use vfork: a fork of a big worker
-            # costs milliseconds per execution.
-            argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "stowage-join", *execution.procs_files, "--", *argv]
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            pass_fds=pass_fds,
-            preexec_fn=preexec,
-        )
-
-    def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> _Execution:
+    def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> spawn.Execution:
         groups = self._cgroups
         memory_bytes = int(meta["memory_bytes"]) if meta.get("memory_bytes") else None
         if groups.version == 0:
-            rlimits = [(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))]
-            if memory_bytes:
-                rlimits.insert(0, (resource.RLIMIT_AS, (memory_bytes, memory_bytes)))
-            return _Execution(rlimits=tuple(rlimits))
+            return spawn.Execution(rlimits=spawn.rlimits(memory_bytes=memory_bytes, processes=PIDS_MAX))
         try:
             cgroup = cgroups.command_cgroup(
                 groups,
@@ -411,12 +304,11 @@ class LocalRuntime(SandboxRuntime):
             )
         except FileNotFoundError:
             raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
-        # Without a memory controller, memory is bounded per process instead.
-        no_memory_cgroup = memory_bytes and not groups.memory
-        return _Execution(
+        return spawn.Execution(
             procs_files=cgroup.procs_files,
             leaf=cgroup.leaf,
-            rlimits=((resource.RLIMIT_AS, (memory_bytes, memory_bytes)),) if no_memory_cgroup else (),
+            # Without a memory controller, memory is bounded per process instead.
+            rlimits=spawn.rlimits(memory_bytes=None if groups.memory else memory_bytes),
             oom_file=cgroup.oom_file,
             oom_kills=cgroups.oom_kills(cgroup.oom_file),
             memory_bytes=memory_bytes,
@@ -425,7 +317,7 @@ class LocalRuntime(SandboxRuntime):
     def _collect(  # noqa: C901 split with the runtime module
         self,
         proc: subprocess.Popen[bytes],
-        execution: _Execution,
+        execution: spawn.Execution,
         started: float,
         timeout_s: float,
         on_output: OutputCallback | None,
@@ -442,10 +334,7 @@ class LocalRuntime(SandboxRuntime):
         def kill() -> None:
             # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
             if proc.returncode is None or execution.leaf is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                spawn.kill_group(proc.pid)
             if execution.leaf:
                 cgroups.kill_tree(execution.leaf, self._cgroups.version)
 
@@ -524,45 +413,9 @@ class LocalRuntime(SandboxRuntime):
             duration_ms=_ms_since(started),
         )
 
-    def _finish_execution(self, execution: _Execution) -> None:
+    def _finish_execution(self, execution: spawn.Execution) -> None:
         if execution.leaf is not None:
             cgroups.remove_command_cgroup(execution.leaf, self._cgroups.version)
-
-    # Without cgroups, stop() finds running commands through these records (pid + start time,
-    # so a recycled pid is never killed).
-    def _record_process(self, directory: Path, pid: int) -> Path | None:
-        start = _process_start_time(pid)
-        if start is None:
-            return None
-        procs = directory / "meta" / "procs"
-        try:
-            procs.mkdir(exist_ok=True, mode=0o700)
-            record = procs / str(pid)
-            record.write_text(start)
-        except OSError:
-            return None
-        return record
-
-    def _kill_recorded(self, procs: Path) -> None:
-        try:
-            records = list(procs.iterdir())
-        except OSError:
-            return
-        for record in records:
-            try:
-                pid = int(record.name)
-                expected = record.read_text()
-            except (ValueError, OSError):
-                continue
-            if _process_start_time(pid) == expected:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            try:
-                record.unlink()
-            except OSError:
-                pass
 
     # -- files -----------------------------------------------------------------------------
 
@@ -718,36 +571,6 @@ class LocalRuntime(SandboxRuntime):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _check_env(env: object) -> None:
-    if not isinstance(env, dict):
-        raise CommandInvalid("env must be a mapping of names to strings")
-    for name, value in env.items():
-        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            raise CommandInvalid(f"invalid environment variable name {str(name)[:64]!r}")
-        if not isinstance(value, str) or "\x00" in value:
-            raise CommandInvalid(f"environment variable {name} must be a string without NUL bytes")
-
-
-def _command_argv(command: str | Sequence[str]) -> list[str]:
-    if isinstance(command, str):
-        if not command.strip():
-            raise CommandInvalid("command must not be empty")
-        if "\x00" in command:
-            raise CommandInvalid("command must not contain NUL bytes")
-        return ["/bin/sh", "-c", command]
-    if not isinstance(command, (list, tuple)) or not command:
-        raise CommandInvalid("command must be a non-empty string or list of strings")
-    argv = list(command)
-    for arg in argv:
-        if not isinstance(arg, str):
-            raise CommandInvalid("every argument of the command must be a string")
-        if "\x00" in arg:
-            raise CommandInvalid("command must not contain NUL bytes")
-    if not argv[0]:
-        raise CommandInvalid("the program name must not be empty")
-    return argv
 
 
 def _ms_since(started: float) -> int:
