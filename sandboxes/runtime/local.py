@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import selectors
 import shutil
 import stat
 import subprocess
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, paths, spawn
+from . import bwrap, cgroups, output, paths, spawn
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -48,15 +47,9 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 PIDS_MAX = 512
-TIMEOUT_EXIT_CODE = 124
-CHUNK_BYTES = 64 * 1024
 
 _SANDBOX_ID = re.compile(r"[a-z0-9_]{1,64}")
 _META_FILE = "sandbox.json"
-# Seconds to wait for the pipes to close after the command exited: only background processes
-# holding them (possible without a PID namespace) keep them open that long, and are then killed.
-_EXIT_GRACE_S = 0.5
-_POLL_S = 0.25
 
 
 class LocalRuntime(SandboxRuntime):
@@ -244,7 +237,7 @@ class LocalRuntime(SandboxRuntime):
             raise
         if proc is None:
             self._finish_execution(execution)
-            return ExecResult(127, "", f"{argv[0]}: command not found\n", False, False, _ms_since(started))
+            return ExecResult(127, "", f"{argv[0]}: command not found\n", False, False, output.ms_since(started))
         # Without a cgroup of its own, stop() finds the command through a record of it.
         recorded = spawn.recorded(directory / "meta" / "procs", proc.pid) if execution.leaf is None else nullcontext()
         try:
@@ -314,7 +307,7 @@ class LocalRuntime(SandboxRuntime):
             memory_bytes=memory_bytes,
         )
 
-    def _collect(  # noqa: C901 split with the runtime module
+    def _collect(
         self,
         proc: subprocess.Popen[bytes],
         execution: spawn.Execution,
@@ -322,15 +315,6 @@ class LocalRuntime(SandboxRuntime):
         timeout_s: float,
         on_output: OutputCallback | None,
     ) -> ExecResult:
-        deadline = started + timeout_s
-        limit = self.output_limit_bytes
-        buffers = {"stdout": bytearray(), "stderr": bytearray()}
-        truncated = False
-        timed_out = False
-        exited_at: float | None = None
-        give_up_at: float | None = None
-        assert proc.stdout is not None and proc.stderr is not None
-
         def kill() -> None:
             # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
             if proc.returncode is None or execution.leaf is None:
@@ -338,80 +322,16 @@ class LocalRuntime(SandboxRuntime):
             if execution.leaf:
                 cgroups.kill_tree(execution.leaf, self._cgroups.version)
 
-        selector = selectors.DefaultSelector()
-        try:
-            selector.register(proc.stdout.fileno(), selectors.EVENT_READ, "stdout")
-            selector.register(proc.stderr.fileno(), selectors.EVENT_READ, "stderr")
-            while selector.get_map():
-                now = time.monotonic()
-                if give_up_at is None:
-                    if now >= deadline:
-                        timed_out = True
-                        kill()
-                        give_up_at = now + 2.0
-                    else:
-                        if exited_at is None and proc.poll() is not None:
-                            exited_at = now
-                        if exited_at is not None and now - exited_at >= _EXIT_GRACE_S:
-                            kill()  # leftovers holding our pipes open
-                            give_up_at = now + 2.0
-                elif now >= give_up_at:
-                    break
-                wait = _POLL_S if give_up_at is None else max(0.0, give_up_at - now)
-                if give_up_at is None:
-                    wait = min(wait, max(0.0, deadline - now))
-                for key, _events in selector.select(wait):
-                    chunk = os.read(key.fd, CHUNK_BYTES)
-                    if not chunk:
-                        selector.unregister(key.fd)
-                        continue
-                    buffer = buffers[key.data]
-                    room = limit - len(buffer)
-                    if room <= 0:
-                        truncated = True  # keep draining so the command never blocks on a full pipe
-                        continue
-                    if len(chunk) > room:
-                        chunk = chunk[:room]
-                        truncated = True
-                    buffer += chunk
-                    if on_output is not None:
-                        on_output(key.data, chunk)
-            if not timed_out:
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    timed_out = True  # it closed its output but kept running
-                    kill()
-            if proc.returncode is None:
-                proc.wait()
-        except BaseException:
-            kill()
-            proc.wait()
-            raise
-        finally:
-            selector.close()
-            proc.stdout.close()
-            proc.stderr.close()
-
-        stdout = buffers["stdout"].decode("utf-8", "replace")
-        stderr = buffers["stderr"].decode("utf-8", "replace")
+        collected = output.collect(
+            proc, deadline=started + timeout_s, limit=self.output_limit_bytes, on_output=on_output, kill=kill
+        )
+        notes = []
         if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
             # Otherwise the user only sees an unexplained exit status 137.
-            stderr += f"\n[stowage] the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed\n"
-        if timed_out:
-            exit_code = TIMEOUT_EXIT_CODE
-            stderr += f"\n[stowage] command timed out after {timeout_s:g}s and was killed\n"
-        else:
-            code = proc.returncode
-            exit_code = 128 - code if code < 0 else code
-        return ExecResult(
-            exit_code=exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            output_truncated=truncated,
-            timed_out=timed_out,
-            duration_ms=_ms_since(started),
-        )
+            notes.append(
+                f"the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed"
+            )
+        return output.exec_result(proc, collected, started=started, timeout_s=timeout_s, notes=notes)
 
     def _finish_execution(self, execution: spawn.Execution) -> None:
         if execution.leaf is not None:
@@ -571,10 +491,6 @@ class LocalRuntime(SandboxRuntime):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _ms_since(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
 
 
 def _entry_type(mode: int) -> str:
