@@ -5,9 +5,11 @@ Layout under ``root``::
     root/<sandbox_id>/workspace/   the user's files; /workspace inside the sandbox
     root/<sandbox_id>/meta/        runtime-private (env given at create, limits); never mounted
 
-Resource limits come from cgroups (cgroups.py) where this host lets us write them, otherwise
-from rlimits in the child (spawn.py). Each sandbox's cgroup name carries a hash of ``root``, so
-two runtimes with different roots (e.g. parallel test runs) never kill each other's processes.
+The parts: ``bwrap`` builds the bubblewrap command line, ``cgroups`` holds each sandbox's
+limits and finds its processes, ``spawn`` starts a command inside them (or, without cgroups,
+under rlimits), ``output`` reads what it prints; ``paths`` and ``streams`` touch the workspace.
+Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with different roots
+(e.g. parallel test runs) never kill each other's processes.
 """
 
 from __future__ import annotations
@@ -19,17 +21,15 @@ import logging
 import os
 import re
 import shutil
-import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, output, paths, spawn
+from . import bwrap, cgroups, output, paths, spawn, streams
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -121,11 +121,17 @@ class LocalRuntime(SandboxRuntime):
         except FileNotFoundError:
             raise SandboxGone(f"sandbox {sandbox_id} does not exist on this host") from None
 
-    def _open_workspace(self, sandbox_id: str) -> int:
+    @contextmanager
+    def _workspace(self, sandbox_id: str) -> Iterator[int]:
+        """An fd on the sandbox's workspace directory, closed on leaving."""
         try:
-            return paths.open_workspace(self._dir(sandbox_id) / "workspace")
+            ws_fd = paths.open_workspace(self._dir(sandbox_id) / "workspace")
         except (FileNotFoundError, NotADirectoryError):
             raise SandboxGone(f"sandbox {sandbox_id} does not exist on this host") from None
+        try:
+            yield ws_fd
+        finally:
+            os.close(ws_fd)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,16 +157,8 @@ class LocalRuntime(SandboxRuntime):
         finally:
             os.close(fd)
         os.replace(temp, meta / _META_FILE)
-        self._ensure_cgroups(sandbox_id, record)
-
-    def _ensure_cgroups(self, sandbox_id: str, meta: dict[str, Any]) -> None:
-        memory_bytes = meta.get("memory_bytes")
         cgroups.limit_sandbox(
-            self._cgroups,
-            self._cgroup_name(sandbox_id),
-            memory_bytes=int(memory_bytes) if memory_bytes else None,
-            cpus=meta.get("cpus"),
-            pids_max=PIDS_MAX,
+            self._cgroups, self._cgroup_name(sandbox_id), memory_bytes=memory_bytes, cpus=cpus, pids_max=PIDS_MAX
         )
 
     def exists(self, sandbox_id: str) -> bool:
@@ -206,11 +204,8 @@ class LocalRuntime(SandboxRuntime):
         workdir = WORKSPACE
         if working_dir is not None:
             parts = paths.parse_path(working_dir, allow_root=True)
-            ws_fd = self._open_workspace(sandbox_id)
-            try:
+            with self._workspace(sandbox_id) as ws_fd:
                 os.close(paths.open_dir(ws_fd, parts))
-            finally:
-                os.close(ws_fd)
             workdir = paths.sandbox_path(parts)
         full_env = {"PATH": bwrap.DEFAULT_PATH, "HOME": WORKSPACE, "LANG": "C.UTF-8"}
         full_env.update(meta.get("env") or {})
@@ -250,6 +245,32 @@ class LocalRuntime(SandboxRuntime):
         finally:
             self._finish_execution(execution)
 
+    def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> spawn.Execution:
+        groups = self._cgroups
+        memory_bytes = int(meta["memory_bytes"]) if meta.get("memory_bytes") else None
+        if groups.version == 0:
+            return spawn.Execution(rlimits=spawn.rlimits(memory_bytes=memory_bytes, processes=PIDS_MAX))
+        try:
+            cgroup = cgroups.command_cgroup(
+                groups,
+                self._cgroup_name(sandbox_id),
+                f"x{os.getpid()}_{next(self._exec_counter)}",
+                memory_bytes=memory_bytes,
+                cpus=meta.get("cpus"),
+                pids_max=PIDS_MAX,
+            )
+        except FileNotFoundError:
+            raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
+        return spawn.Execution(
+            procs_files=cgroup.procs_files,
+            leaf=cgroup.leaf,
+            # Without a memory controller, memory is bounded per process instead.
+            rlimits=spawn.rlimits(memory_bytes=None if groups.memory else memory_bytes),
+            oom_file=cgroup.oom_file,
+            oom_kills=cgroups.oom_kills(cgroup.oom_file),
+            memory_bytes=memory_bytes,
+        )
+
     def _spawn(
         self,
         sandbox_id: str,
@@ -280,32 +301,6 @@ class LocalRuntime(SandboxRuntime):
             if not self.exists(sandbox_id) or (execution.leaf and not os.path.isdir(execution.leaf)):
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             raise SandboxRuntimeError(f"could not start the command: {exc}", code="EXEC_FAILED") from None
-
-    def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> spawn.Execution:
-        groups = self._cgroups
-        memory_bytes = int(meta["memory_bytes"]) if meta.get("memory_bytes") else None
-        if groups.version == 0:
-            return spawn.Execution(rlimits=spawn.rlimits(memory_bytes=memory_bytes, processes=PIDS_MAX))
-        try:
-            cgroup = cgroups.command_cgroup(
-                groups,
-                self._cgroup_name(sandbox_id),
-                f"x{os.getpid()}_{next(self._exec_counter)}",
-                memory_bytes=memory_bytes,
-                cpus=meta.get("cpus"),
-                pids_max=PIDS_MAX,
-            )
-        except FileNotFoundError:
-            raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
-        return spawn.Execution(
-            procs_files=cgroup.procs_files,
-            leaf=cgroup.leaf,
-            # Without a memory controller, memory is bounded per process instead.
-            rlimits=spawn.rlimits(memory_bytes=None if groups.memory else memory_bytes),
-            oom_file=cgroup.oom_file,
-            oom_kills=cgroups.oom_kills(cgroup.oom_file),
-            memory_bytes=memory_bytes,
-        )
 
     def _collect(
         self,
@@ -347,23 +342,16 @@ class LocalRuntime(SandboxRuntime):
             raise FileTooLarge(
                 f"{paths.sandbox_path(parts)}: {len(data)} bytes is more than the {self.max_file_bytes} bytes allowed"
             )
-        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
-            raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        _check_mode(mode)
+        with self._workspace(sandbox_id) as ws_fd:
             return paths.write_file(ws_fd, parts, data, mode)
-        finally:
-            os.close(ws_fd)
 
     def read_file(self, sandbox_id: str, path: str, *, max_bytes: int) -> bytes:
         parts = paths.parse_path(path)
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             fd = paths.open_file(ws_fd, parts)
-        finally:
-            os.close(ws_fd)
         try:
             return paths.read_all(fd, min(max_bytes, self.max_file_bytes), parts)
         finally:
@@ -371,62 +359,34 @@ class LocalRuntime(SandboxRuntime):
 
     def open_read(self, sandbox_id: str, path: str) -> BinaryIO:
         parts = paths.parse_path(path)
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             fd = paths.open_file(ws_fd, parts)
-        finally:
-            os.close(ws_fd)
         return os.fdopen(fd, "rb")
 
     def list_files(
         self, sandbox_id: str, path: str = WORKSPACE, *, recursive: bool = False, limit: int = 10000
     ) -> list[FileEntry]:
         parts = paths.parse_path(path, allow_root=True)
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
-            dir_fd = paths.open_dir(ws_fd, parts)
-        finally:
-            os.close(ws_fd)
-        entries: list[FileEntry] = []
-        try:
-            if limit <= 0:
-                return entries
-            for entry_path, name, st in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
-                entries.append(
-                    FileEntry(
-                        name=name,
-                        path=entry_path,
-                        type=_entry_type(st.st_mode),
-                        size=st.st_size,
-                        modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
-                    )
-                )
-                if len(entries) >= limit:
-                    break
-        finally:
-            os.close(dir_fd)
-        return entries
+        with self._workspace(sandbox_id) as ws_fd:
+            return streams.list_entries(ws_fd, parts, recursive=recursive, limit=limit)
 
     def delete_file(self, sandbox_id: str, path: str, *, recursive: bool = False) -> None:
         parts = paths.parse_path(path)
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             paths.delete(ws_fd, parts, recursive=recursive)
-        finally:
-            os.close(ws_fd)
+
+    def workspace_usage(self, sandbox_id: str) -> int:
+        """Bytes allocated on disk (like ``du``), hard links counted once, links not followed."""
+        with self._workspace(sandbox_id) as ws_fd:
+            return streams.disk_usage(ws_fd)
 
     # -- streaming transfers (artifacts); the work is in streams.py -------------------------
 
     def stat_path(self, sandbox_id: str, path: str) -> FileEntry:
         """What is at ``path`` (a final link is reported, not followed)."""
-        from . import streams
-
         parts = paths.parse_path(path, allow_root=True)
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             return streams.stat_entry(ws_fd, parts)
-        finally:
-            os.close(ws_fd)
 
     def scratch_dir(self, sandbox_id: str) -> Path:
         """A host directory for the runtime's temporary files about this sandbox; never mounted."""
@@ -438,14 +398,9 @@ class LocalRuntime(SandboxRuntime):
 
     def archive_directory(self, sandbox_id: str, path: str, out: BinaryIO) -> None:
         """Write the directory at ``path`` to ``out`` as tar.gz, links stored, never followed."""
-        from . import streams
-
         parts = paths.parse_path(path, allow_root=True)
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             streams.archive_directory(ws_fd, parts, out)
-        finally:
-            os.close(ws_fd)
 
     def write_stream(
         self,
@@ -458,46 +413,14 @@ class LocalRuntime(SandboxRuntime):
         on_progress: Callable[[int], None] | None = None,
     ) -> int:
         """Like write_file for data arriving in chunks; published only if the checksum matches."""
-        from . import streams
-
         parts = paths.parse_path(path)
-        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
-            raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        _check_mode(mode)
+        with self._workspace(sandbox_id) as ws_fd:
             return streams.write_stream(
                 ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress
             )
-        finally:
-            os.close(ws_fd)
-
-    def workspace_usage(self, sandbox_id: str) -> int:
-        """Bytes allocated on disk (like ``du``), hard links counted once, links not followed."""
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
-            total = os.fstat(ws_fd).st_blocks * 512
-            seen: set[tuple[int, int]] = set()
-            for _path, _name, st in paths.walk(ws_fd, WORKSPACE, recursive=True):
-                if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                total += st.st_blocks * 512
-            return total
-        finally:
-            os.close(ws_fd)
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def _entry_type(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    return "other"
+def _check_mode(mode: object) -> None:
+    if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+        raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")

@@ -1,4 +1,4 @@
-"""Streaming transfers in and out of a workspace, with the same symlink-safe opens as paths.py."""
+"""A workspace as entries and streams: listings, usage and transfers, with the symlink-safe opens of paths.py."""
 
 from __future__ import annotations
 
@@ -55,6 +55,44 @@ def stat_entry(ws_fd: int, parts: Parts) -> FileEntry:
         size=st.st_size,
         modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
     )
+
+
+def list_entries(ws_fd: int, parts: Parts, *, recursive: bool, limit: int) -> list[FileEntry]:
+    """The entries under the directory ``parts``, at most ``limit``; links are reported, not followed."""
+    dir_fd = paths.open_dir(ws_fd, parts)
+    entries: list[FileEntry] = []
+    try:
+        if limit <= 0:
+            return entries
+        for entry_path, name, st in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
+            entries.append(
+                FileEntry(
+                    name=name,
+                    path=entry_path,
+                    type=entry_type(st.st_mode),
+                    size=st.st_size,
+                    modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+                )
+            )
+            if len(entries) >= limit:
+                break
+    finally:
+        os.close(dir_fd)
+    return entries
+
+
+def disk_usage(ws_fd: int) -> int:
+    """Bytes the workspace occupies on disk (like ``du``), hard links counted once, links not followed."""
+    total = os.fstat(ws_fd).st_blocks * 512
+    seen: set[tuple[int, int]] = set()
+    for _path, _name, st in paths.walk(ws_fd, WORKSPACE, recursive=True):
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+        total += st.st_blocks * 512
+    return total
 
 
 def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
@@ -139,4 +177,13 @@ def write_stream(
     return paths.write_chunks(ws_fd, parts, metered(), mode, before_publish=verify)
 
 
-__all__ = ["ChecksumMismatch", "NotADirectory", "archive_directory", "entry_type", "stat_entry", "write_stream"]
+__all__ = [
+    "ChecksumMismatch",
+    "NotADirectory",
+    "archive_directory",
+    "disk_usage",
+    "entry_type",
+    "list_entries",
+    "stat_entry",
+    "write_stream",
+]
