@@ -228,48 +228,43 @@ class LocalRuntime(SandboxRuntime):
         try:
             proc = self._spawn(sandbox_id, argv, options, popen_env, cwd, execution)
         except BaseException:
-            self._finish_execution(execution)
+            spawn.finish(execution)
             raise
         if proc is None:
-            self._finish_execution(execution)
+            spawn.finish(execution)
             return ExecResult(127, "", f"{argv[0]}: command not found\n", False, False, output.ms_since(started))
         # Without a cgroup of its own, stop() finds the command through a record of it.
         recorded = spawn.recorded(directory / "meta" / "procs", proc.pid) if execution.leaf is None else nullcontext()
         try:
             with recorded:
-                result = self._collect(proc, execution, started, timeout_s, on_output)
+                collected = output.collect(
+                    proc,
+                    deadline=started + timeout_s,
+                    limit=self.output_limit_bytes,
+                    on_output=on_output,
+                    kill=lambda: spawn.kill(proc, execution),
+                )
+            notes = spawn.notes(execution)
+            result = output.exec_result(proc, collected, started=started, timeout_s=timeout_s, notes=notes)
             if result.exit_code == 125 and not result.stdout and result.stderr.endswith(spawn.JOIN_FAILED + "\n"):
                 # Only stop() removes a sandbox's cgroups while a command is starting.
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting")
             return result
         finally:
-            self._finish_execution(execution)
+            spawn.finish(execution)
 
     def _prepare_execution(self, sandbox_id: str, meta: dict[str, Any]) -> spawn.Execution:
-        groups = self._cgroups
-        memory_bytes = int(meta["memory_bytes"]) if meta.get("memory_bytes") else None
-        if groups.version == 0:
-            return spawn.Execution(rlimits=spawn.rlimits(memory_bytes=memory_bytes, processes=PIDS_MAX))
         try:
-            cgroup = cgroups.command_cgroup(
-                groups,
+            return spawn.prepare(
+                self._cgroups,
                 self._cgroup_name(sandbox_id),
                 f"x{os.getpid()}_{next(self._exec_counter)}",
-                memory_bytes=memory_bytes,
+                memory_bytes=int(meta["memory_bytes"]) if meta.get("memory_bytes") else None,
                 cpus=meta.get("cpus"),
                 pids_max=PIDS_MAX,
             )
         except FileNotFoundError:
             raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
-        return spawn.Execution(
-            procs_files=cgroup.procs_files,
-            leaf=cgroup.leaf,
-            # Without a memory controller, memory is bounded per process instead.
-            rlimits=spawn.rlimits(memory_bytes=None if groups.memory else memory_bytes),
-            oom_file=cgroup.oom_file,
-            oom_kills=cgroups.oom_kills(cgroup.oom_file),
-            memory_bytes=memory_bytes,
-        )
 
     def _spawn(
         self,
@@ -301,36 +296,6 @@ class LocalRuntime(SandboxRuntime):
             if not self.exists(sandbox_id) or (execution.leaf and not os.path.isdir(execution.leaf)):
                 raise SandboxGone(f"sandbox {sandbox_id} was stopped while the command was starting") from None
             raise SandboxRuntimeError(f"could not start the command: {exc}", code="EXEC_FAILED") from None
-
-    def _collect(
-        self,
-        proc: subprocess.Popen[bytes],
-        execution: spawn.Execution,
-        started: float,
-        timeout_s: float,
-        on_output: OutputCallback | None,
-    ) -> ExecResult:
-        def kill() -> None:
-            # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
-            if proc.returncode is None or execution.leaf is None:
-                spawn.kill_group(proc.pid)
-            if execution.leaf:
-                cgroups.kill_tree(execution.leaf, self._cgroups.version)
-
-        collected = output.collect(
-            proc, deadline=started + timeout_s, limit=self.output_limit_bytes, on_output=on_output, kill=kill
-        )
-        notes = []
-        if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
-            # Otherwise the user only sees an unexplained exit status 137.
-            notes.append(
-                f"the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed"
-            )
-        return output.exec_result(proc, collected, started=started, timeout_s=timeout_s, notes=notes)
-
-    def _finish_execution(self, execution: spawn.Execution) -> None:
-        if execution.leaf is not None:
-            cgroups.remove_command_cgroup(execution.leaf, self._cgroups.version)
 
     # -- files -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Starting a command: what may be run, the child's limits, and the records that let stop() find it.
+"""A command's process: what may be run, its cgroup or rlimits, starting it, killing it.
 
 The child joins its cgroups before bwrap starts, so nothing it starts can run outside them: a
 tiny ``/bin/sh`` prologue writes its own pid to ``cgroup.procs`` and then execs bwrap (this
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import cgroups
 from .base import CommandInvalid
 
 JOIN_FAILED = "[stowage] could not place the command in its cgroup"
@@ -41,12 +42,66 @@ Rlimits = tuple[tuple[int, tuple[int, int]], ...]
 
 @dataclass
 class Execution:
+    """How one command is confined: its own cgroup when this host has cgroups, else rlimits."""
+
     procs_files: tuple[str, ...] = ()
     leaf: str | None = None  # this execution's own pids cgroup
+    cgroup_version: int = 0
     rlimits: Rlimits = ()
     oom_file: str | None = None  # counts OOM kills of the sandbox's memory cgroup
     oom_kills: int = 0
     memory_bytes: int | None = None
+
+
+def prepare(
+    groups: cgroups.Cgroups,
+    name: str,
+    leaf_name: str,
+    *,
+    memory_bytes: int | None,
+    cpus: float | None,
+    pids_max: int,
+) -> Execution:
+    """The confinement of a new command of the sandbox whose cgroups are called ``name``.
+
+    Raises FileNotFoundError when the sandbox's cgroups were removed (by stop()) meanwhile.
+    """
+    if groups.version == 0:
+        return Execution(rlimits=rlimits(memory_bytes=memory_bytes, processes=pids_max))
+    cgroup = cgroups.command_cgroup(groups, name, leaf_name, memory_bytes=memory_bytes, cpus=cpus, pids_max=pids_max)
+    return Execution(
+        procs_files=cgroup.procs_files,
+        leaf=cgroup.leaf,
+        cgroup_version=groups.version,
+        # Without a memory controller, memory is bounded per process instead.
+        rlimits=rlimits(memory_bytes=None if groups.memory else memory_bytes),
+        oom_file=cgroup.oom_file,
+        oom_kills=cgroups.oom_kills(cgroup.oom_file),
+        memory_bytes=memory_bytes,
+    )
+
+
+def finish(execution: Execution) -> None:
+    """Remove the command's own cgroup, killing what it left behind."""
+    if execution.leaf is not None:
+        cgroups.remove_command_cgroup(execution.leaf, execution.cgroup_version)
+
+
+def kill(proc: subprocess.Popen[bytes], execution: Execution) -> None:
+    """SIGKILL the command and everything it started."""
+    # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
+    if proc.returncode is None or execution.leaf is None:
+        kill_group(proc.pid)
+    if execution.leaf:
+        cgroups.kill_tree(execution.leaf, execution.cgroup_version)
+
+
+def notes(execution: Execution) -> list[str]:
+    """What the command's stderr should explain once it has exited."""
+    if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
+        # Otherwise the user only sees an unexplained exit status 137.
+        return [f"the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed"]
+    return []
 
 
 def check_env(env: object) -> None:
