@@ -64,14 +64,14 @@ def list_entries(ws_fd: int, parts: Parts, *, recursive: bool, limit: int) -> li
     try:
         if limit <= 0:
             return entries
-        for entry_path, name, st in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
+        for entry in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
             entries.append(
                 FileEntry(
-                    name=name,
-                    path=entry_path,
-                    type=entry_type(st.st_mode),
-                    size=st.st_size,
-                    modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+                    name=entry.name,
+                    path=entry.path,
+                    type=entry_type(entry.stat.st_mode),
+                    size=entry.stat.st_size,
+                    modified_at=datetime.fromtimestamp(entry.stat.st_mtime, tz=UTC),
                 )
             )
             if len(entries) >= limit:
@@ -85,7 +85,8 @@ def disk_usage(ws_fd: int) -> int:
     """Bytes the workspace occupies on disk (like ``du``), hard links counted once, links not followed."""
     total = os.fstat(ws_fd).st_blocks * 512
     seen: set[tuple[int, int]] = set()
-    for _path, _name, st in paths.walk(ws_fd, WORKSPACE, recursive=True):
+    for entry in paths.walk(ws_fd, WORKSPACE, recursive=True):
+        st = entry.stat
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if key in seen:
@@ -101,10 +102,11 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
     base = paths.sandbox_path(parts)
     try:
         with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-            for entry_path, _name, st in paths.walk(start, base, recursive=True):
-                relative = entry_path[len(base) + 1 :]
-                entry_parts = parts + tuple(relative.split("/"))
-                info = tarfile.TarInfo(relative)
+            for entry in paths.walk(start, base, recursive=True):
+                st = entry.stat
+                entry_parts = parts + entry.parts
+                # The real names: PAX keeps bytes that are not UTF-8 as they are (hdrcharset=BINARY).
+                info = tarfile.TarInfo("/".join(entry.parts))
                 info.mode = stat.S_IMODE(st.st_mode)
                 info.mtime = int(st.st_mtime)
                 if stat.S_ISDIR(st.st_mode):
@@ -131,7 +133,7 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
                                 raise
                             # tarfile's "unexpected end of data": the file shrank while being read.
                             raise SandboxRuntimeError(
-                                f"{entry_path} changed while the directory was being archived; nothing was stored, try again",
+                                f"{entry.path} changed while the directory was being archived; nothing was stored, try again",
                                 code="FILE_CHANGED",
                             ) from None
     finally:
