@@ -110,8 +110,8 @@ def check_env(env: object) -> None:
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             raise CommandInvalid(f"invalid environment variable name {str(name)[:64]!r}")
-        if not isinstance(value, str) or "\x00" in value:
-            raise CommandInvalid(f"environment variable {name} must be a string without NUL bytes")
+        if not isinstance(value, str) or "\x00" in value or not _is_utf8(value):
+            raise CommandInvalid(f"environment variable {name} must be UTF-8 text without NUL bytes")
 
 
 def command_argv(command: str | Sequence[str]) -> list[str]:
@@ -119,8 +119,7 @@ def command_argv(command: str | Sequence[str]) -> list[str]:
     if isinstance(command, str):
         if not command.strip():
             raise CommandInvalid("command must not be empty")
-        if "\x00" in command:
-            raise CommandInvalid("command must not contain NUL bytes")
+        _check_text(command)
         return ["/bin/sh", "-c", command]
     if not isinstance(command, (list, tuple)) or not command:
         raise CommandInvalid("command must be a non-empty string or list of strings")
@@ -128,11 +127,26 @@ def command_argv(command: str | Sequence[str]) -> list[str]:
     for arg in argv:
         if not isinstance(arg, str):
             raise CommandInvalid("every argument of the command must be a string")
-        if "\x00" in arg:
-            raise CommandInvalid("command must not contain NUL bytes")
+        _check_text(arg)
     if not argv[0]:
         raise CommandInvalid("the program name must not be empty")
     return argv
+
+
+def _check_text(arg: str) -> None:
+    if "\x00" in arg:
+        raise CommandInvalid("command must not contain NUL bytes")
+    if not _is_utf8(arg):
+        raise CommandInvalid("command is not valid UTF-8")
+
+
+def _is_utf8(text: str) -> bool:
+    # A lone surrogate (JSON may carry "\udcff") would reach exec as a raw byte, or fail there.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def rlimits(*, memory_bytes: int | None, processes: int | None = None) -> Rlimits:

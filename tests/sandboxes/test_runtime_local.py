@@ -774,6 +774,18 @@ def test_an_archive_keeps_names_that_are_not_utf8(runtime: LocalRuntime, sid: st
     assert names == [b"bad\xff name", "caf\u00e9".encode(), b"sub\xfe", b"sub\xfe/in\xff"]
 
 
+def test_commands_that_are_not_utf8_are_refused(runtime: LocalRuntime, sid: str) -> None:
+    for command in ("echo \udcff", ["echo", "a\ud800"], ["cat", "bad\udcff name"]):
+        with pytest.raises(CommandInvalid) as info:
+            runtime.execute(sid, command, timeout_s=5)
+        assert info.value.code == "INVALID_COMMAND"
+    with pytest.raises(CommandInvalid):
+        runtime.execute(sid, ["true"], env={"NAME": "\udcff"}, timeout_s=5)
+    with pytest.raises(CommandInvalid):
+        runtime.create("t_bad_env", env={"NAME": "a\ud800"}, memory_bytes=None, cpus=None)
+    assert not runtime.exists("t_bad_env")
+
+
 def test_deep_trees_are_listed_and_measured(runtime: LocalRuntime, sid: str) -> None:
     depth = 80  # beyond the walker's open-fd window, so directories get reopened by name
     nested = "/".join(f"d{i}" for i in range(depth))
