@@ -6,8 +6,9 @@ Layout under ``root``::
     root/<sandbox_id>/meta/        runtime-private (env given at create, limits); never mounted
 
 The parts: ``bwrap`` builds the bubblewrap command line, ``cgroups`` holds each sandbox's
-limits and finds its processes, ``spawn`` starts a command inside them (or, without cgroups,
-under rlimits), ``output`` reads what it prints; ``paths`` and ``streams`` touch the workspace.
+limits and finds its processes, ``spawn`` confines, starts and kills one command (in its own
+cgroup, or under rlimits), ``output`` reads what it prints; ``paths`` and ``streams`` touch the
+workspace.
 Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with different roots
 (e.g. parallel test runs) never kill each other's processes.
 """

@@ -40,6 +40,51 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 Rlimits = tuple[tuple[int, tuple[int, int]], ...]
 
 
+def command_argv(command: str | Sequence[str]) -> list[str]:
+    """The argv to run: a string goes through ``/bin/sh -c``, a list is run as it is."""
+    if isinstance(command, str):
+        if not command.strip():
+            raise CommandInvalid("command must not be empty")
+        _check_text(command)
+        return ["/bin/sh", "-c", command]
+    if not isinstance(command, (list, tuple)) or not command:
+        raise CommandInvalid("command must be a non-empty string or list of strings")
+    argv = list(command)
+    for arg in argv:
+        if not isinstance(arg, str):
+            raise CommandInvalid("every argument of the command must be a string")
+        _check_text(arg)
+    if not argv[0]:
+        raise CommandInvalid("the program name must not be empty")
+    return argv
+
+
+def check_env(env: object) -> None:
+    if not isinstance(env, dict):
+        raise CommandInvalid("env must be a mapping of names to strings")
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise CommandInvalid(f"invalid environment variable name {str(name)[:64]!r}")
+        if not isinstance(value, str) or "\x00" in value or not _is_utf8(value):
+            raise CommandInvalid(f"environment variable {name} must be UTF-8 text without NUL bytes")
+
+
+def _check_text(arg: str) -> None:
+    if "\x00" in arg:
+        raise CommandInvalid("command must not contain NUL bytes")
+    if not _is_utf8(arg):
+        raise CommandInvalid("command is not valid UTF-8")
+
+
+def _is_utf8(text: str) -> bool:
+    # A lone surrogate (JSON may carry "\udcff") would reach exec as a raw byte, or fail there.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass
 class Execution:
     """How one command is confined: its own cgroup when this host has cgroups, else rlimits."""
@@ -79,74 +124,6 @@ def prepare(
         oom_kills=cgroups.oom_kills(cgroup.oom_file),
         memory_bytes=memory_bytes,
     )
-
-
-def finish(execution: Execution) -> None:
-    """Remove the command's own cgroup, killing what it left behind."""
-    if execution.leaf is not None:
-        cgroups.remove_command_cgroup(execution.leaf, execution.cgroup_version)
-
-
-def kill(proc: subprocess.Popen[bytes], execution: Execution) -> None:
-    """SIGKILL the command and everything it started."""
-    # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
-    if proc.returncode is None or execution.leaf is None:
-        kill_group(proc.pid)
-    if execution.leaf:
-        cgroups.kill_tree(execution.leaf, execution.cgroup_version)
-
-
-def notes(execution: Execution) -> list[str]:
-    """What the command's stderr should explain once it has exited."""
-    if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
-        # Otherwise the user only sees an unexplained exit status 137.
-        return [f"the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed"]
-    return []
-
-
-def check_env(env: object) -> None:
-    if not isinstance(env, dict):
-        raise CommandInvalid("env must be a mapping of names to strings")
-    for name, value in env.items():
-        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            raise CommandInvalid(f"invalid environment variable name {str(name)[:64]!r}")
-        if not isinstance(value, str) or "\x00" in value or not _is_utf8(value):
-            raise CommandInvalid(f"environment variable {name} must be UTF-8 text without NUL bytes")
-
-
-def command_argv(command: str | Sequence[str]) -> list[str]:
-    """The argv to run: a string goes through ``/bin/sh -c``, a list is run as it is."""
-    if isinstance(command, str):
-        if not command.strip():
-            raise CommandInvalid("command must not be empty")
-        _check_text(command)
-        return ["/bin/sh", "-c", command]
-    if not isinstance(command, (list, tuple)) or not command:
-        raise CommandInvalid("command must be a non-empty string or list of strings")
-    argv = list(command)
-    for arg in argv:
-        if not isinstance(arg, str):
-            raise CommandInvalid("every argument of the command must be a string")
-        _check_text(arg)
-    if not argv[0]:
-        raise CommandInvalid("the program name must not be empty")
-    return argv
-
-
-def _check_text(arg: str) -> None:
-    if "\x00" in arg:
-        raise CommandInvalid("command must not contain NUL bytes")
-    if not _is_utf8(arg):
-        raise CommandInvalid("command is not valid UTF-8")
-
-
-def _is_utf8(text: str) -> bool:
-    # A lone surrogate (JSON may carry "\udcff") would reach exec as a raw byte, or fail there.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def rlimits(*, memory_bytes: int | None, processes: int | None = None) -> Rlimits:
@@ -221,14 +198,13 @@ def start(
     )
 
 
-def process_start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
-    return data[data.rindex(b")") + 2 :].split()[19].decode()
+def kill(proc: subprocess.Popen[bytes], execution: Execution) -> None:
+    """SIGKILL the command and everything it started."""
+    # Once reaped, its pid could be reused; the cgroup finds the rest when there is one.
+    if proc.returncode is None or execution.leaf is None:
+        kill_group(proc.pid)
+    if execution.leaf:
+        cgroups.kill_tree(execution.leaf, execution.cgroup_version)
 
 
 def kill_group(pid: int) -> None:
@@ -237,6 +213,30 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def notes(execution: Execution) -> list[str]:
+    """What the command's stderr should explain once it has exited."""
+    if execution.oom_file and cgroups.oom_kills(execution.oom_file) > execution.oom_kills:
+        # Otherwise the user only sees an unexplained exit status 137.
+        return [f"the sandbox ran out of memory (limit {execution.memory_bytes} bytes) and a process was killed"]
+    return []
+
+
+def finish(execution: Execution) -> None:
+    """Remove the command's own cgroup, killing what it left behind."""
+    if execution.leaf is not None:
+        cgroups.remove_command_cgroup(execution.leaf, execution.cgroup_version)
+
+
+def process_start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
+    return data[data.rindex(b")") + 2 :].split()[19].decode()
 
 
 # Without cgroups, stop() finds running commands through these records (pid + start time,
