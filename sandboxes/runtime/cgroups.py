@@ -14,6 +14,7 @@ In order of preference:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -124,34 +125,40 @@ def _probe_v2() -> Cgroups | None:
 
 def limit_sandbox(groups: Cgroups, name: str, *, memory_bytes: int | None, cpus: float | None, pids_max: int) -> None:
     """Make the sandbox's cgroups (again) and write its limits into them."""
+    try:
+        _limit_sandbox(groups, name, memory_bytes=memory_bytes, cpus=cpus, pids_max=pids_max)
+    except OSError as exc:
+        raise _sandbox_limits_failed(exc) from None
+
+
+def _limit_sandbox(groups: Cgroups, name: str, *, memory_bytes: int | None, cpus: float | None, pids_max: int) -> None:
     if groups.version == 0:
         return
-    try:
-        pids_dir = os.path.join(groups.pids, name)  # type: ignore[arg-type]
-        os.makedirs(pids_dir, exist_ok=True)
-        _write(os.path.join(pids_dir, "pids.max"), str(pids_max))
-        if memory_bytes and groups.memory:
-            memory_dir = os.path.join(groups.memory, name)
-            os.makedirs(memory_dir, exist_ok=True)
-            if groups.version == 1:
-                _set_v1_memory(memory_dir, int(memory_bytes))
-            else:
-                _write(os.path.join(memory_dir, "memory.max"), str(int(memory_bytes)))
-                if os.path.exists(os.path.join(memory_dir, "memory.swap.max")):
-                    _write(os.path.join(memory_dir, "memory.swap.max"), "0")
-        if cpus and groups.cpu:
-            cpu_dir = os.path.join(groups.cpu, name)
-            os.makedirs(cpu_dir, exist_ok=True)
-            quota = max(1000, int(float(cpus) * CPU_PERIOD_US))
-            if groups.version == 1:
-                _write(os.path.join(cpu_dir, "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-                _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
-            else:
-                _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
-    except OSError as exc:
-        raise SandboxRuntimeError(
-            f"could not set the sandbox's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED"
-        ) from None
+    pids_dir = os.path.join(groups.pids, name)  # type: ignore[arg-type]
+    os.makedirs(pids_dir, exist_ok=True)
+    _write(os.path.join(pids_dir, "pids.max"), str(pids_max))
+    if memory_bytes and groups.memory:
+        memory_dir = os.path.join(groups.memory, name)
+        os.makedirs(memory_dir, exist_ok=True)
+        if groups.version == 1:
+            _set_v1_memory(memory_dir, int(memory_bytes))
+        else:
+            _write(os.path.join(memory_dir, "memory.max"), str(int(memory_bytes)))
+            if os.path.exists(os.path.join(memory_dir, "memory.swap.max")):
+                _write(os.path.join(memory_dir, "memory.swap.max"), "0")
+    if cpus and groups.cpu:
+        cpu_dir = os.path.join(groups.cpu, name)
+        os.makedirs(cpu_dir, exist_ok=True)
+        quota = max(1000, int(float(cpus) * CPU_PERIOD_US))
+        if groups.version == 1:
+            _write(os.path.join(cpu_dir, "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+            _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
+        else:
+            _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+
+
+def _sandbox_limits_failed(exc: OSError) -> SandboxRuntimeError:
+    return SandboxRuntimeError(f"could not set the sandbox's resource limits: {exc}", code="RESOURCE_LIMITS_FAILED")
 
 
 def _set_v1_memory(directory: str, limit: int) -> None:
@@ -190,7 +197,13 @@ def command_cgroup(
         raise _command_limits_failed(exc) from None
     if not ready:
         # First execution after stop() (which removes the cgroups) or after a host reboot.
-        limit_sandbox(groups, name, memory_bytes=memory_bytes, cpus=cpus, pids_max=pids_max)
+        try:
+            _limit_sandbox(groups, name, memory_bytes=memory_bytes, cpus=cpus, pids_max=pids_max)
+        except OSError as exc:
+            # ENODEV: a limit written into a cgroup that a concurrent stop() just removed.
+            if exc.errno in (errno.ENOENT, errno.ENODEV):
+                raise FileNotFoundError(exc.errno, "the sandbox's cgroups were removed meanwhile") from None
+            raise _sandbox_limits_failed(exc) from None
         try:
             os.mkdir(leaf)
         except FileExistsError:
