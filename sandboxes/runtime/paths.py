@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from secrets import token_hex
+from typing import NamedTuple
 
 from .base import WORKSPACE, FileNotFound, FileTooLarge, InvalidPath, NotADirectory, NotAFile, SandboxRuntimeError
 
@@ -46,7 +47,9 @@ def parse_path(path: str, *, allow_root: bool = False) -> Parts:
     if "\x00" in path:
         raise InvalidPath("path must not contain NUL bytes")
     try:
-        encoded = os.fsencode(path)
+        # Not os.fsencode: it would turn a lone surrogate into a raw byte, and so reach a name
+        # that is not UTF-8 by a path no caller was ever shown (see shown()).
+        encoded = path.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidPath("path is not valid UTF-8") from None
     if len(encoded) > MAX_PATH_BYTES:
@@ -58,7 +61,7 @@ def parse_path(path: str, *, allow_root: bool = False) -> Parts:
             continue
         if part == "..":
             raise InvalidPath(f"path {_shorten(path)!r} must not contain '..' components")
-        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidPath(f"path component {_shorten(part)!r} is longer than {MAX_NAME_BYTES} bytes")
         parts.append(part)
     if absolute:
@@ -73,7 +76,23 @@ def parse_path(path: str, *, allow_root: bool = False) -> Parts:
 
 
 def sandbox_path(parts: Parts) -> str:
-    return WORKSPACE + "".join("/" + part for part in parts)
+    """The sandbox path of ``parts`` as text to show (see shown())."""
+    return WORKSPACE + "".join("/" + shown(part) for part in parts)
+
+
+def shown(name: str) -> str:
+    r"""A name read from the workspace, as text that any caller can encode (JSON, HTML, the database).
+
+    A process in the sandbox may create names that are not UTF-8, such as b'bad\xff name'; Python
+    reads those bytes as lone surrogates, which UTF-8 cannot encode. Each such byte is shown as its
+    escape instead: the text ``bad\xff name``, with a real backslash. A shown name does not lead
+    back to its file: asking for it finds nothing (or a file that is really called so).
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _shorten(text: str, limit: int = 80) -> str:
@@ -313,6 +332,13 @@ def delete(ws_fd: int, parts: Parts, *, recursive: bool) -> None:
         os.close(parent)
 
 
+class WalkEntry(NamedTuple):
+    parts: Parts  # the real names, relative to the walk's start
+    path: str  # the sandbox path to show
+    name: str  # the name to show
+    stat: os.stat_result  # lstat: a link is reported, not followed
+
+
 @dataclass
 class _Frame:
     fd: int | None
@@ -333,8 +359,8 @@ def _list_dir(fd: int) -> list[tuple[str, os.stat_result]]:
     return found
 
 
-def walk(start_fd: int, display: str, *, recursive: bool) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(sandbox path, name, lstat) for each entry under ``start_fd``, depth-first, sorted by name.
+def walk(start_fd: int, display: str, *, recursive: bool) -> Iterator[WalkEntry]:
+    """Each entry under ``start_fd``, depth-first, sorted by name; ``display`` is the start's path.
 
     Never follows links; a directory that vanished or became a link while walking is
     skipped. Only ``_MAX_OPEN_DIRS`` fds stay open however deep the tree: the others are
@@ -351,8 +377,8 @@ def walk(start_fd: int, display: str, *, recursive: bool) -> Iterator[tuple[str,
                 frames.pop()
                 continue
             name, st = item
-            path = f"{frame.display}/{name}"
-            yield path, name, st
+            path = f"{frame.display}/{shown(name)}"
+            yield WalkEntry(parts=(*frame.parts, name), path=path, name=shown(name), stat=st)
             if not recursive or not stat.S_ISDIR(st.st_mode):
                 continue
             parent_fd = _frame_fd(frames, start_fd)

@@ -1,4 +1,4 @@
-"""Streaming transfers in and out of a workspace, with the same symlink-safe opens as paths.py."""
+"""A workspace as entries and streams: listings, usage and transfers, with the symlink-safe opens of paths.py."""
 
 from __future__ import annotations
 
@@ -57,16 +57,56 @@ def stat_entry(ws_fd: int, parts: Parts) -> FileEntry:
     )
 
 
+def list_entries(ws_fd: int, parts: Parts, *, recursive: bool, limit: int) -> list[FileEntry]:
+    """The entries under the directory ``parts``, at most ``limit``; links are reported, not followed."""
+    dir_fd = paths.open_dir(ws_fd, parts)
+    entries: list[FileEntry] = []
+    try:
+        if limit <= 0:
+            return entries
+        for entry in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
+            entries.append(
+                FileEntry(
+                    name=entry.name,
+                    path=entry.path,
+                    type=entry_type(entry.stat.st_mode),
+                    size=entry.stat.st_size,
+                    modified_at=datetime.fromtimestamp(entry.stat.st_mtime, tz=UTC),
+                )
+            )
+            if len(entries) >= limit:
+                break
+    finally:
+        os.close(dir_fd)
+    return entries
+
+
+def disk_usage(ws_fd: int) -> int:
+    """Bytes the workspace occupies on disk (like ``du``), hard links counted once, links not followed."""
+    total = os.fstat(ws_fd).st_blocks * 512
+    seen: set[tuple[int, int]] = set()
+    for entry in paths.walk(ws_fd, WORKSPACE, recursive=True):
+        st = entry.stat
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+        total += st.st_blocks * 512
+    return total
+
+
 def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
     """Write the directory as tar.gz to ``out``: modes kept, links stored as links, never followed."""
     start = paths.open_dir(ws_fd, parts)
     base = paths.sandbox_path(parts)
     try:
         with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-            for entry_path, _name, st in paths.walk(start, base, recursive=True):
-                relative = entry_path[len(base) + 1 :]
-                entry_parts = parts + tuple(relative.split("/"))
-                info = tarfile.TarInfo(relative)
+            for entry in paths.walk(start, base, recursive=True):
+                st = entry.stat
+                entry_parts = parts + entry.parts
+                # The real names: PAX keeps bytes that are not UTF-8 as they are (hdrcharset=BINARY).
+                info = tarfile.TarInfo("/".join(entry.parts))
                 info.mode = stat.S_IMODE(st.st_mode)
                 info.mtime = int(st.st_mtime)
                 if stat.S_ISDIR(st.st_mode):
@@ -93,7 +133,7 @@ def archive_directory(ws_fd: int, parts: Parts, out: BinaryIO) -> None:
                                 raise
                             # tarfile's "unexpected end of data": the file shrank while being read.
                             raise SandboxRuntimeError(
-                                f"{entry_path} changed while the directory was being archived; nothing was stored, try again",
+                                f"{entry.path} changed while the directory was being archived; nothing was stored, try again",
                                 code="FILE_CHANGED",
                             ) from None
     finally:
@@ -139,4 +179,13 @@ def write_stream(
     return paths.write_chunks(ws_fd, parts, metered(), mode, before_publish=verify)
 
 
-__all__ = ["ChecksumMismatch", "NotADirectory", "archive_directory", "entry_type", "stat_entry", "write_stream"]
+__all__ = [
+    "ChecksumMismatch",
+    "NotADirectory",
+    "archive_directory",
+    "disk_usage",
+    "entry_type",
+    "list_entries",
+    "stat_entry",
+    "write_stream",
+]

@@ -173,6 +173,25 @@ def test_a_symlink_planted_inside_the_sandbox_is_never_followed(owner, sandbox):
     assert entries == {"passwd": "symlink", "root": "symlink"}
 
 
+def test_a_file_name_that_is_not_utf8_is_listed_escaped(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    plant = "open(b'/workspace/bad\\xff name', 'w').write('x')"
+    made = owner.post(f"/sandbox/{sid}/execute", {"command": ["python3", "-c", plant]})
+    assert made.json()["exit_code"] == 0, made.content
+    listing = owner.get(f"/sandbox/{sid}/files/list", {"recursive": "true"})
+    assert listing.status_code == 200
+    files = json.loads(listing.content.decode("utf-8"))["files"]
+    assert [(f["name"], f["path"]) for f in files] == [("bad\\xff name", "/workspace/bad\\xff name")]
+    json.dumps(files, ensure_ascii=False).encode("utf-8")  # no lone surrogate in any string
+
+    read = owner.get(f"/sandbox/{sid}/files", {"path": files[0]["path"]})
+    assert read.status_code == 404 and error_of(read)["code"] == "FILE_NOT_FOUND"
+    # The name Python reads for those bytes is not a path a caller may use.
+    delete = owner.delete(f"/sandbox/{sid}/files", {"path": "/workspace/bad\udcff name"})
+    assert delete.status_code == 400 and error_of(delete)["code"] == "INVALID_PATH"
+    assert owner.get(f"/sandbox/{sid}/files/list").json()["files"][0]["name"] == "bad\\xff name"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -523,6 +523,22 @@ def test_the_workspace_browser_lists_and_navigates(live, sandbox, owner, dashboa
 
 
 @pytest.mark.worker
+def test_the_workspace_browser_shows_a_name_that_is_not_utf8(live, sandbox, owner, dashboard):
+    sandbox_id = sandbox["sandbox_id"]
+    plant = "import os; os.mkdir(b'/workspace/dir\\xfe'); open(b'/workspace/bad\\xff name', 'w')"
+    made = owner.post(f"/sandbox/{sandbox_id}/execute", {"command": ["python3", "-c", plant]})
+    assert made.json()["exit_code"] == 0, made.content
+    url = reverse("sandbox-detail", args=[sandbox_id])
+    page = dashboard.viewer.get(url)
+    assert page.status_code == 200
+    body = page.content.decode("utf-8")
+    assert "bad\\xff name" in body and "dir\\xfe/" in body
+    folder = hx_get(dashboard.member, url, target="workspace-browser", path="/workspace/dir\\xfe")
+    assert folder.status_code == 200
+    assert 'class="message message-error"' in folder.content.decode("utf-8"), "a shown name does not lead back"
+
+
+@pytest.mark.worker
 def test_save_as_artifact_shows_progress_until_it_is_stored(live, sandbox, owner, dashboard):
     sandbox_id = sandbox["sandbox_id"]
     data = bytes(range(256)) * 4096

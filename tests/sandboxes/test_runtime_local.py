@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import stat
 import subprocess
+import tarfile
 import threading
 import time
 from datetime import UTC
@@ -26,7 +28,7 @@ from sandboxes.runtime import (
     NotAFile,
     SandboxGone,
     SandboxRuntimeError,
-    local,
+    cgroups,
     paths,
 )
 from sandboxes.runtime.local import PIDS_MAX
@@ -706,6 +708,84 @@ def test_planted_fifo_does_not_hang(runtime: LocalRuntime, sid: str) -> None:
     runtime.delete_file(sid, "pipe")
 
 
+# A process in the sandbox may name files with bytes that are not UTF-8.
+MAKE_UNDECODABLE_NAMES = (
+    "import os; os.mkdir(b'sub\\xfe'); "
+    "open(b'bad\\xff name', 'w').write('x'); open(b'sub\\xfe/in\\xff', 'w').write('y'); open('caf\u00e9', 'w')"
+)
+
+
+def test_names_that_are_not_utf8_are_listed_escaped(runtime: LocalRuntime, sid: str) -> None:
+    assert runtime.execute(sid, ["python3", "-c", MAKE_UNDECODABLE_NAMES], timeout_s=10).exit_code == 0
+    listed = runtime.list_files(sid, recursive=True)
+    assert [(e.name, e.path) for e in listed] == [
+        ("bad\\xff name", "/workspace/bad\\xff name"),
+        ("caf\u00e9", "/workspace/caf\u00e9"),
+        ("sub\\xfe", "/workspace/sub\\xfe"),
+        ("in\\xff", "/workspace/sub\\xfe/in\\xff"),
+    ]
+    for entry in listed:
+        entry.name.encode("utf-8")
+        entry.path.encode("utf-8")
+    assert [e.type for e in listed] == ["file", "file", "directory", "file"]
+    assert paths.shown("bad\udcff name") == "bad\\xff name" and paths.shown("caf\u00e9") == "caf\u00e9"
+    assert runtime.workspace_usage(sid) > 0
+
+
+def test_a_shown_name_is_not_found_and_a_lone_surrogate_is_refused(runtime: LocalRuntime, sid: str) -> None:
+    runtime.execute(sid, ["python3", "-c", MAKE_UNDECODABLE_NAMES], timeout_s=10)
+    for path in ("bad\\xff name", "/workspace/sub\\xfe/in\\xff"):
+        with pytest.raises(FileNotFound):
+            runtime.read_file(sid, path, max_bytes=10)
+        with pytest.raises(FileNotFound):
+            runtime.open_read(sid, path)
+        with pytest.raises(FileNotFound):
+            runtime.stat_path(sid, path)
+        with pytest.raises(FileNotFound):
+            runtime.delete_file(sid, path)
+    with pytest.raises(FileNotFound):
+        runtime.list_files(sid, "sub\\xfe")
+    with pytest.raises(FileNotFound):
+        runtime.archive_directory(sid, "sub\\xfe", io.BytesIO())
+    # Python reads b"\xff" as "\udcff"; taken from a caller it would reach the file by a name never shown.
+    for path in ("bad\udcff name", "/workspace/sub\udcfe/in\udcff", "x\ud800"):
+        for call in (
+            lambda p: runtime.read_file(sid, p, max_bytes=10),
+            lambda p: runtime.open_read(sid, p),
+            lambda p: runtime.stat_path(sid, p),
+            lambda p: runtime.list_files(sid, p),
+            lambda p: runtime.delete_file(sid, p, recursive=True),
+            lambda p: runtime.write_file(sid, p, b"x"),
+            lambda p: runtime.execute(sid, ["true"], working_dir=p, timeout_s=5),
+        ):
+            with pytest.raises(InvalidPath) as info:
+                call(path)
+            assert info.value.code == "INVALID_PATH"
+    assert len(runtime.list_files(sid, recursive=True)) == 4
+
+
+def test_an_archive_keeps_names_that_are_not_utf8(runtime: LocalRuntime, sid: str) -> None:
+    runtime.execute(sid, ["python3", "-c", MAKE_UNDECODABLE_NAMES], timeout_s=10)
+    archive = io.BytesIO()
+    runtime.archive_directory(sid, "/workspace", archive)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+        names = [os.fsencode(name) for name in tar.getnames()]
+    assert names == [b"bad\xff name", "caf\u00e9".encode(), b"sub\xfe", b"sub\xfe/in\xff"]
+
+
+def test_commands_that_are_not_utf8_are_refused(runtime: LocalRuntime, sid: str) -> None:
+    for command in ("echo \udcff", ["echo", "a\ud800"], ["cat", "bad\udcff name"]):
+        with pytest.raises(CommandInvalid) as info:
+            runtime.execute(sid, command, timeout_s=5)
+        assert info.value.code == "INVALID_COMMAND"
+    with pytest.raises(CommandInvalid):
+        runtime.execute(sid, ["true"], env={"NAME": "\udcff"}, timeout_s=5)
+    with pytest.raises(CommandInvalid):
+        runtime.create("t_bad_env", env={"NAME": "a\ud800"}, memory_bytes=None, cpus=None)
+    assert not runtime.exists("t_bad_env")
+
+
 def test_deep_trees_are_listed_and_measured(runtime: LocalRuntime, sid: str) -> None:
     depth = 80  # beyond the walker's open-fd window, so directories get reopened by name
     nested = "/".join(f"d{i}" for i in range(depth))
@@ -771,7 +851,7 @@ def test_errors_carry_code_and_message() -> None:
 
 def test_without_cgroups_rlimits_and_process_groups_are_used(tmp_path: Path) -> None:
     runtime = LocalRuntime(tmp_path / "root")
-    runtime._cgroups = local._Cgroups(version=0)  # as on a host without writable cgroups
+    runtime._cgroups = cgroups.Cgroups(version=0)  # as on a host without writable cgroups
     runtime.create("nocg", env={}, memory_bytes=256 << 20, cpus=None)
     try:
         hog = runtime.execute("nocg", ["python3", "-c", "b = b'x' * (2 << 30); print(len(b))"], timeout_s=30)
