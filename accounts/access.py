@@ -89,6 +89,20 @@ def org_view(role: str = Role.VIEWER) -> Callable:
     return decorate
 
 
+def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Sign-in required, and the instance's staff only; everyone else gets 404."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise Http404("not found")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
 class OrgSession(SessionAuth):
     """``org_view`` for django-ninja endpoints a page's script calls: the dashboard's session,
     its CSRF token checked, and every refusal JSON the script can show (401 once the session has

@@ -3,7 +3,6 @@ organizations (staff)."""
 
 from __future__ import annotations
 
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.access import SESSION_ORG_KEY, has_role, org_view
+from accounts.access import SESSION_ORG_KEY, has_role, org_view, staff_view
 from accounts.models import Organization, Role
 from accounts.oidc import sso_enabled
 from config.auth import request_actor
@@ -213,18 +212,6 @@ def _join_page(request: HttpRequest, invitation, form, *, status: int = 200) -> 
 
 
 # --- the instance's organizations (staff) ------------------------------------------------------
-
-
-def staff_view(view):
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise Http404("not found")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @staff_view
