@@ -132,6 +132,8 @@ class SingleSignOnCallback(OIDCAuthenticationCallbackView):
         if not sso_enabled():
             raise Http404("single sign-on is not set up")
         try:
+            if "code" in request.GET and not request.session.get("oidc_states"):
+                raise SuspiciousOperation("this browser did not start a sign-in (no state is waiting for it)")
             return super().get(request)
         except SuspiciousOperation as exc:
             reason = str(exc)
