@@ -52,7 +52,7 @@ def _audit_refused_url(request: HttpRequest, artifact_id: str, expires: str) -> 
     expired = expires.isdigit() and int(expires) < timezone.now().timestamp()
     audit_refusal(
         actor=request_actor(request, label="presigned url", organization_id=organization_id),
-        action="artifact.download",
+        action="artifact.url_refused",
         reason="the presigned URL has expired" if expired else "the presigned URL's signature does not match",
         organization_id=organization_id,
         resource=f"artifact:{artifact_id[:40]}",

@@ -23,6 +23,7 @@ KNOWN_ACTIONS = (
     "artifact.download",
     "artifact.upload",
     "artifact.url",
+    "artifact.url_refused",
     "audit.export",
     "audit.refusals_throttled",
     "auth.api_key",
@@ -50,6 +51,7 @@ KNOWN_ACTIONS = (
     "share.create",
     "share.download",
     "share.revoke",
+    "share.wrong_password",
 )
 
 

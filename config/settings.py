@@ -12,6 +12,7 @@ import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONCE
@@ -358,15 +359,21 @@ if TESTING:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# With S3 the browser reaches the bucket itself: direct uploads (presigned PUTs), and previews
+# and downloads redirected to presigned GETs.
+_CSP_STORE = []
+if AWS_STORAGE_BUCKET_NAME:
+    _endpoint = urlsplit(AWS_S3_ENDPOINT_URL) if AWS_S3_ENDPOINT_URL else None
+    _CSP_STORE.append(f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint else "https://*.amazonaws.com")
 # django-csp: no inline script anywhere; an inline <style> only with the response's nonce.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'", NONCE],
-        "img-src": ["'self'", "data:", "blob:"],
-        "connect-src": ["'self'", *env_list("STOWAGE_CSP_CONNECT_SRC", [])],
-        "frame-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:", *_CSP_STORE],
+        "connect-src": ["'self'", *_CSP_STORE, *env_list("STOWAGE_CSP_CONNECT_SRC", [])],
+        "frame-src": ["'self'", *_CSP_STORE],
         "frame-ancestors": ["'self'"],
         "form-action": ["'self'", *env_list("STOWAGE_CSP_FORM_ACTION", [])],
         "base-uri": ["'none'"],

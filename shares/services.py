@@ -228,7 +228,7 @@ def share_link_download(*, link: ShareLink, password: str | None, recipient: Rec
                 user_agent=recipient.user_agent[:400],
                 request_id=recipient.request_id,
             ),
-            action="share.download",
+            action="share.wrong_password",
             reason="wrong share-link password",
             organization_id=link.organization_id,
             resource=f"artifact:{link.artifact_id}",

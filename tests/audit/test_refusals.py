@@ -108,7 +108,7 @@ def test_a_wrong_share_link_password_is_recorded_in_the_sharing_organizations_lo
     )
     response = owner.client.post(f"/s/{'t' * 43}/download", {"password": "wrong-password"}, REMOTE_ADDR="198.51.100.77")
     assert response.status_code == 403
-    event = refusals(action="share.download").get()
+    event = refusals(action="share.wrong_password").get()
     assert event.organization_id == owner.org_id and event.details["share_id"] == link.id
     assert event.ip == "198.51.100.77"
 

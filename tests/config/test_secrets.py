@@ -89,7 +89,7 @@ def test_a_presigned_url_forged_with_the_old_built_in_key_is_refused_and_recorde
     response = owner.client.get(f"/dl/{artifact_id}?{_forged_query(artifact_id, PUBLISHED_KEY)}")
     assert response.status_code == 403
     assert b"top secret" not in response.content
-    refusal = AuditEvent.objects.get(action="artifact.download", outcome=Outcome.DENIED)
+    refusal = AuditEvent.objects.get(action="artifact.url_refused", outcome=Outcome.DENIED)
     assert refusal.organization_id == owner.org_id
     assert refusal.resource == f"artifact:{artifact_id}"
     assert "signature" in refusal.error_message
@@ -98,6 +98,6 @@ def test_a_presigned_url_forged_with_the_old_built_in_key_is_refused_and_recorde
 def test_an_expired_or_tampered_url_of_no_artifact_goes_to_the_instance_log(client, db):
     expired = client.get("/dl/art_nothing?expires=1&kv=0&sig=00")
     assert expired.status_code == 403
-    event = AuditEvent.objects.get(action="artifact.download")
+    event = AuditEvent.objects.get(action="artifact.url_refused")
     assert event.organization_id is None and event.outcome == Outcome.DENIED
     assert "expired" in event.error_message
