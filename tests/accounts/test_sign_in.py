@@ -42,6 +42,7 @@ def test_a_burst_from_one_address_locks_that_address(owner, stranger):
 
 
 def test_sign_ins_are_audited_in_the_organizations_of_the_account(owner):
+    """Guards the finding that sign-in was not audited at all."""
     client = Client()
     assert sign_in(client, owner.username, "wrong").status_code == 200
     assert sign_in(client, owner.username, owner.password).status_code == 302
@@ -55,6 +56,7 @@ def test_sign_ins_are_audited_in_the_organizations_of_the_account(owner):
 
 
 def test_a_locked_out_attempt_is_audited_as_denied(owner):
+    """Guards the finding that no denied attempt of any kind reached the audit log."""
     client = Client()
     for _ in range(6):
         sign_in(client, owner.username, "wrong")

@@ -34,6 +34,7 @@ def refusals(**filters):
 
 
 def test_an_unknown_api_key_goes_to_the_instance_security_log(client, db):
+    """Guards the finding that no denied attempt of any kind reached the audit log."""
     response = client.get("/api/v1/sandboxes", headers={"Authorization": "ApiKey stow_abcdefgh_not_a_key"})
     assert response.status_code == 401
     event = refusals(action="auth.api_key").get()

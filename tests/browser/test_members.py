@@ -39,8 +39,8 @@ def test_invite_accept_change_role_and_remove(stack, context, console, colleague
     owner.wait_for_url("**/members/")
     shoot(owner, "members")
 
-    owner.get_by_label("Role").select_option("member")
-    owner.get_by_label("For").fill("a new colleague")
+    owner.get_by_label("Role", exact=True).select_option("member")
+    owner.get_by_label("For", exact=True).fill("a new colleague")
     owner.get_by_role("button", name="Create invitation link").click()
     owner.get_by_role("heading", name="Your invitation link").wait_for()
     link = owner.get_by_label("Invitation link").input_value()

@@ -60,6 +60,7 @@ def test_anonymous_visitors_and_strangers(dashboard):
 
 
 def test_a_new_user_accepts_an_invitation_and_is_in_at_once(dashboard):
+    """Guards the finding that there was no way to add a colleague to an organization except the Django admin."""
     link = invite(dashboard.admin, "viewer")
     invitation = Invitation.objects.get(organization_id=dashboard.org_id)
     assert link.rsplit("/", 2)[-2] not in {invitation.token_hash, invitation.id}, "only the hash is kept"
