@@ -8,12 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from artifacts.models import ShareLink, ShareLinkState
-from artifacts.shares import hash_share_token
 from audit.models import AuditEvent, Outcome
 from audit.refusals import THROTTLED_ACTION, audit_refusal
 from core.actor import Actor
 from sandboxes.models import Sandbox, SandboxStatus
+from shares.models import ShareLink, ShareLinkState
+from shares.services import hash_share_token
 
 
 def a_sandbox(org_id: str) -> Sandbox:

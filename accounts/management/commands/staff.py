@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Q
 
+from accounts.models import Role
 from accounts.services import staff_set
 from core.actor import Actor
 from core.errors import StowageError
@@ -19,8 +21,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["action"] == "list":
-            for user in get_user_model().objects.filter(is_staff=True).order_by("username"):
-                self.stdout.write(f"{user.get_username()}{' (superuser)' if user.is_superuser else ''}")
+            staff = get_user_model().objects.filter(is_staff=True).order_by("date_joined", "pk")
+            for user in staff.annotate(owns=Count("memberships", filter=Q(memberships__role=Role.OWNER))):
+                notes = [
+                    note
+                    for note, applies in (
+                        ("superuser", user.is_superuser),
+                        (f"owner of {user.owns} organization(s)", user.owns),
+                    )
+                    if applies
+                ]
+                self.stdout.write(f"{user.get_username()}{' (' + ', '.join(notes) + ')' if notes else ''}")
             return
         if not options["username"]:
             raise CommandError(f"say whom to {options['action']}")
