@@ -13,12 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import HttpError
 from ninja.security import SessionAuth
 
-from accounts.models import Membership, Role
+from accounts.models import ROLE_RANK, Membership, Role
+from audit.foreign_ids import audit_foreign_ids
 from config.auth import client_ip
 from core.actor import Actor
 from core.errors import Forbidden, NotFound, Unauthorized
 
-ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 SESSION_ORG_KEY = "stowage_org_id"
 
 
@@ -78,11 +78,29 @@ def org_view(role: str = Role.VIEWER) -> Callable:
                 return redirect_to_login(request.get_full_path())
             if not _enter_organization(request, role):
                 raise Http404("not found")
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except Http404:
+                audit_foreign_ids(request, request.actor)
+                raise
 
         return wrapped
 
     return decorate
+
+
+def staff_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Sign-in required, and the instance's staff only; everyone else gets 404."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise Http404("not found")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 class OrgSession(SessionAuth):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from accounts.services import MAX_KEY_DAYS
+from accounts.services import MAX_KEY_DAYS, READ_SCOPES
 
 SCOPE_LABELS = {
     "sandboxes:read": "Read sandboxes and their files",
@@ -16,7 +16,7 @@ SCOPE_LABELS = {
 
 
 def scope_choices() -> list[tuple[str, str]]:
-    return [(scope, SCOPE_LABELS.get(scope, scope)) for scope in settings.API_KEY_DEFAULT_SCOPES]
+    return [(scope, SCOPE_LABELS.get(scope, scope)) for scope in settings.API_KEY_SCOPES]
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -39,4 +39,5 @@ class ApiKeyCreateForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["scopes"].choices = scope_choices()
-        self.fields["scopes"].initial = [scope for scope, _ in scope_choices()]
+        # Read scopes ticked, not all: a new key starts with as little as it can do.
+        self.fields["scopes"].initial = list(READ_SCOPES)

@@ -10,13 +10,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization, Role
+from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
-from core.errors import InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound
 
 KEY_PREFIX = "stow_"
 # A key never contains a dot, so the SDK never mistakes it for a JWT.
-KNOWN_SCOPES = frozenset(settings.API_KEY_DEFAULT_SCOPES)
+KNOWN_SCOPES = frozenset(settings.API_KEY_SCOPES)
+# What a key asked for without scopes gets: it can look, not change anything.
+READ_SCOPES = ("sandboxes:read", "artifacts:read")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_KEY_DAYS = 3650
 
@@ -37,12 +40,27 @@ def api_key_create(
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("name is required and must be at most 200 characters", details={"field": "name"})
-    scopes = list(scopes) if scopes else list(settings.API_KEY_DEFAULT_SCOPES)
+    scopes = list(dict.fromkeys(scopes)) if scopes else list(READ_SCOPES)
     unknown = sorted(set(scopes) - KNOWN_SCOPES)
     if unknown:
         raise InvalidInput(
             f"unknown scopes: {', '.join(unknown)}; known scopes are {', '.join(sorted(KNOWN_SCOPES))}",
             details={"field": "scopes"},
+        )
+    beyond = sorted(set(scopes) - actor.scopes) if actor.api_key_id else []
+    if beyond:
+        # A key may hand on what it holds, never more: otherwise keys:manage alone is every scope.
+        audit_refusal(
+            actor=actor,
+            action="apikey.create",
+            reason=f"the API key lacks the scopes it asked to grant: {', '.join(beyond)}",
+            organization_id=organization.id,
+            details={"name": name, "scopes": scopes, "missing": beyond},
+        )
+        raise Forbidden(
+            f"an API key can only grant scopes it has itself; this one lacks {', '.join(beyond)}",
+            code="INSUFFICIENT_SCOPE",
+            details={"field": "scopes", "missing": beyond},
         )
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:
         raise InvalidInput(
@@ -68,10 +86,15 @@ def api_key_create(
     return key, secret
 
 
-def api_key_authenticate(secret: str) -> ApiKey | None:
+def api_key_find(secret: str) -> ApiKey | None:
+    """The key with this secret, in whatever state: the caller tells a revoked key from no key."""
     if not secret or len(secret) > 200:
         return None
-    key = ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(secret)).first()
+    return ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(secret)).first()
+
+
+def api_key_authenticate(secret: str) -> ApiKey | None:
+    key = api_key_find(secret)
     if key is None or not key.is_active:
         return None
     now = timezone.now()
@@ -101,21 +124,53 @@ def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor) -> 
 def organization_bootstrap(
     *, org_name: str, email: str, username: str | None = None
 ) -> tuple[Organization, object, str, ApiKey, str]:
-    """Create an organization, its owner (with a random password) and a first API key."""
+    """Create an organization, its owner (with a random password) and a first API key.
+
+    The owner of the instance's first organization is its first administrator (staff and
+    superuser); every later owner owns only their organization."""
     User = get_user_model()
     username = username or email.split("@")[0] or "admin"
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
+        first_administrator = not User.objects.filter(is_superuser=True).exists()
         org = Organization.objects.create(name=org_name)
         user = User.objects.filter(username=username).first()
         if user is None:
             user = User.objects.create_user(
-                username=username, email=email, password=password, is_staff=True, is_superuser=True
+                username=username,
+                email=email,
+                password=password,
+                is_staff=first_administrator,
+                is_superuser=first_administrator,
             )
         else:
             user.set_password(password)
             user.save(update_fields=["password"])
         Membership.objects.create(user=user, organization=org, role=Role.OWNER)
         actor = Actor(organization_id=org.id, user_id=user.pk, label=user.get_username())
-        key, secret = api_key_create(organization=org, name="bootstrap", actor=actor, created_by_id=user.pk)
+        key, secret = api_key_create(
+            organization=org, name="bootstrap", actor=actor, scopes=list(KNOWN_SCOPES), created_by_id=user.pk
+        )
     return org, user, password, key, secret
+
+
+def staff_set(*, username: str, staff: bool, actor: Actor):
+    """Give or take the instance's staff rights (``/admin/``, every organization); audited in the
+    instance log, since they belong to no organization."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"there is no account '{username}'", code="USER_NOT_FOUND")
+    if not staff and user.is_superuser:
+        others = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk)
+        if not others.exists():
+            raise InvalidInput("the instance needs one superuser: promote someone else first", code="LAST_SUPERUSER")
+    get_user_model().objects.filter(pk=user.pk).update(is_staff=staff, is_superuser=staff)
+    audit_record(
+        actor=actor,
+        action="staff.promote" if staff else "staff.demote",
+        resource=f"user:{user.pk}",
+        details={"username": user.get_username()},
+        organization_id=None,
+    )
+    user.refresh_from_db()
+    return user

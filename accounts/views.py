@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
+from axes.helpers import get_cool_off
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -12,12 +20,85 @@ from django.views.decorators.http import require_POST
 from accounts.access import SESSION_ORG_KEY, org_view
 from accounts.forms import ApiKeyCreateForm
 from accounts.models import ApiKey, Membership, Role
+from accounts.oidc import provider_logout_url, sso_enabled
 from accounts.selectors import api_key_list
 from accounts.services import api_key_create, api_key_revoke
+from accounts.signin import audit_sign_in, audit_sign_in_refused, audit_sign_out
 from artifacts.models import Artifact, ArtifactState
-from audit.models import AuditEvent
+from audit.models import AuditEvent, Outcome
 from core.errors import NotFound, StowageError
 from sandboxes.models import Sandbox, SandboxStatus
+
+# --- signing in and out ----------------------------------------------------------------------
+
+
+class SignInView(LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            **super().get_context_data(**kwargs),
+            "password_sign_in": settings.PASSWORD_SIGN_IN,
+            "sso_enabled": sso_enabled(),
+            "sso_name": settings.OIDC_PROVIDER_NAME,
+            "sso_failed": self.request.GET.get("sso") == "failed",
+        }
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.PASSWORD_SIGN_IN:
+            return HttpResponseForbidden("Password sign-in is turned off here; use single sign-on.")
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form) -> HttpResponse:
+        response = super().form_valid(form)
+        audit_sign_in(self.request, form.get_user(), method="password")
+        return response
+
+    def form_invalid(self, form) -> HttpResponse:
+        username = self.request.POST.get("username", "")
+        if getattr(self.request, "axes_locked_out", False):
+            reason, outcome = "sign-in is locked after too many wrong passwords", Outcome.DENIED
+        else:
+            reason, outcome = "wrong username or password", Outcome.FAILURE
+        audit_sign_in_refused(self.request, username, reason=reason, outcome=outcome, method="password")
+        return super().form_invalid(form)
+
+
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """The sign-in page again, saying why and until when, with 429 (django-axes' lock-out hook)."""
+    cool_off = get_cool_off(request) or timedelta(0)
+    until = timezone.now() + cool_off
+    context = {
+        "locked_until": until,
+        "locked_minutes": max(1, round(cool_off.total_seconds() / 60)),
+        "password_sign_in": settings.PASSWORD_SIGN_IN,
+        "next": request.POST.get("next", ""),
+    }
+    return render(request, "accounts/login_locked.html", context, status=429)
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign out here, and at the provider too when the session came from single sign-on."""
+    target = resolve_url(settings.LOGOUT_REDIRECT_URL)
+    if request.user.is_authenticated:
+        user = request.user
+        provider_url = provider_logout_url(request)
+        audit_sign_out(request, user)
+        logout(request)
+        target = provider_url or target
+    return HttpResponseRedirect(target)
+
+
+def admin_sign_in(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """/admin/ is for the instance's staff: others sign in here, and a signed-in non-staff user
+    is refused rather than sent round to the sign-in page again."""
+    if request.user.is_authenticated:
+        raise PermissionDenied("the admin is for the instance's staff")
+    return redirect_to_login(request.GET.get("next", "/admin/"))
 
 
 @org_view()

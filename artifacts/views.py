@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
@@ -29,7 +30,8 @@ from artifacts.services import (
     artifact_record_read,
 )
 from artifacts.signing import verify
-from config.auth import client_ip
+from audit.refusals import audit_refusal
+from config.auth import client_ip, request_actor
 from core.actor import Actor
 from core.errors import InvalidInput, NotFound
 from core.htmx import wants_fragment
@@ -45,11 +47,26 @@ def _forbidden() -> HttpResponse:
     return response
 
 
+def _audit_refused_url(request: HttpRequest, artifact_id: str, expires: str) -> None:
+    """In the log of the artifact's organization; of the instance when no such artifact exists."""
+    organization_id = Artifact.objects.filter(id=artifact_id[:40]).values_list("organization_id", flat=True).first()
+    expired = expires.isdigit() and int(expires) < timezone.now().timestamp()
+    audit_refusal(
+        actor=request_actor(request, label="presigned url", organization_id=organization_id),
+        action="artifact.url_refused",
+        reason="the presigned URL has expired" if expired else "the presigned URL's signature does not match",
+        organization_id=organization_id,
+        resource=f"artifact:{artifact_id[:40]}",
+        details={"via": "presigned url"},
+    )
+
+
 @require_GET
 def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
     """Anyone holding an unexpired, untampered URL gets the bytes; everyone else the same 403."""
     params = request.GET
     if not verify(artifact_id, params.get("expires", ""), params.get("kv", ""), params.get("sig", "")):
+        _audit_refused_url(request, artifact_id, params.get("expires", ""))
         return _forbidden()
     artifact = Artifact.objects.visible().filter(id=artifact_id).first()
     if artifact is None:

@@ -8,27 +8,50 @@ from django.utils import timezone
 
 from audit.models import Outcome
 
-# Offered as suggestions in the action filter; any action name may still be typed.
+# Offered as suggestions in the action filter; any action name, or a prefix ending in a dot, may be typed.
 KNOWN_ACTIONS = (
+    "apikey.",
+    "artifact.",
+    "auth.",
+    "file.",
+    "member.",
+    "sandbox.",
+    "share.",
     "apikey.create",
     "apikey.revoke",
     "artifact.delete",
     "artifact.download",
     "artifact.upload",
     "artifact.url",
+    "artifact.url_refused",
     "audit.export",
+    "audit.refusals_throttled",
+    "auth.api_key",
+    "auth.foreign_id",
+    "auth.scope",
+    "auth.signin",
+    "auth.signout",
     "command.execute",
     "file.delete",
     "file.list",
     "file.read",
     "file.write",
+    "member.invite",
+    "member.invite_revoke",
+    "member.join",
+    "member.leave",
+    "member.remove",
+    "member.role_change",
+    "organization.create",
     "sandbox.create",
     "sandbox.delete",
     "sandbox.extend",
+    "sandbox.path_refused",
     "sandbox.stop",
     "share.create",
     "share.download",
     "share.revoke",
+    "share.wrong_password",
 )
 
 

@@ -7,9 +7,18 @@ from django.db.models import Count, Q, QuerySet
 from audit.models import AuditEvent, Outcome
 
 
+def action_filter(action: str) -> Q:
+    """``artifact.`` (or ``artifact.*``) is every artifact action; anything else one action."""
+    if action.endswith("*"):
+        action = action[:-1]
+    if action.endswith("."):
+        return Q(action__startswith=action)
+    return Q(action=action)
+
+
 def audit_event_list(
     *,
-    organization_id: str,
+    organization_id: str | None,
     sandbox_id: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
@@ -17,13 +26,14 @@ def audit_event_list(
     end_time: datetime | None = None,
     actor: str | None = None,
 ) -> QuerySet[AuditEvent]:
+    # None is the instance security log: the events of no organization.
     events = AuditEvent.objects.filter(organization_id=organization_id)
     if actor:
         events = events.filter(actor__icontains=actor)
     if sandbox_id:
         events = events.filter(sandbox_id=sandbox_id)
     if action:
-        events = events.filter(action=action)
+        events = events.filter(action_filter(action))
     if outcome:
         events = events.filter(outcome=outcome)
     if start_time:

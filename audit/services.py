@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -15,8 +16,9 @@ from core.ids import new_id
 GENESIS_HASH = "0" * 64
 
 
-def canonical_content(event: AuditEvent) -> bytes:
-    body = {
+def canonical_body(event: AuditEvent) -> dict[str, Any]:
+    """Every field an event's hash covers, as plain JSON values (exports carry exactly these)."""
+    return {
         "id": event.id,
         "timestamp": event.timestamp.isoformat(),
         "organization_id": event.organization_id,
@@ -36,6 +38,11 @@ def canonical_content(event: AuditEvent) -> bytes:
         "request_id": event.request_id,
         "prev_hash": event.prev_hash,
     }
+
+
+def canonical_content(event: AuditEvent) -> bytes:
+    # scripts/verify_audit_export.py computes the same bytes; change both or neither.
+    body = canonical_body(event)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
@@ -89,29 +96,60 @@ def audit_record(
 
 @dataclass(frozen=True)
 class ChainReport:
+    """What a walk of the chain found: how many events it verified and over what time, the head
+    it ended at, and the first broken link when there is one."""
+
     ok: bool
     checked: int
     first_bad_event_id: str | None = None
     problem: str = ""
+    first_timestamp: datetime | None = None
+    last_timestamp: datetime | None = None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    # Of the events checked, those of the organization that asked (the chain spans them all).
+    organization_checked: int = 0
 
 
-def audit_verify_chain() -> ChainReport:
+def audit_verify_chain(*, organization_id: str | None = None) -> ChainReport:
     """Walk the chain in insertion order; name the first event whose link or content is wrong."""
     prev = GENESIS_HASH
-    checked = 0
+    checked = mine = 0
+    first = last = None
+    head_seq = 0
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
+        found = {"checked": checked, "first_timestamp": first, "last_timestamp": last, "organization_checked": mine}
         if event.prev_hash != prev:
             return ChainReport(
                 False,
-                checked,
-                event.id,
-                "its link to the previous event is broken (an event before it was deleted, inserted or reordered)",
+                first_bad_event_id=event.id,
+                problem="its link to the previous event is broken (an event before it was deleted, inserted or reordered)",
+                head_seq=head_seq,
+                head_hash=prev,
+                **found,
             )
         if event_hash(event) != event.hash:
-            return ChainReport(False, checked, event.id, "its content no longer matches its hash (it was edited)")
-        prev = event.hash
+            return ChainReport(
+                False,
+                first_bad_event_id=event.id,
+                problem="its content no longer matches its hash (it was edited)",
+                head_seq=head_seq,
+                head_hash=prev,
+                **found,
+            )
+        prev, head_seq = event.hash, event.seq
+        first = first or event.timestamp
+        last = event.timestamp
         checked += 1
+        mine += organization_id is not None and event.organization_id == organization_id
+    found = {"checked": checked, "first_timestamp": first, "last_timestamp": last, "organization_checked": mine}
     head = AuditChainHead.objects.filter(id=1).first()
     if head is not None and head.last_hash != prev:
-        return ChainReport(False, checked, None, "the newest events are missing (the log was truncated)")
-    return ChainReport(True, checked)
+        return ChainReport(
+            False,
+            problem="the newest events are missing (the log was truncated)",
+            head_seq=head_seq,
+            head_hash=prev,
+            **found,
+        )
+    return ChainReport(True, head_seq=head_seq, head_hash=prev, **found)

@@ -9,14 +9,42 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from audit.foreign_ids import audit_foreign_ids
+from audit.refusals import audit_refusal
 from config.auth import ApiKeyAuth
+from core.actor import Actor
 from core.errors import StowageError
 from core.http import error_response, stowage_error_response
 
 logger = logging.getLogger(__name__)
 
 
+PATH_REFUSED = "sandbox.path_refused"
+
+
+def _audit_path_refusal(request: HttpRequest, exc: StowageError) -> None:
+    """A path refused before it reached the sandbox's host (a worker's refusal is in the event
+    of the operation it refused)."""
+    actor = getattr(request, "auth", None)
+    if not isinstance(actor, Actor) or getattr(exc, "audited", False):
+        return
+    sandbox_id = str((request.resolver_match.kwargs if request.resolver_match else {}).get("sandbox_id", ""))[:40]
+    audit_refusal(
+        actor=actor,
+        action=PATH_REFUSED,
+        reason=exc.message,
+        organization_id=actor.organization_id,
+        resource=f"sandbox:{sandbox_id}" if sandbox_id else "",
+        sandbox_id=sandbox_id,
+        details={"method": request.method, "path": request.path[:500], **exc.details},
+    )
+
+
 def _stowage_error(request: HttpRequest, exc: StowageError) -> HttpResponse:
+    if exc.status == 404:
+        audit_foreign_ids(request, getattr(request, "auth", None))
+    elif exc.code == "INVALID_PATH":
+        _audit_path_refusal(request, exc)
     return stowage_error_response(request, exc)
 
 
@@ -35,6 +63,7 @@ def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
 
 
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    audit_foreign_ids(request, getattr(request, "auth", None))
     return error_response(request, status=404, code="NOT_FOUND", message="not found")
 
 

@@ -7,9 +7,14 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
-from accounts.services import api_key_authenticate
+from accounts.models import ApiKey
+from accounts.services import api_key_authenticate, api_key_find
+from audit.refusals import audit_refusal
 from core.actor import Actor
 from core.errors import Forbidden, Unauthorized
+
+KEY_REFUSED = "auth.api_key"
+SCOPE_REFUSED = "auth.scope"
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -18,6 +23,52 @@ def client_ip(request: HttpRequest) -> str | None:
         if forwarded:
             return forwarded.split(",")[0].strip() or None
     return request.META.get("REMOTE_ADDR") or None
+
+
+def request_actor(request: HttpRequest, *, label: str, **who) -> Actor:
+    """The actor of a request, with the address, browser and request id every event carries."""
+    return Actor(
+        label=label,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:400],
+        request_id=getattr(request, "request_id", ""),
+        **{"organization_id": None, **who},
+    )
+
+
+def key_actor(request: HttpRequest, key: ApiKey) -> Actor:
+    return request_actor(
+        request,
+        label=f"api key {key.prefix}… ({key.name})",
+        organization_id=key.organization_id,
+        api_key_id=key.id,
+        scopes=frozenset(key.scopes),
+    )
+
+
+def _refuse_key(request: HttpRequest, secret: str) -> None:
+    """A presented key that does not work: in its organization's log when it is a real key
+    (revoked or expired), in the instance security log when it is no key at all."""
+    key = api_key_find(secret)
+    where = {"method": request.method, "path": request.path[:500]}
+    if key is None:
+        shown = secret[:13] if secret.startswith("stow_") else ""
+        audit_refusal(
+            actor=request_actor(request, label="unknown api key"),
+            action=KEY_REFUSED,
+            reason="no such API key",
+            organization_id=None,
+            details={**where, "key_prefix": shown},
+        )
+        return
+    audit_refusal(
+        actor=key_actor(request, key),
+        action=KEY_REFUSED,
+        reason="the API key is revoked" if key.revoked_at is not None else "the API key has expired",
+        organization_id=key.organization_id,
+        resource=f"apikey:{key.id}",
+        details=where,
+    )
 
 
 class ApiKeyAuth(AuthBase):
@@ -38,23 +89,33 @@ class ApiKeyAuth(AuthBase):
             raise Unauthorized("malformed Authorization header: expected 'ApiKey <key>' or 'Bearer <key>'")
         key = api_key_authenticate(secret.strip())
         if key is None:
+            _refuse_key(request, secret.strip())
             raise Unauthorized("invalid, expired or revoked API key", code="INVALID_API_KEY")
+        actor = key_actor(request, key)
         org_header = request.headers.get("X-Org-Id", "").strip()
         if org_header and org_header != key.organization_id:
+            audit_refusal(
+                actor=actor,
+                action=KEY_REFUSED,
+                reason="X-Org-Id names another organization",
+                organization_id=key.organization_id,
+                resource=f"apikey:{key.id}",
+                details={"method": request.method, "path": request.path[:500], "org_id_sent": org_header[:100]},
+            )
             raise Unauthorized(
                 "this API key does not belong to the organization named in X-Org-Id", code="ORG_MISMATCH"
             )
-        return Actor(
-            organization_id=key.organization_id,
-            api_key_id=key.id,
-            label=f"api key {key.prefix}… ({key.name})",
-            ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", "")[:400],
-            request_id=getattr(request, "request_id", ""),
-            scopes=frozenset(key.scopes),
-        )
+        return actor
 
 
 def require_scope(actor: Actor, scope: str) -> None:
     if scope not in actor.scopes:
+        audit_refusal(
+            actor=actor,
+            action=SCOPE_REFUSED,
+            reason=f"the API key lacks the '{scope}' scope",
+            organization_id=actor.organization_id,
+            resource=f"apikey:{actor.api_key_id}" if actor.api_key_id else "",
+            details={"scope": scope, "key_scopes": sorted(actor.scopes)},
+        )
         raise Forbidden(f"this API key lacks the '{scope}' scope", code="INSUFFICIENT_SCOPE")

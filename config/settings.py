@@ -10,10 +10,15 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
+
+from config.secret_key import instance_secret_key, refuse_published
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,16 +53,20 @@ DEBUG = env_bool("DEBUG", default=False)
 TESTING = "pytest" in sys.modules
 VAR_DIR = Path(env_str("STOWAGE_VAR_DIR", str(BASE_DIR / "var" / ("test" if TESTING else "")))).resolve()
 
-_INSECURE_DEV_KEY = "stowage-insecure-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if not PRODUCTION else "")
+# Unset, a random key is made on the first run and kept in var/secret_key (mode 0600); every
+# process of one machine (web, worker, beat) reads the same file. Several machines need the same
+# key, so production requires it to be set.
+SECRET_KEY = env_str("SECRET_KEY") or ("" if PRODUCTION else instance_secret_key(VAR_DIR))
 # Earlier SECRET_KEYs, comma-separated, still accepted (sessions, CSRF, presigned URLs) while a
 # rotation runs; Django signs everything new with SECRET_KEY.
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
-if PRODUCTION and (len(SECRET_KEY) < 50 or SECRET_KEY == _INSECURE_DEV_KEY or SECRET_KEY.startswith("django-insecure")):
+if PRODUCTION and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured(
         "STOWAGE_PRODUCTION is set but SECRET_KEY is missing or weak: set SECRET_KEY to at least "
         "50 random characters (python -c 'import secrets; print(secrets.token_urlsafe(64))')."
     )
+refuse_published("SECRET_KEY", [SECRET_KEY])
+refuse_published("SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -71,7 +80,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",
+    "axes",
+    "csp",
+    "mozilla_django_oidc",
     "accounts",
+    "members",
     "audit",
     "sandboxes",
     "artifacts",
@@ -91,7 +104,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -289,12 +305,14 @@ PRESIGNED_URL_MAX_SECONDS = 7 * 86400
 # "version:secret" pairs, newest first; URLs signed with an older version keep working until it
 # is removed. Without it, one key derived from SECRET_KEY is used.
 URL_SIGNING_KEYS = env_list("STOWAGE_URL_SIGNING_KEYS", [])
+refuse_published("STOWAGE_URL_SIGNING_KEYS", [entry.partition(":")[2] for entry in URL_SIGNING_KEYS])
 SHARE_DOWNLOAD_URL_SECONDS = 60
 SHARE_GUESS_LIMIT_PER_MINUTE = env_int("STOWAGE_SHARE_GUESS_LIMIT_PER_MINUTE", 30)
 PUBLIC_BASE_URL = env_str("STOWAGE_PUBLIC_URL", "")
 
 # --- API ------------------------------------------------------------------------------------
-API_KEY_DEFAULT_SCOPES = [
+# Every scope a key can hold; a key made without naming any gets only the read scopes.
+API_KEY_SCOPES = [
     "sandboxes:read",
     "sandboxes:write",
     "artifacts:read",
@@ -312,6 +330,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    # Throttles password sign-in (django-axes) before the password is checked, then checks it.
+    "accounts.signin.ThrottledPasswordBackend",
+    "accounts.oidc.SingleSignOnBackend",
+]
+# Password sign-in may be turned off once single sign-on works; staff then sign in through it too.
+PASSWORD_SIGN_IN = env_bool("STOWAGE_PASSWORD_SIGN_IN", True)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-us"
@@ -334,6 +359,27 @@ if TESTING:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# With S3 the browser reaches the bucket itself: direct uploads (presigned PUTs), and previews
+# and downloads redirected to presigned GETs.
+_CSP_STORE = []
+if AWS_STORAGE_BUCKET_NAME:
+    _endpoint = urlsplit(AWS_S3_ENDPOINT_URL) if AWS_S3_ENDPOINT_URL else None
+    _CSP_STORE.append(f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint else "https://*.amazonaws.com")
+# django-csp: no inline script anywhere; an inline <style> only with the response's nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
+        "img-src": ["'self'", "data:", "blob:", *_CSP_STORE],
+        "connect-src": ["'self'", *_CSP_STORE, *env_list("STOWAGE_CSP_CONNECT_SRC", [])],
+        "frame-src": ["'self'", *_CSP_STORE],
+        "frame-ancestors": ["'self'"],
+        "form-action": ["'self'", *env_list("STOWAGE_CSP_FORM_ACTION", [])],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -363,8 +409,44 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs every sign-in at INFO; the audit log has them, with who and from where.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 STOWAGE_TRUST_X_FORWARDED_FOR = env_bool("STOWAGE_TRUST_X_FORWARDED_FOR")
+
+# --- Sign-in: throttling (django-axes) and single sign-on (mozilla-django-oidc) --------------
+# Wrong passwords are counted per account and per address apart: either one past the limit locks
+# sign-in for the cool-off, so a burst at one account from many addresses is stopped too.
+AXES_FAILURE_LIMIT = env_int("STOWAGE_SIGN_IN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STOWAGE_SIGN_IN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
+# Failures are kept (AccessAttempt, pruned after the cool-off); successes are in the audit log.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
+# OpenID Connect: the issuer's discovery document gives every endpoint. The claim names the
+# organizations and roles of the person signing in (docs/operations.md).
+OIDC_ISSUER = env_str("STOWAGE_OIDC_ISSUER")
+OIDC_RP_CLIENT_ID = env_str("STOWAGE_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("STOWAGE_OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("STOWAGE_OIDC_SCOPES", "openid email profile")
+OIDC_ROLES_CLAIM = env_str("STOWAGE_OIDC_ROLES_CLAIM", "stowage_roles")
+OIDC_PROVIDER_NAME = env_str("STOWAGE_OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_RP_SIGN_ALGO = env_str("STOWAGE_OIDC_SIGN_ALGO", "RS256")
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+
+# --- Audit ------------------------------------------------------------------------------------
+# Refusals recorded in full per minute, from one source and from all sources (audit/refusals.py).
+AUDIT_REFUSALS_PER_SOURCE = env_int("STOWAGE_AUDIT_REFUSALS_PER_SOURCE", 10)
+AUDIT_REFUSALS_PER_KIND = env_int("STOWAGE_AUDIT_REFUSALS_PER_KIND", 100)
 STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")

@@ -3,8 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from accounts.views import admin_sign_in
 from artifacts.views import presigned_download
 from config.api import api, api_not_found
+from members.views import member_join, organization_list
+
+# Every sign-in goes through one page, throttled and audited; the admin's own form would bypass it.
+admin.site.login = admin_sign_in  # type: ignore[method-assign]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,4 +23,11 @@ urlpatterns = [
     path("artifacts/", include("artifacts.urls")),
     path("sandboxes/", include("sandboxes.urls")),
     path("audit/", include("audit.urls")),
+    path("members/", include("members.urls")),
+    path("join/<str:organization_id>/<str:token>/", member_join, name="members-join"),
+    path("staff/organizations/", organization_list, name="staff-organizations"),
 ]
+
+handler403 = "config.error_pages.forbidden"
+handler404 = "config.error_pages.not_found"
+handler500 = "config.error_pages.server_error"

@@ -80,11 +80,13 @@ def audited(
             sandbox_id=sandbox.id,
             session_id=sandbox.session_id,
             details=details,
-            outcome=Outcome.FAILURE,
+            # A path the host refused (a link out of the workspace) was denied, not a failure.
+            outcome=Outcome.DENIED if exc.code == "INVALID_PATH" else Outcome.FAILURE,
             error_message=f"{exc.code}: {exc.message}",
             duration_ms=int((time.monotonic() - started) * 1000),
             organization_id=sandbox.organization_id,
         )
+        exc.audited = True
         raise
     audit_record(
         actor=actor,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from artifacts.models import Artifact
 from artifacts.services import artifact_record_read
+from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
@@ -219,6 +220,20 @@ def share_link_download(*, link: ShareLink, password: str | None, recipient: Rec
     if link.has_password and not (
         password and len(password) <= MAX_PASSWORD_LENGTH and check_password(password, link.password_hash)
     ):
+        audit_refusal(
+            actor=Actor(
+                organization_id=link.organization_id,
+                label=f"share link {link.id}",
+                ip=recipient.ip,
+                user_agent=recipient.user_agent[:400],
+                request_id=recipient.request_id,
+            ),
+            action="share.wrong_password",
+            reason="wrong share-link password",
+            organization_id=link.organization_id,
+            resource=f"artifact:{link.artifact_id}",
+            details={"share_id": link.id},
+        )
         raise WrongPassword("the password is not right")
     artifact = link.artifact
     now = timezone.now()

@@ -1,5 +1,6 @@
-// Copy buttons: <button data-copy-target="element-id">. Delegated from the document, so buttons
-// that htmx swaps in later work too.
+// Copy buttons: <button data-copy-target="element-id" [data-copy-status="element-id"]>, and
+// fields that select themselves on focus (data-select-on-focus). Delegated from the document, so
+// elements that htmx swaps in later work too.
 (function () {
   "use strict";
 
@@ -31,13 +32,19 @@
     if (!button) return;
     const target = document.getElementById(button.dataset.copyTarget);
     if (!target) return;
+    const status = button.dataset.copyStatus ? document.getElementById(button.dataset.copyStatus) : null;
     try {
       await navigator.clipboard.writeText(textOf(target));
       flash(button, "Copied");
+      if (status) status.textContent = "It is on your clipboard.";
     } catch (e) {
       // No clipboard access (an insecure origin, or refused): leave it selected to copy by hand.
       selectText(target);
       flash(button, "Press Ctrl+C");
     }
+  });
+
+  document.addEventListener("focusin", (event) => {
+    if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
   });
 })();

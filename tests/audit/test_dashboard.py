@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit import views as audit_views
+from audit.export import csv_cell
 from audit.models import AuditEvent
 from audit.services import audit_record
-from audit.views import csv_cell
 from core.actor import Actor
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from django.db import connection
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from audit.services import audit_record, audit_verify_chain
+from core.actor import Actor
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_audit_export.py"
+
+
+def record(org_id: str, n: int, **fields) -> list[AuditEvent]:
+    actor = Actor(organization_id=org_id, label=fields.pop("actor", "agent"), ip="203.0.113.9")
+    return [
+        audit_record(
+            actor=actor, action=fields.get("action", "file.read"), resource=f"r{i}", details={"i": i, "note": "a,b\n'c"}
+        )
+        for i in range(n)
+    ]
+
+
+def download(client, name: str, params: dict | None = None) -> bytes:
+    response = client.get(reverse(name), params or {})
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def check(tmp_path: Path, body: bytes, suffix: str) -> subprocess.CompletedProcess:
+    path = tmp_path / f"export.{suffix}"
+    path.write_bytes(body)
+    # Run as an auditor would: the machine's Python, nothing of Stowage importable.
+    return subprocess.run(
+        [sys.executable, "-I", str(SCRIPT), str(path)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+
+
+def test_a_jsonl_export_is_verified_offline_and_says_what_it_covers(dashboard, stranger, tmp_path):
+    record(dashboard.org_id, 4)
+    record(stranger.org_id, 2)
+    record(dashboard.org_id, 3, action="artifact.upload")
+    body = download(dashboard.admin, "audit-export-jsonl")
+    manifest, *events = [json.loads(line) for line in body.decode().splitlines()]
+    assert manifest["type"] == "stowage.audit-export" and manifest["organization_id"] == dashboard.org_id
+    assert manifest["events"] == len(events) and "seq" in manifest["covers"]
+    assert all({"hash", "prev_hash", "seq"} <= set(event) for event in events)
+    assert {event["organization_id"] for event in events} == {dashboard.org_id}
+    result = check(tmp_path, body, "jsonl")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"OK: {len(events)} events verified" in result.stdout
+    assert " 0 gaps" not in result.stdout, "the other organization's events sit between"
+
+
+def test_an_edit_in_the_database_is_detected_by_the_offline_check(dashboard, tmp_path):
+    events = record(dashboard.org_id, 5)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET actor = %s WHERE id = %s", ["someone else", events[2].id])
+    for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
+        result = check(tmp_path, download(dashboard.admin, name), suffix)
+        assert result.returncode == 1, result.stdout
+        assert events[2].id in result.stdout and "edited" in result.stdout
+
+
+def test_an_edit_of_the_file_is_detected(dashboard, tmp_path):
+    events = record(dashboard.org_id, 3)
+    body = download(dashboard.admin, "audit-export-jsonl").decode().replace('"r1"', '"r9"')
+    result = check(tmp_path, body.encode(), "jsonl")
+    assert result.returncode == 1 and events[1].id in result.stdout
+
+
+def test_an_event_removed_from_the_file_is_detected(dashboard, tmp_path):
+    record(dashboard.org_id, 4)
+    lines = download(dashboard.admin, "audit-export-jsonl").decode().splitlines(keepends=True)
+    result = check(tmp_path, "".join(lines[:2] + lines[3:]).encode(), "jsonl")
+    assert result.returncode == 1 and "manifest" in result.stdout
+
+
+def test_a_csv_export_with_formulas_and_line_breaks_is_verified_offline(dashboard, tmp_path):
+    record(dashboard.org_id, 2, actor="=HYPERLINK(1)")
+    record(dashboard.org_id, 2, actor="'quoted")
+    result = check(tmp_path, download(dashboard.admin, "audit-export"), "csv")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_filtered_export_says_which_part_of_the_chain_it_covers(dashboard, tmp_path):
+    record(dashboard.org_id, 3, action="artifact.upload")
+    record(dashboard.org_id, 3, action="file.read")
+    response = dashboard.admin.get(reverse("audit-export-jsonl"), {"action": "artifact."})
+    body = b"".join(response.streaming_content)
+    manifest, *events = [json.loads(line) for line in body.decode().splitlines()]
+    assert {event["action"] for event in events} == {"artifact.upload"}
+    assert manifest["filters"] == {"action": "artifact."} and "artifact." in manifest["covers"]
+    assert f"seq{manifest['first_seq']}-{manifest['last_seq']}" in response["Content-Disposition"]
+    assert check(tmp_path, body, "jsonl").returncode == 0
+
+
+def test_the_action_filter_takes_a_prefix(dashboard):
+    record(dashboard.org_id, 1, action="artifact.upload")
+    record(dashboard.org_id, 1, action="artifact.delete")
+    record(dashboard.org_id, 1, action="file.read")
+    response = dashboard.admin.get(reverse("audit-list"), {"action": "artifact."})
+    page = response.content.decode()
+    assert "artifact.upload" in page and "artifact.delete" in page and "file.read</td>" not in page
+    api = dashboard.owner  # the API filter reads the same way
+    assert api.get(reverse("audit-list"), {"action": "artifact.*"}).status_code == 200
+
+
+def test_resources_show_as_links_with_names(dashboard, owner):
+    put = owner.client.put(
+        "/api/v1/artifacts?remote_path=reports/q3.csv", b"a,b\n", content_type="text/csv", headers=owner.headers()
+    )
+    artifact_id = put.json()["id"]
+    page = dashboard.admin.get(reverse("audit-list")).content.decode()
+    assert f'<a href="{reverse("artifact-detail", args=[artifact_id])}">reports/q3.csv</a>' in page
+    assert ">bootstrap</a>" in page, "the bootstrap key by its name"
+
+
+def test_the_chain_check_reports_its_count_time_range_and_head(dashboard, capsys):
+    events = record(dashboard.org_id, 3)
+    report = audit_verify_chain(organization_id=dashboard.org_id)
+    assert report.ok and report.head_hash == events[-1].hash
+    assert report.checked >= 3 and report.organization_checked >= 3
+    assert report.first_timestamp <= events[0].timestamp and report.last_timestamp == events[-1].timestamp
+    fragment = dashboard.admin.post(reverse("audit-verify"), HTTP_HX_REQUEST="true").content.decode()
+    assert events[-1].hash in fragment and "events" in fragment
+    from django.core.management import call_command
+
+    call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert events[-1].hash in out and "events verified, from" in out
+
+
+def test_the_instance_security_log_is_for_staff(owner, stranger, client):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client.get("/api/v1/sandboxes", headers={"Authorization": "ApiKey stow_nonsense"})
+    staff, other = Client(), Client()
+    staff.force_login(get_user_model().objects.get(username=owner.username))
+    other.force_login(get_user_model().objects.get(username=stranger.username))
+    page = staff.get(reverse("audit-instance-list")).content.decode()
+    assert "auth.api_key" in page and "no such API key" in page
+    assert other.get(reverse("audit-instance-list")).status_code == 404
+    assert other.get(reverse("audit-instance-export-jsonl")).status_code == 404
+    body = b"".join(staff.get(reverse("audit-instance-export-jsonl")).streaming_content).decode()
+    assert json.loads(body.splitlines()[0])["organization_id"] is None
