@@ -13,6 +13,7 @@ from accounts.models import ApiKey, Membership, Organization, Role
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import InvalidInput, NotFound
+from core.text import check_text
 
 KEY_PREFIX = "stow_"
 # A key never contains a dot, so the SDK never mistakes it for a JWT.
@@ -34,7 +35,7 @@ def api_key_create(
     expires_in_days: int | None = None,
     created_by_id: int | None = None,
 ) -> tuple[ApiKey, str]:
-    name = (name or "").strip()
+    name = check_text((name or "").strip(), field="name")
     if not name or len(name) > 200:
         raise InvalidInput("name is required and must be at most 200 characters", details={"field": "name"})
     scopes = list(scopes) if scopes else list(settings.API_KEY_DEFAULT_SCOPES)

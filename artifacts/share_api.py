@@ -13,6 +13,7 @@ from artifacts import shares
 from artifacts.models import ShareLink
 from artifacts.selectors import artifact_get, share_link_get, share_link_list
 from config.auth import require_scope
+from config.schemas import BODY, errors
 
 router = Router(tags=["share links"])
 
@@ -70,7 +71,10 @@ def share_url(request: HttpRequest, token: str) -> str:
     return f"{base}{path}" if base else request.build_absolute_uri(path)
 
 
-@router.post("/artifacts/{artifact_id}/shares", response={201: CreatedShareOut, 202: CreatedShareOut})
+@router.post(
+    "/artifacts/{artifact_id}/shares",
+    response={201: CreatedShareOut, 202: CreatedShareOut, **errors(404, BODY, 503, 504)},
+)
 def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait: bool = True):
     """A new share link; `url` holds its token and is shown only in this answer. With `wait=false`
     the answer is 202 with state `pending` until a worker activates the link."""
@@ -87,14 +91,14 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
     return Status(201 if wait else 202, {**share_out(link), "url": share_url(request, token)})
 
 
-@router.get("/artifacts/{artifact_id}/shares", response=ShareListOut)
+@router.get("/artifacts/{artifact_id}/shares", response={200: ShareListOut, **errors(404)})
 def list_shares(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
     return {"shares": [share_out(link) for link in share_link_list(artifact=artifact)[:MAX_LISTED]]}
 
 
-@router.post("/artifacts/{artifact_id}/shares/{share_id}/revoke", response=ShareOut)
+@router.post("/artifacts/{artifact_id}/shares/{share_id}/revoke", response={200: ShareOut, **errors(404)})
 def revoke_share(request: HttpRequest, artifact_id: str, share_id: str):
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)

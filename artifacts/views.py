@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from functools import wraps
 from typing import Any
@@ -49,12 +48,12 @@ from artifacts.services import (
 from artifacts.share_api import share_url
 from artifacts.signing import verify
 from artifacts.storage import BlobError, UploadGone
-from artifacts.validation import check_content_type, check_metadata, check_remote_path
+from artifacts.validation import check_content_type, check_metadata, check_metadata_header, check_remote_path
 from config.auth import client_ip
 from core.actor import Actor
 from core.errors import InvalidInput, NotFound, PayloadTooLarge, StowageError
 from core.htmx import wants_fragment
-from core.http import error_response, stowage_error_response
+from core.http import error_response, read_json_object, stowage_error_response
 
 PAGE_SIZE = 50
 VERSIONS_SHOWN = 50
@@ -525,7 +524,7 @@ def artifact_upload_check(request: HttpRequest) -> JsonResponse:
     """Checks one file of the upload page before its bytes are sent: a name or a size that will
     be refused is reported at once, with nothing sent and nothing stored."""
     try:
-        payload = _json_payload(request)
+        payload = read_json_object(request)
         remote_path = check_remote_path(
             payload.get("remote_path") if isinstance(payload.get("remote_path"), str) else None
         )
@@ -552,13 +551,7 @@ def artifact_upload_stream(request: HttpRequest) -> JsonResponse:
             raise StowageError("The upload must say its length (Content-Length).", code="LENGTH_REQUIRED")
         if int(length) > settings.ARTIFACT_MAX_BYTES:
             raise _too_large(int(length), settings.ARTIFACT_MAX_BYTES)
-        raw_metadata = request.headers.get(METADATA_HEADER, "")
-        try:
-            metadata = json.loads(raw_metadata) if raw_metadata else None
-        except ValueError:
-            raise InvalidInput(
-                "The metadata must be a JSON object of strings.", code="INVALID_METADATA", details={"field": "metadata"}
-            ) from None
+        metadata = check_metadata_header(request.headers.get(METADATA_HEADER))
         content_type = _upload_content_type(request.META.get("CONTENT_TYPE", ""))
         if content_type is not None and check_content_type(content_type) is None:
             content_type = None
@@ -591,16 +584,6 @@ def _uploaded(artifact: Artifact) -> dict[str, Any]:
 
 
 # --- uploads straight from the browser to the object store ----------------------------------
-
-
-def _json_payload(request: HttpRequest) -> dict[str, Any]:
-    try:
-        payload = json.loads(request.body or b"{}")
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise InvalidInput("The request must be a JSON object.", code="INVALID_JSON")
-    return payload
 
 
 def _storage_error(request: HttpRequest, exc: BlobError) -> JsonResponse:
@@ -666,7 +649,7 @@ def _direct_view(method: str):
 def artifact_upload_direct(request: HttpRequest) -> JsonResponse:
     """Begins an upload whose parts the browser sends to the object store itself."""
     try:
-        payload = _json_payload(request)
+        payload = read_json_object(request)
         content_type = payload.get("content_type") if isinstance(payload.get("content_type"), str) else None
         transfer = direct_upload_begin(
             actor=request.actor,
@@ -692,7 +675,7 @@ def artifact_upload_direct_status(request: HttpRequest, transfer: Transfer) -> J
 @_direct_view("POST")
 def artifact_upload_direct_part(request: HttpRequest, transfer: Transfer) -> JsonResponse:
     """``{"parts": [{"number", "sha256"}, ...]}`` (a few at a time), or one ``{"number", "sha256"}``."""
-    payload = _json_payload(request)
+    payload = read_json_object(request)
     if "parts" in payload:
         return JsonResponse({"parts": direct_upload_sign_parts(transfer=transfer, parts=payload["parts"])})
     return JsonResponse(direct_upload_sign_parts(transfer=transfer, parts=[payload])[0])

@@ -10,6 +10,7 @@ from pydantic import Field
 from audit.models import AuditEvent, Outcome
 from audit.selectors import audit_event_list
 from config.auth import require_scope
+from config.schemas import errors
 
 router = Router(tags=["audit"])
 
@@ -69,7 +70,7 @@ class AuditListOut(Schema):
     total: int
 
 
-@router.get("/audit", response=AuditListOut)
+@router.get("/audit", response={200: AuditListOut, **errors()})
 def list_audit_events(request: HttpRequest, filters: Query[AuditFilters]):
     require_scope(request.auth, "audit:read")
     events = audit_event_list(

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from config.auth import ApiKeyAuth
 from core.errors import StowageError
-from core.http import error_response, stowage_error_response
+from core.http import body_too_large, error_response, read_json_object, stowage_error_response
 
 logger = logging.getLogger(__name__)
+
+
+class JsonObjectParser(Parser):
+    """Every request body is one JSON object of Unicode text no larger than
+    settings.API_MAX_BODY_BYTES; anything else is refused here, before any schema or service."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return read_json_object(request)
 
 
 api = NinjaAPI(
@@ -23,6 +34,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=JsonObjectParser(),
 )
 
 
@@ -54,8 +66,19 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, StowageError):
+        # ninja wraps whatever the body parser raised in its own "Cannot parse request body".
+        return stowage_error_response(request, exc.__cause__)
     code = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
     return error_response(request, status=exc.status_code, code=code, message=str(exc))
+
+
+@api.exception_handler(SuspiciousOperation)
+def _suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    # Django's own limits: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many query fields.
+    if isinstance(exc, RequestDataTooBig):
+        return stowage_error_response(request, body_too_large())
+    return error_response(request, status=400, code="BAD_REQUEST", message=str(exc) or "bad request")
 
 
 @api.exception_handler(Exception)

@@ -50,6 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from core.text import displayable
+
 from . import paths
 from .base import (
     WORKSPACE,
@@ -911,8 +913,9 @@ class LocalRuntime(SandboxRuntime):
             for entry_path, name, st in paths.walk(dir_fd, paths.sandbox_path(parts), recursive=recursive):
                 entries.append(
                     FileEntry(
-                        name=name,
-                        path=entry_path,
+                        # A name the sandbox made of bytes that are not UTF-8 is shown, not sent on as is.
+                        name=displayable(name),
+                        path=displayable(entry_path),
                         type=_entry_type(st.st_mode),
                         size=st.st_size,
                         modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),

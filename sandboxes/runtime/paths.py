@@ -46,7 +46,9 @@ def parse_path(path: str, *, allow_root: bool = False) -> Parts:
     if "\x00" in path:
         raise InvalidPath("path must not contain NUL bytes")
     try:
-        encoded = os.fsencode(path)
+        # Strict, not os.fsencode: its surrogateescape would turn a lone surrogate into a name
+        # of bytes that are not UTF-8, which no listing could show again.
+        encoded = path.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidPath("path is not valid UTF-8") from None
     if len(encoded) > MAX_PATH_BYTES:
