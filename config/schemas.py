@@ -7,10 +7,12 @@ so the OpenAPI schema tells clients, and the fuzzing pass checks, every status i
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt
 
 
 class ErrorDetail(Schema):
@@ -49,3 +51,16 @@ def strict_int(low: int, high: int) -> Any:
     its message names it. Strict: `true` or "10" is a mistake to report, not a number to guess
     at (pydantic would read `true` as 1). Query parameters stay lax: they arrive as text."""
     return Annotated[StrictInt, Field(json_schema_extra={"minimum": low, "maximum": high})]
+
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    # pydantic would also read a bare number as a Unix time, which the schema does not offer.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 date and time, such as 2025-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
