@@ -462,3 +462,14 @@ def test_the_artifacts_page_still_renders_because_no_way_in_takes_a_lone_surroga
     member = Client()
     member.force_login(get_user_model().objects.get(username="member-user"))
     assert member.get(reverse("artifact-list")).status_code == 200
+
+
+@pytest.mark.worker
+def test_a_file_name_a_sandbox_made_of_bytes_that_are_not_utf_8_is_listed_and_shown(owner, sandbox, dashboard):
+    sid = sandbox["sandbox_id"]
+    made = owner.post(f"/sandbox/{sid}/execute", {"command": "touch /workspace/$(printf 'bad\\377name')"})
+    assert made.status_code == 200 and made.json()["exit_code"] == 0, made.content
+    listed = owner.get(f"/sandbox/{sid}/files/list").json()["files"]
+    assert [entry["name"] for entry in listed] == ["bad\ufffdname"]
+    page = dashboard.owner.get(reverse("sandbox-detail", args=[sid]))
+    assert page.status_code == 200 and "bad\ufffdname" in page.content.decode()
