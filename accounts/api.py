@@ -7,10 +7,13 @@ from ninja import Router, Schema, Status
 
 from accounts.models import ApiKey
 from accounts.selectors import api_key_list, organization_get
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import MAX_KEY_DAYS, api_key_create, api_key_revoke
 from config.auth import require_scope
+from config.schemas import BODY, errors, strict_int
 
 router = Router(tags=["api keys"])
+
+Days = strict_int(1, MAX_KEY_DAYS)
 
 
 class ApiKeyOut(Schema):
@@ -39,7 +42,7 @@ class ApiKeyOut(Schema):
 
 class ApiKeyCreateIn(Schema):
     name: str
-    expires_in_days: int | None = None
+    expires_in_days: Days | None = None
     scopes: list[str] | None = None
 
 
@@ -56,13 +59,13 @@ class SuccessOut(Schema):
     success: bool
 
 
-@router.get("/api-keys", response=ApiKeyListOut)
+@router.get("/api-keys", response={200: ApiKeyListOut, **errors()})
 def list_api_keys(request: HttpRequest):
     require_scope(request.auth, "keys:manage")
     return {"api_keys": [ApiKeyOut.from_key(k) for k in api_key_list(organization_id=request.auth.organization_id)]}
 
 
-@router.post("/api-keys", response={201: ApiKeyCreatedOut})
+@router.post("/api-keys", response={201: ApiKeyCreatedOut, **errors(BODY)})
 def create_api_key(request: HttpRequest, payload: ApiKeyCreateIn):
     require_scope(request.auth, "keys:manage")
     org = organization_get(organization_id=request.auth.organization_id)
@@ -76,7 +79,7 @@ def create_api_key(request: HttpRequest, payload: ApiKeyCreateIn):
     return Status(201, {"api_key": ApiKeyOut.from_key(key), "key": secret})
 
 
-@router.delete("/api-keys/{key_id}", response=SuccessOut)
+@router.delete("/api-keys/{key_id}", response={200: SuccessOut, **errors(404)})
 def revoke_api_key(request: HttpRequest, key_id: str):
     require_scope(request.auth, "keys:manage")
     org = organization_get(organization_id=request.auth.organization_id)

@@ -14,6 +14,7 @@ from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import Forbidden, InvalidInput, NotFound
+from core.text import check_text
 
 KEY_PREFIX = "stow_"
 # A key never contains a dot, so the SDK never mistakes it for a JWT.
@@ -37,7 +38,7 @@ def api_key_create(
     expires_in_days: int | None = None,
     created_by_id: int | None = None,
 ) -> tuple[ApiKey, str]:
-    name = (name or "").strip()
+    name = check_text((name or "").strip(), field="name")
     if not name or len(name) > 200:
         raise InvalidInput("name is required and must be at most 200 characters", details={"field": "name"})
     scopes = list(dict.fromkeys(scopes)) if scopes else list(READ_SCOPES)

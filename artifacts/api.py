@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,9 @@ from artifacts.models import Artifact
 from artifacts.selectors import artifact_get, artifact_list, artifact_versions
 from artifacts.signing import sign
 from artifacts.storage import is_s3
+from artifacts.validation import check_metadata_header
 from config.auth import require_scope
+from config.schemas import BODY, STORAGE, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
 from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
@@ -25,6 +26,8 @@ from transfers import services as transfer_services
 from transfers.api import TransferOut, transfer_out
 
 router = Router(tags=["artifacts"])
+
+ExpiresIn = strict_int(1, settings.ARTIFACT_MAX_EXPIRES_IN)
 
 
 class ArtifactOut(Schema):
@@ -69,7 +72,7 @@ class UploadIn(Schema):
     path: str
     remote_path: str | None = None
     content_type: str | None = None
-    expires_in: int | None = None
+    expires_in: ExpiresIn | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -108,21 +111,30 @@ def _upload(request: HttpRequest, sandbox, payload: UploadIn, wait: bool, sessio
     return Status(200, artifact_out(transfer.artifact))
 
 
-@router.post("/sandbox/{sandbox_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut})
+# A transfer that fails answers with its error: the file is missing (404), too large (413),
+# changed while read (409) or did not arrive intact (422), and the worker's and storage's own.
+TRANSFER_ERRORS = errors(404, 409, 413, 422, BODY, WORKER, STORAGE)
+
+
+@router.post("/sandbox/{sandbox_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS})
 def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wait: bool = True):
     require_scope(request.auth, "artifacts:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
     return _upload(request, sandbox, payload, wait)
 
 
-@router.post("/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut})
+@router.post(
+    "/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS}
+)
 def upload_session_artifact(request: HttpRequest, session_id: str, payload: UploadIn, wait: bool = True):
     require_scope(request.auth, "artifacts:write")
     sandbox = sandbox_newest_running_in_session(organization_id=request.auth.organization_id, session_id=session_id)
     return _upload(request, sandbox, payload, wait, session_id=session_id)
 
 
-@router.post("/sandbox/{sandbox_id}/artifacts/download", response={200: DownloadOut, 202: TransferOut})
+@router.post(
+    "/sandbox/{sandbox_id}/artifacts/download", response={200: DownloadOut, 202: TransferOut, **TRANSFER_ERRORS}
+)
 def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn, wait: bool = True):
     require_scope(request.auth, "artifacts:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -156,7 +168,7 @@ class ArtifactListOut(Schema):
     next_cursor: str | None
 
 
-@router.get("/artifacts", response=ArtifactListOut)
+@router.get("/artifacts", response={200: ArtifactListOut, **errors()})
 def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
     require_scope(request.auth, "artifacts:read")
     artifacts = artifact_list(
@@ -170,15 +182,25 @@ def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
     return {"artifacts": [artifact_out(a) for a in page.rows], "next_cursor": page.next_cursor}
 
 
-@router.put("/artifacts", response={201: ArtifactOut})
+_RAW_BODY = {
+    "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    "parameters": [
+        {
+            "in": "header",
+            "name": "X-Artifact-Metadata",
+            "required": False,
+            "description": "the artifact's metadata: a JSON object of strings",
+            "schema": {"type": "string"},
+        }
+    ],
+}
+
+
+@router.put("/artifacts", response={201: ArtifactOut, **errors(413, STORAGE)}, openapi_extra=_RAW_BODY)
 def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None = None, session_id: str | None = None):
     """Stream the raw request body into a new artifact. Metadata: the `X-Artifact-Metadata` header, a JSON object."""
     require_scope(request.auth, "artifacts:write")
-    raw_metadata = request.headers.get("X-Artifact-Metadata")
-    try:
-        metadata = json.loads(raw_metadata) if raw_metadata else None
-    except json.JSONDecodeError:
-        raise InvalidInput("X-Artifact-Metadata must be a JSON object of strings", code="INVALID_METADATA") from None
+    metadata = check_metadata_header(request.headers.get("X-Artifact-Metadata"))
     length = request.headers.get("Content-Length")
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
     artifact = transfer_services.artifact_put(
@@ -196,7 +218,7 @@ def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None 
     return Status(201, artifact_out(artifact))
 
 
-@router.get("/artifacts/{artifact_id}", response=ArtifactOut)
+@router.get("/artifacts/{artifact_id}", response={200: ArtifactOut, **errors(404)})
 def get_artifact(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     return artifact_out(artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id))
@@ -207,7 +229,7 @@ class VersionsOut(Schema):
     versions: list[ArtifactOut]
 
 
-@router.get("/artifacts/{artifact_id}/versions", response=VersionsOut)
+@router.get("/artifacts/{artifact_id}/versions", response={200: VersionsOut, **errors(404)})
 def list_versions(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
@@ -215,7 +237,7 @@ def list_versions(request: HttpRequest, artifact_id: str):
     return {"remote_path": artifact.remote_path, "versions": [artifact_out(a) for a in versions]}
 
 
-@router.delete("/artifacts/{artifact_id}", response=SuccessOut)
+@router.delete("/artifacts/{artifact_id}", response={200: SuccessOut, **errors(404, STORAGE)})
 def delete_artifact(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
@@ -229,7 +251,7 @@ class UrlOut(Schema):
     expires_at: datetime
 
 
-@router.get("/artifacts/{artifact_id}/url", response=UrlOut)
+@router.get("/artifacts/{artifact_id}/url", response={200: UrlOut, **errors(404, STORAGE)})
 def artifact_url(request: HttpRequest, artifact_id: str, expires_in: int = 3600):
     require_scope(request.auth, "artifacts:read")
     if not 1 <= expires_in <= settings.PRESIGNED_URL_MAX_SECONDS:
@@ -257,7 +279,19 @@ def presigned_url(request: HttpRequest, artifact: Artifact, expires_in: int) -> 
     return url, datetime.fromtimestamp(int(params["expires"]), tz=UTC)
 
 
-@router.get("/artifacts/{artifact_id}/content")
+_BYTES = {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+_CONTENT_RESPONSES = {
+    200: {"description": "the artifact's bytes, as its content type", **_BYTES},
+    206: {"description": "the bytes of the one range asked for", **_BYTES},
+    416: {"description": "the range asked for is outside the artifact"},
+}
+
+
+@router.get(
+    "/artifacts/{artifact_id}/content",
+    response=errors(404, STORAGE),
+    openapi_extra={"responses": _CONTENT_RESPONSES},
+)
 def artifact_content(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)

@@ -13,7 +13,8 @@ from django.utils.http import content_disposition_header
 from artifacts.models import Artifact
 from artifacts.storage import blob_iter_chunks, is_s3, s3_presigned_get_url
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 18 digits: an offset past any file, and never a number too long for int().
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 
 def safe_filename(name: str) -> str:

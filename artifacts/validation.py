@@ -9,6 +9,7 @@ import unicodedata
 from django.conf import settings
 
 from core.errors import InvalidInput
+from core.text import has_lone_surrogate, parse_json
 
 MAX_REMOTE_PATH_BYTES = 1024
 MAX_METADATA_KEYS = 64
@@ -23,14 +24,18 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
+def _not_text(text: str) -> bool:
+    return _has_control(text) or has_lone_surrogate(text)
+
+
 def check_remote_path(remote_path: str | None) -> str:
     if remote_path is None or remote_path.strip() == "":
         raise InvalidInput(
             "remote_path must not be empty", code="INVALID_REMOTE_PATH", details={"field": "remote_path"}
         )
-    if _has_control(remote_path):
+    if _not_text(remote_path):
         raise InvalidInput(
-            "remote_path must not contain control characters",
+            "remote_path must be text without control characters",
             code="INVALID_REMOTE_PATH",
             details={"field": "remote_path"},
         )
@@ -70,19 +75,35 @@ def check_metadata(metadata: dict | None) -> dict[str, str]:
             raise InvalidInput(
                 "metadata keys and values must be strings", code="INVALID_METADATA", details={"field": "metadata"}
             )
-        if not key or len(key) > MAX_METADATA_KEY or _has_control(key):
+        if not key or len(key) > MAX_METADATA_KEY or _not_text(key):
             raise InvalidInput(
-                f"metadata key {key[:40]!r} must be 1 to {MAX_METADATA_KEY} characters without control characters",
+                f"metadata key {key[:40]!r} must be 1 to {MAX_METADATA_KEY} characters of text without control characters",
                 code="INVALID_METADATA",
                 details={"field": "metadata"},
             )
-        if len(value) > MAX_METADATA_VALUE or "\x00" in value:
+        if len(value) > MAX_METADATA_VALUE or "\x00" in value or has_lone_surrogate(value):
             raise InvalidInput(
-                f"metadata value of {key[:40]!r} must be at most {MAX_METADATA_VALUE} characters without NUL",
+                f"metadata value of {key[:40]!r} must be at most {MAX_METADATA_VALUE} characters of text without NUL",
                 code="INVALID_METADATA",
                 details={"field": "metadata"},
             )
     return dict(metadata)
+
+
+def check_metadata_header(raw: str | None) -> dict[str, str]:
+    """The metadata an upload sends in its X-Artifact-Metadata header: a JSON object of strings."""
+    if not raw:
+        return {}
+    try:
+        # Headers arrive as Latin-1; the JSON in them is UTF-8 (or ASCII with \u escapes).
+        metadata = parse_json(raw.encode("latin-1").decode("utf-8"))
+    except (UnicodeError, ValueError):
+        raise InvalidInput(
+            "X-Artifact-Metadata must be a JSON object of strings",
+            code="INVALID_METADATA",
+            details={"field": "metadata"},
+        ) from None
+    return check_metadata(metadata)
 
 
 def check_expires_in(expires_in: int | None) -> int | None:

@@ -10,6 +10,7 @@ from pydantic import Field
 from audit.models import AuditEvent, Outcome
 from audit.selectors import audit_event_list
 from config.auth import require_scope
+from config.schemas import IsoTime, errors
 
 router = Router(tags=["audit"])
 
@@ -58,8 +59,8 @@ class AuditFilters(Schema):
     sandbox_id: str | None = None
     action: str | None = Field(None, max_length=64)
     outcome: Outcome | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: IsoTime | None = None
+    end_time: IsoTime | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -69,7 +70,7 @@ class AuditListOut(Schema):
     total: int
 
 
-@router.get("/audit", response=AuditListOut)
+@router.get("/audit", response={200: AuditListOut, **errors()})
 def list_audit_events(request: HttpRequest, filters: Query[AuditFilters]):
     require_scope(request.auth, "audit:read")
     events = audit_event_list(

@@ -4,22 +4,33 @@ dashboard's upload page calls (the browser's session). Both answer errors in one
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from audit.foreign_ids import audit_foreign_ids
 from audit.refusals import audit_refusal
 from config.auth import ApiKeyAuth
 from core.actor import Actor
 from core.errors import StowageError
-from core.http import error_response, stowage_error_response
+from core.http import body_too_large, error_response, read_json_object, stowage_error_response
 
 logger = logging.getLogger(__name__)
 
 
 PATH_REFUSED = "sandbox.path_refused"
+
+
+class JsonObjectParser(Parser):
+    """Every request body is one JSON object of Unicode text no larger than
+    settings.API_MAX_BODY_BYTES; anything else is refused here, before any schema or service."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return read_json_object(request)
 
 
 def _audit_path_refusal(request: HttpRequest, exc: StowageError) -> None:
@@ -68,8 +79,18 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, StowageError):
+        # ninja wraps whatever the body parser raised in its own "Cannot parse request body".
+        return stowage_error_response(request, exc.__cause__)
     code = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
     return error_response(request, status=exc.status_code, code=code, message=str(exc))
+
+
+def _suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    # Django's own limits: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many query fields.
+    if isinstance(exc, RequestDataTooBig):
+        return stowage_error_response(request, body_too_large())
+    return error_response(request, status=400, code="BAD_REQUEST", message=str(exc) or "bad request")
 
 
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -85,6 +106,7 @@ def register_error_handlers(ninja_api: NinjaAPI) -> None:
     ninja_api.add_exception_handler(AuthenticationError, _auth_error)
     ninja_api.add_exception_handler(Http404, _not_found)
     ninja_api.add_exception_handler(HttpError, _http_error)
+    ninja_api.add_exception_handler(SuspiciousOperation, _suspicious)
     ninja_api.add_exception_handler(Exception, _unexpected)
 
 
@@ -96,6 +118,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=JsonObjectParser(),
 )
 register_error_handlers(api)
 
@@ -119,6 +142,7 @@ browser_api = NinjaAPI(
     urls_namespace="browser-uploads",
     docs_url=None,
     openapi_url=None,
+    parser=JsonObjectParser(),
 )
 register_error_handlers(browser_api)
 browser_api.add_router("", "transfers.browser_api.router")

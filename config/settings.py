@@ -96,6 +96,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "ops.metrics.MetricsMiddleware",
+    "config.middleware.BadInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -250,7 +251,10 @@ SANDBOX_OUTPUT_LIMIT_BYTES = env_int("STOWAGE_OUTPUT_LIMIT_BYTES", 1 << 20)
 SANDBOX_FILE_API_MAX_BYTES = env_int("STOWAGE_FILE_API_MAX_BYTES", 10 << 20)
 SANDBOX_CREATE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_CREATE_WAIT_SECONDS", 30)
 SANDBOX_FILE_WAIT_SECONDS = env_int("STOWAGE_SANDBOX_FILE_WAIT_SECONDS", 60)
-DATA_UPLOAD_MAX_MEMORY_SIZE = SANDBOX_FILE_API_MAX_BYTES * 4 // 3 + (1 << 20)
+# The largest JSON request body (API and dashboard alike), 413 PAYLOAD_TOO_LARGE past it: by
+# default room for the files API's base64. Streamed uploads are not read whole and have their own.
+API_MAX_BODY_BYTES = env_int("STOWAGE_API_MAX_BODY_BYTES", SANDBOX_FILE_API_MAX_BYTES * 4 // 3 + (1 << 20))
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 # --- Artifacts ------------------------------------------------------------------------------
 STORAGES = {

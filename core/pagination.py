@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from django.db.models import Model, Q, QuerySet
 
 from core.errors import InvalidInput
+from core.text import lone_surrogate_at, parse_json
 
 Row = TypeVar("Row", bound=Model)
 
@@ -32,7 +33,11 @@ def _b64(text: str) -> str:
 
 
 def _unb64(cursor: str) -> str:
-    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    # A made-up cursor must not carry into a query what the database refuses.
+    if "\x00" in text:
+        raise ValueError("NUL in a cursor")
+    return text
 
 
 def encode_time_cursor(created_at: datetime, row_id: str) -> str:
@@ -55,10 +60,10 @@ def encode_json_cursor(values: list[Any]) -> str:
 def decode_json_cursor(cursor: str) -> list[Any]:
     """The values a cursor of ``encode_json_cursor`` holds; the caller checks their types."""
     try:
-        values = json.loads(_unb64(cursor))
+        values = parse_json(_unb64(cursor))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid_cursor() from None
-    if not isinstance(values, list):
+    if not isinstance(values, list) or lone_surrogate_at(values) is not None:
         raise invalid_cursor()
     return values
 

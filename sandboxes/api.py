@@ -6,18 +6,24 @@ from contextlib import closing
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
 
 from audit.selectors import audit_sandbox_counts
 from config.auth import require_scope
+from config.schemas import BODY, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from sandboxes import services
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.selectors import sandbox_get, sandbox_list
 
 router = Router(tags=["sandboxes"])
+
+Seconds = strict_int(1, settings.SANDBOX_MAX_TIMEOUT_SECONDS)
+Milliseconds = strict_int(1, settings.SANDBOX_EXEC_MAX_TIMEOUT_MS)
 
 
 class SandboxOut(Schema):
@@ -55,9 +61,9 @@ def sandbox_out(sandbox: Sandbox) -> dict[str, Any]:
 
 
 class SandboxCreateIn(Schema):
-    cpus: str | int | float | None = None
-    memory: str | int | None = None
-    timeout_seconds: int | None = None
+    cpus: StrictStr | StrictInt | StrictFloat | None = None
+    memory: StrictStr | StrictInt | None = None
+    timeout_seconds: Seconds | None = None
     env: dict[str, str] | None = None
     org_id: str | None = None
     session_id: str | None = None
@@ -77,7 +83,7 @@ class SuccessOut(Schema):
     success: bool
 
 
-@router.post("/sandbox/create", response={201: SandboxOut})
+@router.post("/sandbox/create", response={201: SandboxOut, **errors(BODY, WORKER)})
 def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
     require_scope(request.auth, "sandboxes:write")
     if payload.org_id and payload.org_id != request.auth.organization_id:
@@ -95,7 +101,7 @@ def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
     return Status(201, sandbox_out(sandbox))
 
 
-@router.get("/sandboxes", response=SandboxListOut)
+@router.get("/sandboxes", response={200: SandboxListOut, **errors()})
 def list_sandboxes(request: HttpRequest, filters: Query[SandboxFilters]):
     require_scope(request.auth, "sandboxes:read")
     sandboxes = sandbox_list(
@@ -104,7 +110,7 @@ def list_sandboxes(request: HttpRequest, filters: Query[SandboxFilters]):
     return {"sandboxes": [sandbox_out(s) for s in sandboxes]}
 
 
-@router.get("/sandbox/{sandbox_id}", response=SandboxOut)
+@router.get("/sandbox/{sandbox_id}", response={200: SandboxOut, **errors(404)})
 def get_sandbox(request: HttpRequest, sandbox_id: str):
     require_scope(request.auth, "sandboxes:read")
     return sandbox_out(sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id))
@@ -112,8 +118,8 @@ def get_sandbox(request: HttpRequest, sandbox_id: str):
 
 class ExecuteIn(Schema):
     command: str | list[str]
-    stream: bool = False
-    timeout: int | None = Field(None, description="milliseconds")
+    stream: StrictBool = False
+    timeout: Milliseconds | None = Field(None, description="milliseconds")
     env: dict[str, str] | None = None
     working_dir: str | None = None
     cwd: str | None = None
@@ -128,7 +134,25 @@ class ExecuteOut(Schema):
     duration_ms: int
 
 
-@router.post("/sandbox/{sandbox_id}/execute", response=ExecuteOut)
+# With "stream": true the answer is Server-Sent Events, one JSON object in each event's data:
+# {"type": "stdout"|"stderr", "data"}, then {"type": "exit", "code", "timed_out", ...} or
+# {"type": "error", "error"}, and last {"type": "done"}.
+_EVENT_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "properties": {"data": {"type": "string", "contentMediaType": "application/json"}},
+            "required": ["data"],
+        }
+    }
+}
+
+
+@router.post(
+    "/sandbox/{sandbox_id}/execute",
+    response={200: ExecuteOut, **errors(404, 409, BODY, WORKER)},
+    openapi_extra={"responses": {200: {"content": _EVENT_STREAM}}},
+)
 def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -175,7 +199,7 @@ class FilesWriteOut(Schema):
     files: list[WrittenFile]
 
 
-@router.post("/sandbox/{sandbox_id}/files", response=FilesWriteOut)
+@router.post("/sandbox/{sandbox_id}/files", response={200: FilesWriteOut, **errors(404, 409, BODY, WORKER)})
 def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -189,7 +213,7 @@ class FileReadOut(Schema):
     size: int
 
 
-@router.get("/sandbox/{sandbox_id}/files", response=FileReadOut)
+@router.get("/sandbox/{sandbox_id}/files", response={200: FileReadOut, **errors(404, 409, 413, WORKER)})
 def read_file(request: HttpRequest, sandbox_id: str, path: str):
     require_scope(request.auth, "sandboxes:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -198,10 +222,10 @@ def read_file(request: HttpRequest, sandbox_id: str, path: str):
 
 class FileDeleteIn(Schema):
     path: str
-    recursive: bool = False
+    recursive: StrictBool = False
 
 
-@router.delete("/sandbox/{sandbox_id}/files", response=SuccessOut)
+@router.delete("/sandbox/{sandbox_id}/files", response={200: SuccessOut, **errors(404, 409, BODY, WORKER)})
 def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -221,14 +245,14 @@ class FileListOut(Schema):
     files: list[FileEntryOut]
 
 
-@router.get("/sandbox/{sandbox_id}/files/list", response=FileListOut)
+@router.get("/sandbox/{sandbox_id}/files/list", response={200: FileListOut, **errors(404, 409, WORKER)})
 def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
     require_scope(request.auth, "sandboxes:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
     return {"files": services.sandbox_list_files(actor=request.auth, sandbox=sandbox, path=path, recursive=recursive)}
 
 
-@router.post("/sandbox/{sandbox_id}/stop", response=SuccessOut)
+@router.post("/sandbox/{sandbox_id}/stop", response={200: SuccessOut, **errors(404, WORKER)})
 def stop_sandbox(request: HttpRequest, sandbox_id: str):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -236,7 +260,7 @@ def stop_sandbox(request: HttpRequest, sandbox_id: str):
     return {"success": True}
 
 
-@router.delete("/sandbox/{sandbox_id}", response=SuccessOut)
+@router.delete("/sandbox/{sandbox_id}", response={200: SuccessOut, **errors(404, WORKER)})
 def delete_sandbox(request: HttpRequest, sandbox_id: str):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -245,10 +269,10 @@ def delete_sandbox(request: HttpRequest, sandbox_id: str):
 
 
 class ExtendIn(Schema):
-    additional_seconds: int
+    additional_seconds: Seconds
 
 
-@router.post("/sandbox/{sandbox_id}/extend", response=SandboxOut)
+@router.post("/sandbox/{sandbox_id}/extend", response={200: SandboxOut, **errors(404, 409, BODY)})
 def extend_sandbox(request: HttpRequest, sandbox_id: str, payload: ExtendIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -268,7 +292,7 @@ class AuditSummaryOut(Schema):
     duration: int = Field(..., description="seconds the sandbox has been alive")
 
 
-@router.get("/sandbox/{sandbox_id}/audit/summary", response=AuditSummaryOut)
+@router.get("/sandbox/{sandbox_id}/audit/summary", response={200: AuditSummaryOut, **errors(404)})
 def audit_summary(request: HttpRequest, sandbox_id: str):
     require_scope(request.auth, "audit:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)

@@ -9,6 +9,7 @@ from pydantic import StrictInt, StrictStr
 
 from artifacts.selectors import artifact_get
 from config.auth import require_scope
+from config.schemas import BODY, errors
 from shares import services
 from shares.models import ShareLink
 from shares.selectors import share_link_get, share_link_list
@@ -67,7 +68,7 @@ def share_out(link: ShareLink) -> dict[str, Any]:
 # generated from the schema call them by these names.
 @router.post(
     "/artifacts/{artifact_id}/shares",
-    response={201: CreatedShareOut, 202: CreatedShareOut},
+    response={201: CreatedShareOut, 202: CreatedShareOut, **errors(404, BODY, 503, 504)},
     operation_id="artifacts_share_api_create_share",
 )
 def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait: bool = True):
@@ -86,7 +87,11 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
     return Status(201 if wait else 202, {**share_out(link), "url": services.share_url(request, token)})
 
 
-@router.get("/artifacts/{artifact_id}/shares", response=ShareListOut, operation_id="artifacts_share_api_list_shares")
+@router.get(
+    "/artifacts/{artifact_id}/shares",
+    response={200: ShareListOut, **errors(404)},
+    operation_id="artifacts_share_api_list_shares",
+)
 def list_shares(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
@@ -95,7 +100,7 @@ def list_shares(request: HttpRequest, artifact_id: str):
 
 @router.post(
     "/artifacts/{artifact_id}/shares/{share_id}/revoke",
-    response=ShareOut,
+    response={200: ShareOut, **errors(404)},
     operation_id="artifacts_share_api_revoke_share",
 )
 def revoke_share(request: HttpRequest, artifact_id: str, share_id: str):

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from config.auth import require_scope
+from config.schemas import errors
 from transfers.models import Transfer, TransferState
 from transfers.selectors import transfer_get
 
@@ -54,7 +55,7 @@ def transfer_out(transfer: Transfer) -> dict[str, Any]:
     }
 
 
-@router.get("/transfers/{transfer_id}", response=TransferOut)
+@router.get("/transfers/{transfer_id}", response={200: TransferOut, **errors(404)})
 def get_transfer(request: HttpRequest, transfer_id: str):
     require_scope(request.auth, "artifacts:read")
     return transfer_out(transfer_get(organization_id=request.auth.organization_id, transfer_id=transfer_id))

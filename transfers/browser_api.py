@@ -5,7 +5,6 @@ of the current organization, errors in the API's shape."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,9 +19,9 @@ from accounts.access import OrgSession
 from accounts.models import Role
 from artifacts.models import Artifact
 from artifacts.storage import BlobError, UploadGone
-from artifacts.validation import check_content_type, check_metadata, check_remote_path
+from artifacts.validation import check_content_type, check_metadata, check_metadata_header, check_remote_path
 from core.errors import InvalidInput, StowageError
-from core.http import error_response
+from core.http import error_response, read_json_object
 from transfers.forms import browser_content_type, file_too_large
 from transfers.models import Transfer, TransferState
 from transfers.selectors import direct_upload_get
@@ -71,16 +70,6 @@ def _endpoint(method: str, path: str, *, name: str, **options: Any):
     return router.api_operation([method], path, url_name=name, **options)
 
 
-def _json_payload(request: HttpRequest) -> dict[str, Any]:
-    try:
-        payload = json.loads(request.body or b"{}")
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise InvalidInput("The request must be a JSON object.", code="INVALID_JSON")
-    return payload
-
-
 def _text(payload: dict[str, Any], name: str) -> str | None:
     value = payload.get(name)
     return value if isinstance(value, str) else None
@@ -117,7 +106,7 @@ def _uploaded(artifact: Artifact) -> dict[str, Any]:
 def artifact_upload_check(request: HttpRequest):
     """Checks one file of the upload page before its bytes are sent: a name or a size that will
     be refused is reported at once, with nothing sent and nothing stored."""
-    payload = _json_payload(request)
+    payload = read_json_object(request)
     remote_path = check_remote_path(_text(payload, "remote_path"))
     check_metadata(payload.get("metadata"))
     size = payload.get("size")
@@ -139,13 +128,7 @@ def artifact_upload_stream(request: HttpRequest, remote_path: str = ""):
         raise StowageError("The upload must say its length (Content-Length).", code="LENGTH_REQUIRED", status=411)
     if int(length) > settings.ARTIFACT_MAX_BYTES:
         raise file_too_large(int(length), settings.ARTIFACT_MAX_BYTES)
-    raw_metadata = request.headers.get(METADATA_HEADER, "")
-    try:
-        metadata = json.loads(raw_metadata) if raw_metadata else None
-    except ValueError:
-        raise InvalidInput(
-            "The metadata must be a JSON object of strings.", code="INVALID_METADATA", details={"field": "metadata"}
-        ) from None
+    metadata = check_metadata_header(request.headers.get(METADATA_HEADER))
     content_type = browser_content_type(request.META.get("CONTENT_TYPE", ""))
     if content_type is not None and check_content_type(content_type) is None:
         content_type = None
@@ -187,7 +170,7 @@ def _mine(request: HttpRequest, transfer_id: str) -> Transfer:
 @_endpoint("POST", "direct/", name="artifact-upload-direct", response={201: dict})
 def artifact_upload_direct(request: HttpRequest):
     """Begins an upload whose parts the browser sends to the object store itself."""
-    payload = _json_payload(request)
+    payload = read_json_object(request)
     with _readable_storage_errors():
         transfer = direct_upload_begin(
             actor=request.auth,
@@ -211,7 +194,7 @@ def artifact_upload_direct_part(request: HttpRequest, transfer_id: str):
     """``{"parts": [{"number", "sha256"}, ...]}`` (a few at a time), or one ``{"number", "sha256"}``."""
     with _readable_storage_errors():
         transfer = _mine(request, transfer_id)
-        payload = _json_payload(request)
+        payload = read_json_object(request)
         if "parts" in payload:
             return {"parts": direct_upload_sign_parts(transfer=transfer, parts=payload["parts"])}
         return direct_upload_sign_parts(transfer=transfer, parts=[payload])[0]
