@@ -27,11 +27,6 @@ def is_storable(text: str) -> bool:
     return "\x00" not in text and not has_lone_surrogate(text)
 
 
-def displayable(text: str) -> str:
-    """``text`` with each lone surrogate (a file name's undecodable byte, say) shown as U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text) if has_lone_surrogate(text) else text
-
-
 def check_text(value: str, *, field: str, code: str = "VALIDATION_ERROR") -> str:
     """``value`` if a database column can hold it and a page can show it."""
     if "\x00" in value:

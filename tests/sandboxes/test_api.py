@@ -188,7 +188,7 @@ def test_a_file_name_that_is_not_utf8_is_listed_escaped(owner, sandbox):
     assert read.status_code == 404 and error_of(read)["code"] == "FILE_NOT_FOUND"
     # The name Python reads for those bytes is not a path a caller may use.
     delete = owner.delete(f"/sandbox/{sid}/files", {"path": "/workspace/bad\udcff name"})
-    assert delete.status_code == 400 and error_of(delete)["code"] == "INVALID_PATH"
+    assert delete.status_code == 400 and error_of(delete)["code"] == "INVALID_TEXT"
     assert owner.get(f"/sandbox/{sid}/files/list").json()["files"][0]["name"] == "bad\\xff name"
 
 
