@@ -128,15 +128,7 @@ def artifact_upload_from_sandbox(
         with transaction.atomic():
             artifact.save(force_insert=True)
             transfer.save(force_insert=True)
-            transaction.on_commit(
-                lambda: enqueue(
-                    transfer_upload,
-                    host=sandbox.host,
-                    task_id=transfer.id,
-                    on_unavailable=lambda: _not_queued(transfer.id),
-                    transfer_id=transfer.id,
-                )
-            )
+            _enqueue_on_commit(transfer_upload, transfer)
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
@@ -160,18 +152,24 @@ def artifact_download_to_sandbox(
     )
     with transaction.atomic():
         transfer.save(force_insert=True)
-        transaction.on_commit(
-            lambda: enqueue(
-                transfer_download,
-                host=sandbox.host,
-                task_id=transfer.id,
-                on_unavailable=lambda: _not_queued(transfer.id),
-                transfer_id=transfer.id,
-            )
-        )
+        _enqueue_on_commit(transfer_download, transfer)
     if wait:
         transfer = transfer_wait(transfer)
     return transfer
+
+
+def _enqueue_on_commit(task, transfer: Transfer) -> None:
+    """Send the transfer to its sandbox's host once the rows it needs are committed; the task id is
+    the transfer id, so anyone can wait for its answer."""
+    transaction.on_commit(
+        lambda: enqueue(
+            task,
+            host=transfer.host,
+            task_id=transfer.id,
+            on_unavailable=lambda: _not_queued(transfer.id),
+            transfer_id=transfer.id,
+        )
+    )
 
 
 def _not_queued(transfer_id: str) -> None:
