@@ -421,7 +421,9 @@ STOWAGE_TRUST_X_FORWARDED_FOR = env_bool("STOWAGE_TRUST_X_FORWARDED_FOR")
 AXES_FAILURE_LIMIT = env_int("STOWAGE_SIGN_IN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("STOWAGE_SIGN_IN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A correct sign-in forgets that account's failures from that address only (accounts/signin.py).
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "accounts.signin.SignInAttempts"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
 # Failures are kept (AccessAttempt, pruned after the cool-off); successes are in the audit log.
