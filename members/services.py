@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ROLE_RANK, ApiKey, Membership, Organization, Role
+from accounts.selectors import api_keys_made_by
+from accounts.services import api_keys_revoke
 from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
@@ -236,19 +238,17 @@ def membership_change_role(
 
 
 def _end_membership(*, target: Membership, keys: str, keys_to: Membership | None) -> list[str]:
-    """Inside a transaction: delete the membership and revoke or hand on the keys its user made."""
+    """Inside a transaction: delete the membership and revoke or hand on the keys its user made,
+    with every key made with those through the API."""
     _keep_an_owner(target.organization_id, target)
     if not Membership.objects.filter(pk=target.pk, role=target.role).delete()[0]:
         raise Conflict("the membership changed meanwhile; reload and try again", code="MEMBER_CHANGED")
-    made = ApiKey.objects.filter(
-        organization_id=target.organization_id, created_by_id=target.user_id, revoked_at__isnull=True
-    )
+    made = api_keys_made_by(organization_id=target.organization_id, user_id=target.user_id)
     key_ids = list(made.values_list("id", flat=True))
     if keys == "reassign" and keys_to is not None:
-        made.update(created_by_id=keys_to.user_id)
-    else:
-        made.update(revoked_at=timezone.now())
-    return key_ids
+        ApiKey.objects.filter(id__in=key_ids).update(created_by_id=keys_to.user_id)
+        return key_ids
+    return [key.id for key in api_keys_revoke(organization_id=target.organization_id, key_ids=key_ids)]
 
 
 def membership_remove(

@@ -248,3 +248,55 @@ def test_the_members_page_costs_the_same_queries_at_3_and_13_members(dashboard, 
             user=User.objects.create_user(username=f"extra-{index}"), organization_id=dashboard.org_id
         )
     assert count() == few
+
+
+def _key_minted_through_the_api(client_of_admin_key: str, owner) -> tuple[str, str]:
+    response = owner.client.post(
+        "/api/v1/api-keys",
+        {"name": "made by their key", "scopes": ["sandboxes:read"]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {client_of_admin_key}"},
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["api_key"]["id"], response.json()["key"]
+
+
+def _dashboard_key(client: Client) -> str:
+    page = client.post(
+        reverse("apikey-create"), {"name": "their manager", "scopes": ["keys:manage", "sandboxes:read"]}
+    ).content.decode()
+    return re.search(r"stow_[A-Za-z0-9_-]+", page).group(0)
+
+
+def _works(owner, secret: str) -> bool:
+    return owner.client.get("/api/v1/sandboxes", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+
+
+@pytest.mark.parametrize("how", ["remove", "leave"])
+def test_the_keys_a_removed_members_keys_made_stop_working_too(dashboard, owner, how):
+    """Guards the finding that keys minted through the API by a member's key outlived the member."""
+    target = membership_of("admin-user", dashboard.org_id)
+    manager = _dashboard_key(dashboard.admin)
+    child_id, child = _key_minted_through_the_api(manager, owner)
+    if how == "remove":
+        assert dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "revoke"}).status_code == 302
+    else:
+        assert dashboard.admin.post(reverse("members-leave")).status_code == 302
+    assert not _works(owner, manager) and not _works(owner, child)
+    ended = AuditEvent.objects.get(action=f"member.{how}")
+    assert child_id in ended.details["key_ids"]
+
+
+def test_the_keys_a_removed_members_keys_made_can_be_reassigned(dashboard, owner):
+    target = membership_of("admin-user", dashboard.org_id)
+    child_id, child = _key_minted_through_the_api(_dashboard_key(dashboard.admin), owner)
+    dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "reassign"})
+    assert _works(owner, child)
+    assert ApiKey.objects.get(id=child_id).created_by.username == owner.username
+
+
+def test_the_removal_page_lists_the_keys_their_keys_made(dashboard, owner):
+    target = membership_of("admin-user", dashboard.org_id)
+    child_id, _child = _key_minted_through_the_api(_dashboard_key(dashboard.admin), owner)
+    page = dashboard.owner.get(reverse("members-remove", args=[target.pk])).content.decode()
+    assert ApiKey.objects.get(id=child_id).prefix in page
