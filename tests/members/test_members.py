@@ -300,3 +300,61 @@ def test_the_removal_page_lists_the_keys_their_keys_made(dashboard, owner):
     child_id, _child = _key_minted_through_the_api(_dashboard_key(dashboard.admin), owner)
     page = dashboard.owner.get(reverse("members-remove", args=[target.pk])).content.decode()
     assert ApiKey.objects.get(id=child_id).prefix in page
+
+
+def _newcomer_joins(link: str, username: str = "newcomer"):
+    password = "a-long-passphrase-9"
+    return Client().post(link, {"username": username, "password1": password, "password2": password})
+
+
+@pytest.mark.parametrize("how", ["remove", "leave"])
+def test_a_departing_admins_invitations_stop_working(dashboard, how):
+    """Guards the finding that a removed admin could rejoin through a link they had made."""
+    link = invite(dashboard.admin, "admin")
+    invitation = Invitation.objects.get()
+    target = membership_of("admin-user", dashboard.org_id)
+    if how == "remove":
+        dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "revoke"})
+    else:
+        dashboard.admin.post(reverse("members-leave"))
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    assert dashboard.admin.post(link).status_code == 410
+    assert not Membership.objects.filter(user__username="admin-user", organization_id=dashboard.org_id).exists()
+    revoked = AuditEvent.objects.get(action="member.invite_revoke", resource=f"invitation:{invitation.id}")
+    assert "admin-user" in revoked.details["reason"]
+    assert AuditEvent.objects.get(action=f"member.{how}").details["invitation_ids"] == [invitation.id]
+
+
+def test_an_invitation_is_refused_once_its_inviter_ranks_below_its_role(dashboard):
+    link = invite(dashboard.admin, "admin")
+    target = membership_of("admin-user", dashboard.org_id)
+    assert dashboard.owner.post(reverse("members-role", args=[target.pk]), {"role": "member"}).status_code == 302
+    assert Client().get(link).status_code == 410
+    assert _newcomer_joins(link).status_code == 410
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+    refusals = AuditEvent.objects.filter(action="member.join", outcome=Outcome.DENIED)
+    assert refusals.count() == 2 and "admin-user" in refusals.first().error_message
+
+
+def test_an_invitation_whose_inviter_is_gone_is_refused(dashboard):
+    link = invite(dashboard.admin, "member")
+    get_user_model().objects.filter(username="admin-user").delete()
+    assert _newcomer_joins(link).status_code == 410
+    assert not Membership.objects.filter(user__username="newcomer").exists()
+
+
+def test_a_first_owner_invitation_from_staff_or_a_command_still_works(owner):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    staff = client_of(owner_user(owner))
+    page = staff.post(reverse("staff-organizations"), {"name": "Initech"}).content.decode()
+    link = re.search(r"http://testserver(/join/[^\"<\s]+)", page).group(1)
+    assert _newcomer_joins(link, "initech-owner").status_code == 302
+    assert membership_of("initech-owner", Invitation.objects.get().organization_id).role == Role.OWNER
+    out = StringIO()
+    call_command("create_organization", "Vandelay", stdout=out)
+    path = re.search(r"https?://[^/\s]+(/join/\S+)", out.getvalue()).group(1)
+    assert _newcomer_joins(path, "vandelay-owner").status_code == 302
