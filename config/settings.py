@@ -365,6 +365,12 @@ _CSP_STORE = []
 if AWS_STORAGE_BUCKET_NAME:
     _endpoint = urlsplit(AWS_S3_ENDPOINT_URL) if AWS_S3_ENDPOINT_URL else None
     _CSP_STORE.append(f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint else "https://*.amazonaws.com")
+# Signing out of a single sign-on session posts a form that the provider's end_session_endpoint
+# ends, and browsers hold a form's redirects to form-action too.
+_CSP_SSO = []
+if env_str("STOWAGE_OIDC_ISSUER"):
+    _issuer = urlsplit(env_str("STOWAGE_OIDC_ISSUER"))
+    _CSP_SSO.append(f"{_issuer.scheme}://{_issuer.netloc}")
 # django-csp: no inline script anywhere; an inline <style> only with the response's nonce.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -375,7 +381,7 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": ["'self'", *_CSP_STORE, *env_list("STOWAGE_CSP_CONNECT_SRC", [])],
         "frame-src": ["'self'", *_CSP_STORE],
         "frame-ancestors": ["'self'"],
-        "form-action": ["'self'", *env_list("STOWAGE_CSP_FORM_ACTION", [])],
+        "form-action": ["'self'", *_CSP_SSO, *env_list("STOWAGE_CSP_FORM_ACTION", [])],
         "base-uri": ["'none'"],
         "object-src": ["'none'"],
     }
