@@ -190,10 +190,13 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
         f"{span['count']} events of {whose}"
         + (f", seq {span['first_seq']} to {span['last_seq']}" if span["count"] else "")
         + (f", matching {json.dumps(filters, sort_keys=True)}" if filters else ", all of them")
-        + ". The chain interleaves every organization's events: the export holds each of the"
-        f" {in_span} events from the first to the last, the others by their links alone, so the links"
-        " run unbroken from end to end."
+        + "."
     )
+    if span["count"]:
+        covers += (
+            f" The chain interleaves every organization's events: the export holds all {in_span} events from"
+            " the first to the last, the others by their links alone, so the links run unbroken end to end."
+        )
     return {
         "type": FORMAT,
         "version": FORMAT_VERSION,

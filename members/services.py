@@ -218,7 +218,7 @@ def invitation_accept(*, organization_id: str, token: str, user, actor: Actor) -
                 .update(accepted_at=now, accepted_by=user)
             )
             if not used:
-                raise InvitationUnusable("this invitation has just been used; ask for a new one")
+                raise InvitationUnusable("this invitation has just been used or withdrawn; ask for a new one")
             membership = Membership.objects.create(user=user, organization_id=organization_id, role=invitation.role)
     except IntegrityError:
         raise Conflict(f"you are already a member of {invitation.organization.name}", code="ALREADY_A_MEMBER") from None
