@@ -63,6 +63,11 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The key that made this one through the API: revoking a key, or removing the member who made
+    # it, ends every key made with it too. Deleting a key deletes them for the same reason.
+    parent_key = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="child_keys", editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -26,7 +26,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from accounts.signin import audit_sign_in, audit_sign_in_refused
-from accounts.sso import sso_user_sign_in
+from accounts.sso import SignInRefused, sso_user_sign_in
 from audit.models import Outcome
 from config.auth import request_actor
 
@@ -66,7 +66,11 @@ class SingleSignOnBackend(OIDCAuthenticationBackend):
         self.UserModel = get_user_model()
 
     def authenticate(self, request, **kwargs):  # type: ignore[override]
+        # Django offers every sign-in to every backend: a password sign-in posted to a URL with a
+        # stolen ?code= must not become a code exchange without this browser's nonce and verifier.
         if request is None or not sso_enabled() or "code" not in request.GET:
+            return None
+        if not kwargs.get("nonce") or not kwargs.get("code_verifier"):
             return None
         metadata = provider_metadata()
         self.OIDC_OP_TOKEN_ENDPOINT = metadata["token_endpoint"]
@@ -77,6 +81,11 @@ class SingleSignOnBackend(OIDCAuthenticationBackend):
         self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
         self.OIDC_RP_IDP_SIGN_KEY = None
         return super().authenticate(request, **kwargs)
+
+    def get_user(self, user_id):
+        """The session's user, while the account is active: a deactivated one is signed out."""
+        user = self.UserModel._default_manager.filter(pk=user_id).first()
+        return user if user is not None and user.is_active else None
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         key = self.retrieve_matching_jwk(token)
@@ -119,14 +128,28 @@ class SingleSignOnStart(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         if not sso_enabled():
             raise Http404("single sign-on is not set up")
-        self.OIDC_OP_AUTH_ENDPOINT = provider_metadata()["authorization_endpoint"]
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = provider_metadata()["authorization_endpoint"]
+        except (requests.RequestException, ValueError, KeyError, SuspiciousOperation) as exc:
+            logger.warning("single sign-on cannot start: %s", exc)
+            return refuse_sign_in(request, "the provider cannot be reached or did not describe itself", 502)
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
         return super().get(request)
 
 
+def refuse_sign_in(request: HttpRequest, reason: str, status: int, *, username: str = "") -> HttpResponse:
+    """The refusal page, which changes nothing, and its audit event: a refused token or account is
+    ``denied``; a provider that failed (502) is a ``failure``."""
+    outcome = Outcome.FAILURE if status >= 500 else Outcome.DENIED
+    audit_sign_in_refused(request, username, reason=reason, outcome=outcome, method="sso")
+    return render(request, "accounts/sso_refused.html", {"reason": reason}, status=status)
+
+
 class SingleSignOnCallback(OIDCAuthenticationCallbackView):
-    """Back from the provider. Anything wrong (state, nonce, issuer, audience, a code the
-    provider will not exchange) is a 400 page that changes nothing, and is audited."""
+    """Back from the provider. Anything wrong (state, nonce, issuer, audience, a token or key that
+    cannot be read, a code the provider will not exchange) is a 400 page, a deactivated account a
+    403, a provider that cannot be reached or answers nonsense a 502: each changes nothing, and is
+    audited."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         if not sso_enabled():
@@ -135,13 +158,21 @@ class SingleSignOnCallback(OIDCAuthenticationCallbackView):
             if "code" in request.GET and not request.session.get("oidc_states"):
                 raise SuspiciousOperation("this browser did not start a sign-in (no state is waiting for it)")
             return super().get(request)
+        except SignInRefused as exc:
+            return refuse_sign_in(request, str(exc), 403, username=exc.username)
         except SuspiciousOperation as exc:
-            reason = str(exc)
-        except (requests.RequestException, ValueError) as exc:
+            return refuse_sign_in(request, str(exc), 400)
+        except jwt.PyJWTError as exc:
+            return refuse_sign_in(request, f"the ID token could not be read: {exc}", 400)
+        except requests.HTTPError as exc:
             logger.warning("single sign-on failed: %s", exc)
-            reason = "the provider did not complete the sign-in"
-        audit_sign_in_refused(request, "", reason=reason, outcome=Outcome.DENIED, method="sso")
-        return render(request, "accounts/sso_refused.html", {"reason": reason}, status=400)
+            refused = exc.response is not None and exc.response.status_code < 500
+            if refused:
+                return refuse_sign_in(request, "the provider refused to complete the sign-in", 400)
+            return refuse_sign_in(request, "the provider did not complete the sign-in", 502)
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            logger.warning("single sign-on failed: %s", exc)
+            return refuse_sign_in(request, "the provider did not complete the sign-in", 502)
 
     def login_success(self) -> HttpResponse:
         response = super().login_success()

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization, Role
+from accounts.selectors import api_key_lineage
 from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
@@ -67,6 +68,14 @@ def api_key_create(
         raise InvalidInput(
             f"expires_in_days must be between 1 and {MAX_KEY_DAYS}", details={"field": "expires_in_days"}
         )
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    parent = ApiKey.objects.filter(organization=organization, id=actor.api_key_id).first() if actor.api_key_id else None
+    if parent is not None:
+        # A key belongs to whoever made the key that made it, so removing that member ends it too.
+        created_by_id = parent.created_by_id
+        if parent.expires_at is not None:
+            # Never outliving its parent, or a key about to expire could mint its successor forever.
+            expires_at = min(expires_at or parent.expires_at, parent.expires_at)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         organization=organization,
@@ -75,7 +84,8 @@ def api_key_create(
         key_hash=hash_api_key(secret),
         scopes=scopes,
         created_by_id=created_by_id,
-        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        parent_key=parent,
+        expires_at=expires_at,
     )
     audit_record(
         actor=actor,
@@ -106,20 +116,37 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor) -> ApiKey:
+    """Revoke a key and every key made with it (and with those); each one revoked now is audited."""
     key = ApiKey.objects.filter(organization=organization, id=key_id).first()
     if key is None:
         raise NotFound(f"API key '{key_id}' not found", code="API_KEY_NOT_FOUND")
-    if key.revoked_at is None:
-        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        key.refresh_from_db()
-        audit_record(
-            actor=actor,
-            action="apikey.revoke",
-            resource=f"apikey:{key.id}",
-            details={"prefix": key.prefix},
-            organization_id=organization.id,
-        )
+    lineage = api_key_lineage(organization_id=organization.id, key_ids=[key.id])
+    with transaction.atomic():
+        for revoked_key in api_keys_revoke(organization_id=organization.id, key_ids=lineage):
+            details = {"prefix": revoked_key.prefix}
+            if revoked_key.id != key.id:
+                details["reason"] = f"made with {key.prefix}…, which was revoked"
+            audit_record(
+                actor=actor,
+                action="apikey.revoke",
+                resource=f"apikey:{revoked_key.id}",
+                details=details,
+                organization_id=organization.id,
+            )
+    key.refresh_from_db()
     return key
+
+
+def api_keys_revoke(*, organization_id: str, key_ids: list[str]) -> list[ApiKey]:
+    """Revoke those of these keys that still work (a compare-and-set each); the ones this call revoked."""
+    now = timezone.now()
+    candidates = ApiKey.objects.filter(organization_id=organization_id, id__in=key_ids, revoked_at__isnull=True)
+    revoked = []
+    for candidate in candidates:
+        if ApiKey.objects.filter(pk=candidate.pk, revoked_at__isnull=True).update(revoked_at=now):
+            revoked.append(candidate)
+    order = {key_id: index for index, key_id in enumerate(key_ids)}
+    return sorted(revoked, key=lambda revoked_key: order[revoked_key.id])
 
 
 def organization_bootstrap(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
@@ -20,6 +23,19 @@ SIGN_OUT = "auth.signout"
 def client_address(request: HttpRequest) -> str | None:
     """The address django-axes counts failures by: the same one every audit event carries."""
     return client_ip(request)
+
+
+class SignInAttempts(AxesDatabaseHandler):
+    """django-axes' failure counts, except that a correct sign-in forgets only the failures of that
+    account from that address. The library forgets every failure matching either lock-out
+    parameter, which wipes the count against other accounts from the same address: an insider
+    could then guess a colleague's password forever between sign-ins of their own."""
+
+    def reset_user_attempts(self, request, credentials=None) -> int:
+        username = get_client_username(request, credentials)
+        if not username:
+            return 0
+        return AccessAttempt.objects.filter(username=username, ip_address=request.axes_ip_address).delete()[0]
 
 
 class ThrottledPasswordBackend(AxesStandaloneBackend, ModelBackend):

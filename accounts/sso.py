@@ -21,6 +21,14 @@ logger = logging.getLogger(__name__)
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
 
+class SignInRefused(Exception):
+    """A verified sign-in that is still refused, for a reason about the account itself."""
+
+    def __init__(self, message: str, *, username: str = "") -> None:
+        super().__init__(message)
+        self.username = username
+
+
 def claimed_roles(value: Any) -> dict[str, Role] | None:
     """The claim as {organization id: role}. It may be a mapping, or a list of "org_id:role"
     strings (what a provider's groups usually look like). None when the claim is absent."""
@@ -76,6 +84,9 @@ def sso_user_sign_in(*, claims: dict[str, Any], roles_claim: str, actor: Actor):
                 organization_id=None,
             )
         user = identity.user
+        if not user.is_active:
+            # Before the claim is applied: a deactivated account's memberships stay as they are.
+            raise SignInRefused("this account is deactivated", username=user.get_username())
         SingleSignOnIdentity.objects.filter(pk=identity.pk).update(last_sign_in_at=timezone.now())
         if email and user.email != email:
             User.objects.filter(pk=user.pk).update(email=email)

@@ -1,26 +1,33 @@
 """Exports an auditor can take away and re-check offline (scripts/verify_audit_export.py).
 
-Each event carries every field its hash covers, its hash and the previous event's hash, and its
-place in the chain (``seq``). The JSON Lines export opens with a manifest saying which part of
-the chain it covers; the CSV export carries the same columns, one row an event.
+An export covers one stretch of the chain, from its first event to its last. Each of its events
+carries every field its hash covers, its hash and the previous event's hash, and its place in the
+chain (``seq``). Every other event of that stretch (another organization's, or one the filters left
+out) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``, nothing of its content. So
+the links run unbroken from the first event to the last, and an event deleted from the database
+or from the file breaks them. A manifest opens the export (which stretch, how many events), a
+trailer closes it (what the walk found, the breaks it met included); in the CSV, as rows of their
+own.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent
-from audit.services import GENESIS_HASH, canonical_body
+from audit.services import GENESIS_HASH, canonical_body, event_hash
 
 EXPORT_CHUNK = 2000
 FORMAT = "stowage.audit-export"
-FORMAT_VERSION = 1
+TRAILER = "stowage.audit-export-end"
+# 2: the links of the events between, and a trailer.
+FORMAT_VERSION = 2
 # The columns every CSV export had, then those that let it be re-checked.
 EXPORT_COLUMNS = (
     "id",
@@ -43,7 +50,10 @@ EXPORT_COLUMNS = (
     "seq",
     "prev_hash",
     "hash",
+    "record",
 )
+# A trailer names this many breaks at most; the first is the one that matters.
+MAX_BREAKS = 20
 # A spreadsheet runs a cell that starts with one of these as a formula; a leading quote is how
 # the export marks a cell it defused, so a cell that starts with one is marked too.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -77,12 +87,93 @@ def export_record(event: AuditEvent) -> dict[str, Any]:
     return {"seq": event.seq, **canonical_body(event), "hash": event.hash}
 
 
-def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+def link_record(link: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": link["seq"], "prev_hash": link["prev_hash"], "hash": link["hash"], "record": "link"}
+
+
+class ChainWalk:
+    """The stretch of the chain an export covers, walked in chunks: the exported events in full,
+    the others as links, and what was wrong on the way."""
+
+    def __init__(self, events: QuerySet[AuditEvent], manifest: dict[str, Any], *, newest_first: bool) -> None:
+        self.events = events.order_by()
+        self.first_seq, self.last_seq = manifest["first_seq"], manifest["last_seq"]
+        self.newest_first = newest_first
+        self.counts = {"events": 0, "links": 0}
+        self.breaks: list[dict[str, Any]] = []
+        self.newest_hash: str | None = None
+        self._previous: dict[str, Any] | None = None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if self.first_seq is None:
+            return
+        span = AuditEvent.objects.filter(seq__gte=self.first_seq, seq__lte=self.last_seq)
+        cursor = None
+        while True:
+            chunk = span
+            if cursor is not None:
+                chunk = chunk.filter(seq__lt=cursor) if self.newest_first else chunk.filter(seq__gt=cursor)
+            links = list(
+                chunk.order_by("-seq" if self.newest_first else "seq").values("seq", "prev_hash", "hash")[:EXPORT_CHUNK]
+            )
+            if not links:
+                return
+            seqs = [link["seq"] for link in links]
+            full = {event.seq: event for event in self.events.filter(seq__gte=min(seqs), seq__lte=max(seqs))}
+            for link in links:
+                event = full.get(link["seq"])
+                self._check(link, event)
+                self.counts["events" if event else "links"] += 1
+                yield export_record(event) if event else link_record(link)
+            cursor = seqs[-1]
+
+    def _check(self, link: dict[str, Any], event: AuditEvent | None) -> None:
+        if event is not None and event_hash(event) != event.hash:
+            self._broken(link["seq"], "its content no longer matches its hash (it was edited)", event.id)
+        previous, self._previous = self._previous, link
+        if self.newest_first:
+            self.newest_hash = self.newest_hash or link["hash"]
+        else:
+            self.newest_hash = link["hash"]
+        if previous is None:
+            return
+        older, newer = (link, previous) if self.newest_first else (previous, link)
+        if newer["prev_hash"] != older["hash"]:
+            self._broken(
+                newer["seq"],
+                f"its link to seq {older['seq']} is broken (an event was removed, inserted or reordered there)",
+            )
+
+    def _broken(self, seq: int, problem: str, event_id: str | None = None) -> None:
+        if len(self.breaks) < MAX_BREAKS:
+            self.breaks.append({"seq": seq, "problem": problem, **({"event_id": event_id} if event_id else {})})
+
+    def trailer(self) -> dict[str, Any]:
+        return {
+            "type": TRAILER,
+            "events": self.counts["events"],
+            "links": self.counts["links"],
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "newest_hash": self.newest_hash,
+            "chain": "broken" if self.breaks else "intact",
+            "breaks": self.breaks,
+        }
+
+
+def csv_lines(events: QuerySet[AuditEvent], manifest: dict[str, Any]) -> Iterator[str]:
+    """A header, the manifest's row, every record newest first, and the trailer's row."""
     writer = csv.writer(_Echo())
+    walk = ChainWalk(events, manifest, newest_first=True)
+
+    def row(record: dict[str, Any]) -> list[Any]:
+        return [csv_cell(record.get(column)) for column in EXPORT_COLUMNS]
+
     yield writer.writerow(EXPORT_COLUMNS)
-    for event in events:
-        record = export_record(event)
-        yield writer.writerow([csv_cell(record[column]) for column in EXPORT_COLUMNS])
+    yield writer.writerow(row({"record": "manifest", "details": manifest}))
+    for record in walk.records():
+        yield writer.writerow(row({"record": "event", **record}))
+    yield writer.writerow(row({"record": "trailer", "details": walk.trailer()}))
 
 
 def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filters: dict[str, str]) -> dict[str, Any]:
@@ -90,15 +181,22 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
     span = events.order_by().aggregate(
         count=Count("seq"), first_seq=Min("seq"), last_seq=Max("seq"), first=Min("timestamp"), last=Max("timestamp")
     )
+    in_span = 0
+    if span["count"]:
+        in_span = AuditEvent.objects.filter(seq__gte=span["first_seq"], seq__lte=span["last_seq"]).count()
     head = AuditChainHead.objects.filter(id=1).first()
     whose = f"organization {organization_id}" if organization_id else "the instance security log"
     covers = (
         f"{span['count']} events of {whose}"
         + (f", seq {span['first_seq']} to {span['last_seq']}" if span["count"] else "")
         + (f", matching {json.dumps(filters, sort_keys=True)}" if filters else ", all of them")
-        + ". The chain interleaves every organization's events, so an event links to the one before it"
-        " in this export only where no other event came between (consecutive seq)."
+        + "."
     )
+    if span["count"]:
+        covers += (
+            f" The chain interleaves every organization's events: the export holds all {in_span} events from"
+            " the first to the last, the others by their links alone, so the links run unbroken end to end."
+        )
     return {
         "type": FORMAT,
         "version": FORMAT_VERSION,
@@ -106,6 +204,7 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
         "filters": filters,
         "exported_at": timezone.now().isoformat(),
         "events": span["count"],
+        "chain_records": in_span,
         "first_seq": span["first_seq"],
         "last_seq": span["last_seq"],
         "first_timestamp": span["first"].isoformat() if span["first"] else None,
@@ -119,7 +218,9 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
 
 
 def jsonl_lines(events: QuerySet[AuditEvent], manifest: dict[str, Any]) -> Iterator[str]:
-    """The manifest, then every event oldest first, one JSON object a line."""
+    """The manifest, every record oldest first, one JSON object a line, and the trailer."""
+    walk = ChainWalk(events, manifest, newest_first=False)
     yield json.dumps(manifest, ensure_ascii=False, sort_keys=True) + "\n"
-    for event in events.order_by("seq").iterator(chunk_size=EXPORT_CHUNK):
-        yield json.dumps(export_record(event), ensure_ascii=False, sort_keys=True) + "\n"
+    for record in walk.records():
+        yield json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+    yield json.dumps(walk.trailer(), ensure_ascii=False, sort_keys=True) + "\n"

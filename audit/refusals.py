@@ -3,11 +3,14 @@ organization's id, a wrong share-link password, a tampered URL, a failed sign-in
 
 Anyone can cause a refusal without an account, so they are rate-limited per minute: the first
 ``AUDIT_REFUSALS_PER_SOURCE`` of one kind (organization, action) from one source (key, user or
-address) are recorded in full, and at most ``AUDIT_REFUSALS_PER_KIND`` of one kind from all
-sources together. The refusal that crosses a limit is recorded once as
-``audit.refusals_throttled``; the rest of that minute are only counted, and the first refusal
-recorded from the same source in the next minute says how many were left out. A flood grows the
-log by a bounded number of events a minute, however fast it comes. See docs/audit.md.
+address) are recorded in full, and one kind writes at most ``AUDIT_REFUSALS_PER_KIND`` events
+from all sources together. The refusal by which a source crosses its own limit is recorded as
+``audit.refusals_throttled`` naming the source, charged to the kind's budget like any event; the
+one that crosses the kind's budget writes one more, for every source (``*``), and nothing else of
+the kind is written that minute. The rest are only counted, and the first refusal recorded from a
+source in the next minute says how many of its own were left out. A flood grows the log by at
+most ``AUDIT_REFUSALS_PER_KIND + 1`` events a minute a kind, however fast it comes and from however
+many addresses. See docs/audit.md.
 """
 
 from __future__ import annotations
@@ -91,31 +94,19 @@ def audit_refusal(
     """Record a refusal in the organization's log (the instance security log when ``None``),
     unless this kind of refusal from this source is over its limit for the minute."""
     window = int(time.time() // WINDOW_SECONDS)
-    scope = organization_id or INSTANCE
+    kind = f"audit-refusals:{organization_id or INSTANCE}:{action}"
     source = refusal_source(actor)
-    source_key = f"audit-refusals:{scope}:{action}:{source}"
-    kind_key = f"audit-refusals:{scope}:{action}:*"
-    from_source = _counters.bump(f"{source_key}:{window}", window)
-    of_kind = _counters.bump(f"{kind_key}:{window}", window)
     per_source, per_kind = settings.AUDIT_REFUSALS_PER_SOURCE, settings.AUDIT_REFUSALS_PER_KIND
-    if from_source <= per_source and of_kind <= per_kind:
-        details = {"reason": reason, **(details or {})}
-        if from_source == 1:
-            left_out = _counters.peek(f"{source_key}:{window - 1}") - per_source - 1
-            if left_out > 0:
-                details["left_out_in_previous_minute"] = left_out
-        return audit_record(
-            actor=actor,
-            action=action,
-            resource=resource,
-            sandbox_id=sandbox_id,
-            details=details,
-            outcome=outcome,
-            error_message=reason,
-            organization_id=organization_id,
-        )
-    if from_source == per_source + 1 or of_kind == per_kind + 1:
-        by_source = from_source == per_source + 1
+    from_source = _counters.bump(f"{kind}:{source}:{window}", window)
+    if from_source > per_source + 1:
+        return None
+    # Every event a kind writes in a minute is charged to its budget, the notice that a source
+    # crossed its own limit included: otherwise N sources would write N notices a minute.
+    written = _counters.bump(f"{kind}:*:{window}", window)
+    if written > per_kind + 1:
+        return None
+    if written == per_kind + 1 or from_source == per_source + 1:
+        by_source = written <= per_kind
         return audit_record(
             actor=actor,
             action=THROTTLED_ACTION,
@@ -130,4 +121,20 @@ def audit_refusal(
             error_message=f"more {action} refusals this minute are counted, not recorded",
             organization_id=organization_id,
         )
-    return None
+    details = {"reason": reason, **(details or {})}
+    if from_source == 1:
+        previous = f"{kind}:{source}:{window - 1}"
+        left_out = _counters.peek(previous) - _counters.peek(f"{previous}:recorded")
+        if left_out > 0:
+            details["left_out_in_previous_minute"] = left_out
+    _counters.bump(f"{kind}:{source}:{window}:recorded", window)
+    return audit_record(
+        actor=actor,
+        action=action,
+        resource=resource,
+        sandbox_id=sandbox_id,
+        details=details,
+        outcome=outcome,
+        error_message=reason,
+        organization_id=organization_id,
+    )

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import org_view, staff_view
 from accounts.models import Role
-from audit.export import EXPORT_CHUNK, coverage, csv_lines, jsonl_lines
+from audit.export import coverage, csv_lines, jsonl_lines
 from audit.forms import KNOWN_ACTIONS, AuditFilterForm
 from audit.models import AuditEvent
 from audit.resources import attach_resource_links, with_resource_names
@@ -113,7 +113,7 @@ def _export(
     if as_jsonl:
         body, content_type, suffix = jsonl_lines(events, manifest), "application/x-ndjson; charset=utf-8", "jsonl"
     else:
-        body = csv_lines(events.iterator(chunk_size=EXPORT_CHUNK))
+        body = csv_lines(events, manifest)
         content_type, suffix = "text/csv; charset=utf-8", "csv"
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}{span}.{suffix}"'

@@ -369,6 +369,12 @@ _CSP_STORE = []
 if AWS_STORAGE_BUCKET_NAME:
     _endpoint = urlsplit(AWS_S3_ENDPOINT_URL) if AWS_S3_ENDPOINT_URL else None
     _CSP_STORE.append(f"{_endpoint.scheme}://{_endpoint.netloc}" if _endpoint else "https://*.amazonaws.com")
+# Signing out of a single sign-on session posts a form that the provider's end_session_endpoint
+# ends, and browsers hold a form's redirects to form-action too.
+_CSP_SSO = []
+if env_str("STOWAGE_OIDC_ISSUER"):
+    _issuer = urlsplit(env_str("STOWAGE_OIDC_ISSUER"))
+    _CSP_SSO.append(f"{_issuer.scheme}://{_issuer.netloc}")
 # django-csp: no inline script anywhere; an inline <style> only with the response's nonce.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -379,7 +385,7 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": ["'self'", *_CSP_STORE, *env_list("STOWAGE_CSP_CONNECT_SRC", [])],
         "frame-src": ["'self'", *_CSP_STORE],
         "frame-ancestors": ["'self'"],
-        "form-action": ["'self'", *env_list("STOWAGE_CSP_FORM_ACTION", [])],
+        "form-action": ["'self'", *_CSP_SSO, *env_list("STOWAGE_CSP_FORM_ACTION", [])],
         "base-uri": ["'none'"],
         "object-src": ["'none'"],
     }
@@ -425,7 +431,9 @@ STOWAGE_TRUST_X_FORWARDED_FOR = env_bool("STOWAGE_TRUST_X_FORWARDED_FOR")
 AXES_FAILURE_LIMIT = env_int("STOWAGE_SIGN_IN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("STOWAGE_SIGN_IN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A correct sign-in forgets that account's failures from that address only (accounts/signin.py).
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "accounts.signin.SignInAttempts"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
 # Failures are kept (AccessAttempt, pruned after the cool-off); successes are in the audit log.

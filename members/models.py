@@ -34,6 +34,9 @@ class Invitation(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Made by the instance's staff or a command (an organization's first owner), not by a member:
+    # a member's invitation works only while they are still a member who may grant its role.
+    issued_by_instance = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import ApiKey, Membership
+from accounts.models import Membership
 from members.models import Invitation
 
 
@@ -16,7 +16,3 @@ def invitation_list(*, organization_id: str, limit: int = 50) -> list[Invitation
         .select_related("created_by", "accepted_by")
         .order_by("-created_at")[:limit]
     )
-
-
-def active_keys_made_by(*, organization_id: str, user_id: int) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(organization_id=organization_id, created_by_id=user_id, revoked_at__isnull=True)

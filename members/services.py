@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import ROLE_RANK, ApiKey, Membership, Organization, Role
+from accounts.selectors import api_keys_made_by
+from accounts.services import api_keys_revoke
 from audit.refusals import audit_refusal
 from audit.services import audit_record
 from core.actor import Actor
@@ -94,6 +98,7 @@ def invitation_create(
         token_hash=hash_invitation_token(token),
         note=note.strip()[:200],
         created_by_id=by.user_id if by is not None else actor.user_id,
+        issued_by_instance=by is None,
         expires_at=timezone.now() + timedelta(days=expires_in_days),
     )
     audit_record(
@@ -130,10 +135,42 @@ def invitation_find(*, organization_id: str, token: str) -> Invitation | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     return (
-        Invitation.objects.select_related("organization")
+        Invitation.objects.select_related("organization", "created_by")
         .filter(organization_id=organization_id, token_hash=hash_invitation_token(token))
         .first()
     )
+
+
+def _roles_from(role: str) -> list[Role]:
+    return [granted for granted in Role if ROLE_RANK[granted] >= ROLE_RANK[Role(role)]]
+
+
+def _still_backed(invitation: Invitation) -> Q:
+    """A member's invitation speaks for them only while they may still grant its role; a check in
+    the same UPDATE that uses the invitation up, so a removal or demotion meanwhile wins."""
+    inviter = Membership.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        user_id=OuterRef("created_by_id"),
+        role__in=_roles_from(invitation.role),
+    )
+    return Q(issued_by_instance=True) | Q(Exists(inviter), created_by__is_active=True)
+
+
+def _inviter_gone(invitation: Invitation) -> str:
+    """Why the invitation no longer speaks for whoever made it; empty while it does."""
+    creator = invitation.created_by
+    if invitation.issued_by_instance:
+        if creator is not None and not (creator.is_active and creator.is_staff):
+            return f"{creator.get_username()}, who made it, is no longer the instance's staff"
+        return ""
+    if creator is None or not creator.is_active:
+        return "the member who made it is no longer here"
+    membership = Membership.objects.filter(organization_id=invitation.organization_id, user=creator).first()
+    if membership is None:
+        return f"{creator.get_username()}, who made it, is no longer a member"
+    if ROLE_RANK[Role(membership.role)] < ROLE_RANK[Role(invitation.role)]:
+        return f"{creator.get_username()}, who made it, may no longer grant the {invitation.role} role"
+    return ""
 
 
 def _refuse_join(actor: Actor, organization_id: str | None, reason: str, invitation: Invitation | None) -> None:
@@ -158,6 +195,10 @@ def invitation_usable(*, organization_id: str, token: str, actor: Actor) -> Invi
     if state != InvitationState.PENDING:
         _refuse_join(actor, organization_id, f"the invitation is {state}", invitation)
         raise InvitationUnusable(f"this invitation has been {state}; ask for a new one", details={"state": state})
+    gone = _inviter_gone(invitation)
+    if gone:
+        _refuse_join(actor, organization_id, f"the invitation no longer counts: {gone}", invitation)
+        raise InvitationUnusable(f"this invitation no longer counts ({gone}); ask for a new one")
     return invitation
 
 
@@ -169,11 +210,15 @@ def invitation_accept(*, organization_id: str, token: str, user, actor: Actor) -
     now = timezone.now()
     try:
         with transaction.atomic():
-            used = Invitation.objects.filter(
-                pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-            ).update(accepted_at=now, accepted_by=user)
+            used = (
+                Invitation.objects.filter(
+                    pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+                )
+                .filter(_still_backed(invitation))
+                .update(accepted_at=now, accepted_by=user)
+            )
             if not used:
-                raise InvitationUnusable("this invitation has just been used; ask for a new one")
+                raise InvitationUnusable("this invitation has just been used or withdrawn; ask for a new one")
             membership = Membership.objects.create(user=user, organization_id=organization_id, role=invitation.role)
     except IntegrityError:
         raise Conflict(f"you are already a member of {invitation.organization.name}", code="ALREADY_A_MEMBER") from None
@@ -235,20 +280,38 @@ def membership_change_role(
     return target
 
 
-def _end_membership(*, target: Membership, keys: str, keys_to: Membership | None) -> list[str]:
-    """Inside a transaction: delete the membership and revoke or hand on the keys its user made."""
+@dataclass(frozen=True)
+class Ended:
+    """What ending a membership took with it."""
+
+    key_ids: list[str]
+    invitation_ids: list[str]
+
+
+def _end_membership(*, target: Membership, keys: str, keys_to: Membership | None) -> Ended:
+    """Inside a transaction: delete the membership, revoke the invitations its user made that
+    still work, and revoke or hand on the keys they made, with every key made with those."""
     _keep_an_owner(target.organization_id, target)
     if not Membership.objects.filter(pk=target.pk, role=target.role).delete()[0]:
         raise Conflict("the membership changed meanwhile; reload and try again", code="MEMBER_CHANGED")
-    made = ApiKey.objects.filter(
-        organization_id=target.organization_id, created_by_id=target.user_id, revoked_at__isnull=True
+    now = timezone.now()
+    pending = Invitation.objects.filter(
+        organization_id=target.organization_id,
+        created_by_id=target.user_id,
+        issued_by_instance=False,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
     )
+    invitation_ids = sorted(pending.values_list("id", flat=True))
+    Invitation.objects.filter(id__in=invitation_ids, accepted_at__isnull=True).update(revoked_at=now)
+    made = api_keys_made_by(organization_id=target.organization_id, user_id=target.user_id)
     key_ids = list(made.values_list("id", flat=True))
     if keys == "reassign" and keys_to is not None:
-        made.update(created_by_id=keys_to.user_id)
+        ApiKey.objects.filter(id__in=key_ids).update(created_by_id=keys_to.user_id)
     else:
-        made.update(revoked_at=timezone.now())
-    return key_ids
+        key_ids = [key.id for key in api_keys_revoke(organization_id=target.organization_id, key_ids=key_ids)]
+    return Ended(key_ids=key_ids, invitation_ids=invitation_ids)
 
 
 def membership_remove(
@@ -262,24 +325,25 @@ def membership_remove(
         raise InvalidInput("to leave the organization yourself, use Leave", code="REMOVE_SELF")
     _outranks(by, target)
     with transaction.atomic():
-        key_ids = _end_membership(target=target, keys=keys, keys_to=by)
-    _audit_end(actor, target, "member.remove", keys=keys, key_ids=key_ids)
+        ended = _end_membership(target=target, keys=keys, keys_to=by)
+    _audit_end(actor, target, "member.remove", keys=keys, ended=ended)
     return target
 
 
 def membership_leave(*, membership: Membership, actor: Actor) -> None:
     """Leave an organization; the keys one made there are revoked, since no one else chose to keep them."""
     with transaction.atomic():
-        key_ids = _end_membership(target=membership, keys="revoke", keys_to=None)
-    _audit_end(actor, membership, "member.leave", keys="revoke", key_ids=key_ids)
+        ended = _end_membership(target=membership, keys="revoke", keys_to=None)
+    _audit_end(actor, membership, "member.leave", keys="revoke", ended=ended)
 
 
-def _audit_end(actor: Actor, target: Membership, action: str, *, keys: str, key_ids: list[str]) -> None:
+def _audit_end(actor: Actor, target: Membership, action: str, *, keys: str, ended: Ended) -> None:
     details: dict[str, Any] = {
         "username": target.user.get_username(),
         "role": target.role,
         "keys": keys,
-        "key_ids": key_ids,
+        "key_ids": ended.key_ids,
+        "invitation_ids": ended.invitation_ids,
     }
     audit_record(
         actor=actor,
@@ -288,12 +352,20 @@ def _audit_end(actor: Actor, target: Membership, action: str, *, keys: str, key_
         details=details,
         organization_id=target.organization_id,
     )
-    for key_id in key_ids if keys == "revoke" else ():
+    for key_id in ended.key_ids if keys == "revoke" else ():
         audit_record(
             actor=actor,
             action="apikey.revoke",
             resource=f"apikey:{key_id}",
             details={"reason": f"{action} of {details['username']}"},
+            organization_id=target.organization_id,
+        )
+    for invitation_id in ended.invitation_ids:
+        audit_record(
+            actor=actor,
+            action="member.invite_revoke",
+            resource=f"invitation:{invitation_id}",
+            details={"reason": f"{action} of {details['username']}, who made it"},
             organization_id=target.organization_id,
         )
 
@@ -353,11 +425,11 @@ def membership_sync_from_sso(*, user, claimed: dict[str, Role], actor: Actor) ->
         if membership.managed_by_sso and organization_id not in claimed:
             try:
                 with transaction.atomic():
-                    key_ids = _end_membership(target=membership, keys="revoke", keys_to=None)
+                    ended = _end_membership(target=membership, keys="revoke", keys_to=None)
             except Conflict as exc:
                 _sso_refused(membership, actor, exc)
                 continue
-            _audit_end(actor, membership, "member.remove", keys="revoke", key_ids=key_ids)
+            _audit_end(actor, membership, "member.remove", keys="revoke", ended=ended)
 
 
 def _sso_change(membership: Membership, role: Role, actor: Actor) -> None:

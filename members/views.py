@@ -19,10 +19,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import SESSION_ORG_KEY, has_role, org_view, staff_view
 from accounts.models import Organization, Role
 from accounts.oidc import sso_enabled
+from accounts.selectors import api_keys_made_by
 from config.auth import request_actor
 from core.errors import NotFound, StowageError
 from members.forms import InviteForm, JoinSignUpForm, OrganizationForm, RemoveForm, RoleForm, roles_up_to
-from members.selectors import active_keys_made_by, invitation_list, member_list
+from members.selectors import invitation_list, member_list
 from members.services import (
     invitation_accept,
     invitation_create,
@@ -138,7 +139,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
             return _refused(request, exc)
         messages.success(request, f"{target.user.get_username()} is no longer a member of {request.organization.name}.")
         return redirect("members-list")
-    keys = list(active_keys_made_by(organization_id=request.organization.id, user_id=target.user_id))
+    keys = list(api_keys_made_by(organization_id=request.organization.id, user_id=target.user_id))
     context = {"target": target, "form": form, "keys": keys}
     return render(request, "members/member_remove.html", context, status=400 if form.errors else 200)
 
@@ -146,7 +147,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
 @org_view()
 @require_http_methods(["GET", "POST"])
 def member_leave(request: HttpRequest) -> HttpResponse:
-    keys = list(active_keys_made_by(organization_id=request.organization.id, user_id=request.user.pk))
+    keys = list(api_keys_made_by(organization_id=request.organization.id, user_id=request.user.pk))
     if request.method == "POST":
         try:
             membership_leave(membership=request.membership, actor=request.actor)

@@ -36,6 +36,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     # Share-link tokens in /s/<token> and /s/<token>/download.
     (re.compile(r"/s/(?!\[REDACTED\])[A-Za-z0-9_-]+"), "/s/" + REDACTED),
+    # Invitation tokens in /join/<organization>/<token>: the link alone makes a member.
+    (re.compile(r"(/join/[A-Za-z0-9_-]+/)(?!\[REDACTED\])[A-Za-z0-9_-]+"), r"\1" + REDACTED),
+    # Single sign-on: the callback's code and state, the sign-out's ID token.
+    (re.compile(r"([?&](?:code|state|session_state|id_token_hint)=)(?!\[REDACTED\])[^&\s\"'#\\]+"), r"\1" + REDACTED),
 ]
 
 

@@ -4,15 +4,18 @@
     python3 scripts/verify_audit_export.py audit-20261201-101500-seq1-240.jsonl
     python3 scripts/verify_audit_export.py audit-20261201-101500-seq1-240.csv
 
-For every event it recomputes the SHA-256 of the event's canonical content and compares it with
-the event's recorded hash, so an event edited after it was recorded (in the database, or in the
-file) is named. Where two exported events are neighbours in the chain (consecutive ``seq``), the
-later one's ``prev_hash`` must be the earlier one's ``hash``, so an event removed or reordered
-between them is found too. Events of other organizations, or left out by a filter, sit in the
-gaps between; the manifest of a JSON Lines export says which part of the chain it covers.
+An export covers one stretch of the chain, from its first event to its last: the organization's
+events in full, and every other event of that stretch (another organization's, or one its filters
+left out) as its link alone (``seq``, ``prev_hash``, ``hash``). For every full event this script
+recomputes the SHA-256 of its canonical content and compares it with the recorded hash, so an
+event edited after it was recorded (in the database, or in the file) is named. Then it requires
+the links to run unbroken from the first record to the last, each record's ``prev_hash`` being the
+hash of the one before, so an event removed from the database before the export, or from the
+file after it, is found; and it requires the file to hold what its manifest (first) and trailer
+(last) say, so a file cut short or padded is found too.
 
-It prints how many events it verified, their time range and the hash of the newest one, and
-exits 0; or names the first bad event and exits 1. docs/audit.md describes the format.
+It prints how many events it verified, their time range and the hash of the newest record, and
+exits 0; or names the first problem and exits 1. docs/audit.md describes the format.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ CANONICAL_FIELDS = (
     "request_id",
     "prev_hash",
 )
+MANIFEST = "stowage.audit-export"
+TRAILER = "stowage.audit-export-end"
 # In a CSV an empty cell of these is null; of the other text fields it is the empty string.
 NULLABLE = {"organization_id", "actor_user_id", "actor_api_key_id", "duration_ms", "ip"}
 INTEGERS = {"actor_user_id", "duration_ms", "seq"}
@@ -76,51 +81,99 @@ def _csv_value(name: str, cell: str) -> Any:
     return cell
 
 
-def read_export(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def _csv_record(row: dict[str, str]) -> dict[str, Any]:
+    kind = row.get("record") or ""
+    if kind in {"manifest", "trailer"}:
+        return json.loads(row["details"])
+    if kind == "link":
+        return {"seq": int(row["seq"]), "prev_hash": row["prev_hash"], "hash": row["hash"], "record": "link"}
+    if kind != "event":
+        raise Broken(f"a CSV row is neither an event, a link, the manifest nor the trailer ({kind[:20]!r})")
+    return {name: _csv_value(name, cell) for name, cell in row.items() if name != "record"}
+
+
+def read_export(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """The manifest, the records (events and links) and the trailer of an export, as found."""
     # newline="": a CSV cell may hold a line break, which must reach the hash as it was.
     with open(path, encoding="utf-8", newline="") as handle:
         text = handle.read()
     if text.lstrip().startswith("{"):
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-        manifest = lines[0] if lines and lines[0].get("type") == "stowage.audit-export" else None
-        return manifest, lines[1:] if manifest else lines
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    missing = {"seq", "hash", *CANONICAL_FIELDS} - set(rows[0] if rows else CANONICAL_FIELDS)
-    if missing:
-        raise Broken(f"the CSV lacks the columns {', '.join(sorted(missing))}: export it again from Stowage")
-    return None, [{name: _csv_value(name, cell) for name, cell in row.items()} for row in rows]
+    else:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        missing = {"seq", "hash", "record", *CANONICAL_FIELDS} - set(rows[0] if rows else CANONICAL_FIELDS)
+        if missing:
+            raise Broken(f"the CSV lacks the columns {', '.join(sorted(missing))}: export it again from Stowage")
+        lines = [_csv_record(row) for row in rows]
+    manifest = lines[0] if lines and lines[0].get("type") == MANIFEST else None
+    trailer = lines[-1] if len(lines) > 1 and lines[-1].get("type") == TRAILER else None
+    return manifest, lines[1 if manifest else 0 : -1 if trailer else None], trailer
 
 
-def verify(manifest: dict[str, Any] | None, events: list[dict[str, Any]]) -> dict[str, Any]:
-    events = sorted(events, key=lambda event: event["seq"])
-    linked = gaps = 0
+def _check_shape(
+    manifest: dict[str, Any] | None, records: list[dict[str, Any]], trailer: dict[str, Any] | None
+) -> None:
+    if manifest is None:
+        raise Broken("the export has no manifest: it is not a Stowage audit export, or its start was cut")
+    if manifest.get("version", 1) < 2:
+        raise Broken(
+            "this export was made by an earlier Stowage, which left out the events between the exported ones, "
+            "so removed events cannot be told from others: export it again"
+        )
+    if trailer is None:
+        raise Broken("the export has no trailer: it was cut short")
+    events = sum(1 for record in records if record.get("record") != "link")
+    if manifest.get("chain_records") != len(records):
+        raise Broken(
+            f"the manifest counts {manifest.get('chain_records')} events from seq {manifest.get('first_seq')} "
+            f"to seq {manifest.get('last_seq')}, the file holds {len(records)}"
+        )
+    if manifest.get("events") != events:
+        raise Broken(f"the manifest counts {manifest.get('events')} exported events, the file holds {events}")
+    if records and (manifest.get("first_seq"), manifest.get("last_seq")) != (records[0]["seq"], records[-1]["seq"]):
+        raise Broken("the records are not the part of the chain the manifest says they are")
+
+
+def verify(
+    manifest: dict[str, Any] | None, records: list[dict[str, Any]], trailer: dict[str, Any] | None
+) -> dict[str, Any]:
+    records = sorted(records, key=lambda record: record["seq"])
+    _check_shape(manifest, records, trailer)
     previous = None
-    for event in events:
-        label = f"event {event['id']} (seq {event['seq']})"
-        if canonical_hash(event) != event["hash"]:
-            raise Broken(f"{label}: its content does not match its hash (it was edited)")
+    events = []
+    for record in records:
+        is_link = record.get("record") == "link"
+        label = f"seq {record['seq']}" if is_link else f"event {record['id']} (seq {record['seq']})"
+        if not is_link:
+            if canonical_hash(record) != record["hash"]:
+                raise Broken(f"{label}: its content does not match its hash (it was edited)")
+            events.append(record)
         if previous is not None:
-            if event["seq"] == previous["seq"]:
-                raise Broken(f"{label}: the export holds seq {event['seq']} twice")
-            if event["seq"] == previous["seq"] + 1:
-                if event["prev_hash"] != previous["hash"]:
-                    raise Broken(f"{label}: its link to event {previous['id']} is broken (removed or reordered)")
-                linked += 1
-            else:
-                gaps += 1
-        previous = event
-    if manifest is not None:
-        if manifest.get("events") != len(events):
-            raise Broken(f"the manifest counts {manifest.get('events')} events, the file holds {len(events)}")
-        if events and (manifest.get("first_seq"), manifest.get("last_seq")) != (events[0]["seq"], events[-1]["seq"]):
-            raise Broken("the events are not the part of the chain the manifest says they are")
+            if record["seq"] == previous["seq"]:
+                raise Broken(f"{label}: the export holds seq {record['seq']} twice")
+            if record["prev_hash"] != previous["hash"]:
+                raise Broken(
+                    f"{label}: its link to seq {previous['seq']} is broken "
+                    "(an event between them was removed, inserted or reordered)"
+                )
+        previous = record
+    if trailer.get("chain") != "intact":
+        first = (trailer.get("breaks") or [{}])[0]
+        raise Broken(
+            f"the export says the chain was broken when it was made: seq {first.get('seq')}, {first.get('problem')}"
+        )
+    newest = records[-1]["hash"] if records else None
+    if (trailer.get("events"), trailer.get("newest_hash")) != (len(events), newest):
+        raise Broken("the trailer does not match the records before it")
     return {
         "events": len(events),
-        "linked": linked,
-        "gaps": gaps,
+        "records": len(records),
+        "links": len(records) - len(events),
         "first": events[0]["timestamp"] if events else None,
         "last": events[-1]["timestamp"] if events else None,
-        "newest_hash": events[-1]["hash"] if events else None,
+        "first_seq": records[0]["seq"] if records else None,
+        "last_seq": records[-1]["seq"] if records else None,
+        "newest_hash": newest,
     }
 
 
@@ -129,21 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("export", type=Path)
     args = parser.parse_args(argv)
     try:
-        manifest, events = read_export(args.export)
-        found = verify(manifest, events)
-    except (Broken, ValueError, KeyError) as exc:
+        manifest, records, trailer = read_export(args.export)
+        found = verify(manifest, records, trailer)
+    except (Broken, ValueError, KeyError, TypeError) as exc:
         print(f"FAILED: {exc}")
         return 1
-    if manifest is not None:
-        print(f"covers: {manifest.get('covers')}")
-        head = manifest.get("chain_head") or {}
-        print(f"chain head when exported: seq {head.get('seq')} hash {head.get('hash')}")
-    if not found["events"]:
+    print(f"covers: {manifest.get('covers')}")
+    head = manifest.get("chain_head") or {}
+    print(f"chain head when exported: seq {head.get('seq')} hash {head.get('hash')}")
+    if not found["records"]:
         print("OK: the export holds no events")
         return 0
     print(
-        f"OK: {found['events']} events verified, from {found['first']} to {found['last']}; "
-        f"{found['linked']} links checked, {found['gaps']} gaps (events not in this export)"
+        f"OK: {found['events']} events verified, from {found['first']} to {found['last']}; the chain runs "
+        f"unbroken through all {found['records']} events from seq {found['first_seq']} to seq {found['last_seq']} "
+        f"({found['links']} of them by their links alone: other organizations' events, or left out by the filters)"
     )
     print(f"newest event's hash: {found['newest_hash']}")
     return 0

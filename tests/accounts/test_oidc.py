@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import httpx
+import jwt
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -84,6 +85,13 @@ def provider(tmp_path_factory) -> Iterator[Provider]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(autouse=True)
+def every_refusal_recorded(settings):
+    """Every test here signs in from 127.0.0.1, and refusals are recorded up to a limit a minute
+    per address: lifted, so each test sees its own refusals whatever ran before it."""
+    settings.AUDIT_REFUSALS_PER_SOURCE = settings.AUDIT_REFUSALS_PER_KIND = 10_000
 
 
 @pytest.fixture
@@ -249,3 +257,93 @@ def test_the_roles_claim_reads_a_mapping_or_a_list():
     assert claimed_roles({"org_a": "admin", "org_b": "emperor"}) == {"org_a": Role.ADMIN}
     assert claimed_roles(["org_a:viewer", "junk"]) == {"org_a": Role.VIEWER}
     assert claimed_roles(None) is None
+
+
+# --- deactivated accounts, stray calls of the backend, providers that fail -----------------------
+
+
+def test_a_deactivated_account_loses_its_single_sign_on_session(sso, owner):
+    """Guards the finding that a deactivated account kept the sessions single sign-on gave it."""
+    sso.set_user("alice", claims={"preferred_username": "alice", "stowage_roles": {owner.org_id: "member"}})
+    browser = Browser()
+    browser.sign_in("alice")
+    assert browser.stowage.get(reverse("artifact-list")).status_code == 200
+    get_user_model().objects.filter(username="alice").update(is_active=False)
+    response = browser.stowage.get(reverse("artifact-list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_deactivated_account_is_refused_before_the_claim_changes_anything(sso, owner):
+    sso.set_user("alice", claims={"preferred_username": "alice", "stowage_roles": {owner.org_id: "viewer"}})
+    Browser().sign_in("alice")
+    alice = get_user_model().objects.get(username="alice")
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    sso.set_user("alice", claims={"preferred_username": "alice", "stowage_roles": {owner.org_id: "admin"}})
+    browser = Browser()
+    response = browser.sign_in("alice")
+    assert response.status_code == 403 and "deactivated" in response.content.decode()
+    assert browser.signed_in_as() is None
+    assert Membership.objects.get(user=alice).role == Role.VIEWER
+    refusal = AuditEvent.objects.get(action="auth.signin", outcome=Outcome.DENIED)
+    assert "deactivated" in refusal.error_message and refusal.organization_id == owner.org_id
+
+
+def test_the_backend_ignores_a_code_that_came_without_this_sign_ins_nonce_and_verifier(settings, db, monkeypatch):
+    from django.test import RequestFactory
+
+    from accounts import oidc
+
+    settings.OIDC_ISSUER, settings.OIDC_RP_CLIENT_ID = "http://127.0.0.1:9/o", CLIENT_ID
+    monkeypatch.setattr(oidc, "provider_metadata", lambda: pytest.fail("the provider was asked"))
+    request = RequestFactory().get("/login/", {"code": "stolen", "state": "any"})
+    assert oidc.SingleSignOnBackend().authenticate(request) is None
+    assert oidc.SingleSignOnBackend().authenticate(request, nonce="n") is None
+    assert oidc.SingleSignOnBackend().authenticate(request, username="alice", password="x") is None
+    sign_in = Client().post(reverse("login") + "?code=stolen&state=any", {"username": "alice", "password": "x"})
+    assert sign_in.status_code == 200
+
+
+def _closed_port_issuer() -> str:
+    return f"http://127.0.0.1:{free_port()}/o"
+
+
+def test_an_unreachable_provider_is_a_502_page_when_signing_in_starts(settings, db):
+    from accounts import oidc
+
+    settings.OIDC_ISSUER, settings.OIDC_RP_CLIENT_ID = _closed_port_issuer(), CLIENT_ID
+    oidc._discovered.clear()
+    response = Client().get(reverse("sso-start"))
+    assert response.status_code == 502
+    assert "Single sign-on" in response.content.decode()
+    assert AuditEvent.objects.get(action="auth.signin").organization_id is None
+
+
+def test_a_provider_gone_by_the_callback_is_a_502_page(sso, db, settings):
+    from accounts import oidc
+
+    browser = Browser()
+    callback = browser.at_provider(browser.start(), "alice")
+    settings.OIDC_ISSUER = _closed_port_issuer()
+    oidc._discovered.pop(settings.OIDC_ISSUER, None)
+    response = browser.stowage.get(callback)
+    assert response.status_code == 502 and browser.signed_in_as() is None
+    assert AuditEvent.objects.filter(action="auth.signin", outcome=Outcome.FAILURE).exists()
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [(jwt.PyJWKError("the key cannot be read"), 400), (jwt.DecodeError("not a token"), 400), (KeyError("keys"), 502)],
+    ids=["unreadable key", "malformed token", "keys missing"],
+)
+def test_a_token_or_key_that_cannot_be_read_is_a_refusal_page_not_a_500(sso, db, monkeypatch, error, status):
+    from accounts import oidc
+
+    def broken(self, token):
+        raise error
+
+    monkeypatch.setattr(oidc.SingleSignOnBackend, "retrieve_matching_jwk", broken)
+    browser = Browser()
+    response = browser.sign_in("alice")
+    assert response.status_code == status and "Single sign-on" in response.content.decode()
+    assert browser.signed_in_as() is None and not SingleSignOnIdentity.objects.exists()
+    assert AuditEvent.objects.filter(action="auth.signin").exclude(outcome=Outcome.SUCCESS).exists()

@@ -87,3 +87,28 @@ def test_a_signed_in_non_staff_user_is_refused_by_the_admin_without_a_loop(owner
     response = client.get(path, follow=True)
     assert response.status_code == 403
     assert "You may not do that" in response.content.decode()
+
+
+def test_signing_in_from_an_address_keeps_the_failures_against_other_accounts_from_it(owner, stranger):
+    """Guards the finding that a sign-in of one's own reset the wrong passwords tried from the same
+    address against everyone else, so an insider could guess a colleague's password forever."""
+    insider, address = Client(), "198.51.100.9"
+    for _ in range(2):
+        for _ in range(2):
+            sign_in(insider, owner.username, "a-guess", ip=address)
+        assert sign_in(insider, stranger.username, stranger.password, ip=address).status_code == 302
+        insider.post(reverse("logout"))
+    sign_in(insider, owner.username, "a-guess", ip=address)
+    response = sign_in(Client(), owner.username, owner.password, ip="192.0.2.33")
+    assert response.status_code == 429
+
+
+def test_a_correct_sign_in_forgets_the_accounts_own_failures(owner):
+    client = Client()
+    for _ in range(4):
+        sign_in(client, owner.username, "typo")
+    assert sign_in(client, owner.username, owner.password).status_code == 302
+    client.post(reverse("logout"))
+    for _ in range(4):
+        sign_in(client, owner.username, "typo")
+    assert sign_in(client, owner.username, owner.password).status_code == 302

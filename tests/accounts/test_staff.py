@@ -81,3 +81,26 @@ def test_manage_py_creates_an_organization(owner):
     assert "/join/org_" in out.getvalue()
     call_command("create_organization", "Kramerica", "--owner", owner.username, stdout=out)
     assert Membership.objects.get(organization__name="Kramerica").user.username == owner.username
+
+
+def _warnings(capsys) -> str:
+    call_command("check", "--database", "default")
+    return capsys.readouterr().err
+
+
+def test_superusers_who_own_organizations_are_named_by_a_system_check(owner, stranger, capsys):
+    """Guards the finding that upgraded instances kept the owners earlier versions made superusers
+    without a word."""
+    assert "accounts.W001" not in _warnings(capsys), "the first administrator owns the first organization"
+    get_user_model().objects.filter(username=stranger.username).update(is_staff=True, is_superuser=True)
+    warning = _warnings(capsys)
+    assert "accounts.W001" in warning
+    assert warning.split("(accounts.W001) ")[1].split(" is a superuser")[0] == stranger.username
+    assert f"manage.py staff demote {stranger.username}" in warning
+    call_command("staff", "demote", stranger.username, stdout=io.StringIO())
+    assert "accounts.W001" not in _warnings(capsys)
+
+
+def test_an_owner_promoted_on_purpose_is_not_named(owner, stranger, capsys):
+    call_command("staff", "promote", stranger.username, stdout=io.StringIO())
+    assert "accounts.W001" not in _warnings(capsys)

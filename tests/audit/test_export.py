@@ -31,6 +31,12 @@ def download(client, name: str, params: dict | None = None) -> bytes:
     return b"".join(response.streaming_content)
 
 
+def jsonl_parts(body: bytes) -> tuple[dict, list[dict], dict]:
+    """The manifest, the exported events and the trailer; the links between are left out."""
+    manifest, *records, trailer = [json.loads(line) for line in body.decode().splitlines()]
+    return manifest, [record for record in records if record.get("record") != "link"], trailer
+
+
 def check(tmp_path: Path, body: bytes, suffix: str) -> subprocess.CompletedProcess:
     path = tmp_path / f"export.{suffix}"
     path.write_bytes(body)
@@ -45,7 +51,7 @@ def test_a_jsonl_export_is_verified_offline_and_says_what_it_covers(dashboard, s
     record(stranger.org_id, 2)
     record(dashboard.org_id, 3, action="artifact.upload")
     body = download(dashboard.admin, "audit-export-jsonl")
-    manifest, *events = [json.loads(line) for line in body.decode().splitlines()]
+    manifest, events, _trailer = jsonl_parts(body)
     assert manifest["type"] == "stowage.audit-export" and manifest["organization_id"] == dashboard.org_id
     assert manifest["events"] == len(events) and "seq" in manifest["covers"]
     assert all({"hash", "prev_hash", "seq"} <= set(event) for event in events)
@@ -92,7 +98,7 @@ def test_a_filtered_export_says_which_part_of_the_chain_it_covers(dashboard, tmp
     record(dashboard.org_id, 3, action="file.read")
     response = dashboard.admin.get(reverse("audit-export-jsonl"), {"action": "artifact."})
     body = b"".join(response.streaming_content)
-    manifest, *events = [json.loads(line) for line in body.decode().splitlines()]
+    manifest, events, _trailer = jsonl_parts(body)
     assert {event["action"] for event in events} == {"artifact.upload"}
     assert manifest["filters"] == {"action": "artifact."} and "artifact." in manifest["covers"]
     assert f"seq{manifest['first_seq']}-{manifest['last_seq']}" in response["Content-Disposition"]
@@ -149,3 +155,58 @@ def test_the_instance_security_log_is_for_staff(owner, stranger, client):
     assert other.get(reverse("audit-instance-export-jsonl")).status_code == 404
     body = b"".join(staff.get(reverse("audit-instance-export-jsonl")).streaming_content).decode()
     assert json.loads(body.splitlines()[0])["organization_id"] is None
+
+
+# --- events removed before or after the export ---------------------------------------------------
+
+
+def _delete_event(event: AuditEvent) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE seq = %s", [event.seq])
+
+
+def test_an_event_deleted_in_the_database_before_the_export_is_detected(dashboard, stranger, tmp_path):
+    """Guards the finding that the offline check took every missing seq for another organization's
+    event, so an event deleted before the export passed."""
+    ours = record(dashboard.org_id, 3)
+    theirs = record(stranger.org_id, 1)
+    record(dashboard.org_id, 2)
+    for deleted in (theirs[0], ours[1]):
+        _delete_event(deleted)
+        for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
+            result = check(tmp_path, download(dashboard.admin, name), suffix)
+            assert result.returncode == 1, result.stdout
+            assert f"link to seq {deleted.seq - 1} is broken" in result.stdout
+    _manifest, _events, trailer = jsonl_parts(download(dashboard.admin, "audit-export-jsonl"))
+    assert trailer["chain"] == "broken" and trailer["breaks"][0]["seq"] == ours[2].seq
+
+
+def test_a_row_removed_from_the_csv_is_detected(dashboard, tmp_path):
+    """Guards the finding that the CSV, which had no manifest, lost rows unnoticed."""
+    events = record(dashboard.org_id, 4)
+    lines = download(dashboard.admin, "audit-export").decode().splitlines(keepends=True)
+    kept = [line for line in lines if events[1].id not in line]
+    assert len(kept) == len(lines) - 1
+    result = check(tmp_path, "".join(kept).encode(), "csv")
+    assert result.returncode == 1 and "manifest" in result.stdout
+
+
+def test_an_export_cut_short_is_detected(dashboard, tmp_path):
+    record(dashboard.org_id, 3)
+    for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
+        lines = download(dashboard.admin, name).decode().splitlines(keepends=True)
+        result = check(tmp_path, "".join(lines[:-1]).encode(), suffix)
+        assert result.returncode == 1 and "cut short" in result.stdout, result.stdout
+
+
+def test_the_export_carries_the_links_of_the_events_between(dashboard, stranger, tmp_path):
+    record(dashboard.org_id, 1)
+    theirs = record(stranger.org_id, 2, actor="globex-secret-actor")
+    record(dashboard.org_id, 1)
+    body = download(dashboard.admin, "audit-export-jsonl")
+    links = [json.loads(line) for line in body.decode().splitlines() if '"record": "link"' in line]
+    assert [(link["seq"], link["hash"]) for link in links][-2:] == [(event.seq, event.hash) for event in theirs]
+    assert set(links[-1]) == {"seq", "prev_hash", "hash", "record"}
+    assert b"globex-secret-actor" not in body and stranger.org_id.encode() not in body
+    result = check(tmp_path, body, "jsonl")
+    assert result.returncode == 0 and "by their links alone" in result.stdout, result.stdout

@@ -137,3 +137,36 @@ def test_many_sources_together_are_bounded_too(db, counters, settings):
         )
     assert AuditEvent.objects.filter(action="auth.signin").count() == 20
     assert AuditEvent.objects.get(action=THROTTLED_ACTION).details["source"] == "*"
+
+
+def _one_minute(monkeypatch, at: float) -> None:
+    """Every refusal of the test falls in the same minute, one no other test counts in."""
+    from types import SimpleNamespace
+
+    from audit import refusals
+
+    monkeypatch.setattr(refusals, "time", SimpleNamespace(time=lambda: at))
+
+
+def test_many_sources_each_over_their_own_limit_stay_within_the_documented_bound(db, counters, settings, monkeypatch):
+    """Guards the finding that every source crossing its own limit wrote a notice of its own, so
+    N addresses added about N events a minute whatever the limit of every source together."""
+    _one_minute(monkeypatch, 4_102_444_800.0)
+    for index in range(300):
+        actor = Actor(organization_id=None, ip=f"2001:db8::1:{index:x}")
+        for _ in range(settings.AUDIT_REFUSALS_PER_SOURCE + 1):
+            audit_refusal(actor=actor, action="auth.signin", reason="wrong username or password", organization_id=None)
+    written = AuditEvent.objects.filter(organization__isnull=True)
+    assert written.count() <= settings.AUDIT_REFUSALS_PER_KIND + 1
+    assert written.filter(action=THROTTLED_ACTION, details__source="*").count() == 1
+
+
+def test_the_next_minute_says_how_many_refusals_were_only_counted(db, counters, settings, monkeypatch):
+    settings.AUDIT_REFUSALS_PER_SOURCE = 3
+    actor = Actor(organization_id=None, ip="198.51.100.200")
+    _one_minute(monkeypatch, 4_102_531_200.0)
+    for _ in range(8):
+        audit_refusal(actor=actor, action="share.wrong_password", reason="wrong password", organization_id=None)
+    _one_minute(monkeypatch, 4_102_531_260.0)
+    event = audit_refusal(actor=actor, action="share.wrong_password", reason="wrong password", organization_id=None)
+    assert event.details["left_out_in_previous_minute"] == 5

@@ -96,3 +96,36 @@ def test_a_server_error_is_a_500_inside_the_layout_with_the_request_id(dashboard
     assert response.status_code == 500
     page = response.content.decode()
     assert "Something went wrong on our side" in page and "req-broken-1" in page
+
+
+def _sign_in_page_policy(tmp_path, **env: str) -> dict[str, str]:
+    """The policy of the sign-in page of an instance started with this environment."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "print(Client().get('/login/')['Content-Security-Policy'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=TEMPLATES.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "STOWAGE_VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **env,
+        },
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {part.split()[0]: part for part in (p.strip() for p in result.stdout.strip().split(";")) if part}
+
+
+def test_with_single_sign_on_forms_may_lead_to_the_provider(tmp_path):
+    """Signing out posts a form that ends at the provider's end_session_endpoint."""
+    sso = {"STOWAGE_OIDC_ISSUER": "https://id.example.com/realms/acme", "STOWAGE_OIDC_CLIENT_ID": "stowage"}
+    assert _sign_in_page_policy(tmp_path, **sso)["form-action"] == "form-action 'self' https://id.example.com"
+    assert _sign_in_page_policy(tmp_path)["form-action"] == "form-action 'self'"

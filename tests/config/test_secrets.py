@@ -101,3 +101,39 @@ def test_an_expired_or_tampered_url_of_no_artifact_goes_to_the_instance_log(clie
     event = AuditEvent.objects.get(action="artifact.url_refused")
     assert event.organization_id is None and event.outcome == Outcome.DENIED
     assert "expired" in event.error_message
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SECRET_KEY": "change-me-to-64-random-characters-python-c-import-secrets-token-urlsafe-64"},
+        {"SECRET_KEY": "a" * 40 + "-CHANGE-ME-" + "b" * 40},
+        {"STOWAGE_URL_SIGNING_KEYS": "v1:change-me-another-long-random-secret"},
+    ],
+)
+def test_a_placeholder_key_from_the_compose_file_or_a_guide_is_refused(tmp_path, env):
+    """Guards the finding that the values docker-compose.yml shipped were accepted as keys."""
+    result = _django("pass", tmp_path, **env)
+    assert result.returncode != 0
+    assert "published" in result.stderr
+
+
+def test_the_compose_file_takes_its_secrets_from_the_environment_and_ships_none():
+    import yaml
+
+    text = (BASE_DIR / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    env = compose["x-stowage-env"]
+    taken_from = {
+        "SECRET_KEY": "SECRET_KEY",
+        "STOWAGE_URL_SIGNING_KEYS": "STOWAGE_URL_SIGNING_KEYS",
+        "AWS_SECRET_ACCESS_KEY": "MINIO_ROOT_PASSWORD",
+    }
+    for name, variable in taken_from.items():
+        # ":?": compose refuses to start while the variable is unset or empty.
+        assert env[name].startswith("${" + variable + ":?"), name
+    assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert "change-me" not in text.lower()
+    assert ".env" in (BASE_DIR / ".dockerignore").read_text().split(), "the image must not carry the secrets"
+    example = (BASE_DIR / ".env.example").read_text()
+    assert all(f"\n{name}=\n" in example for name in ("SECRET_KEY", "STOWAGE_URL_SIGNING_KEYS", "POSTGRES_PASSWORD"))

@@ -248,3 +248,113 @@ def test_the_members_page_costs_the_same_queries_at_3_and_13_members(dashboard, 
             user=User.objects.create_user(username=f"extra-{index}"), organization_id=dashboard.org_id
         )
     assert count() == few
+
+
+def _key_minted_through_the_api(client_of_admin_key: str, owner) -> tuple[str, str]:
+    response = owner.client.post(
+        "/api/v1/api-keys",
+        {"name": "made by their key", "scopes": ["sandboxes:read"]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {client_of_admin_key}"},
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["api_key"]["id"], response.json()["key"]
+
+
+def _dashboard_key(client: Client) -> str:
+    page = client.post(
+        reverse("apikey-create"), {"name": "their manager", "scopes": ["keys:manage", "sandboxes:read"]}
+    ).content.decode()
+    return re.search(r"stow_[A-Za-z0-9_-]+", page).group(0)
+
+
+def _works(owner, secret: str) -> bool:
+    return owner.client.get("/api/v1/sandboxes", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+
+
+@pytest.mark.parametrize("how", ["remove", "leave"])
+def test_the_keys_a_removed_members_keys_made_stop_working_too(dashboard, owner, how):
+    """Guards the finding that keys minted through the API by a member's key outlived the member."""
+    target = membership_of("admin-user", dashboard.org_id)
+    manager = _dashboard_key(dashboard.admin)
+    child_id, child = _key_minted_through_the_api(manager, owner)
+    if how == "remove":
+        assert dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "revoke"}).status_code == 302
+    else:
+        assert dashboard.admin.post(reverse("members-leave")).status_code == 302
+    assert not _works(owner, manager) and not _works(owner, child)
+    ended = AuditEvent.objects.get(action=f"member.{how}")
+    assert child_id in ended.details["key_ids"]
+
+
+def test_the_keys_a_removed_members_keys_made_can_be_reassigned(dashboard, owner):
+    target = membership_of("admin-user", dashboard.org_id)
+    child_id, child = _key_minted_through_the_api(_dashboard_key(dashboard.admin), owner)
+    dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "reassign"})
+    assert _works(owner, child)
+    assert ApiKey.objects.get(id=child_id).created_by.username == owner.username
+
+
+def test_the_removal_page_lists_the_keys_their_keys_made(dashboard, owner):
+    target = membership_of("admin-user", dashboard.org_id)
+    child_id, _child = _key_minted_through_the_api(_dashboard_key(dashboard.admin), owner)
+    page = dashboard.owner.get(reverse("members-remove", args=[target.pk])).content.decode()
+    assert ApiKey.objects.get(id=child_id).prefix in page
+
+
+def _newcomer_joins(link: str, username: str = "newcomer"):
+    password = "a-long-passphrase-9"
+    return Client().post(link, {"username": username, "password1": password, "password2": password})
+
+
+@pytest.mark.parametrize("how", ["remove", "leave"])
+def test_a_departing_admins_invitations_stop_working(dashboard, how):
+    """Guards the finding that a removed admin could rejoin through a link they had made."""
+    link = invite(dashboard.admin, "admin")
+    invitation = Invitation.objects.get()
+    target = membership_of("admin-user", dashboard.org_id)
+    if how == "remove":
+        dashboard.owner.post(reverse("members-remove", args=[target.pk]), {"keys": "revoke"})
+    else:
+        dashboard.admin.post(reverse("members-leave"))
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    assert dashboard.admin.post(link).status_code == 410
+    assert not Membership.objects.filter(user__username="admin-user", organization_id=dashboard.org_id).exists()
+    revoked = AuditEvent.objects.get(action="member.invite_revoke", resource=f"invitation:{invitation.id}")
+    assert "admin-user" in revoked.details["reason"]
+    assert AuditEvent.objects.get(action=f"member.{how}").details["invitation_ids"] == [invitation.id]
+
+
+def test_an_invitation_is_refused_once_its_inviter_ranks_below_its_role(dashboard):
+    link = invite(dashboard.admin, "admin")
+    target = membership_of("admin-user", dashboard.org_id)
+    assert dashboard.owner.post(reverse("members-role", args=[target.pk]), {"role": "member"}).status_code == 302
+    assert Client().get(link).status_code == 410
+    assert _newcomer_joins(link).status_code == 410
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+    refusals = AuditEvent.objects.filter(action="member.join", outcome=Outcome.DENIED)
+    assert refusals.count() == 2 and "admin-user" in refusals.first().error_message
+
+
+def test_an_invitation_whose_inviter_is_gone_is_refused(dashboard):
+    link = invite(dashboard.admin, "member")
+    get_user_model().objects.filter(username="admin-user").delete()
+    assert _newcomer_joins(link).status_code == 410
+    assert not Membership.objects.filter(user__username="newcomer").exists()
+
+
+def test_a_first_owner_invitation_from_staff_or_a_command_still_works(owner):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    staff = client_of(owner_user(owner))
+    page = staff.post(reverse("staff-organizations"), {"name": "Initech"}).content.decode()
+    link = re.search(r"http://testserver(/join/[^\"<\s]+)", page).group(1)
+    assert _newcomer_joins(link, "initech-owner").status_code == 302
+    assert membership_of("initech-owner", Invitation.objects.get().organization_id).role == Role.OWNER
+    out = StringIO()
+    call_command("create_organization", "Vandelay", stdout=out)
+    path = re.search(r"https?://[^/\s]+(/join/\S+)", out.getvalue()).group(1)
+    assert _newcomer_joins(path, "vandelay-owner").status_code == 302

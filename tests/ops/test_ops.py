@@ -209,6 +209,9 @@ SECRETS = {
     "presigned": "GET /dl/art_123?expires=1700000000&kv=1&sig=deadbeefcafebabe0123 200",
     "s3": "https://bucket.s3.amazonaws.com/blobs/x?X-Amz-Credential=AKIAXX%2F2026&X-Amz-Signature=abcdef0123456789",
     "share": "GET /s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5/download 302",
+    "invitation": "GET /join/org_2x7k9/SW52aXRlVG9rZW5TZWNyZXQ0MjQy 200",
+    "sso callback": "GET /sso/callback/?state=U3RhdGVTZWNyZXQ0Mg&code=Q29kZVNlY3JldDQy&session_state=abc 302",
+    "sso sign-out": "302 https://id.example.com/logout/?id_token_hint=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
 }
 LEAKS = [
     "stow_AbCdEf0123456789xyz",
@@ -219,6 +222,10 @@ LEAKS = [
     "abcdef0123456789",
     "AKIAXX",
     "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+    "SW52aXRlVG9rZW5TZWNyZXQ0MjQy",
+    "U3RhdGVTZWNyZXQ0Mg",
+    "Q29kZVNlY3JldDQy",
+    "eyJhbGciOiJSUzI1NiJ9",
 ]
 
 
