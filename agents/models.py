@@ -62,6 +62,11 @@ class AgentSession(models.Model):
     running_since = models.DateTimeField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True, help_text="The agent context, kept across rotations.")
     rotation_count = models.PositiveIntegerField(default=0)
+    # Written by rotations only, so that they never race an agent's own context updates.
+    last_sandbox_id = models.CharField(max_length=40, blank=True)
+    last_checkpoint_id = models.CharField(
+        max_length=40, blank=True, help_text="The artifact of the last saved workspace."
+    )
     last_sequence = models.PositiveBigIntegerField(default=0, help_text="The sequence number of its newest event.")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,113 @@
+"""Agent sessions through the API against a real worker: their life, commands, files, events,
+rotation, budgets, and another organization's session being a 404 everywhere."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from agents.models import AgentEvent, AgentSession, Rotation, RotationState
+from artifacts.models import Artifact, ArtifactState
+from audit.models import AuditEvent
+from sandboxes.models import Sandbox, SandboxStatus
+
+pytestmark = pytest.mark.worker
+
+
+def started(owner, **body) -> dict:
+    made = owner.post("/agent/sessions", {"name": "research", "sandbox": {"timeoutSeconds": 600}, **body})
+    assert made.status_code == 201, made.content
+    answer = owner.post(f"/agent/sessions/{made.json()['id']}/start")
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def wait_for_rotation(session_id: str, timeout: float = 90) -> Rotation:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rotation = Rotation.objects.filter(session_id=session_id).order_by("-created_at").first()
+        if rotation and rotation.state in (RotationState.COMPLETED, RotationState.FAILED):
+            return rotation
+        time.sleep(0.25)
+    raise AssertionError("the rotation did not finish")
+
+
+def event_types(owner, session_id: str) -> list[str]:
+    return [e["event_type"] for e in owner.get(f"/agent/sessions/{session_id}/events").json()["events"]]
+
+
+def test_a_session_starts_runs_commands_and_stops(owner, live):
+    session = started(owner, budget={"iterationLimit": 10})
+    assert session["status"] == "running"
+    sandbox = Sandbox.objects.get(id=session["current_sandbox_id"])
+    assert sandbox.session_id == session["id"] and sandbox.status == SandboxStatus.RUNNING
+    ran = owner.post(f"/agent/sessions/{session['id']}/exec", {"command": "echo hi; pwd", "timeoutMs": 10000})
+    assert ran.status_code == 200, ran.content
+    assert ran.json()["result"]["stdout"] == "hi\n/workspace\n"
+    assert ran.json()["budget_consumed"]["iterations"] == 1
+    stopped = owner.post(f"/agent/sessions/{session['id']}/stop", {"reason": "done"})
+    assert stopped.json() == {"success": True}
+    row = AgentSession.objects.get(id=session["id"])
+    assert row.status == "completed" and row.completed_at is not None
+    assert event_types(owner, session["id"]) == [
+        "session_started",
+        "sandbox_created",
+        "exec_completed",
+        "sandbox_terminated",
+        "session_completed",
+    ]
+    actions = list(AuditEvent.objects.filter(session_id=session["id"]).order_by("seq").values_list("action", flat=True))
+    assert actions[:1] == ["session.create"] and "session.start" in actions and "session.stop" in actions
+
+
+def test_a_rotation_keeps_the_files_context_and_artifacts(owner, live):
+    session = started(owner)
+    sid = session["id"]
+    content = base64.b64encode(b"kept across the move\n").decode()
+    assert (
+        owner.post(
+            f"/agent/sessions/{sid}/files", {"files": [{"path": "notes/plan.md", "content": content}]}
+        ).status_code
+        == 200
+    )
+    assert (
+        owner.post(
+            f"/agent/sessions/{sid}/context", {"workingDir": "/workspace/notes", "envVars": {"STEP": "2"}}
+        ).status_code
+        == 200
+    )
+    uploaded = owner.post(f"/agent/sessions/{sid}/artifacts/upload", {"path": "/workspace/notes/plan.md"})
+    assert uploaded.status_code == 200, uploaded.content
+    old_sandbox = session["current_sandbox_id"]
+    asked = owner.post(f"/agent/sessions/{sid}/rotate")
+    assert asked.status_code == 202, asked.content
+    rotation = wait_for_rotation(sid)
+    assert rotation.state == RotationState.COMPLETED, rotation.error_message
+    moved = owner.get(f"/agent/sessions/{sid}").json()
+    assert moved["status"] == "running" and moved["rotation_count"] == 1
+    assert moved["current_sandbox_id"] != old_sandbox
+    assert moved["agent_context"]["last_sandbox_id"] == old_sandbox
+    ran = owner.post(f"/agent/sessions/{sid}/exec", {"command": 'cat plan.md; echo "$STEP"'}).json()["result"]
+    assert ran["stdout"] == "kept across the move\n2\n"
+    listed = owner.get("/artifacts", {"session_id": sid}).json()["artifacts"]
+    assert {a["id"] for a in listed} == {uploaded.json()["id"], moved["agent_context"]["last_checkpoint_id"]}
+    types = event_types(owner, sid)
+    for wanted in ("rotation_started", "checkpoint_created", "checkpoint_restored", "rotation_completed"):
+        assert wanted in types
+    deadline = time.monotonic() + 30
+    while Sandbox.objects.get(id=old_sandbox).status != SandboxStatus.TERMINATED and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Sandbox.objects.get(id=old_sandbox).status == SandboxStatus.TERMINATED
+    assert Artifact.objects.get(id=rotation.artifact_id).state == ArtifactState.READY
+    assert AuditEvent.objects.filter(session_id=sid, action="session.rotate", outcome="success").count() == 1
+
+
+def test_events_are_numbered_and_paged(owner, live):
+    session = started(owner)
+    events = AgentEvent.objects.filter(session_id=session["id"]).order_by("sequence_number")
+    assert [e.sequence_number for e in events] == [1, 2]
+    page = owner.get(f"/agent/sessions/{session['id']}/events", {"afterSequence": 1, "limit": 5}).json()
+    assert [e["sequence_number"] for e in page["events"]] == [2]
+    assert page["latest_sequence"] == 2 and page["has_more"] is False
