@@ -42,7 +42,10 @@ def _signing_keys() -> list[bytes]:
     if settings.ACCESS_TOKEN_SIGNING_KEYS:
         return [secret.encode() for secret in settings.ACCESS_TOKEN_SIGNING_KEYS]
     secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    return [salted_hmac("stowage.accounts.tokens", "access-token", secret=secret).digest() for secret in secrets]
+    return [
+        salted_hmac("stowage.accounts.tokens", "access-token", secret=secret, algorithm="sha256").digest()
+        for secret in secrets
+    ]
 
 
 def _check_expires_in(expires_in: object) -> int:
