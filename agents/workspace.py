@@ -25,12 +25,9 @@ from transfers.services import artifact_upload_from_sandbox
 BUDGET_WARNING_SHARE = 0.8
 
 
-def current_sandbox(session: AgentSession, *, running_only: bool = True) -> Sandbox:
-    """The sandbox the session works in now; 409 when it has none that runs.
-
-    ``running_only``: commands and writes need a running session; reading and saving artifacts
-    also work while it is paused.
-    """
+def check_status(session: AgentSession, *, running_only: bool = True) -> None:
+    """409 unless the session may work now. ``running_only``: commands and writes need a running
+    session; reading and saving artifacts also work while it is paused."""
     allowed = (SessionStatus.RUNNING,) if running_only else (SessionStatus.RUNNING, SessionStatus.PAUSED)
     if session.status == SessionStatus.ROTATING:
         raise Conflict(
@@ -44,6 +41,11 @@ def current_sandbox(session: AgentSession, *, running_only: bool = True) -> Sand
             code="SESSION_NOT_RUNNING",
             details={"status": session.status},
         )
+
+
+def current_sandbox(session: AgentSession, *, running_only: bool = True) -> Sandbox:
+    """The sandbox the session works in now; 409 when it may not work or has no running sandbox."""
+    check_status(session, running_only=running_only)
     sandbox = session_current_sandbox(session=session)
     if sandbox is None or sandbox.status != SandboxStatus.RUNNING:
         raise Conflict(
@@ -96,8 +98,13 @@ def _reserve_iteration(session: AgentSession) -> None:
     if reserved:
         return
     session.refresh_from_db()
-    current_sandbox(session)  # the status changed meanwhile: the same 409 as before
+    check_status(session)  # the status changed meanwhile: the same 409 as before
     raise _budget_exceeded(session, kind="iteration_limit", limit=session.iteration_limit, used=session.exec_count)
+
+
+def _give_back(session: AgentSession) -> None:
+    """A command refused before it ran used nothing of the budget."""
+    AgentSession.objects.filter(id=session.id, exec_count__gt=0).update(exec_count=F("exec_count") - 1)
 
 
 def session_exec(
@@ -114,9 +121,15 @@ def session_exec(
     text = command if isinstance(command, str) else " ".join(str(part) for part in command)
     details = {"command": text[:1000]}
     try:
-        sandbox = current_sandbox(session)
+        check_status(session)
         _reserve_iteration(session)
     except StowageError as exc:
+        _refuse(actor, session, exc, details)
+        raise
+    try:
+        sandbox = current_sandbox(session)
+    except StowageError as exc:
+        _give_back(session)
         _refuse(actor, session, exc, details)
         raise
     context = session.context or {}
@@ -131,8 +144,7 @@ def session_exec(
             working_dir=working_dir or context.get("working_dir"),
         )
     except InvalidInput:
-        # Refused before it ran: it used nothing.
-        AgentSession.objects.filter(id=session.id, exec_count__gt=0).update(exec_count=F("exec_count") - 1)
+        _give_back(session)
         raise
     except StowageError as exc:
         event_record(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from agents.models import AgentEvent, AgentSession, Rotation, RotationState
 from artifacts.models import Artifact, ArtifactState
@@ -111,3 +113,68 @@ def test_events_are_numbered_and_paged(owner, live):
     page = owner.get(f"/agent/sessions/{session['id']}/events", {"afterSequence": 1, "limit": 5}).json()
     assert [e["sequence_number"] for e in page["events"]] == [2]
     assert page["latest_sequence"] == 2 and page["has_more"] is False
+
+
+def test_a_retried_exec_with_an_idempotency_key_runs_once(owner, live):
+    session = started(owner)
+    body = {"command": "echo once >> count.txt; wc -l < count.txt"}
+    first = owner.post(f"/agent/sessions/{session['id']}/exec", body, **{"Idempotency-Key": "exec-1"})
+    retry = owner.post(f"/agent/sessions/{session['id']}/exec", body, **{"Idempotency-Key": "exec-1"})
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
+    assert AuditEvent.objects.filter(action="command.execute", session_id=session["id"]).count() == 1
+    assert AgentSession.objects.get(id=session["id"]).exec_count == 1
+
+
+def test_a_retried_sandbox_create_with_an_idempotency_key_makes_one_sandbox(owner, live):
+    first = owner.post("/sandbox/create", {"timeout_seconds": 300}, **{"Idempotency-Key": "create-1"})
+    retry = owner.post("/sandbox/create", {"timeout_seconds": 300}, **{"Idempotency-Key": "create-1"})
+    assert first.status_code == retry.status_code == 201
+    assert first.json()["sandbox_id"] == retry.json()["sandbox_id"]
+    assert Sandbox.objects.filter(organization_id=owner.org_id).count() == 1
+    assert AuditEvent.objects.filter(action="sandbox.create", organization_id=owner.org_id).count() == 1
+
+
+def test_the_iteration_budget_stops_commands(owner, live):
+    session = started(owner, budget={"iterationLimit": 2, "costCapCents": 500})
+    path = f"/agent/sessions/{session['id']}/exec"
+    assert [owner.post(path, {"command": "true"}).status_code for _ in range(3)] == [200, 200, 409]
+    fetched = owner.get(f"/agent/sessions/{session['id']}").json()
+    assert fetched["budget_consumed"]["iterations"] == fetched["total_exec_count"] == 2
+    assert fetched["budget_config"] == {"cost_cap_cents": 500, "iteration_limit": 2, "duration_limit_seconds": None}
+    assert AuditEvent.objects.filter(action="command.execute", session_id=session["id"]).count() == 2
+    assert "budget_exceeded" in event_types(owner, session["id"])
+
+
+def test_a_failed_rotation_leaves_the_session_on_its_sandbox(owner, live):
+    session = started(owner)
+    sid, sandbox_id = session["id"], session["current_sandbox_id"]
+    # More than the worker's artifact limit (tests/conftest.py), and random so it does not compress.
+    made = owner.post(f"/agent/sessions/{sid}/exec", {"command": "head -c 22000000 /dev/urandom > big.bin"})
+    assert made.json()["result"]["exit_code"] == 0
+    assert owner.post(f"/agent/sessions/{sid}/rotate").status_code == 202
+    rotation = wait_for_rotation(sid)
+    assert rotation.state == RotationState.FAILED and rotation.new_sandbox_id == ""
+    after = owner.get(f"/agent/sessions/{sid}").json()
+    assert (after["status"], after["current_sandbox_id"], after["rotation_count"]) == ("running", sandbox_id, 0)
+    assert after["error_message"].startswith("rotation failed")
+    assert (
+        owner.post(f"/agent/sessions/{sid}/exec", {"command": "ls big.bin"}).json()["result"]["stdout"] == "big.bin\n"
+    )
+    assert event_types(owner, sid)[-2:] == ["rotation_failed", "exec_completed"]
+    assert AuditEvent.objects.get(session_id=sid, action="session.rotate").outcome == "failure"
+
+
+def test_the_sweep_rotates_a_session_whose_sandbox_nears_its_end(owner, live):
+    from agents.worker import rotate_expiring
+
+    near = started(owner, sandbox={"timeoutSeconds": 120}, rotation={"preRotateBufferSeconds": 100})
+    far = started(owner, sandbox={"timeoutSeconds": 600}, rotation={"preRotateBufferSeconds": 60})
+    # As if 30 seconds of its life were left.
+    Sandbox.objects.filter(id=near["current_sandbox_id"]).update(expires_at=timezone.now() + timedelta(seconds=30))
+    assert rotate_expiring() == 1
+    rotation = wait_for_rotation(near["id"])
+    assert (rotation.reason, rotation.state) == ("expiring", RotationState.COMPLETED)
+    assert not Rotation.objects.filter(session_id=far["id"]).exists()
+    moved = AgentSession.objects.get(id=near["id"])
+    assert moved.current_sandbox_id != near["current_sandbox_id"] and moved.status == "running"
