@@ -136,6 +136,7 @@ api.add_router("", "sandboxes.api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "shares.api.router")
 api.add_router("", "transfers.api.router")
+api.add_router("", "agents.api.router")
 
 # The upload page's endpoints, under /artifacts/upload/: signed in through the dashboard's
 # session (its CSRF token checked), and no part of the public API or its schema.
@@ -149,4 +150,3 @@ browser_api = NinjaAPI(
 )
 register_error_handlers(browser_api)
 browser_api.add_router("", "transfers.browser_api.router")
-api.add_router("", "agents.api.router")
