@@ -187,3 +187,14 @@ def test_an_ended_session_cannot_be_started_or_given_tools(owner):
         answer = owner.post(f"/agent/sessions/{session.id}{path}", body)
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "SESSION_ENDED", path
     assert snapshot(session)[0] == SessionStatus.CANCELLED
+
+
+def test_exec_and_writes_on_a_rotating_session_are_refused(owner):
+    session = make(owner.org_id, status=SessionStatus.ROTATING, current_sandbox_id="sbx_x")
+    before = snapshot(session)
+    for path, body in [("/exec", {"command": "true"}), ("/files", {"files": [{"path": "a", "content": ""}]})]:
+        answer = owner.post(f"/agent/sessions/{session.id}{path}", body)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "SESSION_ROTATING"
+    again = owner.post(f"/agent/sessions/{session.id}/rotate")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "SESSION_ROTATING"
+    assert snapshot(session) == before
