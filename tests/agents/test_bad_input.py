@@ -6,10 +6,7 @@ import pytest
 
 from agents.models import AgentEvent, AgentSession, AgentTool, SessionStatus
 from audit.models import AuditEvent
-
-
-def make(org_id: str, status: str = SessionStatus.RUNNING, **fields) -> AgentSession:
-    return AgentSession.objects.create(organization_id=org_id, status=status, **fields)
+from tests.factories import make_session
 
 
 def snapshot(session: AgentSession) -> tuple:
@@ -41,7 +38,7 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "suffix", "body"), ROUTES)
 def test_another_organizations_session_is_404_everywhere(owner, stranger, method, suffix, body):
-    theirs = make(stranger.org_id, current_sandbox_id="sbx_theirs")
+    theirs = make_session(stranger.org_id, current_sandbox_id="sbx_theirs")
     before = snapshot(theirs)
     call = getattr(owner, method)
     answer = (
@@ -66,7 +63,7 @@ def test_an_unknown_session_is_404_everywhere(owner, method, suffix, body):
 
 @pytest.mark.parametrize("status", [SessionStatus.PAUSED, SessionStatus.COMPLETED, SessionStatus.CANCELLED])
 def test_exec_on_a_session_that_is_not_running_is_refused(owner, status):
-    session = make(owner.org_id, status=status, current_sandbox_id="sbx_x")
+    session = make_session(owner.org_id, status=status, current_sandbox_id="sbx_x")
     before = snapshot(session)
     answer = owner.post(f"/agent/sessions/{session.id}/exec", {"command": "echo hi"})
     assert answer.status_code == 409
@@ -78,7 +75,7 @@ def test_exec_on_a_session_that_is_not_running_is_refused(owner, status):
 
 
 def test_exec_past_the_iteration_limit_is_refused(owner):
-    session = make(owner.org_id, iteration_limit=3, exec_count=3, current_sandbox_id="sbx_x")
+    session = make_session(owner.org_id, iteration_limit=3, exec_count=3, current_sandbox_id="sbx_x")
     answer = owner.post(f"/agent/sessions/{session.id}/exec", {"command": "echo hi"})
     assert answer.status_code == 409
     error = answer.json()["error"]
@@ -92,7 +89,7 @@ def test_exec_past_the_iteration_limit_is_refused(owner):
 
 
 def test_exec_past_the_duration_limit_is_refused(owner):
-    session = make(owner.org_id, duration_limit_seconds=60, active_seconds=61, current_sandbox_id="sbx_x")
+    session = make_session(owner.org_id, duration_limit_seconds=60, active_seconds=61, current_sandbox_id="sbx_x")
     answer = owner.post(f"/agent/sessions/{session.id}/exec", {"command": "echo hi"})
     assert answer.status_code == 409 and answer.json()["error"]["details"]["budget"] == "duration_limit_seconds"
     assert AgentSession.objects.get(id=session.id).exec_count == 0
@@ -135,8 +132,8 @@ def test_a_sandbox_config_no_sandbox_could_have_is_refused(owner, sandbox):
 
 
 def test_reattach_with_an_unknown_client_id_is_404(owner, stranger):
-    make(stranger.org_id, client_id="agent-7")
-    make(owner.org_id, status=SessionStatus.COMPLETED, client_id="agent-7")
+    make_session(stranger.org_id, client_id="agent-7")
+    make_session(owner.org_id, status=SessionStatus.COMPLETED, client_id="agent-7")
     answer = owner.post("/agent/sessions/reattach", {"clientId": "agent-7"})
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "SESSION_NOT_FOUND"
     assert AgentEvent.objects.count() == 0
@@ -144,7 +141,7 @@ def test_reattach_with_an_unknown_client_id_is_404(owner, stranger):
 
 @pytest.mark.parametrize("name", ["", "x" * 65, "has space", "semi;colon"])
 def test_a_tool_name_that_is_empty_or_too_long_is_refused(owner, name):
-    session = make(owner.org_id)
+    session = make_session(owner.org_id)
     answer = owner.post(f"/agent/sessions/{session.id}/tools", {"name": name, "toolType": "custom"})
     assert answer.status_code == 400
     assert answer.json()["error"]["details"]["field"] == "name"
@@ -153,31 +150,31 @@ def test_a_tool_name_that_is_empty_or_too_long_is_refused(owner, name):
 
 
 def test_a_session_without_a_running_sandbox_cannot_upload(owner):
-    session = make(owner.org_id, status=SessionStatus.PENDING)
+    session = make_session(owner.org_id, status=SessionStatus.PENDING)
     answer = owner.post(f"/agent/sessions/{session.id}/artifacts/upload", {"path": "/workspace/a.txt"})
     assert answer.status_code == 409
     assert answer.json()["error"]["code"] in {"SESSION_NOT_RUNNING", "SESSION_NO_SANDBOX"}
-    running = make(owner.org_id, current_sandbox_id="sbx_gone")
+    running = make_session(owner.org_id, current_sandbox_id="sbx_gone")
     gone = owner.post(f"/agent/sessions/{running.id}/artifacts/upload", {"path": "/workspace/a.txt"})
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "SESSION_NO_SANDBOX"
 
 
 def test_a_client_id_still_in_use_is_refused(owner):
-    make(owner.org_id, client_id="agent-1")
+    make_session(owner.org_id, client_id="agent-1")
     answer = owner.post("/agent/sessions", {"clientId": "agent-1"})
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "CLIENT_ID_IN_USE"
     assert AgentSession.objects.count() == 1
 
 
 def test_a_context_with_a_path_outside_the_workspace_is_refused(owner):
-    session = make(owner.org_id)
+    session = make_session(owner.org_id)
     answer = owner.post(f"/agent/sessions/{session.id}/context", {"workingDir": "/etc"})
     assert answer.status_code == 400
     assert AgentSession.objects.get(id=session.id).context == {}
 
 
 def test_an_ended_session_cannot_be_started_or_given_tools(owner):
-    session = make(owner.org_id, status=SessionStatus.CANCELLED)
+    session = make_session(owner.org_id, status=SessionStatus.CANCELLED)
     for path, body in [
         ("/start", {}),
         ("/tools", {"name": "grep"}),
@@ -190,7 +187,7 @@ def test_an_ended_session_cannot_be_started_or_given_tools(owner):
 
 
 def test_exec_and_writes_on_a_rotating_session_are_refused(owner):
-    session = make(owner.org_id, status=SessionStatus.ROTATING, current_sandbox_id="sbx_x")
+    session = make_session(owner.org_id, status=SessionStatus.ROTATING, current_sandbox_id="sbx_x")
     before = snapshot(session)
     for path, body in [("/exec", {"command": "true"}), ("/files", {"files": [{"path": "a", "content": ""}]})]:
         answer = owner.post(f"/agent/sessions/{session.id}{path}", body)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from agents.models import AgentEvent, AgentSession, SessionStatus
-from artifacts.models import Artifact, ArtifactState
-from sandboxes.models import Sandbox
-
-
-def make_session(org_id: str, **fields) -> AgentSession:
-    return AgentSession.objects.create(organization_id=org_id, name="nightly refactor", **fields)
+from artifacts.models import Artifact
+from tests.factories import make_artifact, make_sandbox, make_session
 
 
 @pytest.fixture
 def session(dashboard) -> AgentSession:
-    made = make_session(dashboard.org_id, status=SessionStatus.RUNNING, iteration_limit=20, exec_count=5)
-    now = timezone.now()
-    box = Sandbox.objects.create(
-        organization_id=dashboard.org_id,
-        session_id=made.id,
-        host="h1",
-        cpus="1",
-        memory="1Gi",
-        memory_bytes=1 << 30,
-        status="running",
-        expires_at=now,
-    )
+    made = make_session(dashboard.org_id, name="nightly refactor", iteration_limit=20, exec_count=5)
+    box = make_sandbox(dashboard.org_id, session_id=made.id)
     AgentSession.objects.filter(id=made.id).update(current_sandbox_id=box.id, last_sequence=1)
     AgentEvent.objects.create(session=made, sequence_number=1, event_type="session_started", sandbox_id=box.id)
-    Artifact.objects.create(
-        organization_id=dashboard.org_id,
-        sandbox_id=box.id,
-        session_id=made.id,
-        remote_path="out/report.md",
-        version=1,
-        storage_key=f"blobs/{dashboard.org_id}/x1",
-        state=ArtifactState.READY,
-    )
+    report = make_artifact(dashboard.org_id, box, "out/report.md")
+    Artifact.objects.filter(id=report.id).update(session_id=made.id)
     made.refresh_from_db()
     return made
 
