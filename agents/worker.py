@@ -363,6 +363,35 @@ def rotate_expiring(*, now=None, batch: int = SWEEP_BATCH) -> int:
     return started
 
 
+def rotations_recover(*, now=None, batch: int = SWEEP_BATCH) -> int:
+    """Give up rotations that never finished (their task lost, their worker killed): a
+    redelivered task finds them taken, so without this the session would stay rotating."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.AGENT_ROTATION_WAIT_SECONDS)
+    stale = Rotation.objects.filter(
+        state__in=[RotationState.QUEUED, RotationState.RUNNING], created_at__lt=stale_before
+    ).select_related("session")
+    given_up = 0
+    for rotation in stale[:batch]:
+        if not Rotation.objects.filter(id=rotation.id, state=rotation.state).update(state=RotationState.RUNNING):
+            continue
+        session = rotation.session
+        organization = session.organization_id
+        _fail(
+            actor=Actor.from_dict(rotation.actor) if rotation.actor else Actor.system(organization),
+            rotation=rotation,
+            session=session,
+            old=Sandbox.objects.filter(id=rotation.old_sandbox_id, organization_id=organization).first(),
+            new=Sandbox.objects.filter(id=rotation.new_sandbox_id, organization_id=organization).first()
+            if rotation.new_sandbox_id
+            else None,
+            exc=StowageError("the rotation did not finish in time and was given up", code="ROTATION_LOST"),
+            started=time.monotonic(),
+        )
+        given_up += 1
+    return given_up
+
+
 @shared_task(name="agents.tasks.rotate_session")
 def rotate_session(*, rotation_id: str) -> str:
     return rotate(rotation_id=rotation_id)
@@ -370,4 +399,5 @@ def rotate_session(*, rotation_id: str) -> str:
 
 @shared_task(name="agents.tasks.rotate_expiring_sessions")
 def rotate_expiring_sessions() -> int:
+    rotations_recover()
     return rotate_expiring()

@@ -178,3 +178,26 @@ def test_the_sweep_rotates_a_session_whose_sandbox_nears_its_end(owner, live):
     assert not Rotation.objects.filter(session_id=far["id"]).exists()
     moved = AgentSession.objects.get(id=near["id"])
     assert moved.current_sandbox_id != near["current_sandbox_id"] and moved.status == "running"
+
+
+def test_a_rotation_that_never_finished_is_given_up(owner, db):
+    from agents.worker import rotations_recover
+    from tests.factories import make_sandbox, make_session
+
+    old = make_sandbox(owner.org_id)
+    session = make_session(owner.org_id, status="rotating", current_sandbox_id=old.id)
+    old.session_id = session.id
+    old.save()
+    lost = Rotation.objects.create(
+        session=session,
+        reason="expiring",
+        state=RotationState.RUNNING,
+        resume_status="running",
+        old_sandbox_id=old.id,
+        created_at=timezone.now() - timedelta(hours=2),
+    )
+    assert rotations_recover() == 1
+    assert Rotation.objects.get(id=lost.id).state == RotationState.FAILED
+    kept = AgentSession.objects.get(id=session.id)
+    assert (kept.status, kept.current_sandbox_id, kept.error_code) == ("running", old.id, "ROTATION_LOST")
+    assert rotations_recover() == 0
