@@ -12,7 +12,7 @@ import stat
 import tarfile
 from datetime import UTC, datetime
 
-from . import paths
+from . import paths, streams
 from .base import WORKSPACE, FileEntry, FileNotFound, InvalidPath, NotADirectory, NotAFile, SandboxRuntimeError
 from .paths import Parts
 
@@ -29,20 +29,10 @@ def _entry(path: str, name: str, st: os.stat_result) -> FileEntry:
     return FileEntry(
         name=name,
         path=path,
-        type=_entry_type(st.st_mode),
+        type=streams.entry_type(st.st_mode),
         size=st.st_size,
         modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
     )
-
-
-def _entry_type(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    return "other"
 
 
 # --- glob -----------------------------------------------------------------------------------

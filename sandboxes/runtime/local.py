@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, output, paths, spawn, streams
+from . import bwrap, cgroups, fileops, output, paths, spawn, streams
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -389,38 +389,25 @@ class LocalRuntime(SandboxRuntime):
     # -- glob, mkdir, move, copy and unpacking; the work is in fileops.py --------------------
 
     def _in_workspace(self, sandbox_id: str, work):
-        ws_fd = self._open_workspace(sandbox_id)
-        try:
+        with self._workspace(sandbox_id) as ws_fd:
             return work(ws_fd)
-        finally:
-            os.close(ws_fd)
 
     def glob(self, sandbox_id: str, pattern: str, *, limit: int = 10000) -> list[FileEntry]:
-        from . import fileops
-
         return self._in_workspace(sandbox_id, lambda ws_fd: fileops.glob(ws_fd, pattern, limit=limit))
 
     def make_directory(self, sandbox_id: str, path: str, *, recursive: bool = True) -> FileEntry:
-        from . import fileops
-
         parts = paths.parse_path(path)
         return self._in_workspace(sandbox_id, lambda ws_fd: fileops.make_directory(ws_fd, parts, recursive=recursive))
 
     def move_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
-        from . import fileops
-
         source_parts, destination_parts = paths.parse_path(source), paths.parse_path(destination)
         return self._in_workspace(sandbox_id, lambda ws_fd: fileops.move(ws_fd, source_parts, destination_parts))
 
     def copy_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
-        from . import fileops
-
         source_parts, destination_parts = paths.parse_path(source), paths.parse_path(destination)
         return self._in_workspace(sandbox_id, lambda ws_fd: fileops.copy(ws_fd, source_parts, destination_parts))
 
     def extract_archive(self, sandbox_id: str, path: str, *, remove: bool = True) -> int:
-        from . import fileops
-
         parts = paths.parse_path(path)
         return self._in_workspace(sandbox_id, lambda ws_fd: fileops.extract_archive(ws_fd, parts, remove=remove))
 
