@@ -47,7 +47,7 @@ class RequestIdMiddleware:
         request.request_id = f"req_{uuid.uuid4().hex}"
         request.client_request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else ""
         # Logs and the echoed header speak of the request by the id its caller knows it by.
-        known_as = request.client_request_id or request.request_id
+        known_as = request.known_request_id = request.client_request_id or request.request_id
         token = request_id_var.set(known_as)
         try:
             response = self.get_response(request)

@@ -115,13 +115,12 @@ def glob(ws_fd: int, pattern: str, *, limit: int) -> list[FileEntry]:
     found: list[FileEntry] = []
     prefix = paths.sandbox_path(base)
     try:
-        for scanned, (entry_path, name, st) in enumerate(
-            paths.walk(start, prefix, recursive="**" in rest or len(rest) > 1)
-        ):
+        for scanned, entry in enumerate(paths.walk(start, prefix, recursive="**" in rest or len(rest) > 1)):
             if scanned >= GLOB_SCAN_LIMIT or len(found) >= limit:
                 break
-            if matcher.match(entry_path[len(prefix) + 1 :]):
-                found.append(_entry(entry_path, name, st))
+            # Matched on the real names; shown by the walk's safe display of them.
+            if matcher.match("/".join(entry.parts)):
+                found.append(_entry(entry.path, entry.name, entry.stat))
     finally:
         os.close(start)
     return found
@@ -259,8 +258,8 @@ def _copy_tree(ws_fd: int, source: Parts, destination: Parts, dst_parent: int) -
     start = paths.open_dir(ws_fd, source, full=source)
     base = paths.sandbox_path(source)
     try:
-        for entry_path, _name, st in paths.walk(start, base, recursive=True):
-            relative = tuple(entry_path[len(base) + 1 :].split("/"))
+        for entry in paths.walk(start, base, recursive=True):
+            st, relative = entry.stat, entry.parts
             target = destination + relative
             if stat.S_ISDIR(st.st_mode):
                 os.close(paths.open_dir(ws_fd, target, create=True))
