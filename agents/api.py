@@ -26,8 +26,9 @@ from agents.schemas import (
     tool_out,
 )
 from agents.selectors import session_events, session_find, session_get, session_list, session_tools
-from artifacts.api import ArtifactOut, UploadIn, artifact_out
+from artifacts.api import TRANSFER_ERRORS, ArtifactOut, UploadIn, artifact_out
 from config.auth import require_scope
+from config.schemas import BODY, WORKER, errors
 from sandboxes.api import ExecuteOut, FileEntryOut, FileReadOut, FilesWriteIn, FilesWriteOut
 from sandboxes.selectors import sandbox_newest_running_in_session
 from transfers.api import TransferOut, transfer_out
@@ -67,14 +68,14 @@ class ReattachOut(Schema):
 
 
 # Declared before /agent/sessions/{session_id}, or the POST would find that path and its 405.
-@router.post("/agent/sessions/reattach", response=ReattachOut)
+@router.post("/agent/sessions/reattach", response={200: ReattachOut, **errors(404, BODY)})
 def reattach_session(request: HttpRequest, payload: ReattachIn):
     require_scope(request.auth, "sandboxes:write")
     session = services.session_reattach(actor=request.auth, client_id=payload.client_id)
     return {"session": session_out(session), "reattached": True}
 
 
-@router.post("/agent/sessions", response={201: SessionOut})
+@router.post("/agent/sessions", response={201: SessionOut, **errors(409, BODY)})
 def create_session(request: HttpRequest, payload: SessionCreateIn):
     require_scope(request.auth, "sandboxes:write")
     session = services.session_create(
@@ -89,7 +90,7 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
     return Status(201, session_out(session, []))
 
 
-@router.get("/agent/sessions", response=SessionListOut)
+@router.get("/agent/sessions", response={200: SessionListOut, **errors()})
 def list_sessions(request: HttpRequest, filters: Query[SessionFilters]):
     require_scope(request.auth, "sandboxes:read")
     sessions = session_list(organization_id=request.auth.organization_id, status=filters.status)
@@ -102,32 +103,32 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]):
     }
 
 
-@router.get("/agent/sessions/{session_id}", response=SessionOut)
+@router.get("/agent/sessions/{session_id}", response={200: SessionOut, **errors(404)})
 def get_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:read")
     return session_out(_session(request, session_id))
 
 
-@router.delete("/agent/sessions/{session_id}", response=SuccessOut)
+@router.delete("/agent/sessions/{session_id}", response={200: SuccessOut, **errors(404, 409, WORKER)})
 def delete_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     services.session_delete(actor=request.auth, session=_session(request, session_id))
     return {"success": True}
 
 
-@router.post("/agent/sessions/{session_id}/start", response=SessionOut)
+@router.post("/agent/sessions/{session_id}/start", response={200: SessionOut, **errors(404, 409, WORKER)})
 def start_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     return session_out(services.session_start(actor=request.auth, session=_session(request, session_id)))
 
 
-@router.post("/agent/sessions/{session_id}/pause", response=SessionOut)
+@router.post("/agent/sessions/{session_id}/pause", response={200: SessionOut, **errors(404, 409)})
 def pause_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     return session_out(services.session_pause(actor=request.auth, session=_session(request, session_id)))
 
 
-@router.post("/agent/sessions/{session_id}/resume", response=SessionOut)
+@router.post("/agent/sessions/{session_id}/resume", response={200: SessionOut, **errors(404, 409)})
 def resume_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     return session_out(services.session_resume(actor=request.auth, session=_session(request, session_id)))
@@ -137,7 +138,7 @@ class StopIn(Schema):
     reason: str | None = None
 
 
-@router.post("/agent/sessions/{session_id}/stop", response=SuccessOut)
+@router.post("/agent/sessions/{session_id}/stop", response={200: SuccessOut, **errors(404, 409, BODY, WORKER)})
 def stop_session(request: HttpRequest, session_id: str, payload: StopIn | None = None):
     require_scope(request.auth, "sandboxes:write")
     services.session_end(
@@ -149,7 +150,7 @@ def stop_session(request: HttpRequest, session_id: str, payload: StopIn | None =
     return {"success": True}
 
 
-@router.post("/agent/sessions/{session_id}/cancel", response=SuccessOut)
+@router.post("/agent/sessions/{session_id}/cancel", response={200: SuccessOut, **errors(404, 409, WORKER)})
 def cancel_session(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     services.session_end(
@@ -163,7 +164,7 @@ class RotateOut(Schema):
     session: SessionOut
 
 
-@router.post("/agent/sessions/{session_id}/rotate", response={202: RotateOut})
+@router.post("/agent/sessions/{session_id}/rotate", response={202: RotateOut, **errors(404, 409, WORKER)})
 def rotate_session(request: HttpRequest, session_id: str):
     """Move the session to a new sandbox now, its workspace with it (not in the SDK: Stowage's own).
     Rotations also start by themselves `pre_rotate_buffer_seconds` before the sandbox expires."""
@@ -188,7 +189,7 @@ class ExecOut(Schema):
     budget_consumed: BudgetConsumedOut
 
 
-@router.post("/agent/sessions/{session_id}/exec", response=ExecOut)
+@router.post("/agent/sessions/{session_id}/exec", response={200: ExecOut, **errors(404, 409, BODY, WORKER)})
 def exec_in_session(request: HttpRequest, session_id: str, payload: ExecIn):
     require_scope(request.auth, "sandboxes:write")
     session = _session(request, session_id)
@@ -225,7 +226,7 @@ class EventsOut(Schema):
     has_more: bool
 
 
-@router.get("/agent/sessions/{session_id}/events", response=EventsOut)
+@router.get("/agent/sessions/{session_id}/events", response={200: EventsOut, **errors(404)})
 def list_events(request: HttpRequest, session_id: str, filters: Query[EventFilters]):
     require_scope(request.auth, "sandboxes:read")
     session = _session(request, session_id)
@@ -250,7 +251,7 @@ class ContextAnswer(Schema):
     context: ContextOut
 
 
-@router.post("/agent/sessions/{session_id}/context", response=ContextAnswer)
+@router.post("/agent/sessions/{session_id}/context", response={200: ContextAnswer, **errors(404, 409, BODY)})
 def update_context(request: HttpRequest, session_id: str, payload: ContextIn):
     require_scope(request.auth, "sandboxes:write")
     session = _session(request, session_id)
@@ -261,7 +262,7 @@ def update_context(request: HttpRequest, session_id: str, payload: ContextIn):
     return {"context": context_out(session)}
 
 
-@router.post("/agent/sessions/{session_id}/heartbeat", response=SuccessOut)
+@router.post("/agent/sessions/{session_id}/heartbeat", response={200: SuccessOut, **errors(404, 409)})
 def heartbeat(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:write")
     services.session_heartbeat(actor=request.auth, session=_session(request, session_id))
@@ -283,7 +284,7 @@ class ToolsOut(Schema):
     tools: list[ToolOut]
 
 
-@router.post("/agent/sessions/{session_id}/tools", response={201: ToolAnswer})
+@router.post("/agent/sessions/{session_id}/tools", response={201: ToolAnswer, **errors(404, 409, BODY)})
 def register_tool(request: HttpRequest, session_id: str, payload: ToolIn):
     require_scope(request.auth, "sandboxes:write")
     tool = services.session_tool_register(
@@ -297,19 +298,19 @@ def register_tool(request: HttpRequest, session_id: str, payload: ToolIn):
     return Status(201, {"tool": tool_out(tool)})
 
 
-@router.get("/agent/sessions/{session_id}/tools", response=ToolsOut)
+@router.get("/agent/sessions/{session_id}/tools", response={200: ToolsOut, **errors(404)})
 def list_tools(request: HttpRequest, session_id: str):
     require_scope(request.auth, "sandboxes:read")
     return {"tools": [tool_out(t) for t in session_tools(session=_session(request, session_id))]}
 
 
-@router.get("/agent/sessions/{session_id}/files", response=FileReadOut)
+@router.get("/agent/sessions/{session_id}/files", response={200: FileReadOut, **errors(404, 409, 413, WORKER)})
 def read_session_file(request: HttpRequest, session_id: str, path: str):
     require_scope(request.auth, "sandboxes:read")
     return workspace.session_read_file(actor=request.auth, session=_session(request, session_id), path=path)
 
 
-@router.post("/agent/sessions/{session_id}/files", response=FilesWriteOut)
+@router.post("/agent/sessions/{session_id}/files", response={200: FilesWriteOut, **errors(404, 409, BODY, WORKER)})
 def write_session_files(request: HttpRequest, session_id: str, payload: FilesWriteIn):
     require_scope(request.auth, "sandboxes:write")
     written = workspace.session_write_files(
@@ -323,7 +324,7 @@ class SessionFilesOut(Schema):
     files: list[FileEntryOut]
 
 
-@router.get("/agent/sessions/{session_id}/files/list", response=SessionFilesOut)
+@router.get("/agent/sessions/{session_id}/files/list", response={200: SessionFilesOut, **errors(404, 409, WORKER)})
 def list_session_files(request: HttpRequest, session_id: str, path: str = "/workspace", recursive: bool = False):
     require_scope(request.auth, "sandboxes:read")
     listed = workspace.session_list_files(
@@ -332,7 +333,9 @@ def list_session_files(request: HttpRequest, session_id: str, path: str = "/work
     return {"path": path, "files": listed}
 
 
-@router.post("/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut})
+@router.post(
+    "/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS}
+)
 def upload_session_artifact(request: HttpRequest, session_id: str, payload: UploadIn, wait: bool = True):
     """Upload from the session's current sandbox; the artifact is tagged with the session. A
     session tag given to ``/sandbox/create`` as ``session_id`` (no agent session of that id)

@@ -88,7 +88,11 @@ def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
     return _create(request, payload)
 
 
-@router.post("/sandbox", response={201: SandboxOut}, summary="Create Sandbox (the path AsyncSandbox.create posts to)")
+@router.post(
+    "/sandbox",
+    response={201: SandboxOut, **errors(BODY, WORKER)},
+    summary="Create Sandbox (the path AsyncSandbox.create posts to)",
+)
 def create_sandbox_at_collection(request: HttpRequest, payload: SandboxCreateIn):
     return _create(request, payload)
 
@@ -136,7 +140,7 @@ class SandboxStatusOut(Schema):
     lifetime_used_percent: float | None
 
 
-@router.get("/sandbox/{sandbox_id}/status", response=SandboxStatusOut)
+@router.get("/sandbox/{sandbox_id}/status", response={200: SandboxStatusOut, **errors(404)})
 def get_status(request: HttpRequest, sandbox_id: str):
     """Where the sandbox stands in its life: extensions may reach ``max_expires_at`` (now plus the
     longest lifetime), which ``remaining_extend_seconds`` counts down to."""
@@ -338,7 +342,7 @@ class GlobIn(Schema):
     pattern: str = Field(..., description="e.g. '**/*.py', relative to /workspace or under /workspace/")
 
 
-@router.post("/sandbox/{sandbox_id}/files/glob", response=FileEntriesOut)
+@router.post("/sandbox/{sandbox_id}/files/glob", response={200: FileEntriesOut, **errors(404, 409, BODY, WORKER)})
 def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
     require_scope(request.auth, "sandboxes:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -347,7 +351,7 @@ def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
 
 class MkdirIn(Schema):
     path: str
-    recursive: bool = True
+    recursive: StrictBool = True
 
 
 class EntryChangedOut(Schema):
@@ -356,7 +360,7 @@ class EntryChangedOut(Schema):
     entry: FileEntryOut
 
 
-@router.post("/sandbox/{sandbox_id}/files/mkdir", response=EntryChangedOut)
+@router.post("/sandbox/{sandbox_id}/files/mkdir", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
 def make_directory(request: HttpRequest, sandbox_id: str, payload: MkdirIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -371,7 +375,7 @@ class MoveIn(Schema):
     destination: str
 
 
-@router.post("/sandbox/{sandbox_id}/files/move", response=EntryChangedOut)
+@router.post("/sandbox/{sandbox_id}/files/move", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
 def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
@@ -381,7 +385,7 @@ def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
     return {"success": True, "path": entry["path"], "entry": entry}
 
 
-@router.post("/sandbox/{sandbox_id}/files/copy", response=EntryChangedOut)
+@router.post("/sandbox/{sandbox_id}/files/copy", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
 def copy_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
