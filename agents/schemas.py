@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import ConfigDict, StrictInt
+from ninja.schema import DjangoGetter
+from pydantic import ConfigDict, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
 from agents.models import AgentEvent, AgentSession, AgentTool, SessionStatus
@@ -18,6 +19,15 @@ HIDDEN = "***"
 
 class CamelIn(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        # A ninja Schema reads attributes off whatever it is given: a list would pass as empty.
+        given = data._obj if isinstance(data, DjangoGetter) else data
+        if not isinstance(given, (dict, Schema)):
+            raise ValueError("must be a JSON object")
+        return data
 
 
 class BudgetIn(CamelIn):
