@@ -50,6 +50,8 @@ def dashboard_actor(request: HttpRequest) -> Actor:
         ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", "")[:400],
         request_id=getattr(request, "request_id", ""),
+        client_request_id=getattr(request, "client_request_id", ""),
+        credential="session",
     )
 
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from accounts.models import ApiKey
 from accounts.selectors import api_key_list, organization_get
 from accounts.services import MAX_KEY_DAYS, api_key_create, api_key_revoke
+from accounts.tokens import TOKEN_MAX_SECONDS, access_token_mint
 from config.auth import require_scope
 from config.schemas import BODY, errors, strict_int
+from core.errors import Forbidden
 
 router = Router(tags=["api keys"])
 
@@ -85,3 +87,30 @@ def revoke_api_key(request: HttpRequest, key_id: str):
     org = organization_get(organization_id=request.auth.organization_id)
     api_key_revoke(organization=org, key_id=key_id, actor=request.auth)
     return {"success": True}
+
+
+class TokenIn(Schema):
+    expires_in: strict_int(60, TOKEN_MAX_SECONDS) | None = Field(
+        None, description=f"seconds, at most {TOKEN_MAX_SECONDS}; an hour by default"
+    )
+    scopes: list[str] | None = Field(None, description="some of the key's scopes; all of them by default")
+
+
+class TokenOut(Schema):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+    expires_at: datetime
+
+
+@router.post("/auth/token", response={200: TokenOut, **errors(BODY)}, tags=["auth"])
+def create_access_token(request: HttpRequest, payload: TokenIn | None = None):
+    """A short-lived access token (a signed JWT) acting for the calling API key: send it as
+    `Authorization: Bearer <token>`. Hand this, not the key, to an agent inside a sandbox."""
+    if request.auth.credential != "api_key":
+        # Otherwise a token could renew itself for ever, outliving the day it was given.
+        raise Forbidden("access tokens are made with an API key, not with another token", code="API_KEY_REQUIRED")
+    payload = payload or TokenIn()
+    key = ApiKey.objects.get(id=request.auth.api_key_id)
+    return access_token_mint(key=key, actor=request.auth, expires_in=payload.expires_in, scopes=payload.scopes)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("keys/", views.apikey_list, name="apikey-list"),
     path("keys/new/", views.apikey_create, name="apikey-create"),
     path("keys/<str:key_id>/revoke/", views.apikey_revoke, name="apikey-revoke"),
+    path("keys/<str:key_id>/token/", views.apikey_token, name="apikey-token"),
 ]

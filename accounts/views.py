@@ -24,6 +24,7 @@ from accounts.oidc import provider_logout_url, sso_enabled
 from accounts.selectors import api_key_list
 from accounts.services import api_key_create, api_key_revoke
 from accounts.signin import audit_sign_in, audit_sign_in_refused, audit_sign_out
+from accounts.tokens import access_token_mint
 from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent, Outcome
 from core.errors import NotFound, StowageError
@@ -199,3 +200,23 @@ def apikey_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
         raise Http404("not found") from None
     messages.success(request, f"Revoked “{key.name}” ({key.prefix}…). Requests that use it are refused from now on.")
     return redirect("apikey-list")
+
+
+@org_view(Role.ADMIN)
+@require_POST
+@never_cache
+def apikey_token(request: HttpRequest, key_id: str) -> HttpResponse:
+    """A short-lived access token of an active key, shown on this one response."""
+    key = api_key_list(organization_id=request.organization.id).filter(id=key_id).first()
+    if key is None or not key.is_active:
+        raise Http404("not found")
+    try:
+        expires_in = int(request.POST.get("expires_in", "3600"))
+    except ValueError:
+        expires_in = -1
+    try:
+        token = access_token_mint(key=key, actor=request.actor, expires_in=expires_in)
+    except StowageError as exc:
+        messages.error(request, exc.message)
+        return redirect("apikey-list")
+    return render(request, "accounts/apikey_token.html", {"key": key, "token": token})

@@ -21,7 +21,7 @@ from config.auth import require_scope
 from config.schemas import BODY, STORAGE, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
-from sandboxes.selectors import sandbox_get, sandbox_newest_running_in_session
+from sandboxes.selectors import sandbox_get
 from transfers import services as transfer_services
 from transfers.api import TransferOut, transfer_out
 
@@ -121,15 +121,6 @@ def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wa
     require_scope(request.auth, "artifacts:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
     return _upload(request, sandbox, payload, wait)
-
-
-@router.post(
-    "/agent/sessions/{session_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS}
-)
-def upload_session_artifact(request: HttpRequest, session_id: str, payload: UploadIn, wait: bool = True):
-    require_scope(request.auth, "artifacts:write")
-    sandbox = sandbox_newest_running_in_session(organization_id=request.auth.organization_id, session_id=session_id)
-    return _upload(request, sandbox, payload, wait, session_id=session_id)
 
 
 @router.post(

@@ -32,6 +32,7 @@ class AuditEventOut(Schema):
     duration: int | None
     ip: str | None
     request_id: str
+    client_request_id: str
 
 
 def audit_event_out(event: AuditEvent) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def audit_event_out(event: AuditEvent) -> dict[str, Any]:
         "duration": event.duration_ms,
         "ip": event.ip,
         "request_id": event.request_id,
+        "client_request_id": event.client_request_id,
     }
 
 

@@ -60,6 +60,9 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
+    client_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The X-Request-Id the client sent, if any; not unique."
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

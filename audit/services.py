@@ -37,6 +37,8 @@ def canonical_body(event: AuditEvent) -> dict[str, Any]:
         "user_agent": event.user_agent,
         "request_id": event.request_id,
         "prev_hash": event.prev_hash,
+        # Covered only when set, so that events recorded before the column existed keep their hashes.
+        **({"client_request_id": event.client_request_id} if event.client_request_id else {}),
     }
 
 
@@ -81,6 +83,7 @@ def audit_record(
         ip=actor.ip,
         user_agent=actor.user_agent[:400],
         request_id=actor.request_id[:128],
+        client_request_id=actor.client_request_id[:128],
     )
     # The head row lock orders concurrent appends; the JSON round trip makes the stored
     # details exactly what the hash covers.

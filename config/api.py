@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -123,6 +124,8 @@ api = NinjaAPI(
 register_error_handlers(api)
 
 
+# Exempt, or Django would answer an unknown POST with its HTML CSRF page instead of this 404.
+@csrf_exempt
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     return error_response(request, status=404, code="NOT_FOUND", message=f"no API endpoint at /api/v1/{path}")
 
@@ -133,6 +136,7 @@ api.add_router("", "sandboxes.api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "shares.api.router")
 api.add_router("", "transfers.api.router")
+api.add_router("", "agents.api.router")
 
 # The upload page's endpoints, under /artifacts/upload/: signed in through the dashboard's
 # session (its CSRF token checked), and no part of the public API or its schema.

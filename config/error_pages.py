@@ -66,12 +66,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # The id the logs and the X-Request-Id header name the request by: the client's own, if it sent one.
+    request_id = getattr(request, "known_request_id", "") or getattr(request, "request_id", "")
     try:
-        return render(request, "500.html", {"request_id": getattr(request, "request_id", "")}, status=500)
+        return render(request, "500.html", {"request_id": request_id}, status=500)
     except Exception:
         # The page itself failed (the database may be what broke): plain text still names the request.
         logger.exception("the error page failed too")
         return HttpResponseServerError(
-            f"Something went wrong on our side (request {getattr(request, 'request_id', '')}).\n",
+            f"Something went wrong on our side (request {request_id}).\n",
             content_type="text/plain",
         )

@@ -3,34 +3,58 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
 
-from core.http import body_too_large, error_response
+from config.auth import authenticate
+from core.errors import StowageError
+from core.http import body_too_large, error_response, stowage_error_response
+from core.idempotency import (
+    HEADER,
+    check_key,
+    idempotency_begin,
+    idempotency_finish,
+    idempotency_release,
+    request_fingerprint,
+)
 from ops.logging import request_id_var
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _FORM = "application/x-www-form-urlencoded"
+API_PREFIX = "/api/v1/"
+SERVER_REQUEST_ID_HEADER = "X-Server-Request-Id"
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
 
 
 class RequestIdMiddleware:
-    """Gives every request an id, echoed in ``X-Request-Id`` and stored on audit events."""
+    """Gives every request an id of the server's own, unique, stored on audit events and in error
+    bodies. A client's X-Request-Id is kept beside it (and in audit), never taken for it: clients
+    reuse theirs (the SDK numbers requests from 1 in every process)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-Id", "")
-        request.request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else f"req_{uuid.uuid4().hex}"
-        token = request_id_var.set(request.request_id)
+        request.request_id = f"req_{uuid.uuid4().hex}"
+        request.client_request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else ""
+        # Logs and the echoed header speak of the request by the id its caller knows it by.
+        known_as = request.known_request_id = request.client_request_id or request.request_id
+        token = request_id_var.set(known_as)
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
-        response["X-Request-Id"] = request.request_id
+        response["X-Request-Id"] = known_as
+        response[SERVER_REQUEST_ID_HEADER] = request.request_id
         return response
 
 
@@ -105,3 +129,99 @@ def _refusal(request: HttpRequest, status: int, code: str, message: str) -> Http
     # Rendered without the request: sessions and users are not loaded yet.
     page = render_to_string("bad_request.html", {"message": message})
     return HttpResponse(page, status=status)
+
+
+_CODE_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
+
+
+class ApiJsonErrorsMiddleware:
+    """Every error under /api/v1 is the usual JSON error body, whoever made it: a wrong method on
+    a known route (405 from django-ninja), Django's CSRF or size refusals, a missing route."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            not is_api(request)
+            or response.status_code < 400
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        status = response.status_code
+        code = _CODE_BY_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
+        details: dict[str, object] = {}
+        message = HTTPStatus(status).phrase.lower() if status in HTTPStatus._value2member_map_ else "error"
+        allow = response.get("Allow")
+        if status == 405 and allow:
+            details["allowed_methods"] = sorted(method.strip() for method in allow.split(","))
+            message = f"{request.method} is not allowed on {request.path}; use {allow}"
+        converted = error_response(request, status=status, code=code, message=message, details=details)
+        if allow:
+            converted["Allow"] = allow
+        return converted
+
+
+class IdempotencyMiddleware:
+    """A POST to the API with an ``Idempotency-Key`` header runs once per organization and key;
+    a retry within a day gets the first answer (``Idempotent-Replayed: true``) instead of running
+    again, and the same key with another request is a 422 (``core.idempotency``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.headers.get(HEADER)
+        if key is None or request.method != "POST" or not is_api(request):
+            return self.get_response(request)
+        try:
+            check_key(key)
+        except StowageError as exc:
+            return stowage_error_response(request, exc)
+        try:
+            actor = authenticate(request)
+            body = request.body
+        except (StowageError, RequestDataTooBig, RawPostDataException):
+            # Refused by the endpoint itself, the way it always is; nothing runs, so nothing is kept.
+            return self.get_response(request)
+        fingerprint = request_fingerprint(
+            method=request.method, path=request.path, query=request.META.get("QUERY_STRING", ""), body=body
+        )
+        try:
+            outcome = idempotency_begin(
+                organization_id=actor.organization_id,
+                key=key,
+                fingerprint=fingerprint,
+                method=request.method,
+                path=request.path,
+            )
+        except StowageError as exc:
+            return stowage_error_response(request, exc)
+        if outcome.replay:
+            return _replay(outcome.record)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            idempotency_release(record=outcome.record)
+            raise
+        idempotency_finish(
+            record=outcome.record,
+            status=response.status_code,
+            content_type=response.get("Content-Type", ""),
+            body=None if response.streaming else response.content,
+        )
+        return response
+
+
+def _replay(record) -> HttpResponse:
+    response = HttpResponse(bytes(record.body), status=record.status, content_type=record.content_type or None)
+    response["Idempotent-Replayed"] = "true"
+    return response

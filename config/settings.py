@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "mozilla_django_oidc",
+    "core",
     "accounts",
     "members",
     "audit",
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "artifacts",
     "shares",
     "transfers",
+    "agents",
     "ops",
 ]
 
@@ -97,6 +99,8 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "ops.metrics.MetricsMiddleware",
     "config.middleware.BadInputMiddleware",
+    "config.middleware.IdempotencyMiddleware",
+    "config.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,6 +228,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "artifacts.tasks.resume_direct_uploads",
         "schedule": 60,
     },
+    "rotate-expiring-agent-sessions": {
+        "task": "agents.tasks.rotate_expiring_sessions",
+        "schedule": env_int("STOWAGE_AGENT_ROTATION_SWEEP_SECONDS", 5),
+    },
+    "expire-idempotency-keys": {
+        "task": "core.tasks.expire_idempotency_keys",
+        "schedule": 3600,
+    },
     "sweep-artifact-storage": {
         "task": "artifacts.tasks.sweep_storage",
         "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),
@@ -324,6 +336,22 @@ API_KEY_SCOPES = [
     "audit:read",
     "keys:manage",
 ]
+
+# Short-lived access tokens (POST /api/v1/auth/token) are signed with the first of these
+# ("secret" values, comma-separated; the others are still accepted while a rotation runs), or
+# without it with a key derived from SECRET_KEY and its fallbacks.
+ACCESS_TOKEN_SIGNING_KEYS = env_list("STOWAGE_ACCESS_TOKEN_SIGNING_KEYS", [])
+# A retried POST with the same Idempotency-Key waits this long for the first one to answer.
+IDEMPOTENCY_WAIT_SECONDS = env_int("STOWAGE_IDEMPOTENCY_WAIT_SECONDS", 10)
+# Longer than any request may run, so that only a request whose process died loses its key.
+IDEMPOTENCY_LEASE_SECONDS = SANDBOX_EXEC_MAX_TIMEOUT_MS // 1000 + TRANSFER_WAIT_SECONDS
+IDEMPOTENCY_MAX_BODY_BYTES = env_int("STOWAGE_IDEMPOTENCY_MAX_BODY_BYTES", 16 << 20)
+
+# --- Agent sessions -------------------------------------------------------------------------
+# Rotations in progress at once across the deployment: each holds a worker thread while it
+# waits for the sandboxes' hosts, so they must stay well below the workers' concurrency.
+AGENT_MAX_CONCURRENT_ROTATIONS = env_int("STOWAGE_AGENT_MAX_CONCURRENT_ROTATIONS", 2)
+AGENT_ROTATION_WAIT_SECONDS = env_int("STOWAGE_AGENT_ROTATION_WAIT_SECONDS", 1800)
 
 # --- Static files, auth, i18n ---------------------------------------------------------------
 STATIC_URL = "static/"

@@ -22,6 +22,7 @@ urlpatterns = [
     path("artifacts/upload/", include("transfers.urls")),
     path("artifacts/", include("artifacts.urls")),
     path("sandboxes/", include("sandboxes.urls")),
+    path("sessions/", include("agents.urls")),
     path("audit/", include("audit.urls")),
     path("members/", include("members.urls")),
     path("join/<str:organization_id>/<str:token>/", member_join, name="members-join"),

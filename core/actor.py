@@ -18,13 +18,20 @@ class Actor:
     user_agent: str = ""
     request_id: str = ""
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # The caller's own X-Request-Id, kept beside the server's; never assumed to be unique.
+    client_request_id: str = ""
+    # "api_key", "token" (a short-lived access token of a key) or "session" (the dashboard).
+    credential: str = ""
 
     @classmethod
     def system(cls, organization_id: str | None = None) -> Actor:
         return cls(organization_id=organization_id, label="system")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, for a task that records the event on a worker."""
+        """Plain values, for a task that records the event on a worker.
+
+        Only the fields every release knows: a worker of the previous release builds an Actor
+        from these during a rolling upgrade, and an unknown key would make it fail."""
         return {
             "organization_id": self.organization_id,
             "user_id": self.user_id,
@@ -38,4 +45,5 @@ class Actor:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Actor:
-        return cls(**{**data, "scopes": frozenset(data.get("scopes", ()))})
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        return cls(**{**known, "scopes": frozenset(data.get("scopes", ()))})

@@ -16,7 +16,7 @@ from audit.selectors import audit_sandbox_counts
 from config.auth import require_scope
 from config.schemas import BODY, WORKER, errors, strict_int
 from core.errors import InvalidInput
-from sandboxes import services
+from sandboxes import files, services
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.selectors import sandbox_get, sandbox_list
 
@@ -85,6 +85,19 @@ class SuccessOut(Schema):
 
 @router.post("/sandbox/create", response={201: SandboxOut, **errors(BODY, WORKER)})
 def create_sandbox(request: HttpRequest, payload: SandboxCreateIn):
+    return _create(request, payload)
+
+
+@router.post(
+    "/sandbox",
+    response={201: SandboxOut, **errors(BODY, WORKER)},
+    summary="Create Sandbox (the path AsyncSandbox.create posts to)",
+)
+def create_sandbox_at_collection(request: HttpRequest, payload: SandboxCreateIn):
+    return _create(request, payload)
+
+
+def _create(request: HttpRequest, payload: SandboxCreateIn):
     require_scope(request.auth, "sandboxes:write")
     if payload.org_id and payload.org_id != request.auth.organization_id:
         raise InvalidInput(
@@ -114,6 +127,26 @@ def list_sandboxes(request: HttpRequest, filters: Query[SandboxFilters]):
 def get_sandbox(request: HttpRequest, sandbox_id: str):
     require_scope(request.auth, "sandboxes:read")
     return sandbox_out(sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id))
+
+
+class SandboxStatusOut(Schema):
+    sandbox_id: str
+    status: str
+    expires_at: str
+    max_expires_at: str | None
+    max_lifetime_seconds: int | None
+    remaining_extend_seconds: int | None
+    lifetime_used_seconds: int | None
+    lifetime_used_percent: float | None
+
+
+@router.get("/sandbox/{sandbox_id}/status", response={200: SandboxStatusOut, **errors(404)})
+def get_status(request: HttpRequest, sandbox_id: str):
+    """Where the sandbox stands in its life: extensions may reach ``max_expires_at`` (now plus the
+    longest lifetime), which ``remaining_extend_seconds`` counts down to."""
+    require_scope(request.auth, "sandboxes:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return services.sandbox_lifetime(sandbox=sandbox)
 
 
 class ExecuteIn(Schema):
@@ -203,7 +236,7 @@ class FilesWriteOut(Schema):
 def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    written = services.sandbox_write_files(actor=request.auth, sandbox=sandbox, files=[f.dict() for f in payload.files])
+    written = files.sandbox_write_files(actor=request.auth, sandbox=sandbox, files=[f.dict() for f in payload.files])
     return {"success": True, "files": written}
 
 
@@ -217,7 +250,7 @@ class FileReadOut(Schema):
 def read_file(request: HttpRequest, sandbox_id: str, path: str):
     require_scope(request.auth, "sandboxes:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return services.sandbox_read_file(actor=request.auth, sandbox=sandbox, path=path)
+    return files.sandbox_read_file(actor=request.auth, sandbox=sandbox, path=path)
 
 
 class FileDeleteIn(Schema):
@@ -229,7 +262,7 @@ class FileDeleteIn(Schema):
 def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
     require_scope(request.auth, "sandboxes:write")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    services.sandbox_delete_file(actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive)
+    files.sandbox_delete_file(actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive)
     return {"success": True}
 
 
@@ -249,7 +282,7 @@ class FileListOut(Schema):
 def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
     require_scope(request.auth, "sandboxes:read")
     sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return {"files": services.sandbox_list_files(actor=request.auth, sandbox=sandbox, path=path, recursive=recursive)}
+    return {"files": files.sandbox_list_files(actor=request.auth, sandbox=sandbox, path=path, recursive=recursive)}
 
 
 @router.post("/sandbox/{sandbox_id}/stop", response={200: SuccessOut, **errors(404, WORKER)})
@@ -299,3 +332,64 @@ def audit_summary(request: HttpRequest, sandbox_id: str):
     counts = audit_sandbox_counts(organization_id=sandbox.organization_id, sandbox_id=sandbox.id)
     end = sandbox.stopped_at or timezone.now()
     return {"sandbox_id": sandbox.id, **counts, "duration": max(0, int((end - sandbox.created_at).total_seconds()))}
+
+
+class FileEntriesOut(Schema):
+    files: list[FileEntryOut]
+
+
+class GlobIn(Schema):
+    pattern: str = Field(..., description="e.g. '**/*.py', relative to /workspace or under /workspace/")
+
+
+@router.post("/sandbox/{sandbox_id}/files/glob", response={200: FileEntriesOut, **errors(404, 409, BODY, WORKER)})
+def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
+    require_scope(request.auth, "sandboxes:read")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    return {"files": files.sandbox_glob(actor=request.auth, sandbox=sandbox, pattern=payload.pattern)}
+
+
+class MkdirIn(Schema):
+    path: str
+    recursive: StrictBool = True
+
+
+class EntryChangedOut(Schema):
+    success: bool
+    path: str
+    entry: FileEntryOut
+
+
+@router.post("/sandbox/{sandbox_id}/files/mkdir", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+def make_directory(request: HttpRequest, sandbox_id: str, payload: MkdirIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    entry = files.sandbox_make_directory(
+        actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive
+    )
+    return {"success": True, "path": entry["path"], "entry": entry}
+
+
+class MoveIn(Schema):
+    source: str
+    destination: str
+
+
+@router.post("/sandbox/{sandbox_id}/files/move", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    entry = files.sandbox_move_path(
+        actor=request.auth, sandbox=sandbox, source=payload.source, destination=payload.destination
+    )
+    return {"success": True, "path": entry["path"], "entry": entry}
+
+
+@router.post("/sandbox/{sandbox_id}/files/copy", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+def copy_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
+    require_scope(request.auth, "sandboxes:write")
+    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+    entry = files.sandbox_copy_path(
+        actor=request.auth, sandbox=sandbox, source=payload.source, destination=payload.destination
+    )
+    return {"success": True, "path": entry["path"], "entry": entry}

@@ -1,10 +1,9 @@
 """Every change a request makes to a sandbox: validated here, its status moved through
-``sandboxes.states``, its work sent to the sandbox's host (``sandboxes.worker``), audited."""
+``sandboxes.states``, its work sent to the sandbox's host (``sandboxes.worker``), audited.
+Calls on its files are in ``sandboxes.files``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import uuid
@@ -21,8 +20,8 @@ from audit.models import Outcome
 from audit.services import audit_record
 from config.redis import get_redis
 from core.actor import Actor
-from core.dispatch import enqueue, run_on_host, wait_for
-from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError
+from core.dispatch import enqueue, wait_for
+from core.errors import Conflict, InvalidInput, StowageError
 from sandboxes import worker
 from sandboxes.limits import (
     check_env,
@@ -41,7 +40,6 @@ EXEC_WAIT_MARGIN_SECONDS = 30
 # A streamed command that prints nothing still gets a keepalive this often, so that proxies and
 # clients do not take the quiet connection for a dead one.
 STREAM_IDLE_SECONDS = 1
-MAX_FILES_PER_WRITE = 1000
 
 
 def require_running(sandbox: Sandbox) -> None:
@@ -300,113 +298,6 @@ def _command_text(command: str | list[str]) -> str:
     return text[:1000]
 
 
-def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str, str]]) -> list[dict[str, Any]]:
-    if not files:
-        raise InvalidInput("files must list at least one file", details={"field": "files"})
-    if len(files) > MAX_FILES_PER_WRITE:
-        raise InvalidInput(f"at most {MAX_FILES_PER_WRITE} files per request", details={"field": "files"})
-    limit = settings.SANDBOX_FILE_API_MAX_BYTES
-    prepared, total = [], 0
-    # Everything is checked before anything is written, so a bad entry changes nothing.
-    for index, item in enumerate(files):
-        path = check_sandbox_path(item.get("path"), field=f"files[{index}].path")
-        try:
-            size = len(base64.b64decode(item.get("content", ""), validate=True))
-        except (binascii.Error, ValueError):
-            raise InvalidInput(
-                f"files[{index}].content is not valid base64",
-                code="INVALID_BASE64",
-                details={"field": f"files[{index}].content"},
-            ) from None
-        total += size
-        if total > limit:
-            raise PayloadTooLarge(
-                f"files larger than {limit} bytes in one request go through artifacts instead",
-                code="FILE_TOO_LARGE",
-                details={"limit": limit},
-            )
-        prepared.append({"path": path, "content": item.get("content", "")})
-    require_running(sandbox)
-    with audited(
-        actor=actor,
-        action="file.write",
-        sandbox=sandbox,
-        resource=f"sandbox:{sandbox.id}:{prepared[0]['path']}",
-        details={"paths": [f["path"] for f in prepared][:100], "bytes": total},
-    ):
-        answer = run_on_host(
-            worker.sandbox_write_files,
-            host=sandbox.host,
-            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
-            sandbox_id=sandbox.id,
-            files=prepared,
-        )
-    return answer["written"]
-
-
-def sandbox_read_file(*, actor: Actor, sandbox: Sandbox, path: str) -> dict[str, Any]:
-    path = check_sandbox_path(path)
-    require_running(sandbox)
-    with audited(
-        actor=actor,
-        action="file.read",
-        sandbox=sandbox,
-        resource=f"sandbox:{sandbox.id}:{path}",
-        details={"path": path},
-    ) as details:
-        answer = run_on_host(
-            worker.sandbox_read_file,
-            host=sandbox.host,
-            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
-            sandbox_id=sandbox.id,
-            path=path,
-            max_bytes=settings.SANDBOX_FILE_API_MAX_BYTES,
-        )
-        details["bytes"] = answer["size"]
-    return answer
-
-
-def sandbox_list_files(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> list[dict[str, Any]]:
-    path = check_sandbox_path(path or "/workspace", allow_root=True)
-    require_running(sandbox)
-    with audited(
-        actor=actor,
-        action="file.list",
-        sandbox=sandbox,
-        resource=f"sandbox:{sandbox.id}:{path}",
-        details={"path": path, "recursive": recursive},
-    ):
-        answer = run_on_host(
-            worker.sandbox_list_files,
-            host=sandbox.host,
-            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
-            sandbox_id=sandbox.id,
-            path=path,
-            recursive=recursive,
-        )
-    return answer["files"]
-
-
-def sandbox_delete_file(*, actor: Actor, sandbox: Sandbox, path: str, recursive: bool) -> None:
-    path = check_sandbox_path(path)
-    require_running(sandbox)
-    with audited(
-        actor=actor,
-        action="file.delete",
-        sandbox=sandbox,
-        resource=f"sandbox:{sandbox.id}:{path}",
-        details={"path": path, "recursive": recursive},
-    ):
-        run_on_host(
-            worker.sandbox_delete_file,
-            host=sandbox.host,
-            timeout=settings.SANDBOX_FILE_WAIT_SECONDS,
-            sandbox_id=sandbox.id,
-            path=path,
-            recursive=recursive,
-        )
-
-
 def sandbox_stop(
     *, actor: Actor, sandbox: Sandbox, action: str = "sandbox.stop", reason: str = "requested", wait: bool = True
 ) -> Sandbox:
@@ -449,3 +340,24 @@ def sandbox_extend(*, actor: Actor, sandbox: Sandbox, additional_seconds: int) -
         details["expires_at"] = new_expiry.isoformat()
         sandbox.refresh_from_db()
     return sandbox
+
+
+def sandbox_lifetime(*, sandbox: Sandbox) -> dict[str, Any]:
+    """The SDK's status answer. An extension may reach now plus the longest lifetime, no further."""
+    now = timezone.now()
+    longest = settings.SANDBOX_MAX_TIMEOUT_SECONDS
+    ceiling = now + timedelta(seconds=longest)
+    end = sandbox.stopped_at or now
+    used = max(0, int((end - sandbox.created_at).total_seconds()))
+    planned = max(1, int((sandbox.expires_at - sandbox.created_at).total_seconds()))
+    live = sandbox.status in (SandboxStatus.CREATING, SandboxStatus.RUNNING)
+    return {
+        "sandbox_id": sandbox.id,
+        "status": sandbox.status,
+        "expires_at": sandbox.expires_at.isoformat(),
+        "max_expires_at": ceiling.isoformat() if live else None,
+        "max_lifetime_seconds": longest,
+        "remaining_extend_seconds": max(0, int((ceiling - sandbox.expires_at).total_seconds())) if live else 0,
+        "lifetime_used_seconds": used,
+        "lifetime_used_percent": round(min(100.0, used * 100 / planned), 2),
+    }

@@ -20,6 +20,7 @@ from audit.selectors import audit_event_list
 from core.errors import NotFound, StowageError
 from core.htmx import fragment, page_or_fragment, wants_fragment
 from core.pagination import newest_first_page
+from sandboxes import files as sandbox_files
 from sandboxes import services
 from sandboxes.forms import BringInForm, ExtendForm, SandboxFilterForm, SaveArtifactForm
 from sandboxes.models import FINAL_STATUSES, Sandbox, SandboxStatus
@@ -113,7 +114,7 @@ def _workspace(request: HttpRequest, sandbox: Sandbox) -> dict[str, Any]:
     try:
         path = services.check_sandbox_path(requested, allow_root=True)
         context.update(path=path, crumbs=_crumbs(path))
-        files = services.sandbox_list_files(actor=request.actor, sandbox=sandbox, path=path, recursive=False)
+        files = sandbox_files.sandbox_list_files(actor=request.actor, sandbox=sandbox, path=path, recursive=False)
     except StowageError as exc:
         context["workspace_error"] = exc.message
         return context

@@ -14,6 +14,7 @@ import base64
 import codecs
 import json
 import logging
+import tarfile
 from datetime import datetime
 from typing import Any
 
@@ -244,3 +245,55 @@ def stop_expired(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> i
 @shared_task(name="sandboxes.tasks.stop_expired_sandboxes")
 def stop_expired_sandboxes() -> int:
     return stop_expired()
+
+
+def _entry(entry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "path": entry.path,
+        "type": entry.type,
+        "size": entry.size,
+        "modified_at": entry.modified_at.isoformat(),
+    }
+
+
+@shared_task(name="sandboxes.tasks.sandbox_glob")
+def sandbox_glob(*, sandbox_id: str, host: str, pattern: str, limit: int) -> dict[str, Any]:
+    try:
+        return {"files": [_entry(e) for e in get_runtime().glob(sandbox_id, pattern, limit=limit)]}
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+
+
+@shared_task(name="sandboxes.tasks.sandbox_make_directory")
+def sandbox_make_directory(*, sandbox_id: str, host: str, path: str, recursive: bool) -> dict[str, Any]:
+    try:
+        return {"entry": _entry(get_runtime().make_directory(sandbox_id, path, recursive=recursive))}
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+
+
+@shared_task(name="sandboxes.tasks.sandbox_move_path")
+def sandbox_move_path(*, sandbox_id: str, host: str, source: str, destination: str) -> dict[str, Any]:
+    try:
+        return {"entry": _entry(get_runtime().move_path(sandbox_id, source, destination))}
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+
+
+@shared_task(name="sandboxes.tasks.sandbox_copy_path")
+def sandbox_copy_path(*, sandbox_id: str, host: str, source: str, destination: str) -> dict[str, Any]:
+    try:
+        return {"entry": _entry(get_runtime().copy_path(sandbox_id, source, destination))}
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+
+
+@shared_task(name="sandboxes.tasks.sandbox_extract_archive")
+def sandbox_extract_archive(*, sandbox_id: str, host: str, path: str, remove: bool) -> dict[str, Any]:
+    try:
+        return {"entries": get_runtime().extract_archive(sandbox_id, path, remove=remove)}
+    except SandboxRuntimeError as exc:
+        return _error(exc)
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        return {"error": {"code": "INVALID_ARCHIVE", "message": f"the archive could not be unpacked: {exc}"}}

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from agents.models import AgentSession, SessionStatus
 from artifacts.models import Artifact, ArtifactState
 from sandboxes.models import Sandbox, SandboxStatus
 from transfers.models import Transfer, TransferKind
@@ -114,3 +115,8 @@ def put_artifact(
     )
     assert response.status_code == 201, response.content
     return Artifact.objects.get(id=response.json()["id"])
+
+
+def make_session(org_id: str, *, status: str = SessionStatus.RUNNING, **fields: Any) -> AgentSession:
+    """An agent session row; its sandbox, if any, is only an id unless the test makes one."""
+    return AgentSession.objects.create(organization_id=org_id, status=status, **fields)

@@ -81,8 +81,9 @@ def artifact_upload_from_sandbox(
     session_id: str | None = None,
     wait: bool = True,
 ) -> Transfer:
-    """Copy a file (or a directory, as one tar.gz) from a sandbox into storage."""
-    path = check_sandbox_path(path)
+    """Copy a file (or a directory, as one tar.gz) from a sandbox into storage; /workspace itself
+    is a directory too (an agent session saves its whole workspace so when it rotates)."""
+    path = check_sandbox_path(path, allow_root=True)
     remote_path = check_remote_path(remote_path if remote_path not in (None, "") else _default_remote_path(path))
     metadata = check_metadata(metadata)
     expires_in = check_expires_in(expires_in)

@@ -161,3 +161,26 @@ class SandboxRuntime(ABC):
     ) -> int:
         """write_file for data arriving in chunks; put in place only if the SHA-256 matches."""
         raise NotImplementedError
+
+    # Glob, mkdir, move and copy (the SDK's file calls), and unpacking a saved workspace. Not
+    # abstract either: a runtime without them answers those calls with NotImplementedError.
+
+    def glob(self, sandbox_id: str, pattern: str, *, limit: int = 10000) -> list[FileEntry]:
+        """Entries whose path below /workspace matches ``pattern`` (``**`` spans directories)."""
+        raise NotImplementedError
+
+    def make_directory(self, sandbox_id: str, path: str, *, recursive: bool = True) -> FileEntry:
+        """Make a directory; ``recursive`` makes its parents too and accepts one that exists."""
+        raise NotImplementedError
+
+    def move_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
+        """Move or rename; a link is moved as a link, a destination that is one is refused."""
+        raise NotImplementedError
+
+    def copy_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
+        """Copy a file or a directory tree; links are copied as links, never followed."""
+        raise NotImplementedError
+
+    def extract_archive(self, sandbox_id: str, path: str, *, remove: bool = True) -> int:
+        """Unpack a tar.gz of ``archive_directory`` into /workspace; the number of entries made."""
+        raise NotImplementedError

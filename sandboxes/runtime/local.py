@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, output, paths, spawn, streams
+from . import bwrap, cgroups, fileops, output, paths, spawn, streams
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -385,6 +385,31 @@ class LocalRuntime(SandboxRuntime):
             return streams.write_stream(
                 ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress
             )
+
+    # -- glob, mkdir, move, copy and unpacking; the work is in fileops.py --------------------
+
+    def _in_workspace(self, sandbox_id: str, work):
+        with self._workspace(sandbox_id) as ws_fd:
+            return work(ws_fd)
+
+    def glob(self, sandbox_id: str, pattern: str, *, limit: int = 10000) -> list[FileEntry]:
+        return self._in_workspace(sandbox_id, lambda ws_fd: fileops.glob(ws_fd, pattern, limit=limit))
+
+    def make_directory(self, sandbox_id: str, path: str, *, recursive: bool = True) -> FileEntry:
+        parts = paths.parse_path(path)
+        return self._in_workspace(sandbox_id, lambda ws_fd: fileops.make_directory(ws_fd, parts, recursive=recursive))
+
+    def move_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
+        source_parts, destination_parts = paths.parse_path(source), paths.parse_path(destination)
+        return self._in_workspace(sandbox_id, lambda ws_fd: fileops.move(ws_fd, source_parts, destination_parts))
+
+    def copy_path(self, sandbox_id: str, source: str, destination: str) -> FileEntry:
+        source_parts, destination_parts = paths.parse_path(source), paths.parse_path(destination)
+        return self._in_workspace(sandbox_id, lambda ws_fd: fileops.copy(ws_fd, source_parts, destination_parts))
+
+    def extract_archive(self, sandbox_id: str, path: str, *, remove: bool = True) -> int:
+        parts = paths.parse_path(path)
+        return self._in_workspace(sandbox_id, lambda ws_fd: fileops.extract_archive(ws_fd, parts, remove=remove))
 
 
 def _check_mode(mode: object) -> None:

@@ -80,6 +80,10 @@ class Api:
     def share(self, artifact_id: str) -> dict[str, Any]:
         return self.call("POST", f"/artifacts/{artifact_id}/shares", 201, json={})
 
+    def agent_session(self, *, start: bool) -> dict[str, Any]:
+        made = self.call("POST", "/agent/sessions", 201, json={"sandbox": {"timeout_seconds": 1800}})
+        return self.call("POST", f"/agent/sessions/{made['id']}/start", 200) if start else made
+
 
 def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """Real rows for every path parameter, so that generated requests get past the lookups to the
@@ -95,9 +99,11 @@ def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]
         json={"path": "in.txt"},
     )
     doomed_key = api.call("POST", "/api-keys", 201, json={"name": "fuzz, to be revoked"})["api_key"]
+    session = api.agent_session(start=True)
+    doomed_sessions = {name: api.agent_session(start=False)["id"] for name in ("delete", "stop", "cancel")}
     shared = {
         "sandbox_id": sandbox["sandbox_id"],
-        "session_id": sandbox["session_id"],
+        "session_id": session["id"],
         "artifact_id": artifact["id"],
         "share_id": share["id"],
         "transfer_id": upload["transfer_id"],
@@ -109,6 +115,9 @@ def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]
         "DELETE /api/v1/artifacts/{artifact_id}": {"artifact_id": doomed_artifact["id"]},
         "POST /api/v1/artifacts/{artifact_id}/shares/{share_id}/revoke": {"share_id": doomed_share["id"]},
         "DELETE /api/v1/api-keys/{key_id}": {"key_id": doomed_key["id"]},
+        "DELETE /api/v1/agent/sessions/{session_id}": {"session_id": doomed_sessions["delete"]},
+        "POST /api/v1/agent/sessions/{session_id}/stop": {"session_id": doomed_sessions["stop"]},
+        "POST /api/v1/agent/sessions/{session_id}/cancel": {"session_id": doomed_sessions["cancel"]},
     }
     return shared, {name: {**shared, **own} for name, own in ending.items()}
 

@@ -15,6 +15,7 @@ from artifacts.models import Artifact, ArtifactState
 from audit.models import AuditEvent
 from audit.services import audit_record
 from core.actor import Actor
+from sandboxes import files as sandbox_files
 from sandboxes import services as sandbox_services
 from sandboxes.models import Sandbox, SandboxStatus
 from tests.factories import make_artifact, make_sandbox, make_transfer
@@ -45,7 +46,7 @@ def fake_workspace(request, monkeypatch):
             {"name": "out", "path": f"{path}/out", "type": "directory", "size": 4096, "modified_at": modified},
         ]
 
-    monkeypatch.setattr(sandbox_services, "sandbox_list_files", list_files)
+    monkeypatch.setattr(sandbox_files, "sandbox_list_files", list_files)
 
 
 def hx_get(client, url: str, *, target: str | None = None, **params):
