@@ -200,8 +200,9 @@ def command_cgroup(
         try:
             _limit_sandbox(groups, name, memory_bytes=memory_bytes, cpus=cpus, pids_max=pids_max)
         except OSError as exc:
-            # ENODEV: a limit written into a cgroup that a concurrent stop() just removed.
-            if exc.errno in (errno.ENOENT, errno.ENODEV):
+            # ENODEV: a limit written into a cgroup that a concurrent stop() just removed; EEXIST:
+            # makedirs found the directory while stop() was removing it, then found it gone.
+            if exc.errno in (errno.ENOENT, errno.ENODEV, errno.EEXIST):
                 raise FileNotFoundError(exc.errno, "the sandbox's cgroups were removed meanwhile") from None
             raise _sandbox_limits_failed(exc) from None
         try:
