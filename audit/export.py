@@ -1,9 +1,10 @@
 """Exports an auditor can take away and re-check offline (scripts/verify_audit_export.py).
 
-An export covers one stretch of the chain, from its first event to its last. Each of its events
-carries every field its hash covers, its hash and the previous event's hash, and its place in the
-chain (``seq``). Every other event of that stretch (another organization's, or one the filters left
-out) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``, nothing of its content. So
+An export covers one stretch of an organization's chain (or the instance's), from its first event
+to its last. Each of its events carries every field its hash covers, its hash and the previous
+event's hash, and its place in the log (``seq``). Every other event of that stretch (one the
+filters left out, or, before the cut-over to per-organization chains, another organization's event
+of the shared chain) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``. So
 the links run unbroken from the first event to the last, and an event deleted from the database
 or from the file breaks them. A manifest opens the export (which stretch, how many events), a
 trailer closes it (what the walk found, the breaks it met included); in the CSV, as rows of their
@@ -20,8 +21,8 @@ from typing import Any
 from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
-from audit.models import AuditChainHead, AuditEvent
-from audit.services import GENESIS_HASH, canonical_body, event_hash
+from audit.chain import canonical_body, chain_key, chain_span_filter, event_hash, shared_chain
+from audit.models import AuditChain, AuditEvent
 
 EXPORT_CHUNK = 2000
 FORMAT = "stowage.audit-export"
@@ -98,6 +99,7 @@ class ChainWalk:
     def __init__(self, events: QuerySet[AuditEvent], manifest: dict[str, Any], *, newest_first: bool) -> None:
         self.events = events.order_by()
         self.first_seq, self.last_seq = manifest["first_seq"], manifest["last_seq"]
+        self.chain = chain_span_filter(manifest["organization_id"], cutover_seq=manifest["cutover_seq"])
         self.newest_first = newest_first
         self.counts = {"events": 0, "links": 0}
         self.breaks: list[dict[str, Any]] = []
@@ -107,7 +109,7 @@ class ChainWalk:
     def records(self) -> Iterator[dict[str, Any]]:
         if self.first_seq is None:
             return
-        span = AuditEvent.objects.filter(seq__gte=self.first_seq, seq__lte=self.last_seq)
+        span = AuditEvent.objects.filter(self.chain, seq__gte=self.first_seq, seq__lte=self.last_seq)
         cursor = None
         while True:
             chunk = span
@@ -181,10 +183,12 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
     span = events.order_by().aggregate(
         count=Count("seq"), first_seq=Min("seq"), last_seq=Max("seq"), first=Min("timestamp"), last=Max("timestamp")
     )
+    shared = shared_chain()
+    chain = chain_span_filter(organization_id, cutover_seq=shared.cutover_seq)
     in_span = 0
     if span["count"]:
-        in_span = AuditEvent.objects.filter(seq__gte=span["first_seq"], seq__lte=span["last_seq"]).count()
-    head = AuditChainHead.objects.filter(id=1).first()
+        in_span = AuditEvent.objects.filter(chain, seq__gte=span["first_seq"], seq__lte=span["last_seq"]).count()
+    head = AuditChain.objects.filter(key=chain_key(organization_id)).first()
     whose = f"organization {organization_id}" if organization_id else "the instance security log"
     covers = (
         f"{span['count']} events of {whose}"
@@ -192,10 +196,16 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
         + (f", matching {json.dumps(filters, sort_keys=True)}" if filters else ", all of them")
         + "."
     )
-    if span["count"]:
+    if span["count"] and span["first_seq"] <= shared.cutover_seq:
         covers += (
-            f" The chain interleaves every organization's events: the export holds all {in_span} events from"
-            " the first to the last, the others by their links alone, so the links run unbroken end to end."
+            f" Up to seq {shared.cutover_seq} the chain was shared by every organization: the export holds all"
+            f" {in_span} events of its chain from the first to the last, the others by their links alone, so the"
+            " links run unbroken end to end."
+        )
+    elif span["count"]:
+        covers += (
+            f" The chain is {whose}'s own: the export holds all {in_span} of its events from the first to the last,"
+            " those the filters left out by their links alone, so the links run unbroken end to end."
         )
     return {
         "type": FORMAT,
@@ -207,11 +217,13 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
         "chain_records": in_span,
         "first_seq": span["first_seq"],
         "last_seq": span["last_seq"],
+        "cutover_seq": shared.cutover_seq,
         "first_timestamp": span["first"].isoformat() if span["first"] else None,
         "last_timestamp": span["last"].isoformat() if span["last"] else None,
+        "chain": chain_key(organization_id),
         "chain_head": {
-            "seq": head.last_seq if head else 0,
-            "hash": head.last_hash if head else GENESIS_HASH,
+            "seq": head.last_seq if head else shared.last_seq,
+            "hash": head.last_hash if head else shared.last_hash,
         },
         "covers": covers,
     }

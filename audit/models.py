@@ -88,11 +88,35 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """A single row locked while an event is appended, so the chain has one order."""
+    """The head of the one chain every event joined before each organization had a chain of its own.
+
+    Closed at ``cutover_seq`` by the migration that began the per-organization chains: the events up
+    to it (every organization's, interleaved) are verified as before, in ``seq`` order, and the hash
+    of the last of them is where every new chain begins. Nothing appends to it any more.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     last_seq = models.BigIntegerField(default=0)
+    cutover_seq = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The seq of the last event of the shared chain; later events are in AuditChain.",
+    )
 
     def __str__(self) -> str:
-        return f"audit chain head at {self.last_seq}"
+        return f"shared audit chain, closed at {self.last_seq}"
+
+
+class AuditChain(models.Model):
+    """The head of one chain: an organization's (``key`` is its id), or the instance's for events
+    of no organization (``key`` is ``instance``). Its row is locked while an event is appended, so
+    appends to one chain have one order and appends to different chains never wait on each other."""
+
+    key = models.CharField(primary_key=True, max_length=40)
+    last_hash = models.CharField(max_length=64)
+    last_seq = models.BigIntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit chain {self.key} at {self.last_seq}"

@@ -8,10 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
 from artifacts.models import Artifact, ArtifactState
+from audit.chain import event_hash
+from audit.models import AuditChain, AuditChainHead, AuditEvent
+from core.ids import new_id
 from sandboxes.models import Sandbox, SandboxStatus
 from transfers.models import Transfer, TransferKind
 
@@ -120,3 +124,31 @@ def put_artifact(
 def make_session(org_id: str, *, status: str = SessionStatus.RUNNING, **fields: Any) -> AgentSession:
     """An agent session row; its sandbox, if any, is only an id unless the test makes one."""
     return AgentSession.objects.create(organization_id=org_id, status=status, **fields)
+
+
+def make_shared_chain_events(org_ids: list[str | None], *, action: str = "file.read") -> list[AuditEvent]:
+    """A log as an earlier release left it: these events (and no others) chained as that release
+    chained them, every organization's in one shared chain, then the shared chain closed after them
+    as the migration to per-organization chains closes it. Events are only ever inserted, so the
+    log is emptied with SQL."""
+    with connection.cursor() as cursor:
+        for table in (AuditEvent, AuditChain, AuditChainHead):
+            cursor.execute(f"DELETE FROM {table._meta.db_table}")  # noqa: S608 (a model's own table name)
+    head = AuditChainHead(id=1)
+    events = []
+    for index, org_id in enumerate(org_ids):
+        event = AuditEvent(
+            id=new_id("evt"),
+            organization_id=org_id,
+            actor="earlier release",
+            action=action,
+            resource=f"shared-{index}",
+            prev_hash=head.last_hash,
+        )
+        event.hash = event_hash(event)
+        event.save(force_insert=True)
+        head.last_hash, head.last_seq = event.hash, event.seq
+        events.append(event)
+    head.cutover_seq = head.last_seq
+    head.save()
+    return events

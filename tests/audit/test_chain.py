@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit.models import AppendOnlyError, AuditEvent
-from audit.services import audit_record
+from audit.chain import INSTANCE_CHAIN
+from audit.models import AppendOnlyError, AuditChain, AuditEvent
+from audit.services import audit_record, audit_verify_chain, audit_verify_chains
 from core.actor import Actor
+from tests.factories import make_shared_chain_events
 
 
 @pytest.fixture
@@ -63,3 +67,69 @@ def test_a_truncated_log_is_detected(events):
     _sql("DELETE FROM audit_auditevent WHERE id = %s", events[-1].id)
     with pytest.raises(CommandError, match="truncated"):
         call_command("verify_audit")
+
+
+# --- one chain per organization --------------------------------------------------------------------
+
+
+def _in(org_id: str | None, n: int) -> list[AuditEvent]:
+    actor = Actor(organization_id=org_id, label="tester") if org_id else Actor.system()
+    return [audit_record(actor=actor, action="file.read", resource=f"r{i}") for i in range(n)]
+
+
+def test_each_organization_and_the_instance_has_a_chain_of_its_own(owner, stranger, capsys):
+    shared = make_shared_chain_events([owner.org_id, stranger.org_id, None])
+    ours, theirs, instance = _in(owner.org_id, 3), _in(stranger.org_id, 2), _in(None, 1)
+    # Every chain begins where the shared chain ended, and links only its own events.
+    for chain in (ours, theirs, instance):
+        assert chain[0].prev_hash == shared[-1].hash
+        assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(chain))
+    heads = {head.key: head for head in AuditChain.objects.all()}
+    assert set(heads) == {owner.org_id, stranger.org_id, INSTANCE_CHAIN}
+    assert (heads[owner.org_id].last_hash, heads[owner.org_id].events) == (ours[-1].hash, 3)
+    call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert "audit log intact: 9 events verified in 4 chains" in out
+    assert (
+        f"chain {owner.org_id}: intact, 3 events" in out
+        and "shared chain (before per-organization chains): intact, 3 events" in out
+    )
+    reports = audit_verify_chains(organization_id=owner.org_id)
+    assert [(r.chain, r.checked) for r in reports] == [("shared", 3), (owner.org_id, 3)]
+
+
+def test_a_broken_chain_is_named_and_the_others_still_verify(owner, stranger, capsys):
+    make_shared_chain_events([owner.org_id])
+    ours, theirs = _in(owner.org_id, 3), _in(stranger.org_id, 3)
+    _sql("UPDATE audit_auditevent SET resource = %s WHERE id = %s", "tampered", theirs[1].id)
+    with pytest.raises(CommandError, match=f"{theirs[1].id} in chain {stranger.org_id}"):
+        call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert f"chain {owner.org_id}: intact" in out and f"chain {stranger.org_id}: ALTERED at event {theirs[1].id}" in out
+    call_command("verify_audit", "--org", owner.org_id)
+    with pytest.raises(CommandError, match=theirs[1].id):
+        call_command("verify_audit", "--org", stranger.org_id)
+    assert audit_verify_chain(organization_id=owner.org_id).ok
+    assert ours
+
+
+def test_an_edit_in_the_shared_chain_is_named(owner, stranger):
+    shared = make_shared_chain_events([owner.org_id, stranger.org_id, owner.org_id])
+    _in(owner.org_id, 2)
+    _sql("UPDATE audit_auditevent SET resource = %s WHERE id = %s", "tampered", shared[1].id)
+    with pytest.raises(CommandError, match=f"{shared[1].id} in shared chain"):
+        call_command("verify_audit", "--instance")
+
+
+def test_a_chain_truncated_or_without_its_head_is_detected(owner, stranger):
+    ours, theirs = _in(owner.org_id, 3), _in(stranger.org_id, 2)
+    _sql("DELETE FROM audit_auditevent WHERE id = %s", ours[-1].id)
+    with pytest.raises(CommandError, match="truncated"):
+        call_command("verify_audit", "--org", owner.org_id)
+    _sql("DELETE FROM audit_auditchain WHERE key = %s", stranger.org_id)
+    report = audit_verify_chains()
+    assert [r.chain for r in report if not r.ok] == [owner.org_id, stranger.org_id]
+    assert (
+        report[-1].first_bad_event_id == AuditEvent.objects.filter(organization_id=stranger.org_id).earliest("seq").id
+    )
+    assert theirs

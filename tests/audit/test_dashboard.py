@@ -16,6 +16,7 @@ from audit.export import csv_cell
 from audit.models import AuditEvent
 from audit.services import audit_record
 from core.actor import Actor
+from tests.factories import make_shared_chain_events
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # Session, user, membership (org_view), one page of events, and the org switcher's memberships.
@@ -284,11 +285,20 @@ def test_the_chain_check_without_javascript(dashboard):
     assert "has been altered" in broken and events[2].id in broken
 
 
-def test_a_bad_event_of_another_organization_is_not_named(dashboard, stranger):
+def test_a_bad_event_of_another_organization_in_the_shared_chain_is_not_named(dashboard, stranger):
+    theirs = make_shared_chain_events([stranger.org_id, dashboard.org_id, stranger.org_id])
+    record(dashboard.org_id, 2)
+    _sql("UPDATE audit_auditevent SET resource = %s WHERE id = %s", "tampered", theirs[2].id)
+    body = dashboard.admin.post(reverse("audit-verify"), **HTMX).content.decode()
+    assert "Altered." in body
+    assert theirs[2].id not in body
+    assert "another organization" in body
+
+
+def test_a_bad_event_in_another_organizations_chain_leaves_this_one_intact(dashboard, stranger):
     theirs = record(stranger.org_id, 2)
     record(dashboard.org_id, 2)
     _sql("UPDATE audit_auditevent SET resource = %s WHERE id = %s", "tampered", theirs[1].id)
     body = dashboard.admin.post(reverse("audit-verify"), **HTMX).content.decode()
-    assert "Altered." in body
+    assert "Intact." in body
     assert theirs[1].id not in body
-    assert "another organization" in body

@@ -11,6 +11,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_verify_chain
 from core.actor import Actor
+from tests.factories import make_shared_chain_events
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "verify_audit_export.py"
 
@@ -171,14 +172,32 @@ def test_an_event_deleted_in_the_database_before_the_export_is_detected(dashboar
     ours = record(dashboard.org_id, 3)
     theirs = record(stranger.org_id, 1)
     record(dashboard.org_id, 2)
-    for deleted in (theirs[0], ours[1]):
-        _delete_event(deleted)
-        for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
-            result = check(tmp_path, download(dashboard.admin, name), suffix)
-            assert result.returncode == 1, result.stdout
-            assert f"link to seq {deleted.seq - 1} is broken" in result.stdout
+    # Another organization's chain is not this one's: its events are not in the export at all.
+    _delete_event(theirs[0])
+    assert check(tmp_path, download(dashboard.admin, "audit-export-jsonl"), "jsonl").returncode == 0
+    _delete_event(ours[1])
+    for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
+        result = check(tmp_path, download(dashboard.admin, name), suffix)
+        assert result.returncode == 1, result.stdout
+        assert f"link to seq {ours[0].seq} is broken" in result.stdout
     _manifest, _events, trailer = jsonl_parts(download(dashboard.admin, "audit-export-jsonl"))
     assert trailer["chain"] == "broken" and trailer["breaks"][0]["seq"] == ours[2].seq
+
+
+def test_an_export_spanning_the_shared_chain_runs_unbroken_into_the_own_chain(dashboard, stranger, tmp_path):
+    shared = make_shared_chain_events([dashboard.org_id, stranger.org_id, dashboard.org_id, stranger.org_id])
+    record(dashboard.org_id, 2)
+    record(stranger.org_id, 2)
+    manifest, _events, trailer = jsonl_parts(download(dashboard.admin, "audit-export-jsonl"))
+    assert manifest["cutover_seq"] == shared[-1].seq and manifest["chain"] == dashboard.org_id
+    # Of the shared chain, the other organization's events are links; after it, only this one's own.
+    assert manifest["chain_records"] == 4 + 3 and manifest["events"] == 2 + 3
+    assert trailer["chain"] == "intact"
+    assert check(tmp_path, download(dashboard.admin, "audit-export"), "csv").returncode == 0
+    # An event of another organization deleted from the shared chain is still found.
+    _delete_event(shared[1])
+    result = check(tmp_path, download(dashboard.admin, "audit-export-jsonl"), "jsonl")
+    assert result.returncode == 1 and f"link to seq {shared[0].seq} is broken" in result.stdout
 
 
 def test_a_row_removed_from_the_csv_is_detected(dashboard, tmp_path):
@@ -201,11 +220,13 @@ def test_an_export_cut_short_is_detected(dashboard, tmp_path):
 
 def test_the_export_carries_the_links_of_the_events_between(dashboard, stranger, tmp_path):
     record(dashboard.org_id, 1)
-    theirs = record(stranger.org_id, 2, actor="globex-secret-actor")
+    left_out = record(dashboard.org_id, 2, action="file.write")
+    record(stranger.org_id, 2, actor="globex-secret-actor")
     record(dashboard.org_id, 1)
-    body = download(dashboard.admin, "audit-export-jsonl")
+    body = download(dashboard.admin, "audit-export-jsonl", {"action": "file.read"})
     links = [json.loads(line) for line in body.decode().splitlines() if '"record": "link"' in line]
-    assert [(link["seq"], link["hash"]) for link in links][-2:] == [(event.seq, event.hash) for event in theirs]
+    # The events the filters left out are links; another organization's chain is not in it at all.
+    assert [(link["seq"], link["hash"]) for link in links] == [(event.seq, event.hash) for event in left_out]
     assert set(links[-1]) == {"seq", "prev_hash", "hash", "record"}
     assert b"globex-secret-actor" not in body and stranger.org_id.encode() not in body
     result = check(tmp_path, body, "jsonl")

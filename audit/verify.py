@@ -1,0 +1,164 @@
+"""Checking the audit chains: the closed shared chain, then each organization's and the
+instance's, one by one, each walked in insertion order and held to its head row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+
+from audit.chain import GENESIS_HASH, INSTANCE_CHAIN, SharedChain, chain_filter, chain_key, event_hash, shared_chain
+from audit.models import AuditChain, AuditEvent
+
+# The name reports give the closed chain every event joined before the per-organization chains.
+SHARED_CHAIN = "shared"
+_EDITED = "its content no longer matches its hash (it was edited)"
+_UNLINKED = "its link to the previous event is broken (an event before it was deleted, inserted or reordered)"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of a chain found: how many events it verified and over what time, the head
+    it ended at, and the first broken link when there is one."""
+
+    ok: bool
+    checked: int
+    first_bad_event_id: str | None = None
+    problem: str = ""
+    first_timestamp: datetime | None = None
+    last_timestamp: datetime | None = None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    # Of the events checked, those of the organization that asked (the shared chain spans them all).
+    organization_checked: int = 0
+    # Which chain: "shared", an organization's id or "instance"; empty for all of them together.
+    chain: str = ""
+
+
+class _Walk:
+    """One pass along events in chain order from a known hash, stopping at the first bad link."""
+
+    def __init__(self, *, prev: str, organization_id: str | None = None) -> None:
+        self.prev, self.head_seq = prev, 0
+        self.organization_id = organization_id
+        self.checked = self.mine = 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def run(self, events: Iterable[AuditEvent]) -> tuple[str, str] | None:
+        """None when every event links to the one before; else the bad event's id and what is wrong."""
+        for event in events:
+            if event.prev_hash != self.prev:
+                return event.id, _UNLINKED
+            if event_hash(event) != event.hash:
+                return event.id, _EDITED
+            self.prev, self.head_seq = event.hash, event.seq
+            self.first = self.first or event.timestamp
+            self.last = event.timestamp
+            self.checked += 1
+            self.mine += self.organization_id is not None and event.organization_id == self.organization_id
+        return None
+
+    def report(self, chain: str, *, bad: str | None = None, problem: str = "") -> ChainReport:
+        return ChainReport(
+            not problem,
+            self.checked,
+            first_bad_event_id=bad,
+            problem=problem,
+            first_timestamp=self.first,
+            last_timestamp=self.last,
+            head_seq=self.head_seq,
+            head_hash=self.prev,
+            organization_checked=self.mine,
+            chain=chain,
+        )
+
+
+def _in_order(events) -> Iterable[AuditEvent]:
+    return events.order_by("seq").iterator(chunk_size=2000)
+
+
+def _verify_shared(shared: SharedChain, walk: _Walk) -> ChainReport:
+    found = walk.run(_in_order(AuditEvent.objects.filter(seq__lte=shared.cutover_seq)))
+    if found:
+        return walk.report(SHARED_CHAIN, bad=found[0], problem=found[1])
+    if shared.last_seq != shared.cutover_seq:
+        return walk.report(SHARED_CHAIN, problem="events were appended to the shared chain after it was closed")
+    if walk.prev != shared.last_hash:
+        return walk.report(SHARED_CHAIN, problem="the newest events are missing (the log was truncated)")
+    return walk.report(SHARED_CHAIN)
+
+
+def _verify_own(shared: SharedChain, key: str, head: AuditChain | None, walk: _Walk) -> ChainReport:
+    """One chain after the cut-over, from where the shared chain ended to its head row."""
+    walk.prev = shared.last_hash
+    found = walk.run(_in_order(AuditEvent.objects.filter(chain_filter(key, cutover_seq=shared.cutover_seq))))
+    if found:
+        return walk.report(key, bad=found[0], problem=found[1])
+    if head is None and walk.checked:
+        return walk.report(key, problem="the head of this chain is missing (the log was truncated)")
+    if head is not None and head.last_hash != walk.prev:
+        return walk.report(key, problem="the newest events are missing (the log was truncated)")
+    return walk.report(key)
+
+
+def _orphan(shared: SharedChain, keys: set[str]) -> AuditEvent | None:
+    """The first event after the cut-over in a chain that has no head row."""
+    outside = Q(seq__gt=shared.cutover_seq) & ~Q(organization_id__in=keys - {INSTANCE_CHAIN})
+    if INSTANCE_CHAIN in keys:
+        outside &= Q(organization__isnull=False)
+    return AuditEvent.objects.filter(outside).order_by("seq").first()
+
+
+def audit_verify_chains(*, organization_id: str | None = None, instance: bool = False) -> list[ChainReport]:
+    """The shared chain's report, then each chain's: every chain, or only the chain of the
+    organization named (``instance`` for the chain of events of no organization)."""
+    shared = shared_chain()
+    reports = [_verify_shared(shared, _Walk(prev=GENESIS_HASH))]
+    if organization_id is not None or instance:
+        key = chain_key(organization_id)
+        reports.append(
+            _verify_own(shared, key, AuditChain.objects.filter(key=key).first(), _Walk(prev=shared.last_hash))
+        )
+        return reports
+    heads = {head.key: head for head in AuditChain.objects.order_by("key")}
+    for key, head in heads.items():
+        reports.append(_verify_own(shared, key, head, _Walk(prev=shared.last_hash)))
+    orphan = _orphan(shared, set(heads))
+    if orphan is not None:
+        key = chain_key(orphan.organization_id)
+        reports.append(
+            ChainReport(
+                False, 0, first_bad_event_id=orphan.id, problem="its chain has no head (the log was altered)", chain=key
+            )
+        )
+    return reports
+
+
+def audit_verify_chain(*, organization_id: str | None = None) -> ChainReport:
+    """One report for an organization's chain from its start (the shared chain, then its own), or,
+    with no organization, for every chain: the first broken one's, or the totals when all hold."""
+    if organization_id is None:
+        reports = audit_verify_chains()
+    else:
+        shared = shared_chain()
+        walk = _Walk(prev=GENESIS_HASH, organization_id=organization_id)
+        first = _verify_shared(shared, walk)
+        if not first.ok:
+            return first
+        head = AuditChain.objects.filter(key=organization_id).first()
+        return _verify_own(shared, organization_id, head, walk)
+    broken = next((report for report in reports if not report.ok), None)
+    if broken is not None:
+        return broken
+    last = reports[-1]
+    return ChainReport(
+        True,
+        sum(report.checked for report in reports),
+        first_timestamp=min((r.first_timestamp for r in reports if r.first_timestamp), default=None),
+        last_timestamp=max((r.last_timestamp for r in reports if r.last_timestamp), default=None),
+        head_seq=max(report.head_seq for report in reports),
+        head_hash=last.head_hash,
+    )
