@@ -176,11 +176,33 @@ def assert_upgrades_keeping_everything(database: str, env: dict[str, str]) -> No
     assert audit.returncode == 0, audit.stdout + audit.stderr
     checked = re.search(r"(\d+) events", audit.stdout)
     assert checked and int(checked.group(1)) == expected["audit_chain_head"]["events"], audit.stdout
+    assert_new_chains_start_after_the_shared_one(expected, env)
 
     assert ready
     for pk in ready:
         old = expected["models"]["artifacts.Artifact"][pk]
         assert current["blobs"][pk] == {"size": old["size"], "checksum": old["checksum"]}, pk
+
+
+def assert_new_chains_start_after_the_shared_one(expected: dict, env: dict[str, str]) -> None:
+    """The earlier release's events stay one shared chain; new events in two organizations start
+    chains of their own from its end; an edit on either side of the cut-over is named."""
+    after = run([sys.executable, "-m", "tests.upgrade.audit_after"], env)
+    assert after.returncode == 0, after.stderr
+    found = json.loads(after.stdout)
+    head = expected["audit_chain_head"]
+    assert found["cutover_seq"] == head["last_seq"] and found["shared_last_hash"] == head["last_hash"]
+    assert len(found["organizations"]) == 2
+    assert found["first_new_prev_hashes"] == [head["last_hash"]]
+    assert found["after_new_events"]["ok"], found["after_new_events"]
+    assert f"{head['events'] + 6} events verified" in found["after_new_events"]["output"]
+    for org in found["organizations"]:
+        assert f"chain {org}: intact" in found["after_new_events"]["output"]
+    assert not found["old_tampered"]["ok"]
+    assert f"{found['old_event']} in shared chain" in found["old_tampered"]["error"]
+    assert not found["new_tampered"]["ok"]
+    assert f"{found['new_event']} in chain {found['organizations'][1]}" in found["new_tampered"]["error"]
+    assert found["restored"]["ok"], found["restored"]
 
 
 def copy_storage(database: str, var_dir: Path) -> None:
