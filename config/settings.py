@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 from config.secret_key import instance_secret_key, refuse_published
+from config.settings_database import default_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,34 +111,9 @@ TEMPLATES = [
     },
 ]
 
-# --- Database -------------------------------------------------------------------------------
-_SQLITE_OPTIONS = {
-    # WAL lets the web process read while a worker writes; IMMEDIATE avoids the
-    # deadlock-prone upgrade from a read to a write lock inside a transaction.
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 30,
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
-}
+# --- Database: config/settings_database.py (WAL and busy timeouts on SQLite, a pool on PostgreSQL) ---
 DATABASE_URL = env_str("DATABASE_URL")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "stowage.sqlite3",
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-        }
-    }
-# Worker processes started by the test suite are pointed at its test database with this.
-if env_str("STOWAGE_DATABASE_NAME"):
-    DATABASES["default"]["NAME"] = env_str("STOWAGE_DATABASE_NAME")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
-    # Tests share one on-disk database with the worker processes they start.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-stowage.sqlite3")}
+DATABASES = {"default": default_database(VAR_DIR)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
