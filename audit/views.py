@@ -150,9 +150,10 @@ instance_export_jsonl = _instance_export(as_jsonl=True)
 @org_view(Role.ADMIN)
 @require_POST
 def audit_verify(request: HttpRequest) -> HttpResponse:
-    """Walk the whole chain on demand; it reads every event, so it never runs on a page load."""
+    """Walk the organization's chain (from the shared chain of earlier events) on demand; it reads
+    every event of it, so it never runs on a page load."""
     report = audit_verify_chain(organization_id=request.organization.id)
-    # The chain spans every organization; name the bad event only when it is this one's.
+    # The shared chain of earlier events spans every organization; name the bad event only when it is this one's.
     bad_event_here = (
         bool(report.first_bad_event_id)
         and AuditEvent.objects.filter(organization_id=request.organization.id, id=report.first_bad_event_id).exists()

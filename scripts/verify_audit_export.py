@@ -4,9 +4,10 @@
     python3 scripts/verify_audit_export.py audit-20261201-101500-seq1-240.jsonl
     python3 scripts/verify_audit_export.py audit-20261201-101500-seq1-240.csv
 
-An export covers one stretch of the chain, from its first event to its last: the organization's
-events in full, and every other event of that stretch (another organization's, or one its filters
-left out) as its link alone (``seq``, ``prev_hash``, ``hash``). For every full event this script
+An export covers one stretch of an organization's chain, from its first event to its last: the
+organization's events in full, and every other event of that stretch (one its filters left out,
+or, in the shared chain of events recorded before each organization had a chain of its own,
+another organization's) as its link alone (``seq``, ``prev_hash``, ``hash``). For every full event this script
 recomputes the SHA-256 of its canonical content and compares it with the recorded hash, so an
 event edited after it was recorded (in the database, or in the file) is named. Then it requires
 the links to run unbroken from the first record to the last, each record's ``prev_hash`` being the
