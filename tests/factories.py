@@ -120,3 +120,18 @@ def put_artifact(
 def make_session(org_id: str, *, status: str = SessionStatus.RUNNING, **fields: Any) -> AgentSession:
     """An agent session row; its sandbox, if any, is only an id unless the test makes one."""
     return AgentSession.objects.create(organization_id=org_id, status=status, **fields)
+
+
+def make_webhook(org_id: str, url: str, **fields: Any):
+    """A webhook straight into the table, with its secret (``whsec_…``); no URL check."""
+    from webhooks.models import Webhook
+    from webhooks.secrets import encrypt_secret, generate_secret
+
+    secret = fields.pop("secret", None) or generate_secret()
+    fields.setdefault("events", ["*"])
+    fields.setdefault("retry_count", 2)
+    fields.setdefault("retry_delay_ms", 100)
+    fields.setdefault("timeout_ms", 5000)
+    webhook = Webhook.objects.create(organization_id=org_id, url=url, secret_encrypted=encrypt_secret(secret), **fields)
+    webhook.secret = secret
+    return webhook
