@@ -118,7 +118,8 @@ def check_secret(secret: Any) -> str:
         raise InvalidInput("secret must be a string", details={"field": "secret"})
     if secret.startswith(SECRET_PREFIX):
         try:
-            key = base64.b64decode(secret[len(SECRET_PREFIX) :] + "==", validate=True)
+            encoded = secret[len(SECRET_PREFIX) :].rstrip("=")
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
             key = b""
         if not 24 <= len(key) <= 64:
