@@ -32,6 +32,9 @@ STOWAGE_WEBHOOK_SWEEP_SECONDS = env_int("STOWAGE_WEBHOOK_SWEEP_SECONDS", 10)
 STOWAGE_WEBHOOK_EVENT_RETENTION_DAYS = env_int("STOWAGE_WEBHOOK_EVENT_RETENTION_DAYS", 30)
 STOWAGE_WEBHOOK_MAX_PER_ORGANIZATION = env_int("STOWAGE_WEBHOOK_MAX_PER_ORGANIZATION", 50)
 
+# The queue of webhook tasks; the shared queue unless deliveries get workers of their own.
+STOWAGE_WEBHOOK_QUEUE = env_str("STOWAGE_WEBHOOK_QUEUE", "stowage")
+
 WEBHOOK_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "webhooks.sweep_deliveries", "schedule": STOWAGE_WEBHOOK_SWEEP_SECONDS},
     "prune-webhook-events": {"task": "webhooks.prune_events", "schedule": 3600},
