@@ -39,9 +39,10 @@ def send_deliver(delivery_id: str, *, countdown: float | None = None) -> None:
         logger.warning("webhook delivery %s not queued (the sweep will): %s", delivery_id, exc)
 
 
-def event_dispatch(*, event_id: str) -> list[str]:
-    """One delivery per enabled webhook of the event's organization that subscribes to it; the
-    ids of those made now. Idempotent: a second run finds the event dispatched."""
+def event_dispatch(*, event_id: str, send: bool = True) -> list[str]:
+    """One delivery per enabled webhook of the event's organization that subscribes to it (and
+    existed when the event was written); the ids of those made now, queued on commit unless
+    ``send`` is false. Idempotent: a second run finds the event dispatched."""
     now = timezone.now()
     with transaction.atomic():
         event = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).first()
@@ -49,7 +50,9 @@ def event_dispatch(*, event_id: str) -> list[str]:
             return []
         webhooks = [
             webhook
-            for webhook in Webhook.objects.filter(organization_id=event.organization_id, enabled=True)
+            for webhook in Webhook.objects.filter(
+                organization_id=event.organization_id, enabled=True, created_at__lte=event.created_at
+            )
             if webhook.subscribes_to(event.type)
         ]
         deliveries = [
@@ -60,10 +63,10 @@ def event_dispatch(*, event_id: str) -> list[str]:
         claimed = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).update(dispatched_at=now)
         if not claimed:
             return []
-        ids = list(
-            WebhookDelivery.objects.filter(event_id=event_id, state=DeliveryState.PENDING).values_list("id", flat=True)
-        )
-        transaction.on_commit(lambda: [send_deliver(delivery_id) for delivery_id in ids])
+        # Claimed: no other dispatcher got here first, so every row above is ours.
+        ids = [delivery.id for delivery in deliveries]
+        if send:
+            transaction.on_commit(lambda: [send_deliver(delivery_id) for delivery_id in ids])
     return ids
 
 
@@ -90,7 +93,9 @@ def delivery_claim(delivery_id: str, *, now: datetime) -> WebhookDelivery | None
     )
     if not claimed:
         return None
-    delivery.refresh_from_db()
+    delivery.state, delivery.lease_until, delivery.last_attempt_at = DeliveryState.SENDING, lease_until, now
+    delivery.attempts += 1
+    delivery.round_attempts += 1
     return delivery
 
 
@@ -139,17 +144,20 @@ def deliveries_replay(*, webhook_id: str, since: datetime) -> list[str]:
 
 
 def _record_success(delivery: WebhookDelivery, result: AttemptResult, now: datetime) -> None:
+    WebhookDelivery.objects.filter(id=delivery.id, state=DeliveryState.SENDING).update(
+        state=DeliveryState.SUCCEEDED,
+        succeeded_at=now,
+        lease_until=None,
+        next_attempt_at=None,
+        response_status=result.status,
+        latency_ms=result.latency_ms,
+        response_excerpt=result.excerpt,
+        error="",
+    )
+    if not delivery.webhook.consecutive_failures:
+        # As the attempt began: a failure recorded since is reset by the next success.
+        return
     with transaction.atomic():
-        WebhookDelivery.objects.filter(id=delivery.id, state=DeliveryState.SENDING).update(
-            state=DeliveryState.SUCCEEDED,
-            succeeded_at=now,
-            lease_until=None,
-            next_attempt_at=None,
-            response_status=result.status,
-            latency_ms=result.latency_ms,
-            response_excerpt=result.excerpt,
-            error="",
-        )
         # The receiver is back: everything it missed within the replay window goes again.
         recovered = Webhook.objects.filter(id=delivery.webhook_id, consecutive_failures__gt=0).update(
             consecutive_failures=0, failing_since=None
@@ -221,9 +229,20 @@ def delivery_attempt(*, delivery_id: str, test: bool = False) -> str:
     return "failed"
 
 
-@shared_task(name="webhooks.dispatch", acks_late=True)
+# The first attempts of so many deliveries run in the dispatching task itself, saving a trip
+# through the queue; the rest are queued, so one slow receiver does not hold up the others.
+INLINE_ATTEMPTS = 1
+
+
+@shared_task(name="webhooks.dispatch", acks_late=True, soft_time_limit=180, time_limit=240)
 def dispatch(event_id: str) -> int:
-    return len(event_dispatch(event_id=event_id))
+    ids = event_dispatch(event_id=event_id, send=False)
+    for delivery_id in ids[INLINE_ATTEMPTS:]:
+        send_deliver(delivery_id)
+    # A worker that dies here leaves pending, due deliveries: the sweep sends them.
+    for delivery_id in ids[:INLINE_ATTEMPTS]:
+        delivery_attempt(delivery_id=delivery_id)
+    return len(ids)
 
 
 @shared_task(name="webhooks.deliver", acks_late=True, soft_time_limit=180, time_limit=240)
