@@ -12,6 +12,7 @@ SCOPE_LABELS = {
     "artifacts:write": "Upload, share and delete artifacts",
     "audit:read": "Read the audit log",
     "keys:manage": "Create and revoke API keys",
+    "webhooks:manage": "Create, test and delete webhooks",
 }
 
 

@@ -17,11 +17,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from agents.events import session_emit
 from agents.models import AgentEvent, AgentSession, SessionStatus
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import Conflict, StowageError
+from webhooks.events import EVENT_TYPES
 
 
 def event_record(
@@ -119,9 +121,12 @@ def session_move(*, session: AgentSession, expected: Iterable[str], to: str, **f
         changes.setdefault("running_since", None)
     if to == SessionStatus.RUNNING and session.running_since is None:
         changes.setdefault("running_since", now)
-    moved = AgentSession.objects.filter(
-        id=session.id, status__in=list(expected), running_since=session.running_since
-    ).update(status=to, last_activity_at=now, **changes)
+    with transaction.atomic():
+        moved = AgentSession.objects.filter(
+            id=session.id, status__in=list(expected), running_since=session.running_since
+        ).update(status=to, last_activity_at=now, **changes)
+        if moved and f"session.{to}" in EVENT_TYPES:
+            session_emit(session.id)
     return bool(moved)
 
 

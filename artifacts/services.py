@@ -9,26 +9,34 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue
+from shares.events import share_emit
 from shares.models import ShareLink, ShareLinkState
 
 
 def artifact_record_read(
     *, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None
 ) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        resource=f"artifact:{artifact.id}",
-        sandbox_id=artifact.sandbox_id,
-        session_id=artifact.session_id,
-        details={"remote_path": artifact.remote_path, **(details or {})},
-        organization_id=artifact.organization_id,
-    )
+    """Audit a read; a download of the bytes is also an ``artifact.downloaded`` event."""
+    details = details or {}
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=action,
+            resource=f"artifact:{artifact.id}",
+            sandbox_id=artifact.sandbox_id,
+            session_id=artifact.session_id,
+            details={"remote_path": artifact.remote_path, **details},
+            organization_id=artifact.organization_id,
+        )
+        if action in DOWNLOAD_ACTIONS:
+            via = "share link" if action == "share.download" else str(details.get("via", ""))[:40]
+            artifact_emit(artifact, "artifact.downloaded", via=via, share_id=details.get("share_id"))
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
@@ -40,9 +48,13 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         if not deleted:
             return
         # Through the model, not shares.services, which imports this module.
-        ShareLink.objects.filter(
+        live = ShareLink.objects.filter(
             artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]
-        ).update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        )
+        announced = [link for link in live.select_for_update() if link.state == ShareLinkState.ACTIVE]
+        live.update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
+        for link in announced:
+            share_emit(link, "share.revoked", reason="artifact deleted")
         audit_record(
             actor=actor,
             action="artifact.delete",
@@ -52,6 +64,8 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
             details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
             organization_id=artifact.organization_id,
         )
+        artifact.state = ArtifactState.DELETED
+        artifact_emit(artifact, "artifact.expired" if reason == "expired" else "artifact.deleted", reason=reason)
         transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
 
 

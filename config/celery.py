@@ -33,6 +33,11 @@ def route_task(
     host = (kwargs or {}).get("host")
     if host:
         return {"queue": sandbox_queue(host)}
+    if name.startswith("webhooks."):
+        # Deliveries may wait on slow receivers: an operator can give them workers of their own.
+        from django.conf import settings
+
+        return {"queue": settings.STOWAGE_WEBHOOK_QUEUE}
     return {"queue": SHARED_QUEUE}
 
 

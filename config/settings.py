@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "shares",
     "transfers",
     "agents",
+    "webhooks",
     "ops",
 ]
 
@@ -287,6 +288,7 @@ API_KEY_SCOPES = [
     "artifacts:write",
     "audit:read",
     "keys:manage",
+    "webhooks:manage",
 ]
 
 # Short-lived access tokens (POST /api/v1/auth/token) are signed with the first of these
@@ -442,3 +444,8 @@ LOGIN_REDIRECT_URL_FAILURE = "login"
 AUDIT_REFUSALS_PER_SOURCE = env_int("STOWAGE_AUDIT_REFUSALS_PER_SOURCE", 10)
 AUDIT_REFUSALS_PER_KIND = env_int("STOWAGE_AUDIT_REFUSALS_PER_KIND", 100)
 STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")
+
+from config.settings_webhooks import *  # noqa: E402,F403
+from config.settings_webhooks import WEBHOOK_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE.update(WEBHOOK_BEAT_SCHEDULE)

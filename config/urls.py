@@ -25,6 +25,7 @@ urlpatterns = [
     path("sessions/", include("agents.urls")),
     path("audit/", include("audit.urls")),
     path("members/", include("members.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("join/<str:organization_id>/<str:token>/", member_join, name="members-join"),
     path("staff/organizations/", organization_list, name="staff-organizations"),
 ]

@@ -14,6 +14,7 @@ from core.actor import Actor
 from core.dispatch import run_on_host
 from core.errors import InvalidInput, PayloadTooLarge
 from sandboxes import worker
+from sandboxes.events import sandbox_emit
 from sandboxes.models import Sandbox
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime.fileops import parse_pattern
@@ -65,6 +66,13 @@ def sandbox_write_files(*, actor: Actor, sandbox: Sandbox, files: list[dict[str,
             sandbox_id=sandbox.id,
             files=prepared,
         )
+    sandbox_emit(
+        sandbox,
+        "file.written",
+        paths=[f["path"] for f in prepared][:100],
+        file_count=len(prepared),
+        bytes=total,
+    )
     return answer["written"]
 
 

@@ -23,6 +23,7 @@ from core.actor import Actor
 from core.dispatch import enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
 from sandboxes import worker
+from sandboxes.events import command_emit, sandbox_emit
 from sandboxes.limits import (
     check_env,
     check_exec_timeout_ms,
@@ -116,6 +117,7 @@ def sandbox_create(
     ):
         with transaction.atomic():
             sandbox.save(force_insert=True)
+            sandbox_emit(sandbox, "sandbox.created")
             transaction.on_commit(
                 lambda: enqueue(
                     worker.sandbox_provision,
@@ -164,7 +166,16 @@ def _command_send(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
+    command_emit(sandbox, "command.started", command_id=pending.id)
     return pending, timeout_ms
+
+
+def _command_finished(sandbox: Sandbox, command_id: str, *, exit_code: Any, timed_out: bool, error: str = "") -> None:
+    succeeded = exit_code == 0 and not timed_out and not error
+    extra: dict[str, Any] = {"exit_code": exit_code, "timed_out": bool(timed_out)}
+    if error:
+        extra["error"] = error[:200]
+    command_emit(sandbox, "command.completed" if succeeded else "command.failed", command_id=command_id, **extra)
 
 
 def sandbox_execute(
@@ -182,7 +193,12 @@ def sandbox_execute(
     with audited(
         actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
     ) as details:
-        answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
+        try:
+            answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
+        except StowageError as exc:
+            _command_finished(sandbox, pending.id, exit_code=None, timed_out=False, error=exc.code)
+            raise
+        _command_finished(sandbox, pending.id, exit_code=answer["exit_code"], timed_out=answer["timed_out"])
         details.update(
             exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
         )
@@ -248,6 +264,13 @@ def _command_events(
     finally:
         # Also when the client leaves mid-stream: the command ran all the same.
         redis.delete(stream_key)
+        _command_finished(
+            sandbox,
+            pending.id,
+            exit_code=final.get("code"),
+            timed_out=bool(final.get("timed_out")),
+            error="" if final.get("type") == "exit" else "NO_EXIT",
+        )
         pending.forget()
         _stream_audit(
             actor=actor,

@@ -13,33 +13,42 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import StowageError
+from sandboxes.events import sandbox_emit_by_id
 from sandboxes.models import Sandbox, SandboxStatus
 
 STOPPABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR)
 EXPIRABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING)
 
 
+def _moved_with_event(moved: int, sandbox_id: str, event_type: str) -> bool:
+    """Called inside the change's transaction: the event is committed with the change or not at all."""
+    if moved:
+        sandbox_emit_by_id(sandbox_id, event_type)
+    return bool(moved)
+
+
 def sandbox_mark_running(*, sandbox_id: str, isolated: bool) -> bool:
-    return bool(
-        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
+    with transaction.atomic():
+        moved = Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
             status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=isolated
         )
-    )
+        return _moved_with_event(moved, sandbox_id, "sandbox.ready")
 
 
 def sandbox_mark_failed(*, sandbox_id: str, message: str) -> bool:
     """A sandbox that never started; one already stopped or running keeps its status."""
-    return bool(
-        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
+    with transaction.atomic():
+        moved = Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
             status=SandboxStatus.ERROR, error_message=message, stopped_at=timezone.now()
         )
-    )
+        return _moved_with_event(moved, sandbox_id, "sandbox.error")
 
 
 def sandbox_mark_terminating(*, sandbox_id: str) -> bool:
@@ -48,19 +57,19 @@ def sandbox_mark_terminating(*, sandbox_id: str) -> bool:
 
 def sandbox_mark_expired(*, sandbox_id: str, now: datetime) -> bool:
     """Start stopping a sandbox past its expiry; an extension made since it was found wins."""
-    return bool(
-        Sandbox.objects.filter(id=sandbox_id, status__in=EXPIRABLE, expires_at__lte=now).update(
+    with transaction.atomic():
+        moved = Sandbox.objects.filter(id=sandbox_id, status__in=EXPIRABLE, expires_at__lte=now).update(
             status=SandboxStatus.TERMINATING
         )
-    )
+        return _moved_with_event(moved, sandbox_id, "sandbox.timeout")
 
 
 def sandbox_mark_terminated(*, sandbox_id: str) -> bool:
-    return bool(
-        Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(
+    with transaction.atomic():
+        moved = Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.TERMINATING).update(
             status=SandboxStatus.TERMINATED, stopped_at=timezone.now()
         )
-    )
+        return _moved_with_event(moved, sandbox_id, "sandbox.stopped")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
 from core.errors import Forbidden, InvalidInput, NotFound, StowageError
+from shares.events import share_emit
 from shares.models import ShareLink, ShareLinkState
 from shares.worker import activate_share_link
 
@@ -191,6 +192,7 @@ def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
                 details={"share_id": link.id, "download_count": link.download_count},
                 organization_id=link.organization_id,
             )
+            share_emit(link, "share.revoked", reason="requested")
     link.refresh_from_db()
     return link
 
@@ -262,6 +264,7 @@ def share_link_download(*, link: ShareLink, password: str | None, recipient: Rec
             action="share.download",
             details={"share_id": link.id, "download_count": link.download_count, "max_downloads": link.max_downloads},
         )
+        share_emit(link, "share.downloaded")
     return artifact
 
 

@@ -12,6 +12,7 @@ from artifacts.models import ArtifactState
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
+from shares.events import share_emit
 from shares.models import ShareLink, ShareLinkState
 
 
@@ -41,6 +42,7 @@ def share_link_activate(*, share_id: str, actor: Actor) -> ShareLink | None:
                 details=details,
                 organization_id=link.organization_id,
             )
+            share_emit(link, "share.created")
         elif ShareLink.objects.filter(id=link.id, state=ShareLinkState.PENDING).update(
             state=ShareLinkState.REVOKED, revoked_at=timezone.now()
         ):

@@ -104,6 +104,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         STOWAGE_HOST=settings.STOWAGE_HOST,
         PYTHONUNBUFFERED="1",
         STOWAGE_ARTIFACT_MAX_BYTES=str(WORKER_ARTIFACT_MAX_BYTES),
+        # Webhook tests send to receivers of their own on loopback.
+        STOWAGE_WEBHOOK_ALLOWED_HOSTS=",".join(settings.STOWAGE_WEBHOOK_ALLOWED_HOSTS),
     )
     env.update(extra)
     return env

@@ -152,3 +152,18 @@ def make_shared_chain_events(org_ids: list[str | None], *, action: str = "file.r
     head.cutover_seq = head.last_seq
     head.save()
     return events
+
+
+def make_webhook(org_id: str, url: str, **fields: Any):
+    """A webhook straight into the table, with its secret (``whsec_…``); no URL check."""
+    from webhooks.models import Webhook
+    from webhooks.secrets import encrypt_secret, generate_secret
+
+    secret = fields.pop("secret", None) or generate_secret()
+    fields.setdefault("events", ["*"])
+    fields.setdefault("retry_count", 2)
+    fields.setdefault("retry_delay_ms", 100)
+    fields.setdefault("timeout_ms", 5000)
+    webhook = Webhook.objects.create(organization_id=org_id, url=url, secret_encrypted=encrypt_secret(secret), **fields)
+    webhook.secret = secret
+    return webhook

@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from artifacts.events import artifact_emit, artifact_emit_by_id
 from artifacts.models import Artifact, ArtifactState
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
@@ -271,6 +272,7 @@ def publish_upload(
                     started,
                     extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version},
                 )
+                artifact_emit_by_id(artifact.id, "artifact.uploaded")
                 return True
         except IntegrityError:
             # Another upload to the same remote_path took this version number first.
@@ -308,10 +310,14 @@ def transfer_run_download(*, transfer_id: str) -> str:
         logger.exception("download %s failed", transfer.id)
         fail_transfer(transfer, "IO_ERROR", f"the download failed: {exc}", started)
         return "failed"
-    Transfer.objects.filter(id=transfer.id).update(
-        state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now()
-    )
-    _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})
+    with transaction.atomic():
+        Transfer.objects.filter(id=transfer.id).update(
+            state=TransferState.SUCCEEDED, bytes_done=size, finished_at=timezone.now()
+        )
+        _audit_transfer(transfer, Outcome.SUCCESS, started, extra={"size": size, "checksum": artifact.checksum})
+        artifact_emit(
+            artifact, "artifact.downloaded", via="sandbox", target_sandbox_id=transfer.sandbox_id, path=transfer.path
+        )
     return "succeeded"
 
 

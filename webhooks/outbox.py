@@ -1,0 +1,58 @@
+"""Writing an event with the change it describes: the transactional outbox.
+
+``emit`` inserts the event row in the caller's transaction, so the event exists exactly when
+the change was committed, and asks for it to be dispatched once the transaction commits. If the
+broker is down then, nothing is lost: ``webhooks.sweep_deliveries`` finds the row undispatched.
+
+This module imports nothing from the apps that call it, so any service may emit.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_TASK = "webhooks.dispatch"
+
+
+def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEvent:
+    """Record an event of ``type`` about ``data`` (the public fields of what changed)."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    now = timezone.now()
+    event = WebhookEvent(organization_id=organization_id, type=type, created_at=now)
+    event.payload = event_body(event_id=event.id, type=type, created_at=now, organization_id=organization_id, data=data)
+    with transaction.atomic():
+        event.save(force_insert=True)
+        transaction.on_commit(lambda: send_dispatch(event.id))
+    return event
+
+
+def event_body(
+    *, event_id: str, type: str, created_at: datetime, organization_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": type,
+        "created_at": created_at.isoformat().replace("+00:00", "Z"),
+        "organization_id": organization_id,
+        "data": data,
+    }
+
+
+def send_dispatch(event_id: str) -> None:
+    """Best effort: the change is committed whatever happens here, and the sweep catches up."""
+    try:
+        celery_app.send_task(DISPATCH_TASK, kwargs={"event_id": event_id}, retry=False)
+    except Exception as exc:
+        logger.warning("webhook event %s not sent to the dispatcher (the sweep will): %s", event_id, exc)
