@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.blobs import blob_release
 from artifacts.models import Artifact, ArtifactState
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
@@ -32,7 +33,7 @@ def artifact_record_read(
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
-    """Remove the bytes; keep the row, marked deleted, for the audit trail."""
+    """Keep the row, marked deleted, for the audit trail; its blob goes once nothing else holds it."""
     with transaction.atomic():
         deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
             state=ArtifactState.DELETED, deleted_at=timezone.now()
@@ -52,7 +53,11 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
             details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
             organization_id=artifact.organization_id,
         )
-        transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
+        if artifact.blob_id is not None:
+            blob_release(blob_id=artifact.blob_id)
+        else:
+            # Published by the release before blobs and not adopted yet: the object is its own.
+            transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
 
 
 def artifact_expire(*, now=None, batch: int = 500) -> int:

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from artifacts.blobs import upload_discard
 from artifacts.models import Artifact, ArtifactState
 from artifacts.multipart import s3_multipart_abort, s3_multipart_begin, s3_multipart_parts, s3_presigned_part_url
-from artifacts.storage import CHUNK_SIZE, BlobError, UploadGone, blob_delete, blob_key, blob_write, is_s3
+from artifacts.storage import CHUNK_SIZE, BlobError, UploadGone, blob_key, blob_write, is_s3
 from artifacts.validation import (
     check_content_type,
     check_expires_in,
@@ -254,12 +255,12 @@ def artifact_put(
         if content_length is not None and stored.size != content_length:
             raise BlobError(f"the body ended after {stored.size} of {content_length} bytes")
     except BlobError as exc:
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, exc.code, str(exc), started)
         raise transfer_error(Transfer.objects.get(id=transfer.id)) from None
     except BaseException:
         # A client that hung up mid-body leaves nothing visible behind.
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, "INCOMPLETE_BODY", "the request body was not received whole", started)
         raise
     publish_upload(

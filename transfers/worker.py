@@ -19,8 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from artifacts.blobs import blob_adopt, upload_discard
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
+from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
 from audit.models import Outcome
 from audit.services import audit_record
@@ -159,13 +160,13 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         fail_transfer(transfer, exc.code, exc.message, started)
         return "failed"
     except BlobError as exc:
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, exc.code, str(exc), started)
         return "failed"
     except Exception as exc:
         # Anything else would leave the transfer running and every retry joining it.
         logger.exception("upload %s failed", transfer.id)
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
         return "failed"
     publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
@@ -234,7 +235,7 @@ def publish_upload(
                         bytes_total=stored.size,
                         finished_at=timezone.now(),
                     )
-                    transaction.on_commit(lambda: blob_delete(artifact.storage_key))
+                    transaction.on_commit(lambda: upload_discard(artifact.storage_key))
                     _audit_transfer(
                         transfer,
                         Outcome.SUCCESS,
@@ -247,8 +248,17 @@ def publish_upload(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
                 ).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
+                if (
+                    not Artifact.objects.select_for_update()
+                    .filter(id=artifact.id, state=ArtifactState.PENDING)
+                    .exists()
+                ):
+                    # Published by an earlier delivery of the same task, or given up on by the sweeper.
+                    return False
+                blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
                 published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
                     state=ArtifactState.READY,
+                    blob=blob,
                     version=version,
                     size=stored.size,
                     checksum=stored.checksum,
@@ -294,7 +304,7 @@ def transfer_run_download(*, transfer_id: str) -> str:
         size = get_runtime().write_stream(
             transfer.sandbox_id,
             transfer.path,
-            blob_iter_chunks(artifact.storage_key),
+            blob_iter_chunks(artifact.content_key),
             expected_sha256=expected,
             on_progress=Progress(transfer.id),
         )
