@@ -7,15 +7,17 @@ import base64
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection, transaction
 
 from artifacts import blobs
 from artifacts.models import Artifact, ArtifactState, Blob, BlobState
 from artifacts.storage import StoredBlob, blob_iter_chunks, blob_write
 from core.actor import Actor
-from transfers import sweeps
+from transfers import sweeps, worker
 from transfers.models import Transfer, TransferState
 from transfers.put import artifact_put
 
@@ -325,8 +327,10 @@ def test_a_second_adopt_of_the_same_bytes_finds_the_first_blob_and_drops_its_obj
     first_key, second_key = blobs.blob_upload_key(owner.org_id), blobs.blob_upload_key(owner.org_id)
     first = blob_write(first_key, [data], max_bytes=1 << 20)
     blob_write(second_key, [data], max_bytes=1 << 20)
-    one = blobs.blob_adopt(organization_id=owner.org_id, stored=first, key=first_key)
-    two = blobs.blob_adopt(organization_id=owner.org_id, stored=StoredBlob(len(data), sha(data)), key=second_key)
+    with transaction.atomic():
+        one = blobs.blob_adopt(organization_id=owner.org_id, stored=first, key=first_key)
+    with transaction.atomic():
+        two = blobs.blob_adopt(organization_id=owner.org_id, stored=StoredBlob(len(data), sha(data)), key=second_key)
     assert one.id == two.id and two.storage_key == first_key
     assert store.keys() == {first_key}
 
@@ -342,3 +346,124 @@ def test_an_artifact_put_through_the_service_reads_no_body_for_known_bytes(owner
     actor = Actor.system(owner.org_id)
     artifact = artifact_put(actor=actor, stream=Unreadable(), remote_path="b.txt", sha256=sha(data))
     assert artifact.size == len(data) and stored_bytes(artifact) == data
+
+
+# --- the race, with two connections (PostgreSQL: SQLite runs one writer at a time) --------------
+
+on_postgresql = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="two writers at once need PostgreSQL (the state machine is tested above on every database)",
+)
+
+
+class Racer(threading.Thread):
+    """Runs ``work`` on a connection of its own and keeps its answer (or its error)."""
+
+    def __init__(self, work) -> None:
+        super().__init__(daemon=True)
+        self.work = work
+        self.pid = None
+        self.ready = threading.Event()
+        self.result = self.error = None
+
+    def run(self) -> None:
+        try:
+            connection.ensure_connection()
+            self.pid = connection.connection.info.backend_pid
+            self.ready.set()
+            self.result = self.work()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.ready.set()
+            connection.close()
+
+
+def wait_until_blocked_on_a_lock(racer: Racer) -> None:
+    """Until the racer's statement waits for a row lock another transaction holds."""
+    racer.ready.wait(30)
+    with connection.cursor() as cursor:
+        for _ in range(3000):
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [racer.pid])
+            row = cursor.fetchone()
+            if row and row[0] == "Lock":
+                return
+            threading.Event().wait(0.01)
+    raise AssertionError("the racer never waited for the lock")
+
+
+def finish(*racers: Racer) -> None:
+    for racer in racers:
+        racer.join(60)
+        assert not racer.is_alive()
+        if racer.error is not None:
+            raise racer.error
+
+
+@on_postgresql
+def test_a_collection_waits_for_a_publish_holding_the_blob_and_then_keeps_it(owner, store, commits, monkeypatch):
+    data = os.urandom(40_000)
+    first = put(owner, "a.bin", data).json()
+    blob = Blob.objects.get()
+    assert owner.delete(f"/artifacts/{first['id']}").status_code == 200  # nothing holds the blob now
+    locked, go = threading.Event(), threading.Event()
+    real_adopt = worker.blob_adopt
+
+    def adopt_then_pause(**kwargs):
+        adopted = real_adopt(**kwargs)
+        locked.set()
+        go.wait(30)
+        return adopted
+
+    monkeypatch.setattr(worker, "blob_adopt", adopt_then_pause)
+    actor = Actor.system(owner.org_id)
+    publish = Racer(lambda: artifact_put(actor=actor, stream=io.BytesIO(data), remote_path="b.bin"))
+    publish.start()
+    assert locked.wait(30)
+    collect = Racer(lambda: blobs.blob_collect(blob_id=blob.id))
+    collect.start()
+    wait_until_blocked_on_a_lock(collect)
+    go.set()
+    finish(publish, collect)
+    assert collect.result is False
+    assert Blob.objects.get(id=blob.id).state == BlobState.LIVE
+    artifact = Artifact.objects.get(id=publish.result.id)
+    assert artifact.blob_id == blob.id and stored_bytes(artifact) == data
+    assert store.keys() == {blob.storage_key}
+
+
+@on_postgresql
+def test_a_publish_waits_for_a_claim_and_then_brings_its_own_bytes(owner, store, commits):
+    data = os.urandom(40_000)
+    first = put(owner, "a.bin", data).json()
+    blob = Blob.objects.get()
+    old_key = blob.storage_key
+    assert owner.delete(f"/artifacts/{first['id']}").status_code == 200
+    claimed, go = threading.Event(), threading.Event()
+
+    def pause_after_the_claim(execute, sql, params, many, context):
+        answer = execute(sql, params, many, context)
+        if sql.startswith('UPDATE "artifacts_blob" SET "state"') and BlobState.DELETING in (params or ()):
+            claimed.set()
+            go.wait(30)  # the claim's transaction, and its row lock, still open
+        return answer
+
+    def collect_slowly():
+        with connection.execute_wrapper(pause_after_the_claim):
+            return blobs.blob_collect(blob_id=blob.id)
+
+    collect = Racer(collect_slowly)
+    collect.start()
+    assert claimed.wait(30)
+    actor = Actor.system(owner.org_id)
+    publish = Racer(lambda: artifact_put(actor=actor, stream=io.BytesIO(data), remote_path="b.bin"))
+    publish.start()
+    wait_until_blocked_on_a_lock(publish)
+    go.set()
+    finish(collect, publish)
+    assert collect.result is False  # the blob was revived: only its old object went
+    revived = Blob.objects.get(id=blob.id)
+    assert revived.state == BlobState.LIVE and revived.storage_key != old_key
+    artifact = Artifact.objects.get(id=publish.result.id)
+    assert artifact.blob_id == blob.id and stored_bytes(artifact) == data
+    assert store.keys() == {revived.storage_key}
