@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
@@ -24,6 +24,7 @@ from core.pagination import newest_first_page
 from sandboxes.selectors import sandbox_get
 from transfers import services as transfer_services
 from transfers.api import TransferOut, transfer_out
+from transfers.put import DIGEST_HEADER, artifact_put_checked, declared_sha256, repr_digest
 
 router = Router(tags=["artifacts"])
 
@@ -182,19 +183,52 @@ _RAW_BODY = {
             "required": False,
             "description": "the artifact's metadata: a JSON object of strings",
             "schema": {"type": "string"},
-        }
+        },
+        {
+            "in": "header",
+            "name": "Repr-Digest",
+            "required": False,
+            "description": "the body's SHA-256 as in RFC 9530: sha-256=:<base64>:",
+            "schema": {"type": "string"},
+        },
+        {
+            "in": "header",
+            "name": "X-Stowage-Sha256",
+            "required": False,
+            "description": "the body's SHA-256 in hex (the same as Repr-Digest, for clients that find hex easier)",
+            "schema": {"type": "string"},
+        },
     ],
 }
 
 
-@router.put("/artifacts", response={201: ArtifactOut, **errors(413, STORAGE)}, openapi_extra=_RAW_BODY)
-def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None = None, session_id: str | None = None):
-    """Stream the raw request body into a new artifact. Metadata: the `X-Artifact-Metadata` header, a JSON object."""
+class PutArtifactOut(ArtifactOut):
+    deduplicated: bool = Field(
+        description="the organization already had these bytes: none were stored again (and, when the body "
+        "was not read, none were sent)"
+    )
+    body_read: bool = Field(description="false when the declared digest named bytes the organization has")
+
+
+@router.put("/artifacts", response={201: PutArtifactOut, **errors(413, 422, STORAGE)}, openapi_extra=_RAW_BODY)
+def put_artifact(
+    request: HttpRequest,
+    response: HttpResponse,
+    remote_path: str,
+    expires_in: int | None = None,
+    session_id: str | None = None,
+):
+    """Stream the raw request body into a new artifact. Metadata: the `X-Artifact-Metadata` header, a JSON object.
+    Declare the body's SHA-256 (`Repr-Digest: sha-256=:<base64>:` or `X-Stowage-Sha256: <hex>`) to skip sending
+    bytes the organization already has, and to have the body checked against it."""
     require_scope(request.auth, "artifacts:write")
     metadata = check_metadata_header(request.headers.get("X-Artifact-Metadata"))
+    sha256 = declared_sha256(
+        repr_digest=request.headers.get("Repr-Digest"), stowage_sha256=request.headers.get(DIGEST_HEADER)
+    )
     length = request.headers.get("Content-Length")
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-    artifact = transfer_services.artifact_put(
+    result = artifact_put_checked(
         actor=request.auth,
         stream=request,
         remote_path=remote_path,
@@ -205,8 +239,12 @@ def put_artifact(request: HttpRequest, remote_path: str, expires_in: int | None 
         expires_in=expires_in,
         content_length=int(length) if length and length.isdigit() else None,
         session_id=session_id,
+        sha256=sha256,
     )
-    return Status(201, artifact_out(artifact))
+    response["Repr-Digest"] = repr_digest(result.artifact.checksum.removeprefix("sha256:"))
+    return Status(
+        201, {**artifact_out(result.artifact), "deduplicated": result.deduplicated, "body_read": result.body_read}
+    )
 
 
 @router.get("/artifacts/{artifact_id}", response={200: ArtifactOut, **errors(404)})

@@ -58,7 +58,7 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
             start, end = wanted
             status, length = 206, end - start + 1
     response = StreamingHttpResponse(
-        blob_iter_chunks(artifact.storage_key, start=start, length=length),
+        blob_iter_chunks(artifact.content_key, start=start, length=length),
         status=status,
         content_type=artifact.content_type or "application/octet-stream",
     )
@@ -92,7 +92,7 @@ def attachment_header(artifact: Artifact) -> str:
 def s3_download_url(artifact: Artifact, expires_in: int) -> str:
     """A presigned S3 GET of the artifact's object that answers as an attachment of its type."""
     return s3_presigned_get_url(
-        artifact.storage_key,
+        artifact.content_key,
         expires_in=expires_in,
         content_disposition=attachment_header(artifact),
         content_type=artifact.content_type or "application/octet-stream",

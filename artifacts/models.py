@@ -19,6 +19,53 @@ class ArtifactState(models.TextChoices):
     DELETED = "deleted"
 
 
+# An artifact in these states needs its blob's bytes (a pending one may hold a blob already: a
+# folder recording its entries); a blob is removed only once no artifact in them references it.
+BLOB_HOLDING_STATES = (ArtifactState.PENDING, ArtifactState.READY)
+
+
+def new_blob_id() -> str:
+    return new_id("blb")
+
+
+class BlobState(models.TextChoices):
+    LIVE = "live"
+    # Claimed by the collector: its object is being removed. A publish that finds it so revives it
+    # with its own copy of the bytes (artifacts.blobs.blob_adopt), never points at it as it is.
+    DELETING = "deleting"
+
+
+class Blob(models.Model):
+    """Bytes stored once per organization, named by their SHA-256 within it.
+
+    ``storage_key`` is where the object is: the key it was first written under (an artifact's upload
+    key, a direct upload's object, an object of the release before blobs), so that becoming a blob
+    never copies bytes. Artifacts (and folder entries) point here; the collector removes a blob only
+    once nothing that needs its bytes does (artifacts.blobs).
+    """
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_blob_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="blobs")
+    sha256 = models.CharField(max_length=64, help_text="hex")
+    size = models.BigIntegerField()
+    storage_key = models.CharField(max_length=300, unique=True)
+    state = models.CharField(max_length=10, choices=BlobState.choices, default=BlobState.LIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sha256"], name="blob_one_per_org_digest"),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="blob_state_created")]
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]}… ({self.organization_id})"
+
+    @property
+    def checksum(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
 class ArtifactQuerySet(models.QuerySet):
     def visible(self) -> ArtifactQuerySet:
         """Ready and not past its expiry, whether or not the expiry sweep has run yet."""
@@ -44,7 +91,10 @@ class Artifact(models.Model):
     content_type = models.CharField(max_length=255, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     is_archive = models.BooleanField(default=False, help_text="A directory stored as one tar.gz archive.")
+    # Where this artifact's own upload is written while it is pending; once ready its bytes are
+    # its blob's (``content_key``), which may be this key or another artifact's.
     storage_key = models.CharField(max_length=300, unique=True)
+    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="artifacts")
     state = models.CharField(max_length=10, choices=ArtifactState.choices, default=ArtifactState.PENDING)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -95,6 +145,12 @@ class Artifact(models.Model):
     @property
     def is_visible(self) -> bool:
         return self.state == ArtifactState.READY and (self.expires_at is None or self.expires_at > timezone.now())
+
+    @property
+    def content_key(self) -> str:
+        """The storage key of the artifact's bytes: its blob's; its own for a row published by a
+        release before blobs and not yet adopted."""
+        return self.blob.storage_key if self.blob_id else self.storage_key
 
     @property
     def filename(self) -> str:

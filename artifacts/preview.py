@@ -156,7 +156,7 @@ def build_preview(artifact: Artifact) -> Preview:
     if kind in {"image", "pdf"}:
         return Preview(kind)
     try:
-        data = b"".join(blob_iter_chunks(artifact.storage_key, length=PREVIEW_BYTES))
+        data = b"".join(blob_iter_chunks(artifact.content_key, length=PREVIEW_BYTES))
     except (BlobError, OSError):
         return Preview("none", reason="The stored bytes could not be read just now.")
     truncated = artifact.size > len(data)

@@ -23,7 +23,12 @@ from transfers.models import Transfer, TransferKind, TransferState
 
 def artifact_get(*, organization_id: str, artifact_id: str) -> Artifact:
     """A visible artifact of the organization; the same 404 for another's, a pending or a deleted one."""
-    artifact = Artifact.objects.visible().filter(organization_id=organization_id, id=artifact_id).first()
+    artifact = (
+        Artifact.objects.visible()
+        .select_related("blob")
+        .filter(organization_id=organization_id, id=artifact_id)
+        .first()
+    )
     if artifact is None:
         raise NotFound(f"Artifact '{artifact_id}' not found", code="ARTIFACT_NOT_FOUND")
     return artifact

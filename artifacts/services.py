@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.blobs import blob_release
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
 from artifacts.tasks import delete_blob
@@ -40,7 +41,7 @@ def artifact_record_read(
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
-    """Remove the bytes; keep the row, marked deleted, for the audit trail."""
+    """Keep the row, marked deleted, for the audit trail; its blob goes once nothing else holds it."""
     with transaction.atomic():
         deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
             state=ArtifactState.DELETED, deleted_at=timezone.now()
@@ -66,7 +67,11 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         )
         artifact.state = ArtifactState.DELETED
         artifact_emit(artifact, "artifact.expired" if reason == "expired" else "artifact.deleted", reason=reason)
-        transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
+        if artifact.blob_id is not None:
+            blob_release(blob_id=artifact.blob_id)
+        else:
+            # Published by the release before blobs and not adopted yet: the object is its own.
+            transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
 
 
 def artifact_expire(*, now=None, batch: int = 500) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 # Codes whose status is not their class's: the runtime's, the storage's and the worker's.
 STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION_ERROR": 400,
+    "INVALID_DIGEST": 400,
     "INVALID_PATH": 400,
     "INVALID_COMMAND": 400,
     "INVALID_CURSOR": 400,
@@ -47,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "PAYLOAD_TOO_LARGE": 413,
     "FILE_TOO_LARGE": 413,
     "CHECKSUM_MISMATCH": 422,
+    "DIGEST_MISMATCH": 422,
     "TRANSFER_FAILED": 422,
     "IDEMPOTENCY_KEY_REUSED": 422,
     "IO_ERROR": 500,

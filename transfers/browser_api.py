@@ -24,9 +24,9 @@ from core.errors import InvalidInput, StowageError
 from core.http import error_response, read_json_object
 from transfers.forms import browser_content_type, file_too_large
 from transfers.models import Transfer, TransferState
+from transfers.put import artifact_put
 from transfers.selectors import direct_upload_get
 from transfers.services import (
-    artifact_put,
     direct_upload_abort,
     direct_upload_begin,
     direct_upload_complete,

@@ -25,9 +25,10 @@ from celery import shared_task
 from django.db.models import F, Q
 from django.utils import timezone
 
+from artifacts.blobs import upload_discard
 from artifacts.models import Artifact, ArtifactState
 from artifacts.multipart import s3_multipart_abort, s3_multipart_complete, s3_multipart_parts
-from artifacts.storage import BlobError, StoredBlob, UploadGone, blob_delete, blob_iter_chunks
+from artifacts.storage import BlobError, StoredBlob, UploadGone, blob_iter_chunks
 from artifacts.validation import guess_content_type
 from core.dispatch import enqueue
 from core.errors import Conflict, InvalidInput
@@ -212,7 +213,7 @@ def _give_up_direct(transfer: Transfer, code: str, message: str, started: float)
     key = transfer.artifact.storage_key
     try:
         s3_multipart_abort(key, transfer.upload_id)
-        blob_delete(key)
+        upload_discard(key)
     except Exception:  # the sweeper removes what is left
         logger.warning("direct upload %s: could not remove what it left", transfer.id, exc_info=True)
 

@@ -16,13 +16,12 @@ from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
 from artifacts.multipart import s3_multipart_abort, s3_multipart_begin, s3_multipart_parts, s3_presigned_part_url
-from artifacts.storage import CHUNK_SIZE, BlobError, UploadGone, blob_delete, blob_key, blob_write, is_s3
+from artifacts.storage import UploadGone, blob_key, is_s3
 from artifacts.validation import (
     check_content_type,
     check_expires_in,
     check_metadata,
     check_remote_path,
-    guess_content_type,
 )
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
@@ -31,14 +30,14 @@ from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
 from transfers.models import Transfer, TransferKind, TransferState
-from transfers.worker import Progress, chain, fail_transfer, publish_upload, transfer_download, transfer_upload
+from transfers.worker import fail_transfer, transfer_download, transfer_upload
 
 
 def _default_remote_path(path: str) -> str:
     return path.removeprefix("/workspace/").strip("/")
 
 
-def _pending_artifact(
+def pending_artifact(
     *,
     actor: Actor,
     remote_path: str,
@@ -90,22 +89,36 @@ def artifact_upload_from_sandbox(
     content_type = check_content_type(content_type)
     require_running(sandbox)
     window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
-    # A retry of a request whose upload is still running joins it instead of starting another.
-    transfer = (
-        Transfer.objects.filter(
-            organization_id=sandbox.organization_id,
-            kind=TransferKind.UPLOAD,
-            sandbox_id=sandbox.id,
-            path=path,
-            artifact__remote_path=remote_path,
-            state__in=[TransferState.QUEUED, TransferState.RUNNING],
-            created_at__gte=window_start,
-        )
-        .select_related("artifact")
-        .first()
+    # A retry of a request whose upload is still running joins it instead of starting another;
+    # the same file with other metadata, content type or expiry is another version.
+    running = Transfer.objects.filter(
+        organization_id=sandbox.organization_id,
+        kind=TransferKind.UPLOAD,
+        sandbox_id=sandbox.id,
+        path=path,
+        artifact__remote_path=remote_path,
+        artifact__content_type=content_type or "",
+        artifact__session_id=session_id or sandbox.session_id,
+        artifact__created_by_api_key_id=actor.api_key_id,
+        artifact__created_by_user_id=actor.user_id,
+        state__in=[TransferState.QUEUED, TransferState.RUNNING],
+        created_at__gte=window_start,
+    ).select_related("artifact")[:20]
+    lifetime = timedelta(seconds=expires_in) if expires_in else None
+    transfer = next(
+        (
+            candidate
+            for candidate in running
+            if candidate.artifact.metadata == metadata
+            and (
+                candidate.artifact.expires_at - candidate.artifact.created_at if candidate.artifact.expires_at else None
+            )
+            == lifetime
+        ),
+        None,
     )
     if transfer is None:
-        artifact = _pending_artifact(
+        artifact = pending_artifact(
             actor=actor,
             remote_path=remote_path,
             content_type=content_type,
@@ -199,79 +212,6 @@ def transfer_error(transfer: Transfer) -> StowageError:
     return error_from_code(code, message, default_status=422)
 
 
-def artifact_put(
-    *,
-    actor: Actor,
-    stream,
-    remote_path: str,
-    content_type: str | None = None,
-    metadata: dict[str, str] | None = None,
-    expires_in: int | None = None,
-    content_length: int | None = None,
-    session_id: str | None = None,
-) -> Artifact:
-    """Store a request body as a new artifact, streamed in chunks straight to storage."""
-    remote_path = check_remote_path(remote_path)
-    metadata = check_metadata(metadata)
-    expires_in = check_expires_in(expires_in)
-    content_type = check_content_type(content_type)
-    limit = settings.ARTIFACT_MAX_BYTES
-    if content_length is not None and content_length > limit:
-        raise PayloadTooLarge(
-            f"the body is {content_length} bytes, more than the {limit} bytes allowed", code="FILE_TOO_LARGE"
-        )
-    artifact = _pending_artifact(
-        actor=actor,
-        remote_path=remote_path,
-        content_type=content_type,
-        metadata=metadata,
-        expires_in=expires_in,
-        session_id=session_id or "",
-    )
-    now = artifact.created_at
-    transfer = Transfer(
-        organization_id=actor.organization_id,
-        kind=TransferKind.PUT,
-        artifact=artifact,
-        state=TransferState.RUNNING,
-        bytes_total=content_length,
-        actor=actor.to_dict(),
-        started_at=now,
-        attempts=1,
-    )
-    with transaction.atomic():
-        artifact.save(force_insert=True)
-        transfer.save(force_insert=True)
-    started = time.monotonic()
-    head = stream.read(512)
-    try:
-        stored = blob_write(
-            artifact.storage_key,
-            chain([head], iter(lambda: stream.read(CHUNK_SIZE), b"")),
-            max_bytes=limit,
-            on_progress=Progress(transfer.id),
-        )
-        if content_length is not None and stored.size != content_length:
-            raise BlobError(f"the body ended after {stored.size} of {content_length} bytes")
-    except BlobError as exc:
-        blob_delete(artifact.storage_key)
-        fail_transfer(transfer, exc.code, str(exc), started)
-        raise transfer_error(Transfer.objects.get(id=transfer.id)) from None
-    except BaseException:
-        # A client that hung up mid-body leaves nothing visible behind.
-        blob_delete(artifact.storage_key)
-        fail_transfer(transfer, "INCOMPLETE_BODY", "the request body was not received whole", started)
-        raise
-    publish_upload(
-        transfer,
-        stored,
-        content_type=content_type or guess_content_type(remote_path, head),
-        is_archive=False,
-        started=started,
-    )
-    return Artifact.objects.get(id=Transfer.objects.get(id=transfer.id).artifact_id)
-
-
 # Parts signed in one request, at most: the page signs a few at a time to spare the web process.
 DIRECT_SIGN_BATCH_MAX = 8
 
@@ -310,7 +250,7 @@ def direct_upload_begin(
             code="TOO_SMALL_FOR_DIRECT_UPLOAD",
             details={"field": "size"},
         )
-    artifact = _pending_artifact(
+    artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,
         content_type=content_type,

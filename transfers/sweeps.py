@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from artifacts.models import Artifact, ArtifactState
+from artifacts.blobs import blob_collect, blobs_unheld
+from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactState, Blob
 from artifacts.multipart import blob_abort_stale_uploads
 from artifacts.storage import TEMP_PREFIX, blob_delete, blob_walk
 from core.errors import Unavailable
@@ -50,17 +51,25 @@ def storage_sweep(*, now=None) -> dict[str, int]:
         Transfer.objects.filter(state__in=UNFINISHED_STATES).exclude(upload_id="").values_list("upload_id", flat=True)
     )
     removed += blob_abort_stale_uploads(stale_before, keep=live)
-    return {"failed_transfers": failed_transfers, "failed_artifacts": failed_artifacts, "removed_blobs": removed}
+    # Blobs whose collection was lost (or sent by a release before blobs as an object removal).
+    collected = sum(blob_collect(blob_id=blob_id) for blob_id in blobs_unheld(older_than=stale_before))
+    return {
+        "failed_transfers": failed_transfers,
+        "failed_artifacts": failed_artifacts,
+        "removed_blobs": removed + collected,
+    }
 
 
 def _delete_orphans(keys: list[str]) -> int:
-    """Delete the keys that no ready or pending artifact owns; checked a batch at a time."""
+    """Delete the keys that are no blob's and no object of a pending artifact (or of a ready one
+    published before blobs); checked a batch at a time. A blob's object is the collector's to remove."""
     if not keys:
         return 0
-    owned = set(
-        Artifact.objects.filter(
-            storage_key__in=keys, state__in=[ArtifactState.READY, ArtifactState.PENDING]
-        ).values_list("storage_key", flat=True)
+    owned = set(Blob.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+    owned.update(
+        Artifact.objects.filter(storage_key__in=keys, state__in=BLOB_HOLDING_STATES, blob__isnull=True).values_list(
+            "storage_key", flat=True
+        )
     )
     orphans = [key for key in keys if key not in owned]
     for key in orphans:

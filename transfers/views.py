@@ -15,7 +15,7 @@ from accounts.access import org_view
 from accounts.models import Role
 from core.errors import StowageError
 from transfers.forms import UploadForm, browser_content_type, file_too_large, metadata_from_rows
-from transfers.services import artifact_put
+from transfers.put import artifact_put
 
 # The no-JavaScript upload form posts multipart, which Django spools to a temporary file first.
 FORM_UPLOAD_MAX_BYTES = 100 << 20

@@ -19,9 +19,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from artifacts.blobs import blob_adopt, blob_lock, upload_discard
 from artifacts.events import artifact_emit, artifact_emit_by_id
 from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
+from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
 from audit.models import Outcome
 from audit.services import audit_record
@@ -160,13 +161,13 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         fail_transfer(transfer, exc.code, exc.message, started)
         return "failed"
     except BlobError as exc:
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, exc.code, str(exc), started)
         return "failed"
     except Exception as exc:
         # Anything else would leave the transfer running and every retry joining it.
         logger.exception("upload %s failed", transfer.id)
-        blob_delete(artifact.storage_key)
+        upload_discard(artifact.storage_key)
         fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
         return "failed"
     publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
@@ -188,22 +189,42 @@ def _lock_remote_path(organization_id: str, remote_path: str) -> None:
             )
 
 
-def _retry_twin(artifact: Artifact, stored: StoredBlob) -> Artifact | None:
-    """A ready artifact with the same bytes from the same place, made within the retry window."""
+def _lifetime(artifact: Artifact) -> timedelta | None:
+    return artifact.expires_at - artifact.created_at if artifact.expires_at else None
+
+
+def _retry_twin(artifact: Artifact, stored: StoredBlob, content_type: str, is_archive: bool) -> Artifact | None:
+    """A ready artifact made within the retry window by the same request: the same bytes from the
+    same place, by the same caller, with the same metadata, content type and expiry. Anything
+    else, the same bytes included, is a new version (sharing the blob)."""
     window_start = timezone.now() - timedelta(seconds=settings.ARTIFACT_RETRY_WINDOW_SECONDS)
-    return (
+    candidates = (
         Artifact.objects.filter(
             organization_id=artifact.organization_id,
             state=ArtifactState.READY,
             sandbox_id=artifact.sandbox_id,
+            session_id=artifact.session_id,
             source_path=artifact.source_path,
             remote_path=artifact.remote_path,
             checksum=stored.checksum,
+            content_type=content_type,
+            is_archive=is_archive,
+            created_by_api_key_id=artifact.created_by_api_key_id,
+            created_by_user_id=artifact.created_by_user_id,
             created_at__gte=window_start,
         )
         .exclude(id=artifact.id)
-        .first()
+        .order_by("-created_at")[:20]
     )
+    # Compared here: JSON equality is not the same on every database.
+    for twin in candidates:
+        if twin.metadata == artifact.metadata and _lifetime(twin) == _lifetime(artifact):
+            return twin
+    return None
+
+
+class BlobMissing(Exception):
+    """A publish without bytes found no live blob of the organization with the declared digest."""
 
 
 def publish_upload(
@@ -214,17 +235,30 @@ def publish_upload(
     is_archive: bool,
     started: float,
     extra: dict[str, Any] | None = None,
+    bytes_sent: bool = True,
 ) -> bool:
-    """Make the artifact visible with its version (or point the transfer at the twin a retried
-    request already made); False when it is no longer pending and nothing was done."""
+    """Make the artifact visible with its version and its blob (or point the transfer at the twin a
+    retried request already made); False when it is no longer pending and nothing was done.
+
+    The bytes are at the artifact's storage key, unless ``bytes_sent`` is False: then ``stored``
+    names bytes the organization is expected to have, and BlobMissing is raised (nothing changed)
+    when it has no live blob of them.
+    """
     artifact = transfer.artifact
     for attempt in range(5):
         try:
             with transaction.atomic():
                 _lock_remote_path(artifact.organization_id, artifact.remote_path)
-                twin = _retry_twin(artifact, stored)
+                if bytes_sent:
+                    blob = None
+                else:
+                    blob = blob_lock(organization_id=artifact.organization_id, sha256=stored.sha256)
+                    if blob is None:
+                        raise BlobMissing(stored.sha256)
+                    stored = StoredBlob(blob.size, blob.sha256)
+                twin = _retry_twin(artifact, stored, content_type, is_archive)
                 if twin is not None:
-                    # The same bytes from the same place moments ago: a retried request.
+                    # The same request moments ago: a retry.
                     Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
                         state=ArtifactState.FAILED, error_message=f"retry of {twin.id}"
                     )
@@ -235,21 +269,33 @@ def publish_upload(
                         bytes_total=stored.size,
                         finished_at=timezone.now(),
                     )
-                    transaction.on_commit(lambda: blob_delete(artifact.storage_key))
+                    if bytes_sent:
+                        transaction.on_commit(lambda: upload_discard(artifact.storage_key))
                     _audit_transfer(
                         transfer,
                         Outcome.SUCCESS,
                         started,
                         artifact=twin,
-                        extra={**(extra or {}), "deduplicated": True, "size": stored.size, "checksum": stored.checksum},
+                        extra={**(extra or {}), "retry_of": twin.id, "size": stored.size, "checksum": stored.checksum},
                     )
                     return True
+                if (
+                    not Artifact.objects.select_for_update()
+                    .filter(id=artifact.id, state=ArtifactState.PENDING)
+                    .exists()
+                ):
+                    # Published by an earlier delivery of the same task, or given up on by the sweeper.
+                    return False
+                if blob is None:
+                    blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
+                deduplicated = blob.storage_key != artifact.storage_key
                 latest = Artifact.objects.filter(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
                 ).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
-                published = Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
+                Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
                     state=ArtifactState.READY,
+                    blob=blob,
                     version=version,
                     size=stored.size,
                     checksum=stored.checksum,
@@ -257,12 +303,9 @@ def publish_upload(
                     is_archive=is_archive,
                     ready_at=timezone.now(),
                 )
-                if not published:
-                    # Published by an earlier delivery of the same task, or given up on by the sweeper.
-                    return False
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,
-                    bytes_done=stored.size,
+                    bytes_done=stored.size if bytes_sent else 0,
                     bytes_total=stored.size,
                     finished_at=timezone.now(),
                 )
@@ -270,12 +313,20 @@ def publish_upload(
                     transfer,
                     Outcome.SUCCESS,
                     started,
-                    extra={**(extra or {}), "size": stored.size, "checksum": stored.checksum, "version": version},
+                    extra={
+                        **(extra or {}),
+                        "size": stored.size,
+                        "checksum": stored.checksum,
+                        "version": version,
+                        "deduplicated": deduplicated,
+                        "bytes_sent": bytes_sent,
+                    },
                 )
                 artifact_emit_by_id(artifact.id, "artifact.uploaded")
                 return True
         except IntegrityError:
-            # Another upload to the same remote_path took this version number first.
+            # Another upload to the same remote_path took this version number first, or another
+            # first publish of the same bytes created their blob first.
             if attempt == 4:
                 raise
     return False
@@ -296,7 +347,7 @@ def transfer_run_download(*, transfer_id: str) -> str:
         size = get_runtime().write_stream(
             transfer.sandbox_id,
             transfer.path,
-            blob_iter_chunks(artifact.storage_key),
+            blob_iter_chunks(artifact.content_key),
             expected_sha256=expected,
             on_progress=Progress(transfer.id),
         )

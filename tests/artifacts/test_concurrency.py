@@ -21,7 +21,7 @@ from audit.services import audit_record, audit_verify_chain
 from core.actor import Actor
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.services import sandbox_stop
-from transfers.services import artifact_put
+from transfers.put import artifact_put
 
 
 def race(count: int, work: Callable[[int], Any], timeout: float = 120) -> list[Any]:

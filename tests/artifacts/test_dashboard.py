@@ -660,10 +660,10 @@ def test_the_upload_page_offers_drop_picker_progress_and_a_no_js_form(dashboard)
 
 
 def test_an_upload_is_streamed_into_exactly_one_artifact(dashboard, body_is_never_read, monkeypatch):
-    from transfers import services
+    from transfers import put
 
     chunks: list[int] = []
-    real_write = services.blob_write
+    real_write = put.blob_write
 
     def spy(key, source, **kwargs):
         def counted():
@@ -673,7 +673,7 @@ def test_an_upload_is_streamed_into_exactly_one_artifact(dashboard, body_is_neve
 
         return real_write(key, counted(), **kwargs)
 
-    monkeypatch.setattr(services, "blob_write", spy)
+    monkeypatch.setattr(put, "blob_write", spy)
     body = bytes(range(256)) * (12 * 1024)  # 3 MiB
     response = dashboard.member.put(
         stream_url("uploads/big.bin"),

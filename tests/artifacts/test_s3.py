@@ -29,8 +29,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from artifacts import tasks
-from artifacts.models import Artifact, ArtifactState
+from artifacts import blobs
+from artifacts.models import Artifact, ArtifactState, Blob
 from artifacts.storage import (
     S3_PART_SIZE,
     BlobError,
@@ -43,7 +43,8 @@ from core.actor import Actor
 from shares.models import ShareLink, ShareLinkState
 from shares.services import hash_share_token
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY
-from transfers import services, sweeps
+from transfers import sweeps
+from transfers.put import artifact_put
 
 
 @pytest.fixture
@@ -163,9 +164,7 @@ def test_an_interrupted_body_leaves_no_object_and_no_upload(owner, s3):
     actor = Actor.system(owner.org_id)
     with pytest.raises(OSError):
         # Past the first part, so a multipart upload was under way when the body broke.
-        services.artifact_put(
-            actor=actor, stream=BreaksMidway(12 << 20), remote_path="broken.bin", content_length=20 << 20
-        )
+        artifact_put(actor=actor, stream=BreaksMidway(12 << 20), remote_path="broken.bin", content_length=20 << 20)
     assert s3.object_keys() == set()
     assert s3.uploads() == []
     artifact = Artifact.objects.get(organization_id=owner.org_id, remote_path="broken.bin")
@@ -244,8 +243,9 @@ def test_delete_removes_the_object(owner, s3, django_capture_on_commit_callbacks
     assert artifact.storage_key in s3.object_keys()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert owner.delete(f"/artifacts/{artifact.id}").status_code == 200
-    assert callbacks  # the worker's delete task, run here in-process
-    tasks.delete_blob(key=artifact.storage_key)
+    assert callbacks  # the worker's collection of the blob, run here in-process
+    assert blobs.collect_blob(blob_id=artifact.blob_id)
+    assert not Blob.objects.exists()
     assert s3.object_keys() == set()
 
 

@@ -27,7 +27,7 @@ from core.actor import Actor
 from core.errors import StowageError
 from tests.conftest import worker_env
 from transfers.models import Transfer, TransferKind, TransferState
-from transfers.services import artifact_put
+from transfers.put import artifact_put
 from transfers.sweeps import storage_sweep
 
 FAULT_HOST = "faulthost"
