@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.alias_services import aliases_drop_for_artifact
 from artifacts.models import Artifact, ArtifactState
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
@@ -32,7 +33,8 @@ def artifact_record_read(
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
-    """Remove the bytes; keep the row, marked deleted, for the audit trail."""
+    """Remove the bytes; keep the row, marked deleted, for the audit trail. Its share links are
+    revoked and its aliases dropped in the same transaction."""
     with transaction.atomic():
         deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
             state=ArtifactState.DELETED, deleted_at=timezone.now()
@@ -52,6 +54,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
             details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
             organization_id=artifact.organization_id,
         )
+        aliases_drop_for_artifact(actor=actor, artifact=artifact, reason=reason)
         transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
 
 

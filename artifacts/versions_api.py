@@ -1,0 +1,124 @@
+"""The API of a path's versions: aliases, fetching by path and alias, and comparing two versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+
+from artifacts import services
+from artifacts.alias_selectors import artifact_get_by_path
+from artifacts.alias_services import alias_remove, alias_set
+from artifacts.api import ArtifactOut, SuccessOut, UrlOut, artifact_out, presigned_url
+from artifacts.selectors import artifact_get
+from config.auth import require_scope
+from config.schemas import STORAGE, errors
+from core.errors import InvalidInput
+
+router = Router(tags=["artifacts"])
+
+
+class ByPath(Schema):
+    remote_path: str = Field(..., max_length=1024)
+    alias: str | None = Field(None, max_length=100, description="an alias; `latest` (the default) is the newest")
+    version: int | None = Field(None, ge=1, description="a version number instead of an alias")
+
+
+def _by_path(request: HttpRequest, query: ByPath):
+    return artifact_get_by_path(
+        organization_id=request.auth.organization_id,
+        remote_path=query.remote_path,
+        alias=query.alias,
+        version=query.version,
+    )
+
+
+@router.get("/artifacts/by-path", response={200: ArtifactOut, **errors(404)})
+def get_by_path(request: HttpRequest, query: Query[ByPath]):
+    """The version of `remote_path` that `alias` names (the newest without one), or version `version`."""
+    require_scope(request.auth, "artifacts:read")
+    return artifact_out(_by_path(request, query))
+
+
+@router.get("/artifacts/by-path/url", response={200: UrlOut, **errors(404, STORAGE)})
+def by_path_url(request: HttpRequest, query: Query[ByPath], expires_in: int = 3600):
+    """A presigned URL of the version the alias names now: moving the alias later does not change
+    what the URL downloads."""
+    require_scope(request.auth, "artifacts:read")
+    if not 1 <= expires_in <= settings.PRESIGNED_URL_MAX_SECONDS:
+        raise InvalidInput(
+            f"expires_in must be between 1 and {settings.PRESIGNED_URL_MAX_SECONDS} seconds (7 days)",
+            details={"field": "expires_in"},
+        )
+    artifact = _by_path(request, query)
+    url, expires_at = presigned_url(request, artifact, expires_in)
+    services.artifact_record_read(
+        actor=request.auth,
+        artifact=artifact,
+        action="artifact.url",
+        details={"expires_in": expires_in, "alias": query.alias or ("" if query.version else "latest")},
+    )
+    return {"url": url, "expires_in": expires_in, "expires_at": expires_at}
+
+
+class AliasOut(Schema):
+    name: str
+    remote_path: str
+    artifact_id: str
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+
+def _alias_out(alias, artifact) -> dict:
+    return {
+        "name": alias.name,
+        "remote_path": alias.remote_path,
+        "artifact_id": artifact.id,
+        "version": artifact.version or 0,
+        "updated_at": alias.updated_at,
+        "updated_by": alias.updated_by_label,
+    }
+
+
+@router.put("/artifacts/{artifact_id}/aliases/{name}", response={200: AliasOut, **errors(404)})
+def put_alias(request: HttpRequest, artifact_id: str, name: str):
+    """Put alias `name` of this artifact's path on this artifact, creating it or moving it from another version."""
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    return _alias_out(alias_set(actor=request.auth, artifact=artifact, name=name), artifact)
+
+
+@router.delete("/artifacts/{artifact_id}/aliases/{name}", response={200: SuccessOut, **errors(404)})
+def delete_alias(request: HttpRequest, artifact_id: str, name: str):
+    """Remove alias `name` from this artifact (404 when it is not on this artifact)."""
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    alias_remove(actor=request.auth, artifact=artifact, name=name)
+    return {"success": True}
+
+
+class AliasIn(Schema):
+    remote_path: str = Field(..., max_length=1024)
+    name: str = Field(..., max_length=100)
+    artifact_id: str = Field(..., max_length=40)
+    expected_artifact_id: str | None = Field(
+        None, max_length=40, description="move only while the alias is still on this version (409 otherwise)"
+    )
+
+
+@router.post("/aliases", response={200: AliasOut, **errors(404, 409)})
+def move_alias(request: HttpRequest, payload: AliasIn):
+    """Put alias `name` of `remote_path` on `artifact_id`, a version of that path. Safe to retry."""
+    require_scope(request.auth, "artifacts:write")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
+    alias = alias_set(
+        actor=request.auth,
+        artifact=artifact,
+        name=payload.name,
+        remote_path=payload.remote_path,
+        expected_artifact_id=payload.expected_artifact_id,
+    )
+    return _alias_out(alias, artifact)
