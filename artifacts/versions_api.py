@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -12,6 +14,7 @@ from artifacts import services
 from artifacts.alias_selectors import artifact_get_by_path
 from artifacts.alias_services import alias_remove, alias_set
 from artifacts.api import ArtifactOut, SuccessOut, UrlOut, artifact_out, presigned_url
+from artifacts.diff import ArtifactDiff, artifact_diff
 from artifacts.selectors import artifact_get
 from config.auth import require_scope
 from config.schemas import STORAGE, errors
@@ -122,3 +125,104 @@ def move_alias(request: HttpRequest, payload: AliasIn):
         expected_artifact_id=payload.expected_artifact_id,
     )
     return _alias_out(alias, artifact)
+
+
+class FieldChangeOut(Schema):
+    field: str
+    before: Any
+    after: Any
+
+
+class ValueChangeOut(Schema):
+    before: str
+    after: str
+
+
+class MetadataChangesOut(Schema):
+    added: dict[str, str]
+    removed: dict[str, str]
+    changed: dict[str, ValueChangeOut]
+
+
+class TextDiffOut(Schema):
+    status: str = Field(..., description="identical, shown, too_large, binary or unavailable")
+    diff: str = Field(..., description="a unified diff, when status is shown")
+    truncated: bool
+
+
+class EntryOut(Schema):
+    path: str
+    type: str
+    size: int
+    sha256: str
+    mode: int
+    target: str
+
+
+class EntryChangeOut(Schema):
+    path: str
+    before: EntryOut
+    after: EntryOut
+
+
+class EntryChangesOut(Schema):
+    added: list[EntryOut]
+    removed: list[EntryOut]
+    changed: list[EntryChangeOut]
+    complete: bool
+    reason: str
+
+
+class DiffOut(Schema):
+    artifact_id: str
+    against_id: str
+    identical: bool
+    changes: list[FieldChangeOut]
+    metadata: MetadataChangesOut
+    text_diff: TextDiffOut | None
+    entries: EntryChangesOut | None
+
+
+def _entry(entry) -> dict[str, Any]:
+    return asdict(entry)
+
+
+def diff_out(diff: ArtifactDiff) -> dict[str, Any]:
+    entries = diff.entries
+    return {
+        "artifact_id": diff.artifact.id,
+        "against_id": diff.against.id,
+        "identical": diff.identical,
+        "changes": [{"field": c.name, "before": c.before, "after": c.after} for c in diff.fields],
+        "metadata": {
+            "added": diff.metadata.added,
+            "removed": diff.metadata.removed,
+            "changed": {key: {"before": b, "after": a} for key, (b, a) in diff.metadata.changed.items()},
+        },
+        "text_diff": None
+        if diff.text is None
+        else {"status": diff.text.status, "diff": diff.text.text, "truncated": diff.text.truncated},
+        "entries": None
+        if entries is None
+        else {
+            "added": [_entry(e) for e in entries.added],
+            "removed": [_entry(e) for e in entries.removed],
+            "changed": [{"path": b.path, "before": _entry(b), "after": _entry(a)} for b, a in entries.changed],
+            "complete": entries.complete,
+            "reason": entries.reason,
+        },
+    }
+
+
+@router.get("/artifacts/{artifact_id}/diff", response={200: DiffOut, **errors(404, STORAGE)})
+def diff_artifacts(request: HttpRequest, artifact_id: str, against: str = Query(..., max_length=40)):
+    """What changed from `against` (before) to this artifact (after): fields, metadata, a unified
+    diff of text files up to a bound, a folder's added, removed and changed entries."""
+    require_scope(request.auth, "artifacts:read")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    base = artifact_get(organization_id=request.auth.organization_id, artifact_id=against)
+    diff = artifact_diff(artifact=artifact, against=base)
+    services.artifact_record_read(
+        actor=request.auth, artifact=artifact, action="artifact.compare", details={"against": base.id}
+    )
+    return diff_out(diff)
