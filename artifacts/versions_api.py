@@ -24,9 +24,11 @@ router = Router(tags=["artifacts"])
 
 
 class ByPath(Schema):
-    remote_path: str = Field(..., max_length=1024)
+    # No maxLength: 1024 characters of a path, percent-encoded, can be longer than a request
+    # line may be; a path longer than any stored simply names nothing (404).
+    remote_path: str
     alias: str | None = Field(None, max_length=100, description="an alias; `latest` (the default) is the newest")
-    version: int | None = Field(None, ge=1, description="a version number instead of an alias")
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="a version number instead of an alias")
 
 
 def _by_path(request: HttpRequest, query: ByPath):

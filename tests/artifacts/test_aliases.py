@@ -95,6 +95,8 @@ def test_by_path_misses_are_404_with_a_code(owner):
     response = get(remote_path="models/model.bin", alias="Not An Alias")
     assert response.status_code == 400 and error_code(response) == "INVALID_ALIAS"
     assert get().status_code == 400
+    assert get(remote_path="models/model.bin", version=10**30).status_code == 400
+    assert get(remote_path="models/model.bin", version=0).status_code == 400
 
 
 def test_by_path_url_names_the_version_the_alias_is_on_when_made(owner):
