@@ -12,7 +12,9 @@ from artifacts.alias_services import alias_set
 from artifacts.models import Artifact, ArtifactAlias
 from artifacts.services import artifact_delete
 from audit.models import AuditEvent
+from audit.services import audit_verify_chain
 from core.actor import Actor
+from core.errors import NotFound
 from tests.artifacts.test_concurrency import race
 from tests.factories import make_artifact, make_artifacts, put_artifact
 
@@ -254,3 +256,29 @@ def test_concurrent_moves_of_one_alias_line_up(owner, transactional_db):
         assert after["from"] == before["to"]
     assert ArtifactAlias.objects.get().artifact_id == recorded[-1]["to"]["artifact_id"]
     assert {m["to"]["artifact_id"] for m in recorded} == {t.id for t in targets}
+    assert audit_verify_chain().ok
+
+
+def test_an_alias_never_lands_on_a_version_deleted_at_the_same_moment(owner, broker, transactional_db):
+    actor = Actor(organization_id=owner.org_id, label="race-test")
+    for round_ in range(4):
+        keep, doomed = versions(owner, remote_path=f"race/{round_}.bin", count=2)
+        alias_set(actor=actor, artifact=keep, name="production")
+
+        def step(index: int, doomed=doomed):
+            if index == 0:
+                artifact_delete(actor=actor, artifact=doomed)
+                return None
+            try:
+                return alias_set(actor=actor, artifact=doomed, name="production")
+            except NotFound:
+                return None
+
+        race(2, step)
+        doomed.refresh_from_db()
+        assert doomed.state == "deleted"
+        alias = ArtifactAlias.objects.filter(remote_path=doomed.remote_path).first()
+        # Moved then dropped with its version, or never moved: never left on the deleted one.
+        assert alias is None or alias.artifact_id == keep.id
+    assert not ArtifactAlias.objects.exclude(artifact__state="ready").exists()
+    assert audit_verify_chain().ok
