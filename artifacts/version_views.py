@@ -21,6 +21,7 @@ from artifacts.models import Artifact
 from artifacts.selectors import artifact_get, artifact_versions
 from artifacts.services import artifact_record_read
 from artifacts.validation import ALIAS_NAME_RULE
+from audit.foreign_ids import audit_foreign_ids
 from core.errors import NotFound, StowageError
 from core.htmx import page_or_fragment, wants_fragment
 
@@ -120,6 +121,7 @@ def artifact_compare(request: HttpRequest, artifact_id: str) -> HttpResponse:
         except NotFound:
             context["missing"] = True
             status = 404
+            audit_foreign_ids(request, request.actor)
         else:
             context["diff"] = artifact_diff(artifact=artifact, against=against)
             artifact_record_read(

@@ -196,6 +196,8 @@ def test_a_diff_against_another_organizations_artifact_is_a_404(owner, stranger)
     for response in (diff(owner, mine, theirs), diff(stranger, mine, theirs), diff(owner, mine, "art_missing")):
         assert response.status_code == 404 and response.json()["error"]["code"] == "ARTIFACT_NOT_FOUND"
     assert not AuditEvent.objects.filter(action="artifact.compare").exists()
+    refusal = AuditEvent.objects.get(action="auth.foreign_id", organization_id=owner.org_id)
+    assert refusal.resource == f"artifact:{theirs.id}" and refusal.outcome == "denied"
 
 
 @pytest.mark.parametrize("query", [{}, {"against": "x" * 41}])

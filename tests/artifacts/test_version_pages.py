@@ -121,6 +121,7 @@ def test_comparing_with_another_organizations_artifact_is_not_found(dashboard, s
     assert dashboard.stranger.get(f"/artifacts/{three[0].id}/compare/").status_code == 404
     assert dashboard.anonymous.get(f"/artifacts/{three[0].id}/compare/").status_code == 302
     assert not AuditEvent.objects.filter(action="artifact.compare").exists()
+    assert AuditEvent.objects.filter(action="auth.foreign_id", resource=f"artifact:{theirs.id}").exists()
 
 
 def queries_of(request) -> int:
