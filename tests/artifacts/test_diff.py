@@ -210,3 +210,15 @@ def test_a_diff_without_a_usable_against_is_a_400(owner, query):
 def test_an_anonymous_diff_is_refused(owner, client):
     mine = put_artifact(owner, "notes/a.txt", b"mine\n", "text/plain")
     assert client.get(f"/api/v1/artifacts/{mine.id}/diff", {"against": mine.id}).status_code == 401
+
+
+def test_versions_stored_on_s3_are_compared_the_same_way(owner, s3):
+    v1 = put_artifact(owner, "notes/s3.txt", b"alpha\nbeta\n", "text/plain")
+    v2 = put_artifact(owner, "notes/s3.txt", b"alpha\ngamma\n", "text/plain")
+    text = diff(owner, v2, v1).json()["text_diff"]
+    assert text["status"] == "shown" and "-beta" in text["diff"] and "+gamma" in text["diff"]
+    before = put_folder(owner, "data/s3-folder", {"a.txt": b"a", "b.txt": b"b"})
+    after = put_folder(owner, "data/s3-folder", {"a.txt": b"A", "c.txt": b"c"})
+    entries = diff(owner, after, before).json()["entries"]
+    assert entries["complete"] and [e["path"] for e in entries["added"]] == ["c.txt"]
+    assert [e["path"] for e in entries["removed"]] == ["b.txt"] and entries["changed"][0]["path"] == "a.txt"
