@@ -24,9 +24,7 @@ def _event(actor: Actor, action: str, alias_name: str, remote_path: str, organiz
     )
 
 
-def _version(artifact_id: str | None) -> dict[str, object] | None:
-    if artifact_id is None:
-        return None
+def _version(artifact_id: str) -> dict[str, object]:
     version = Artifact.objects.filter(id=artifact_id).values_list("version", flat=True).first()
     return {"artifact_id": artifact_id, "version": version}
 
@@ -73,7 +71,7 @@ def alias_set(
                     name,
                     remote_path,
                     artifact.organization_id,
-                    **{"from": None, "to": _version(target.id)},
+                    **{"from": None, "to": {"artifact_id": target.id, "version": target.version}},
                 )
                 return alias
         if expected_artifact_id is not None and (alias is None or alias.artifact_id != expected_artifact_id):
@@ -96,7 +94,7 @@ def alias_set(
             name,
             remote_path,
             artifact.organization_id,
-            **{"from": _version(previous), "to": _version(target.id)},
+            **{"from": _version(previous), "to": {"artifact_id": target.id, "version": target.version}},
         )
         return alias
 
@@ -128,7 +126,7 @@ def alias_remove(*, actor: Actor, artifact: Artifact, name: str) -> None:
             name,
             artifact.remote_path,
             artifact.organization_id,
-            **{"from": _version(artifact.id), "reason": "requested"},
+            **{"from": {"artifact_id": artifact.id, "version": artifact.version}, "reason": "requested"},
         )
 
 
