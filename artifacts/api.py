@@ -11,6 +11,7 @@ from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
 from artifacts import services
+from artifacts.alias_selectors import alias_names, with_aliases
 from artifacts.http import artifact_response, s3_download_url
 from artifacts.models import Artifact
 from artifacts.selectors import artifact_get, artifact_list, artifact_versions
@@ -47,6 +48,7 @@ class ArtifactOut(Schema):
     expires_at: datetime | None
     created_by: str
     metadata: dict[str, str]
+    aliases: list[str]
 
 
 def artifact_out(artifact: Artifact) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
         "expires_at": artifact.expires_at,
         "created_by": artifact.created_by_label,
         "metadata": artifact.metadata,
+        "aliases": alias_names(artifact),
     }
 
 
@@ -170,6 +173,7 @@ def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
         prefix=filters.prefix,
         content_type=filters.content_type,
     )
+    artifacts = with_aliases(artifacts)
     page = newest_first_page(artifacts, limit=filters.limit, cursor=filters.cursor)
     return {"artifacts": [artifact_out(a) for a in page.rows], "next_cursor": page.next_cursor}
 
@@ -262,7 +266,9 @@ class VersionsOut(Schema):
 def list_versions(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
-    versions = artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)[:1000]
+    versions = with_aliases(
+        artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)
+    )[:1000]
     return {"remote_path": artifact.remote_path, "versions": [artifact_out(a) for a in versions]}
 
 

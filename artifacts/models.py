@@ -155,3 +155,36 @@ class Artifact(models.Model):
     @property
     def filename(self) -> str:
         return self.remote_path.rsplit("/", 1)[-1] or self.id
+
+
+def new_alias_id() -> str:
+    return new_id("ali")
+
+
+class ArtifactAlias(models.Model):
+    """A name (``production``, ``stable``) one version of a remote_path carries until it is moved.
+    ``latest`` is never stored: it always means the newest visible version."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_alias_id, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    remote_path = models.CharField(max_length=1024)
+    name = models.CharField(max_length=63)
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by_api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "remote_path", "name"], name="alias_one_per_path_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote_path}@{self.name}"

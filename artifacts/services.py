@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.alias_services import aliases_drop_for_artifact
 from artifacts.blobs import blob_release
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
@@ -41,7 +42,8 @@ def artifact_record_read(
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
-    """Keep the row, marked deleted, for the audit trail; its blob goes once nothing else holds it."""
+    """Keep the row, marked deleted, for the audit trail; its blob goes once nothing else holds it.
+    Its share links are revoked and its aliases dropped in the same transaction."""
     with transaction.atomic():
         deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
             state=ArtifactState.DELETED, deleted_at=timezone.now()
@@ -65,6 +67,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
             details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
             organization_id=artifact.organization_id,
         )
+        aliases_drop_for_artifact(actor=actor, artifact=artifact, reason=reason)
         artifact.state = ArtifactState.DELETED
         artifact_emit(artifact, "artifact.expired" if reason == "expired" else "artifact.deleted", reason=reason)
         if artifact.blob_id is not None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from artifacts import views
+from artifacts import version_views, views
 
 urlpatterns = [
     path("", views.artifact_list, name="artifact-list"),
@@ -10,4 +10,11 @@ urlpatterns = [
     path("<str:artifact_id>/download/", views.artifact_download, name="artifact-download"),
     path("<str:artifact_id>/content/", views.artifact_content, name="artifact-content"),
     path("<str:artifact_id>/delete/", views.artifact_delete_view, name="artifact-delete"),
+    path("<str:artifact_id>/compare/", version_views.artifact_compare, name="artifact-compare"),
+    path("<str:artifact_id>/aliases/", version_views.artifact_alias_set, name="artifact-alias-set"),
+    path(
+        "<str:artifact_id>/aliases/<str:name>/remove/",
+        version_views.artifact_alias_remove,
+        name="artifact-alias-remove",
+    ),
 ]

@@ -168,3 +168,19 @@ def _looks_like_text(head: bytes) -> bool:
         # A multi-byte character cut at the end of the sample is still text.
         return exc.start >= len(head) - 3
     return True
+
+
+ALIAS_NAME_RULE = "1 to 63 characters: lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+ALIAS_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+# Never stored: it always names the newest visible version of its path.
+LATEST = "latest"
+
+
+def check_alias_name(name: object) -> str:
+    if not isinstance(name, str) or not ALIAS_NAME.fullmatch(name):
+        raise InvalidInput(f"An alias name is {ALIAS_NAME_RULE}", code="INVALID_ALIAS", details={"field": "name"})
+    if name == LATEST:
+        raise InvalidInput(
+            "'latest' is reserved: it always names the newest version", code="INVALID_ALIAS", details={"field": "name"}
+        )
+    return name

@@ -23,13 +23,13 @@ from artifacts.selectors import (
     artifact_get,
     artifact_lineage,
     artifact_path_groups,
-    artifact_versions,
 )
 from artifacts.services import (
     artifact_delete,
     artifact_record_read,
 )
 from artifacts.signing import verify
+from artifacts.version_views import versions_context
 from audit.refusals import audit_refusal
 from config.auth import client_ip, request_actor
 from core.actor import Actor
@@ -38,7 +38,6 @@ from core.htmx import wants_fragment
 from shares.views import share_block_context
 
 PAGE_SIZE = 50
-VERSIONS_SHOWN = 50
 
 
 def _forbidden() -> HttpResponse:
@@ -182,16 +181,9 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
             action="artifact.preview",
             details={"via": "dashboard", "bytes": preview.shown_bytes},
         )
-    versions = list(
-        artifact_versions(organization_id=artifact.organization_id, remote_path=artifact.remote_path)[
-            : VERSIONS_SHOWN + 1
-        ]
-    )
     context = {
-        "artifact": artifact,
+        **versions_context(request, artifact),
         "preview": preview,
-        "versions": versions[:VERSIONS_SHOWN],
-        "more_versions": len(versions) > VERSIONS_SHOWN,
         "lineage": artifact_lineage(artifact=artifact),
         **share_block_context(request, artifact),
     }

@@ -59,12 +59,17 @@ def _body_values(request: HttpRequest) -> list:
 
 
 def audit_foreign_ids(request: HttpRequest, actor: Actor | None) -> None:
-    """After a 404: record each id in the URL that belongs to another organization."""
+    """After a 404: record each id in the URL (its path or its query, such as a diff's
+    ``against``) or the JSON body that belongs to another organization."""
     match = getattr(request, "resolver_match", None)
     # An Actor: the API's callers are, the dashboard's are once org_view has let them in.
     if not isinstance(actor, Actor) or not actor.organization_id or match is None:
         return
-    values = [value for value in [*match.kwargs.values(), *_body_values(request)] if isinstance(value, str)]
+    values = [
+        value
+        for value in [*match.kwargs.values(), *request.GET.values(), *_body_values(request)]
+        if isinstance(value, str)
+    ]
     values = [value for value in values if len(value) <= 64]
     for kind, object_id in foreign_ids(organization_id=actor.organization_id, values=values):
         audit_refusal(

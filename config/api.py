@@ -133,6 +133,8 @@ def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 api.add_router("", "accounts.api.router")
 api.add_router("", "audit.api.router")
 api.add_router("", "sandboxes.api.router")
+# Before artifacts.api, whose /artifacts/{artifact_id} would take /artifacts/by-path.
+api.add_router("", "artifacts.versions_api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "shares.api.router")
 api.add_router("", "transfers.api.router")

@@ -271,6 +271,12 @@ TRANSFER_WAIT_SECONDS = env_int("STOWAGE_TRANSFER_WAIT_SECONDS", 900)
 # Pending artifacts and temporary blobs older than this belong to transfers that died.
 ARTIFACT_STALE_PENDING_SECONDS = env_int("STOWAGE_ARTIFACT_STALE_PENDING_SECONDS", 6 * 3600)
 PRESIGNED_URL_MAX_SECONDS = 7 * 86400
+# Comparing two versions: a unified diff of text files up to this size each, cut after this many
+# lines; a folder stored as an archive is listed (read through) only up to this size and count.
+DIFF_TEXT_MAX_BYTES = env_int("STOWAGE_DIFF_TEXT_MAX_BYTES", 1 << 20)
+DIFF_MAX_LINES = env_int("STOWAGE_DIFF_MAX_LINES", 5000)
+DIFF_ARCHIVE_MAX_BYTES = env_int("STOWAGE_DIFF_ARCHIVE_MAX_BYTES", 64 << 20)
+DIFF_MAX_ENTRIES = env_int("STOWAGE_DIFF_MAX_ENTRIES", 10_000)
 # "version:secret" pairs, newest first; URLs signed with an older version keep working until it
 # is removed. Without it, one key derived from SECRET_KEY is used.
 URL_SIGNING_KEYS = env_list("STOWAGE_URL_SIGNING_KEYS", [])
