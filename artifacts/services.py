@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
+from artifacts.search_index import search_index_remove
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
 from core.actor import Actor
@@ -39,6 +40,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         )
         if not deleted:
             return
+        search_index_remove([artifact.id])
         # Through the model, not shares.services, which imports this module.
         ShareLink.objects.filter(
             artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]

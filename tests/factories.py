@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
 from artifacts.models import Artifact, ArtifactState
+from artifacts.search_index import search_index_add_many, search_index_update
 from sandboxes.models import Sandbox, SandboxStatus
 from transfers.models import Transfer, TransferKind
 
@@ -66,6 +67,8 @@ def make_artifact(
     )
     artifact.storage_key = f"test/{artifact.id}"
     artifact.save(force_insert=True)
+    if state == ArtifactState.READY:
+        search_index_update(artifact)
     return artifact
 
 
@@ -89,7 +92,9 @@ def make_artifacts(org_id: str, count: int, *, start: datetime | None = None, **
         artifact = Artifact(organization_id=org_id, state=ArtifactState.READY, **values)
         artifact.storage_key = f"blobs/{org_id}/{artifact.id}"
         rows.append(artifact)
-    return Artifact.objects.bulk_create(rows)
+    created = Artifact.objects.bulk_create(rows)
+    search_index_add_many(sorted(created, key=lambda a: a.created_at))
+    return created
 
 
 def make_transfer(org_id: str, sandbox: Sandbox, artifact: Artifact, **fields: Any) -> Transfer:

@@ -20,6 +20,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
+from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
 from audit.models import Outcome
@@ -259,6 +260,8 @@ def publish_upload(
                 if not published:
                     # Published by an earlier delivery of the same task, or given up on by the sweeper.
                     return False
+                # Searchable in the same transaction that makes it visible.
+                search_index_update(artifact)
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,
                     bytes_done=stored.size,

@@ -64,4 +64,5 @@ def test_moving_transfer_keeps_every_row_and_names_direct_upload_states():
     assert new.get_model("transfers", "Transfer")._meta.db_table == "artifacts_transfer"
 
     assert rows(migrate(BEFORE), "artifacts") == before
-    migrate(AFTER)
+    # Back to the latest migrations, which later tests expect.
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
