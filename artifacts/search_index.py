@@ -3,10 +3,15 @@ that makes the artifact visible (publish) or invisible (delete, expiry).
 
 An artifact's searchable text (its remote_path, metadata keys and values, sandbox and session ids)
 is cut here into words: runs of letters and digits, case-folded, so ``claude-sonnet_4.json``
-gives ``claude``, ``sonnet``, ``4``, ``json``. Beside the words go tags, which start with ``~`` (a
-character no word holds, so a word can never match a tag): the organization, each metadata entry
-whole (for ``key=value``) and each metadata key with the start of its value (for ``key:value``).
-The same tokens go to both databases, so a search means the same on each:
+gives ``claude``, ``sonnet``, ``4``, ``json``. Each word goes in with its beginnings (``c``,
+``cl``, … ``claude``, up to WORD_PREFIX_MAX characters; a longer word also whole), so that a
+search for the start of a word is a lookup of one token, which both databases read in index order
+and stop reading once a page is full; a prefix query (``claude*``, ``'claude':*``) would first
+gather every match. Beside the words go tags, which start with ``~`` (a character no word holds,
+so a word can never match a tag): the organization, each metadata entry whole (for
+``key=value``) and each metadata key with each beginning of its value (for ``key:value``), up
+to VALUE_PREFIX_MAX characters. The same tokens go to both databases, so a search means the same
+on each:
 
 * SQLite: an FTS5 table (``artifacts_search_fts``) whose rowid is the entry's ``sort_key``;
 * PostgreSQL: a ``tsvector`` column of the entry made from the token array as it is (no parser
@@ -34,15 +39,25 @@ FTS_TABLE = "artifacts_search_fts"
 ENTRY_TABLE = "artifacts_artifactsearchentry"
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r"^(?:[^\W_]+|~[0-9a-z]+)$")
-# A key:value search compares this many bytes of the (case-folded) value; a longer prefix is
-# checked on the rows found.
-PREFIX_BYTES = 48
+# A longer search word or key:value beginning is looked up by its first this many characters,
+# and the rows found are checked for the rest.
+WORD_PREFIX_MAX = 12
+VALUE_PREFIX_MAX = 16
 SLOTS = 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    return _WORD.findall(fold(text))
+
+
+def word_tokens(word: str) -> list[str]:
+    tokens = [word[:length] for length in range(1, min(len(word), WORD_PREFIX_MAX) + 1)]
+    return [*tokens, word] if len(word) > WORD_PREFIX_MAX else tokens
 
 
 def org_tag(organization_id: str) -> str:
@@ -53,24 +68,27 @@ def exact_tag(key: str, value: str) -> str:
     return "~e" + hashlib.sha256(f"{key}\x00{value}".encode()).hexdigest()[:32]
 
 
-def prefix_tag(key: str, value_start: str) -> str:
-    """The tag of a key and the start of its value: a longer start gives a longer tag."""
-    folded = unicodedata.normalize("NFKC", value_start).casefold().encode()[:PREFIX_BYTES]
-    return "~p" + hashlib.sha256(key.encode()).hexdigest()[:16] + folded.hex()
+def prefix_tag(key: str, folded_start: str) -> str:
+    """The tag of a key and a beginning (case-folded, at most VALUE_PREFIX_MAX long) of its value."""
+    return "~p" + hashlib.sha256(f"{key}\x00{folded_start}".encode()).hexdigest()[:24]
 
 
 def document_tokens(
     *, organization_id: str, remote_path: str, metadata: Mapping[str, str], sandbox_id: str, session_id: str
 ) -> list[str]:
-    tokens = {org_tag(organization_id)}
+    found = set()
     for text in (remote_path, sandbox_id, session_id):
-        tokens.update(words(text))
+        found.update(words(text))
+    tokens = {org_tag(organization_id)}
     for key, value in (metadata or {}).items():
         value = str(value)
-        tokens.update(words(key))
-        tokens.update(words(value))
+        found.update(words(key))
+        found.update(words(value))
         tokens.add(exact_tag(key, value))
-        tokens.add(prefix_tag(key, value))
+        folded = fold(value)
+        tokens.update(prefix_tag(key, folded[:length]) for length in range(min(len(folded), VALUE_PREFIX_MAX) + 1))
+    for word in found:
+        tokens.update(word_tokens(word))
     return sorted(tokens)
 
 
@@ -97,21 +115,21 @@ def _free_sort_key(created_at: datetime, entry_model=ArtifactSearchEntry) -> int
     return base if taken is None else taken + 1
 
 
-def _write_documents(rows: list[tuple[int, list[str]]]) -> None:
-    """(sort_key, tokens) for entries that exist, replacing what the index held for them."""
+def _write_documents(rows: list[tuple[int, str, list[str]]]) -> None:
+    """(sort_key, artifact id, tokens) of entries that exist, replacing what the index held for them."""
     if not rows:
         return
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
-            cursor.executemany(f"DELETE FROM {FTS_TABLE} WHERE rowid = %s", [(key,) for key, _ in rows])  # noqa: S608
+            cursor.executemany(f"DELETE FROM {FTS_TABLE} WHERE rowid = %s", [(row[0],) for row in rows])  # noqa: S608
             cursor.executemany(
-                f"INSERT INTO {FTS_TABLE} (rowid, body) VALUES (%s, %s)",  # noqa: S608
-                [(key, " ".join(t)) for key, t in rows],
+                f"INSERT INTO {FTS_TABLE} (rowid, artifact_id, body) VALUES (%s, %s, %s)",  # noqa: S608
+                [(key, artifact_id, " ".join(tokens)) for key, artifact_id, tokens in rows],
             )
         elif connection.vendor == "postgresql":
             cursor.executemany(
                 f"UPDATE {ENTRY_TABLE} SET document = array_to_tsvector(%s::text[]) WHERE sort_key = %s",  # noqa: S608
-                [(tokens, key) for key, tokens in rows],
+                [(tokens, key) for key, _, tokens in rows],
             )
 
 
@@ -123,7 +141,7 @@ def search_index_update(artifact: Artifact) -> None:
         ArtifactSearchEntry.objects.create(
             artifact_id=artifact.id, organization_id=artifact.organization_id, sort_key=key
         )
-    _write_documents([(key, artifact_tokens(artifact))])
+    _write_documents([(key, artifact.id, artifact_tokens(artifact))])
 
 
 def search_index_remove(artifact_ids: Iterable[str]) -> None:
@@ -160,7 +178,7 @@ def search_index_add_many(artifacts: Iterable[Artifact], *, batch: int = 2000, e
         entry_model.objects.bulk_create(
             [entry_model(artifact_id=a.id, organization_id=a.organization_id, sort_key=k) for a, k in entries]
         )
-        _write_documents([(key, artifact_tokens(artifact)) for artifact, key in entries])
+        _write_documents([(key, artifact.id, artifact_tokens(artifact)) for artifact, key in entries])
 
     def _crowded(rows: list[Artifact]) -> set[int]:
         # Bases already holding an entry from an earlier batch or an earlier indexing.

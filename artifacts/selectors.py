@@ -4,10 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from artifacts.models import Artifact
-from artifacts.search import ArtifactSearch, matching_ids, matching_keys, needs_recheck, recheck
+from artifacts.search import ArtifactSearch, long_prefixes, matching_ids, matching_keys, needs_recheck, recheck
 from core.errors import InvalidInput, NotFound
 from core.pagination import (
     decode_json_cursor,
@@ -126,9 +126,8 @@ def _prefix_is_narrow(organization_id: str, prefix: str, limit: int) -> bool:
 
 def _search_q(organization_id: str, search: ArtifactSearch) -> Q:
     condition = Q(id__in=matching_ids(organization_id, search))
-    if needs_recheck(search):
-        for key, value in search.prefixes:
-            condition &= Q(**{f"metadata__{key}__istartswith": value})
+    for key, value in long_prefixes(search):
+        condition &= Q(**{f"metadata__{key}__istartswith": value})
     return condition
 
 
@@ -152,20 +151,23 @@ def _search_page(
     after = _decode_search_cursor(cursor, sort) if cursor else None
     found: list[tuple[int, Artifact]] = []
     batch = limit + 1
+    checked = needs_recheck(search)
     while len(found) <= limit:
         keys = matching_keys(organization_id, search, newest_first=sort == "newest", after=after, limit=batch)
         if not keys:
             break
-        rows = Artifact.objects.visible().filter(organization_id=organization_id, search_entry__sort_key__in=keys)
-        by_key = {row.search_key: row for row in rows.annotate(search_key=F("search_entry__sort_key"))}
-        recheck_rows = needs_recheck(search)
-        for key in keys:
-            row = by_key.get(key)
-            if row is not None and (not recheck_rows or recheck(search, row.metadata)):
+        # By primary key alone: with the organization and state in the query too, SQLite reads
+        # the organization's whole list index. Both are checked on the rows instead.
+        rows = {row.id: row for row in Artifact.objects.filter(id__in=[id for _, id in keys]).order_by()}
+        for key, artifact_id in keys:
+            row = rows.get(artifact_id)
+            if row is None or row.organization_id != organization_id or not row.is_visible:
+                continue
+            if not checked or recheck(search, row):
                 found.append((key, row))
         if len(keys) < batch:
             break
-        after, batch = keys[-1], min(batch * 4, SEARCH_BATCH_MAX)
+        after, batch = keys[-1][0], min(batch * 4, SEARCH_BATCH_MAX)
     next_cursor = _encode_search_cursor(sort, found[limit - 1][0]) if len(found) > limit else None
     return ArtifactBrowsePage([row for _, row in found[:limit]], next_cursor)
 

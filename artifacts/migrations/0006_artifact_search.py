@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 FTS_CREATE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS artifacts_search_fts USING fts5("
-    "body, detail=none, tokenize=\"unicode61 remove_diacritics 0 tokenchars '~'\")"
+    "body, artifact_id UNINDEXED, detail=none, tokenize=\"unicode61 remove_diacritics 0 tokenchars '~'\")"
 )
 PG_CREATE = [
     "ALTER TABLE artifacts_artifactsearchentry ADD COLUMN document tsvector NOT NULL DEFAULT ''::tsvector",

@@ -219,3 +219,12 @@ def test_the_api_searches_with_its_filters_and_cursor(catalogue, owner):
 
 def test_the_api_search_is_scoped_to_the_callers_organization(catalogue, stranger):
     assert stranger.get("/artifacts", {"q": "claude"}).json()["artifacts"] == []
+
+
+def test_a_long_word_is_found_by_all_of_its_beginning_not_only_what_the_index_keeps(owner):
+    make_artifacts(owner.org_id, 1, remote_path="docs/internationalization.md")
+    make_artifacts(owner.org_id, 1, remote_path="docs/internationalizing.md")
+    assert found(owner.org_id, "internationalization") == ["docs/internationalization.md"]
+    assert found(owner.org_id, "internationaliz") == ["docs/internationalizing.md", "docs/internationalization.md"]
+    assert found(owner.org_id, "internationalizi", sort="name") == ["docs/internationalizing.md"]
+    assert found(owner.org_id, "internationalizationx") == []
