@@ -14,7 +14,9 @@ from artifacts import services
 from artifacts.alias_selectors import alias_names, with_aliases
 from artifacts.http import artifact_response, s3_download_url
 from artifacts.models import Artifact
-from artifacts.selectors import artifact_get, artifact_list, artifact_versions
+from artifacts.search import parse_search
+from artifacts.selectors import ArtifactFilters as Narrowing
+from artifacts.selectors import artifact_browse, artifact_get, artifact_list, artifact_versions
 from artifacts.signing import sign
 from artifacts.storage import is_s3
 from artifacts.validation import check_metadata_header
@@ -154,6 +156,12 @@ class ArtifactFilters(Schema):
     session_id: str | None = Field(None, max_length=128)
     prefix: str | None = Field(None, max_length=1024, description="remote_path prefix")
     content_type: str | None = Field(None, max_length=255)
+    q: str | None = Field(
+        None,
+        max_length=200,
+        description="search: words or their beginnings in the remote_path, metadata, sandbox or session id; "
+        "key=value for one metadata entry exactly; key:value for one whose value starts so",
+    )
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=400)
 
@@ -166,6 +174,21 @@ class ArtifactListOut(Schema):
 @router.get("/artifacts", response={200: ArtifactListOut, **errors()})
 def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
     require_scope(request.auth, "artifacts:read")
+    search = parse_search(filters.q or "")
+    if search:
+        found = artifact_browse(
+            organization_id=request.auth.organization_id,
+            filters=Narrowing(
+                sandbox_id=filters.sandbox_id or "",
+                session_id=filters.session_id or "",
+                path_prefix=filters.prefix or "",
+                content_type=filters.content_type or "",
+            ),
+            search=search,
+            cursor=filters.cursor,
+            limit=filters.limit,
+        )
+        return {"artifacts": [artifact_out(a) for a in found.artifacts], "next_cursor": found.next_cursor}
     artifacts = artifact_list(
         organization_id=request.auth.organization_id,
         sandbox_id=filters.sandbox_id,

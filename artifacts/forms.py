@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import re
-import shlex
 from datetime import datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
 
-from artifacts.selectors import ARTIFACT_SORTS, ArtifactFilters, ArtifactSearch
-
-MAX_SEARCH_TERMS = 8
-_METADATA_KEY = re.compile(r"^[^\s=]{1,128}$")
+from artifacts.search import ArtifactSearch, parse_search
+from artifacts.selectors import ARTIFACT_SORTS, ArtifactFilters
 
 SORT_CHOICES = [
     ("newest", "Newest first"),
@@ -22,25 +18,6 @@ VIEW_CHOICES = [("all", "Every version"), ("paths", "One row per path")]
 assert {key for key, _ in SORT_CHOICES} == set(ARTIFACT_SORTS)
 
 
-def parse_search(text: str) -> ArtifactSearch:
-    """``report model=claude "two words"``: plain words must each appear in the remote_path or the
-    metadata; ``key=value`` must be a metadata entry exactly."""
-    try:
-        tokens = shlex.split(text)
-    except ValueError:
-        # An unbalanced quote: take the words as they are.
-        tokens = text.split()
-    terms: list[str] = []
-    metadata: list[tuple[str, str]] = []
-    for token in tokens[:MAX_SEARCH_TERMS]:
-        key, equals, value = token.partition("=")
-        if equals and _METADATA_KEY.match(key):
-            metadata.append((key, value))
-        elif token:
-            terms.append(token)
-    return ArtifactSearch(terms=tuple(terms), metadata=tuple(metadata))
-
-
 class ArtifactFilterForm(forms.Form):
     q = forms.CharField(
         label="Search",
@@ -50,7 +27,7 @@ class ArtifactFilterForm(forms.Form):
         widget=forms.TextInput(
             attrs={
                 "type": "search",
-                "placeholder": "report model=claude",
+                "placeholder": "report model:claude",
                 "aria-describedby": "search-help",
                 "autocomplete": "off",
             }

@@ -188,3 +188,21 @@ class ArtifactAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.remote_path}@{self.name}"
+
+
+class ArtifactSearchEntry(models.Model):
+    """An artifact's place in the search index (artifacts/search_index.py), present exactly while
+    the artifact is ready. The words themselves are in the FTS5 table ``artifacts_search_fts``
+    (rowid = sort_key) on SQLite, and in this table's ``document`` tsvector column on PostgreSQL;
+    both are made by migration 0006 for their database only, so the model does not name them."""
+
+    artifact = models.OneToOneField(Artifact, primary_key=True, on_delete=models.CASCADE, related_name="search_entry")
+    organization_id = models.CharField(max_length=40)
+    # Creation time in microseconds x 1024 plus a counter: newest first is sort_key descending.
+    sort_key = models.BigIntegerField(unique=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization_id", "-sort_key"], name="artifact_search_org_key")]
+
+    def __str__(self) -> str:
+        return f"search entry of {self.artifact_id}"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -8,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 
 from artifacts.models import Artifact
+from artifacts.search import ArtifactSearch, long_prefixes, matching_ids, matching_keys, needs_recheck, recheck
 from core.errors import InvalidInput, NotFound
 from core.pagination import (
     decode_json_cursor,
@@ -65,18 +65,14 @@ def artifact_versions(*, organization_id: str, remote_path: str) -> QuerySet[Art
     )
 
 
-# A search looks at no more than this many artifacts per page (in the page's order, after its
-# cursor): "contains" has no index, so the work is bounded instead, and the next cursor goes on
-# from where the window ended. In time order the rows read lie together in the table (they were
-# inserted in that order); in path or size order they are scattered, so fewer are read.
-SEARCH_WINDOW = 20_000
-SEARCH_WINDOW_SCATTERED = 5_000
 # A remote_path prefix with fewer artifacts than this is read through the path index and sorted;
-# a broader one is tested row by row along the order's index, inside the search window.
+# a broader one is tested row by row along the order's index.
 PREFIX_INDEX_LIMIT = 5_000
 # Grouping by path walks the path index; when a filter (a sandbox, a session, a type, dates)
 # leaves fewer artifacts than this, they are read through the filter's index and grouped here.
 GROUP_IN_MEMORY_LIMIT = 5_000
+# A search newest or oldest first reads matches from the index this many at a time at most.
+SEARCH_BATCH_MAX = 5_000
 
 # Each order is that of an index starting with (organization, ...), so a page is one range scan.
 ARTIFACT_SORTS: dict[str, tuple[tuple[str, bool], tuple[str, bool]]] = {
@@ -98,24 +94,9 @@ class ArtifactFilters:
 
 
 @dataclass(frozen=True)
-class ArtifactSearch:
-    """Free-text terms, each found in the remote_path or the metadata (case-insensitive), and
-    metadata key=value pairs matched exactly; an artifact matches when all of them do."""
-
-    terms: tuple[str, ...] = ()
-    metadata: tuple[tuple[str, str], ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.terms or self.metadata)
-
-
-@dataclass(frozen=True)
 class ArtifactBrowsePage:
     artifacts: list[Artifact]
     next_cursor: str | None
-    # Set when the search window ran out before the page filled up: the search has looked as far
-    # as this point of the order (a created_at, a remote_path or a size), and next_cursor goes on.
-    searched_to: Any = None
 
 
 def _path_range(prefix: str) -> Q:
@@ -148,18 +129,52 @@ def _prefix_is_narrow(organization_id: str, prefix: str, limit: int) -> bool:
     return not in_range[limit - 1 : limit].exists()
 
 
-def _search_q(search: ArtifactSearch) -> Q:
-    condition = Q()
-    for term in search.terms:
-        either = Q(remote_path__icontains=term) | Q(metadata__icontains=term)
-        # SQLite keeps JSON with non-ASCII characters escaped.
-        escaped = json.dumps(term)[1:-1]
-        if escaped != term:
-            either |= Q(metadata__icontains=escaped)
-        condition &= either
-    for key, value in search.metadata:
-        condition &= Q(**{f"metadata__{key}": value})
+def _search_q(organization_id: str, search: ArtifactSearch) -> Q:
+    condition = Q(id__in=matching_ids(organization_id, search))
+    for key, value in long_prefixes(search):
+        condition &= Q(**{f"metadata__{key}__istartswith": value})
     return condition
+
+
+def _encode_search_cursor(sort: str, key: int) -> str:
+    return encode_json_cursor(["search", sort, key])
+
+
+def _decode_search_cursor(cursor: str, sort: str) -> int:
+    raw = decode_json_cursor(cursor)
+    if len(raw) != 3 or raw[:2] != ["search", sort] or not isinstance(raw[2], int) or isinstance(raw[2], bool):
+        raise invalid_cursor()
+    return raw[2]
+
+
+def _search_page(
+    organization_id: str, search: ArtifactSearch, *, sort: str, cursor: str | None, limit: int
+) -> ArtifactBrowsePage:
+    """Newest (or oldest) first, straight from the index's order: each round reads the next
+    matching keys and their artifacts, two queries; a round comes up short only when matches are
+    no longer visible (expired, not yet swept) or fail a long key:value check."""
+    after = _decode_search_cursor(cursor, sort) if cursor else None
+    found: list[tuple[int, Artifact]] = []
+    batch = limit + 1
+    checked = needs_recheck(search)
+    while len(found) <= limit:
+        keys = matching_keys(organization_id, search, newest_first=sort == "newest", after=after, limit=batch)
+        if not keys:
+            break
+        # By primary key alone: with the organization and state in the query too, SQLite reads
+        # the organization's whole list index. Both are checked on the rows instead.
+        rows = {row.id: row for row in Artifact.objects.filter(id__in=[id for _, id in keys]).order_by()}
+        for key, artifact_id in keys:
+            row = rows.get(artifact_id)
+            if row is None or row.organization_id != organization_id or not row.is_visible:
+                continue
+            if not checked or recheck(search, row):
+                found.append((key, row))
+        if len(keys) < batch:
+            break
+        after, batch = keys[-1][0], min(batch * 4, SEARCH_BATCH_MAX)
+    next_cursor = _encode_search_cursor(sort, found[limit - 1][0]) if len(found) > limit else None
+    return ArtifactBrowsePage([row for _, row in found[:limit]], next_cursor)
 
 
 def _sort_key(artifact: Artifact, sort: str) -> list[Any]:
@@ -203,17 +218,6 @@ def _after(values: list[Any], sort: str) -> Q:
     return Q(**{f"{first}__{bound}": a}) & (Q(**{f"{first}__{past_a}": a}) | Q(**{first: a, f"{second}__{past_b}": b}))
 
 
-def _up_to(values: list[Any], sort: str) -> Q:
-    """Rows up to and including ``values`` in the order."""
-    (first, first_desc), (second, second_desc) = ARTIFACT_SORTS[sort]
-    a, b = values
-    bound, before_a = ("gte", "gt") if first_desc else ("lte", "lt")
-    upto_b = "gte" if second_desc else "lte"
-    return Q(**{f"{first}__{bound}": a}) & (
-        Q(**{f"{first}__{before_a}": a}) | Q(**{first: a, f"{second}__{upto_b}": b})
-    )
-
-
 def artifact_browse(
     *,
     organization_id: str,
@@ -222,44 +226,35 @@ def artifact_browse(
     sort: str = "newest",
     cursor: str | None = None,
     limit: int = 50,
-    window: int | None = None,
 ) -> ArtifactBrowsePage:
-    """A page of the dashboard's listing, keyset-paginated in the chosen order. A constant number
-    of queries whatever the number of artifacts: one, or up to three with a prefix or a search."""
+    """A page of the dashboard's listing, keyset-paginated in the chosen order, complete whatever
+    the search. A constant number of queries whatever the number of artifacts: one, or two with
+    a broad prefix or a search (searches newest or oldest first: two per round, see _search_page)."""
     if sort not in ARTIFACT_SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(ARTIFACT_SORTS)}", details={"field": "sort"})
-    window = window or (SEARCH_WINDOW if sort in ("newest", "oldest") else SEARCH_WINDOW_SCATTERED)
     filters = filters or ArtifactFilters()
+    if search and sort in ("newest", "oldest") and filters == ArtifactFilters():
+        return _search_page(organization_id, search, sort=sort, cursor=cursor, limit=limit)
     artifacts = _filtered(organization_id, filters)
-    condition = _search_q(search) if search else None
+    if search:
+        artifacts = artifacts.filter(_search_q(organization_id, search))
     if filters.path_prefix:
         if sort == "name" or _prefix_is_narrow(organization_id, filters.path_prefix, PREFIX_INDEX_LIMIT):
             artifacts = artifacts.filter(_path_range(filters.path_prefix))
         else:
             # Many artifacts under it: read in the order's own index, testing the prefix.
-            broad = Q(remote_path__startswith=filters.path_prefix)
-            condition = broad if condition is None else condition & broad
-    fields = [name for name, _ in ARTIFACT_SORTS[sort]]
+            artifacts = artifacts.filter(remote_path__startswith=filters.path_prefix)
     artifacts = artifacts.order_by(*[f"-{name}" if desc else name for name, desc in ARTIFACT_SORTS[sort]])
     if cursor:
         artifacts = artifacts.filter(_after(_decode_sort_cursor(cursor, sort), sort))
-    edge = None
-    if condition is not None:
-        # The window's last row, read from the order's index (both its fields are in it).
-        edge = artifacts.values_list(*fields)[window - 1 : window].first()
-        artifacts = artifacts.filter(condition)
-        if edge is not None:
-            artifacts = artifacts.filter(_up_to(list(edge), sort))
-    if sort == "newest" and condition is None:
+    if sort == "newest":
         # The API's pagination, applied to the filtered rows (the cursor is already in the query).
         page = newest_first_page(artifacts, limit=limit, cursor=None)
         return ArtifactBrowsePage(page.rows, page.next_cursor)
     rows = list(artifacts[: limit + 1])
     if len(rows) > limit:
         return ArtifactBrowsePage(rows[:limit], _encode_sort_cursor(_sort_key(rows[limit - 1], sort), sort))
-    if edge is None:
-        return ArtifactBrowsePage(rows, None)
-    return ArtifactBrowsePage(rows, _encode_sort_cursor(list(edge), sort), searched_to=edge[0])
+    return ArtifactBrowsePage(rows, None)
 
 
 @dataclass(frozen=True)
@@ -273,7 +268,6 @@ class PathGroup:
 class PathGroupPage:
     groups: list[PathGroup]
     next_cursor: str | None
-    searched_to: str | None = None
 
 
 def artifact_path_groups(
@@ -283,12 +277,10 @@ def artifact_path_groups(
     search: ArtifactSearch | None = None,
     cursor: str | None = None,
     limit: int = 50,
-    window: int | None = None,
 ) -> PathGroupPage:
     """One row per remote_path, in path order, with its newest matching version and how many
     versions match; keyset-paginated along the (organization, remote_path, version) index.
     At most four queries."""
-    window = window or SEARCH_WINDOW_SCATTERED
     filters = filters or ArtifactFilters()
     artifacts = _filtered(organization_id, filters)
     if filters.path_prefix:
@@ -306,19 +298,14 @@ def artifact_path_groups(
         sample = list(artifacts.order_by().values_list("remote_path", "version")[:GROUP_IN_MEMORY_LIMIT])
         if len(sample) < GROUP_IN_MEMORY_LIMIT:
             if search:
-                sample = list(artifacts.filter(_search_q(search)).order_by().values_list("remote_path", "version"))
-            return _group_page(organization_id, _group_rows(sample), limit=limit, searched_to=None)
-    searched_to = None
+                sample = list(
+                    artifacts.filter(_search_q(organization_id, search))
+                    .order_by()
+                    .values_list("remote_path", "version")
+                )
+            return _group_page(organization_id, _group_rows(sample), limit=limit)
     if search:
-        edge = (
-            artifacts.order_by("remote_path", "-version")
-            .values_list("remote_path", flat=True)[window - 1 : window]
-            .first()
-        )
-        artifacts = artifacts.filter(_search_q(search))
-        if edge is not None:
-            artifacts = artifacts.filter(remote_path__lte=edge)
-            searched_to = edge
+        artifacts = artifacts.filter(_search_q(organization_id, search))
     groups = list(
         artifacts.order_by()
         .values("organization_id", "remote_path")
@@ -326,7 +313,7 @@ def artifact_path_groups(
         .order_by("organization_id", "remote_path")[: limit + 1]
         .values_list("remote_path", "versions", "latest_version")
     )
-    return _group_page(organization_id, groups, limit=limit, searched_to=searched_to)
+    return _group_page(organization_id, groups, limit=limit)
 
 
 def _group_rows(rows: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
@@ -339,16 +326,11 @@ def _group_rows(rows: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
     return [(path, count, newest) for path, (count, newest) in sorted(counts.items())]
 
 
-def _group_page(
-    organization_id: str, groups: list[tuple[str, int, int]], *, limit: int, searched_to: str | None
-) -> PathGroupPage:
+def _group_page(organization_id: str, groups: list[tuple[str, int, int]], *, limit: int) -> PathGroupPage:
     next_cursor = None
     if len(groups) > limit:
         groups = groups[:limit]
         next_cursor = _encode_path_cursor(groups[-1][0])
-        searched_to = None
-    elif searched_to is not None:
-        next_cursor = _encode_path_cursor(searched_to)
     latest: dict[tuple[str, int], Artifact] = {}
     if groups:
         # One probe of the (organization, remote_path, version) unique index per group.
@@ -361,7 +343,7 @@ def _group_page(
         for path, versions, version in groups
         if (path, version) in latest
     ]
-    return PathGroupPage(page, next_cursor, searched_to)
+    return PathGroupPage(page, next_cursor)
 
 
 def _encode_path_cursor(remote_path: str) -> str:

@@ -154,7 +154,6 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         "next_query": _query(kept, cursor=page.next_cursor) if page.next_cursor else "",
         "first_query": _query(kept),
         "is_later_page": bool(cursor),
-        "searched_to": page.searched_to,
         "filtered": form.is_filtered(),
         "stale_cursor": stale_cursor,
     }

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
 from artifacts.models import Artifact, ArtifactState
+from artifacts.search_index import search_index_add_many, search_index_update
 from audit.chain import event_hash
 from audit.models import AuditChain, AuditChainHead, AuditEvent
 from core.ids import new_id
@@ -70,6 +71,8 @@ def make_artifact(
     )
     artifact.storage_key = f"test/{artifact.id}"
     artifact.save(force_insert=True)
+    if state == ArtifactState.READY:
+        search_index_update(artifact)
     return artifact
 
 
@@ -93,7 +96,9 @@ def make_artifacts(org_id: str, count: int, *, start: datetime | None = None, **
         artifact = Artifact(organization_id=org_id, state=ArtifactState.READY, **values)
         artifact.storage_key = f"blobs/{org_id}/{artifact.id}"
         rows.append(artifact)
-    return Artifact.objects.bulk_create(rows)
+    created = Artifact.objects.bulk_create(rows)
+    search_index_add_many(sorted(created, key=lambda a: a.created_at))
+    return created
 
 
 def make_transfer(org_id: str, sandbox: Sandbox, artifact: Artifact, **fields: Any) -> Transfer:

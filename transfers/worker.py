@@ -22,6 +22,7 @@ from django.utils import timezone
 from artifacts.blobs import blob_adopt, blob_lock, upload_discard
 from artifacts.events import artifact_emit, artifact_emit_by_id
 from artifacts.models import Artifact, ArtifactState
+from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
 from audit.models import Outcome
@@ -303,6 +304,8 @@ def publish_upload(
                     is_archive=is_archive,
                     ready_at=timezone.now(),
                 )
+                # Searchable in the same transaction that makes it visible.
+                search_index_update(artifact)
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,
                     bytes_done=stored.size if bytes_sent else 0,

@@ -2,12 +2,13 @@
 
 Run as ``python -m tests.upgrade.readback`` from the project's root, with the settings' environment
 pointing at the upgraded database and storage. Given on stdin
-``{"models": ["app_label.Model", ...], "blobs": {"model": "app_label.Model", "ids": [...]}}``, it
-answers on stdout with every row of those models, read and written as text the way the seed
-wrote expected.json, and, for each artifact id, the size and SHA-256 of its bytes as the current
-storage helper reads them (or why they could not be read) with the blob that holds them. With
-``"sweep": true`` the storage sweeper runs first, as if a day had passed, so that objects the
-upgrade left to nobody are removed before the bytes are read.
+``{"models": ["app_label.Model", ...], "blobs": {"model": "app_label.Model", "ids": [...]},
+"search": [artifact id, ...]}``, it answers on stdout with every row of those models, read and
+written as text the way the seed wrote expected.json; for each artifact id of "blobs", the size
+and SHA-256 of its bytes as the current storage helper reads them (or why they could not be read)
+with the blob that holds them; and for each of "search", whether searching the words of its
+remote_path finds it. With ``"sweep": true`` the storage sweeper runs first, as if a day had
+passed, so that objects the upgrade left to nobody are removed before the bytes are read.
 """
 
 from __future__ import annotations
@@ -61,7 +62,25 @@ def main() -> None:
             artifact_id: read_blob(artifacts[artifact_id]) if artifact_id in artifacts else {"error": "no such row"}
             for artifact_id in blobs["ids"]
         }
+    if request.get("search"):
+        answer["search"] = {artifact_id: searched(artifact_id) for artifact_id in request["search"]}
     json.dump(answer, sys.stdout, ensure_ascii=False)
+
+
+def searched(artifact_id: str) -> str:
+    """How a search for the words of an artifact's remote_path fares: "first page" when the
+    artifact is on it, "hidden" when it is no longer visible, else "missing"."""
+    from artifacts.models import Artifact
+    from artifacts.search import parse_search
+    from artifacts.selectors import artifact_browse
+
+    artifact = Artifact.objects.get(id=artifact_id)
+    if not artifact.is_visible:
+        return "hidden"
+    page = artifact_browse(
+        organization_id=artifact.organization_id, search=parse_search(artifact.remote_path), limit=50
+    )
+    return "first page" if artifact_id in {a.id for a in page.artifacts} else "missing"
 
 
 if __name__ == "__main__":

@@ -165,7 +165,11 @@ def assert_upgrades_keeping_everything(database: str, env: dict[str, str]) -> No
 
     wanted = wanted_rows(expected["models"])
     ready = [pk for pk, row in expected["models"]["artifacts.Artifact"].items() if row["state"] == "ready"]
-    request = {"models": sorted(wanted), "blobs": {"model": kept("artifacts.Artifact").label, "ids": ready}}
+    request = {
+        "models": sorted(wanted),
+        "blobs": {"model": kept("artifacts.Artifact").label, "ids": ready},
+        "search": ready,
+    }
     read = run([sys.executable, "-m", "tests.upgrade.readback"], env, stdin=json.dumps(request))
     assert read.returncode == 0, read.stderr
     current = json.loads(read.stdout)
@@ -179,6 +183,9 @@ def assert_upgrades_keeping_everything(database: str, env: dict[str, str]) -> No
     assert_new_chains_start_after_the_shared_one(expected, env)
 
     assert ready
+    # The upgrade indexed the artifacts it found: each visible one is on its search's first page.
+    assert set(current["search"].values()) <= {"first page", "hidden"}, current["search"]
+    assert "first page" in current["search"].values()
     for blobs in (current["blobs"], swept_blobs(env, ready)):
         for pk in ready:
             old = expected["models"]["artifacts.Artifact"][pk]
