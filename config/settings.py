@@ -79,7 +79,7 @@ MIDDLEWARE = [
     "config.middleware.IdempotencyMiddleware",
     "config.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -467,3 +467,6 @@ LOGIN_REDIRECT_URL_FAILURE = "login"
 AUDIT_REFUSALS_PER_SOURCE = env_int("STOWAGE_AUDIT_REFUSALS_PER_SOURCE", 10)
 AUDIT_REFUSALS_PER_KIND = env_int("STOWAGE_AUDIT_REFUSALS_PER_KIND", 100)
 STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")
+
+# --- Capacity of sandbox hosts -----------------------------------------------------------------
+from config.capacity import *  # noqa: E402, F403

@@ -37,6 +37,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "BUDGET_EXCEEDED": 409,
     "IDEMPOTENCY_KEY_IN_USE": 409,
     "UPLOAD_GONE": 409,
+    "BACKLOG_FULL": 429,
     "PAYLOAD_TOO_LARGE": 413,
     "FILE_TOO_LARGE": 413,
     "CHECKSUM_MISMATCH": 422,
@@ -44,6 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "IDEMPOTENCY_KEY_REUSED": 422,
     "IO_ERROR": 500,
     "STORAGE_ERROR": 502,
+    "WORKER_FAILED": 502,
     "SERVICE_UNAVAILABLE": 503,
     "BROKER_UNAVAILABLE": 503,
     "ISOLATION_UNAVAILABLE": 503,
@@ -109,6 +111,17 @@ class PayloadTooLarge(StowageError):
 class Unavailable(StowageError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+
+class TooBusy(StowageError):
+    """More work waits for a sandbox host than its backlog holds; ``retry_after`` is in seconds."""
+
+    status = 429
+    code = "BACKLOG_FULL"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class GatewayTimeout(StowageError):

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,8 +24,9 @@ STORAGE_PROBE_KEY = "ops/readyz-probe"
 
 @never_cache
 @require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers. Touches nothing else, so a database outage never restarts it."""
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else, so a database outage never restarts it.
+    Async, so it is answered by the event loop at once however many requests wait on workers."""
     return JsonResponse({"status": "ok"})
 
 
@@ -60,8 +62,12 @@ CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": c
 
 @never_cache
 @require_GET
-def readyz(request: HttpRequest) -> JsonResponse:
+async def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: the database, the broker and blob storage answer. 503 names what failed."""
+    return await sync_to_async(_readiness)()
+
+
+def _readiness() -> JsonResponse:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:
@@ -86,7 +92,7 @@ def _metrics_token() -> str:
 
 @never_cache
 @require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
+async def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition. With STOWAGE_METRICS_TOKEN set, requires ``Authorization: Bearer <token>``."""
     token = _metrics_token()
     if token:
@@ -98,4 +104,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    text = await sync_to_async(metrics.exposition)()
+    return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
@@ -20,7 +21,8 @@ from audit.models import Outcome
 from audit.services import audit_record
 from config.redis import get_redis
 from core.actor import Actor
-from core.dispatch import enqueue, wait_for
+from core.answers import answer_key, async_redis
+from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
 from sandboxes import worker
 from sandboxes.limits import (
@@ -33,7 +35,7 @@ from sandboxes.limits import (
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime.paths import parse_path, sandbox_path
-from sandboxes.states import audited, sandbox_mark_failed, sandbox_mark_terminating
+from sandboxes.states import audited, audited_wait, sandbox_mark_failed, sandbox_mark_terminating
 
 # How long past a command's own timeout the API waits for the worker's answer.
 EXEC_WAIT_MARGIN_SECONDS = 30
@@ -157,6 +159,8 @@ def _command_send(
     pending = enqueue(
         worker.sandbox_execute,
         host=sandbox.host,
+        admit_org=sandbox.organization_id,
+        hold_seconds=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
         sandbox_id=sandbox.id,
         command=command,
         env=env,
@@ -183,12 +187,39 @@ def sandbox_execute(
         actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
     ) as details:
         answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
-        details.update(
-            exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
-        )
-        if answer["timed_out"]:
-            details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
+        _describe_answer(answer, details, timeout_ms)
     return answer
+
+
+def _describe_answer(answer: dict[str, Any], details: dict[str, Any], timeout_ms: int) -> None:
+    details.update(
+        exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
+    )
+    if answer["timed_out"]:
+        details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
+
+
+async def sandbox_execute_async(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> dict[str, Any]:
+    """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one."""
+    pending, timeout_ms = await sync_to_async(_command_send)(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
+    )
+    return await audited_wait(
+        await_task(pending.id, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS),
+        actor=actor,
+        action="command.execute",
+        sandbox=sandbox,
+        details={"command": _command_text(command)},
+        describe=lambda answer, details: _describe_answer(answer, details, timeout_ms),
+    )
 
 
 def sandbox_execute_stream(
@@ -250,6 +281,70 @@ def _command_events(
         redis.delete(stream_key)
         pending.forget()
         _stream_audit(
+            actor=actor,
+            sandbox=sandbox,
+            command=command,
+            final=final,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+async def sandbox_execute_stream_async(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """``sandbox_execute_stream`` for async callers: the events are read from Redis by the event
+    loop, so a long stream holds no thread."""
+    stream_key = f"stowage:exec:{uuid.uuid4().hex}"
+    pending, timeout_ms = await sync_to_async(_command_send)(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=stream_key
+    )
+    return _command_events_async(
+        actor=actor,
+        sandbox=sandbox,
+        command=command,
+        stream_key=stream_key,
+        pending=pending,
+        timeout_s=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
+    )
+
+
+async def _command_events_async(
+    *, actor: Actor, sandbox: Sandbox, command: str | list[str], stream_key: str, pending, timeout_s: float
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    redis = async_redis()
+    started = time.monotonic()
+    deadline = started + timeout_s
+    last_id = "0-0"
+    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    try:
+        while time.monotonic() < deadline:
+            batches = await redis.xread({stream_key: last_id}, block=STREAM_IDLE_SECONDS * 1000, count=256)
+            if not batches:
+                yield None
+                continue
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = json.loads(fields[b"event"])
+                    if event["type"] in ("exit", "error"):
+                        final = event
+                    yield event
+                    if event["type"] == "done":
+                        return
+        final = {"type": "error", "error": "no answer from the sandbox host in time"}
+        yield final
+        yield {"type": "done"}
+    finally:
+        # Also when the client leaves mid-stream: the command ran all the same.
+        await redis.delete(stream_key, answer_key(pending.id))
+        await sync_to_async(pending.forget, thread_sensitive=False)()
+        await sync_to_async(_stream_audit)(
             actor=actor,
             sandbox=sandbox,
             command=command,
