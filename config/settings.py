@@ -75,6 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "ops.metrics.MetricsMiddleware",
+    "ops.probes.LivenessMiddleware",
     "config.middleware.BadInputMiddleware",
     "config.middleware.IdempotencyMiddleware",
     "config.middleware.ApiJsonErrorsMiddleware",
