@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
@@ -23,6 +22,7 @@ from config.auth import require_scope
 from config.schemas import BODY, STORAGE, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
+from core.threads import in_thread
 from sandboxes.selectors import sandbox_get
 from transfers import services as transfer_services
 from transfers.api import TransferOut, transfer_out
@@ -123,7 +123,7 @@ async def upload_artifact(request: HttpRequest, sandbox_id: str, payload: Upload
         sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
         return _upload_begin(request, sandbox, payload, session_id=None, wait=False)
 
-    transfer = await sync_to_async(begin)()
+    transfer = await in_thread(begin)()
     if not wait:
         return Status(202, transfer_out(transfer))
     transfer = await transfer_services.transfer_wait_async(transfer)
@@ -144,7 +144,7 @@ async def download_artifact(request: HttpRequest, sandbox_id: str, payload: Down
         )
         return artifact, transfer
 
-    artifact, transfer = await sync_to_async(begin)()
+    artifact, transfer = await in_thread(begin)()
     if not wait:
         return Status(202, transfer_out(transfer))
     transfer = await transfer_services.transfer_wait_async(transfer)

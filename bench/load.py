@@ -69,7 +69,9 @@ async def prepare(client, sandboxes: int) -> list[str]:
     return list(await asyncio.gather(*(one() for _ in range(sandboxes))))
 
 
-async def run_load(base_url: str, api_key: str, org_id: str, *, clients: int, seconds: float) -> dict:
+async def run_load(
+    base_url: str, api_key: str, org_id: str, *, clients: int, seconds: float, uploaders: int | None = None
+) -> dict:
     import httpx
 
     headers = {"Authorization": f"ApiKey {api_key}", "X-Org-Id": org_id}
@@ -80,6 +82,7 @@ async def run_load(base_url: str, api_key: str, org_id: str, *, clients: int, se
         httpx.AsyncClient(base_url=base_url, timeout=timeout) as probe,
     ):
         sandboxes = await prepare(api, max(1, clients // CLIENTS_PER_SANDBOX))
+        uploaders = clients // 2 if uploaders is None else uploaders
         latencies: dict[str, list[float]] = {"exec": [], "upload": []}
         failures: dict[str, list[str]] = {"exec": [], "upload": [], "healthz": []}
         uploaded: list[str] = []
@@ -88,7 +91,7 @@ async def run_load(base_url: str, api_key: str, org_id: str, *, clients: int, se
         deadline = started + seconds
 
         async def worker(index: int) -> None:
-            kind = "upload" if index % 2 == 0 else "exec"
+            kind = "upload" if index < uploaders else "exec"
             sid = sandboxes[index % len(sandboxes)]
             n = 0
             while time.monotonic() < deadline:
@@ -165,6 +168,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--repo", type=Path, default=ROOT, help="the Stowage checkout whose stack to start")
+    parser.add_argument("--uploaders", type=int, default=None, help="clients that upload (default: half)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -180,7 +184,14 @@ def main() -> int:
         LocalStack(Path(tmp) / "var", env=env, startup_timeout=180) as stack,
     ):
         result = asyncio.run(
-            run_load(stack.base_url, stack.api_key, stack.org_id, clients=args.clients, seconds=args.seconds)
+            run_load(
+                stack.base_url,
+                stack.api_key,
+                stack.org_id,
+                clients=args.clients,
+                seconds=args.seconds,
+                uploaders=args.uploaders,
+            )
         )
     result["repo"] = str(repo)
     result["backend"] = {"redis": env.get("REDIS_URL", "embedded"), "database": env.get("DATABASE_URL", "sqlite")}

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -21,6 +20,7 @@ from audit.refusals import audit_refusal
 from core.actor import Actor
 from core.errors import StowageError
 from core.http import body_too_large, error_response, stowage_error_response
+from core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def async_endpoint(view: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
         try:
             return await view(request, *args, **kwargs)
         except Exception as exc:
-            return await sync_to_async(error_answer)(request, exc)
+            return await in_thread(error_answer)(request, exc)
 
     # django-ninja reads the parameters' types from the signature; resolve them against the
     # view's own module, not this one.

@@ -7,13 +7,13 @@ import logging
 import os
 from collections.abc import Callable
 
-from asgiref.sync import sync_to_async
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.threads import in_thread
 from ops import metrics
 from ops.probes import liveness_response
 
@@ -65,7 +65,7 @@ CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": c
 @require_GET
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: the database, the broker and blob storage answer. 503 names what failed."""
-    return await sync_to_async(_readiness)()
+    return await in_thread(_readiness)()
 
 
 def _readiness() -> JsonResponse:
@@ -105,5 +105,5 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    text = await sync_to_async(metrics.exposition)()
+    text = await in_thread(metrics.exposition)()
     return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")

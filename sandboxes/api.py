@@ -19,6 +19,7 @@ from config.api_errors import async_endpoint
 from config.auth import require_scope
 from config.schemas import BODY, WORKER, errors, strict_int
 from core.errors import InvalidInput
+from core.threads import in_thread
 from sandboxes import files, services
 from sandboxes.calls import acall_on_host
 from sandboxes.models import Sandbox, SandboxStatus
@@ -232,7 +233,7 @@ def _scoped_sandbox(actor, sandbox_id: str, scope: str) -> Sandbox:
 
 
 async def _sandbox(request: HttpRequest, sandbox_id: str, scope: str) -> Sandbox:
-    return await sync_to_async(_scoped_sandbox)(request.auth, sandbox_id, scope)
+    return await in_thread(_scoped_sandbox)(request.auth, sandbox_id, scope)
 
 
 async def _on_host(request: HttpRequest, sandbox_id: str, scope: str, make_call, **arguments: Any) -> Any:
@@ -241,7 +242,7 @@ async def _on_host(request: HttpRequest, sandbox_id: str, scope: str, make_call,
     def prepared():
         return make_call(sandbox=_scoped_sandbox(request.auth, sandbox_id, scope), **arguments)
 
-    return await acall_on_host(await sync_to_async(prepared)(), actor=request.auth)
+    return await acall_on_host(await in_thread(prepared)(), actor=request.auth)
 
 
 class FileIn(Schema):

@@ -24,6 +24,7 @@ from core.actor import Actor
 from core.answers import answer_key, async_redis
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
+from core.threads import in_thread
 from sandboxes import worker
 from sandboxes.limits import (
     check_env,
@@ -209,7 +210,7 @@ async def sandbox_execute_async(
     working_dir: str | None = None,
 ) -> dict[str, Any]:
     """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one."""
-    pending, timeout_ms = await sync_to_async(_command_send)(
+    pending, timeout_ms = await in_thread(_command_send)(
         sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
     )
     return await audited_wait(
@@ -301,7 +302,7 @@ async def sandbox_execute_stream_async(
     """``sandbox_execute_stream`` for async callers: the events are read from Redis by the event
     loop, so a long stream holds no thread."""
     stream_key = f"stowage:exec:{uuid.uuid4().hex}"
-    pending, timeout_ms = await sync_to_async(_command_send)(
+    pending, timeout_ms = await in_thread(_command_send)(
         sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=stream_key
     )
     return _command_events_async(
@@ -344,7 +345,7 @@ async def _command_events_async(
         # Also when the client leaves mid-stream: the command ran all the same.
         await redis.delete(stream_key, answer_key(pending.id))
         await sync_to_async(pending.forget, thread_sensitive=False)()
-        await sync_to_async(_stream_audit)(
+        await in_thread(_stream_audit)(
             actor=actor,
             sandbox=sandbox,
             command=command,

@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import StowageError
+from core.threads import in_thread
 from sandboxes.models import Sandbox, SandboxStatus
 
 STOPPABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR)
@@ -130,7 +130,7 @@ async def audited_wait(
     ``describe(answer, details)`` may add to the event's details."""
     details = dict(details or {})
     started = time.monotonic()
-    record = sync_to_async(_record)
+    record = in_thread(_record)
     try:
         answer = await waiting
         if describe is not None:

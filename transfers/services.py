@@ -9,7 +9,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -28,6 +27,7 @@ from artifacts.validation import (
 from core.actor import Actor
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
+from core.threads import in_thread
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
@@ -197,7 +197,7 @@ def transfer_wait(transfer: Transfer) -> Transfer:
 async def transfer_wait_async(transfer: Transfer) -> Transfer:
     """``transfer_wait`` for async callers: the wait for the worker's answer holds no thread."""
     await await_task(transfer.id, timeout=settings.TRANSFER_WAIT_SECONDS)
-    return await sync_to_async(transfer_ended)(transfer_id=transfer.id)
+    return await in_thread(transfer_ended)(transfer_id=transfer.id)
 
 
 def transfer_ended(*, transfer_id: str) -> Transfer:
