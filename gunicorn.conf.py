@@ -1,4 +1,4 @@
-"""gunicorn settings for Stowage's web processes: ``gunicorn config.wsgi:application``.
+"""gunicorn settings for Stowage's web processes: ``gunicorn config.asgi:application``.
 
 gunicorn reads this file from the directory it starts in, so ``make run`` (``manage.py
 runstack``) picks it up too; the options runstack passes on its command line win over these.
@@ -26,18 +26,18 @@ def _env_int(name: str, default: int) -> int:
 _production = os.environ.get("STOWAGE_PRODUCTION", "").strip().lower() in {"1", "true", "yes", "on"}
 LOG_FORMAT = (os.environ.get("STOWAGE_LOG_FORMAT") or ("json" if _production else "plain")).strip().lower()
 
-wsgi_app = "config.wsgi:application"
+wsgi_app = "config.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 
-# Threads, not processes alone: a download, an upload or an execute stream (SSE) holds its thread
-# for as long as it lasts, mostly waiting on I/O. Size workers x threads for the number of
-# concurrent long requests, not for CPU.
-worker_class = "gthread"
+# uvicorn workers (an event loop each) serving Django under ASGI: a request that waits on a sandbox
+# host (execute, its stream, file calls, transfers) awaits the answer and holds no thread, so one
+# process holds thousands of them. Synchronous views and the ORM run in threads of their own.
+# Size workers for CPU (about one per core), not for the number of concurrent requests.
+worker_class = "config.asgi_worker.StowageUvicornWorker"
 workers = _env_int("WEB_CONCURRENCY", 2)
-threads = _env_int("GUNICORN_THREADS", 16)
 
-# With gthread the worker's main loop reports to the arbiter while request threads run, so a long
-# download or SSE stream does not trip this; it only kills a worker that hangs as a whole.
+# The event loop reports to the arbiter while requests wait, so a long download or SSE stream
+# does not trip this; it only kills a worker that hangs as a whole.
 timeout = _env_int("GUNICORN_TIMEOUT", 120)
 # On SIGTERM (deploy, scale-in) running requests get this long to finish: uploads and streams
 # past it are cut and the SDK retries them (every POST is safe to retry).

@@ -20,10 +20,12 @@ from artifacts.selectors import artifact_browse, artifact_get, artifact_list, ar
 from artifacts.signing import sign
 from artifacts.storage import is_s3
 from artifacts.validation import check_metadata_header
+from config.api_errors import async_endpoint
 from config.auth import require_scope
 from config.schemas import BODY, STORAGE, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
+from core.threads import in_thread
 from sandboxes.selectors import sandbox_get
 from transfers import services as transfer_services
 from transfers.api import TransferOut, transfer_out
@@ -100,8 +102,8 @@ class DownloadOut(Schema):
     checksum: str
 
 
-def _upload(request: HttpRequest, sandbox, payload: UploadIn, wait: bool, session_id: str | None = None):
-    transfer = transfer_services.artifact_upload_from_sandbox(
+def _upload_begin(request: HttpRequest, sandbox, payload: UploadIn, *, session_id: str | None, wait: bool):
+    return transfer_services.artifact_upload_from_sandbox(
         actor=request.auth,
         sandbox=sandbox,
         path=payload.path,
@@ -112,9 +114,6 @@ def _upload(request: HttpRequest, sandbox, payload: UploadIn, wait: bool, sessio
         session_id=session_id,
         wait=wait,
     )
-    if not wait:
-        return Status(202, transfer_out(transfer))
-    return Status(200, artifact_out(transfer.artifact))
 
 
 # A transfer that fails answers with its error: the file is missing (404), too large (413),
@@ -123,24 +122,38 @@ TRANSFER_ERRORS = errors(404, 409, 413, 422, BODY, WORKER, STORAGE)
 
 
 @router.post("/sandbox/{sandbox_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS})
-def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wait: bool = True):
-    require_scope(request.auth, "artifacts:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return _upload(request, sandbox, payload, wait)
+@async_endpoint
+async def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wait: bool = True):
+    def begin():
+        require_scope(request.auth, "artifacts:write")
+        sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+        return _upload_begin(request, sandbox, payload, session_id=None, wait=False)
+
+    transfer = await in_thread(begin)()
+    if not wait:
+        return Status(202, transfer_out(transfer))
+    transfer = await transfer_services.transfer_wait_async(transfer)
+    return Status(200, artifact_out(transfer.artifact))
 
 
 @router.post(
     "/sandbox/{sandbox_id}/artifacts/download", response={200: DownloadOut, 202: TransferOut, **TRANSFER_ERRORS}
 )
-def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn, wait: bool = True):
-    require_scope(request.auth, "artifacts:read")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
-    transfer = transfer_services.artifact_download_to_sandbox(
-        actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=wait
-    )
+@async_endpoint
+async def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn, wait: bool = True):
+    def begin():
+        require_scope(request.auth, "artifacts:read")
+        sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+        artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=payload.artifact_id)
+        transfer = transfer_services.artifact_download_to_sandbox(
+            actor=request.auth, sandbox=sandbox, artifact=artifact, target_path=payload.target_path, wait=False
+        )
+        return artifact, transfer
+
+    artifact, transfer = await in_thread(begin)()
     if not wait:
         return Status(202, transfer_out(transfer))
+    transfer = await transfer_services.transfer_wait_async(transfer)
     return {
         "success": True,
         "transfer_id": transfer.id,

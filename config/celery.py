@@ -1,13 +1,20 @@
-"""The one Celery app, and where every task is routed."""
+"""The one Celery app, where every task is routed, and how a worker hands its answers back."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun
+
+from core import admission
+from core.answers import publish_answer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("stowage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -19,10 +26,23 @@ app.autodiscover_tasks(related_name="worker")
 app.conf.imports = ("artifacts.blobs", "artifacts.services", "transfers.direct", "transfers.sweeps")
 
 SHARED_QUEUE = "stowage"
+# Tasks that run a command in a sandbox: they mostly wait on its process, so they have a pool
+# of their own on each host (queue sandbox.<host>.exec) and never hold up file calls and transfers.
+COMMAND_TASKS = frozenset({"sandboxes.tasks.sandbox_execute"})
 
 
 def sandbox_queue(host: str) -> str:
+    """File calls, transfers and a sandbox's start and stop on ``host``."""
     return f"sandbox.{host}"
+
+
+def command_queue(host: str) -> str:
+    return f"sandbox.{host}.exec"
+
+
+def host_queues(host: str) -> list[str]:
+    """Every queue of a sandbox host; a worker of the previous release consumed only the first."""
+    return [sandbox_queue(host), command_queue(host)]
 
 
 def route_task(
@@ -32,7 +52,7 @@ def route_task(
     # host as the `host` keyword and nothing else decides where such a task goes.
     host = (kwargs or {}).get("host")
     if host:
-        return {"queue": sandbox_queue(host)}
+        return {"queue": command_queue(host) if name in COMMAND_TASKS else sandbox_queue(host)}
     if name.startswith("webhooks."):
         # Deliveries may wait on slow receivers: an operator can give them workers of their own.
         from django.conf import settings
@@ -42,3 +62,18 @@ def route_task(
 
 
 app.conf.task_routes = (route_task,)
+
+
+@task_postrun.connect
+def _hand_back_answer(sender=None, task_id=None, task=None, kwargs=None, retval=None, state=None, **_: Any) -> None:
+    """A task of a sandbox host pushes its answer for the request awaiting it and leaves the
+    host's backlog (core.admission); retries and revoked tasks leave nothing to hand back."""
+    host = (kwargs or {}).get("host")
+    if not host or state not in ("SUCCESS", "FAILURE") or getattr(task.request, "is_eager", False):
+        return
+    answer = retval if state == "SUCCESS" else {"task_failed": type(retval).__name__}
+    try:
+        publish_answer(task_id, answer)
+        admission.release(host=host, task_id=task_id)
+    except Exception:
+        logger.exception("could not hand back the answer of task %s", task_id)

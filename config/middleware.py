@@ -4,12 +4,15 @@ import re
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from config.auth import authenticate
 from core.errors import StowageError
@@ -22,6 +25,7 @@ from core.idempotency import (
     idempotency_release,
     request_fingerprint,
 )
+from core.middleware import SyncAndAsyncMiddleware
 from ops.logging import request_id_var
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,28 +38,41 @@ def is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(SyncAndAsyncMiddleware):
     """Gives every request an id of the server's own, unique, stored on audit events and in error
     bodies. A client's X-Request-Id is kept beside it (and in audit), never taken for it: clients
     reuse theirs (the SDK numbers requests from 1 in every process)."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def _name(self, request: HttpRequest) -> str:
         supplied = request.headers.get("X-Request-Id", "")
         request.request_id = f"req_{uuid.uuid4().hex}"
         request.client_request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else ""
         # Logs and the echoed header speak of the request by the id its caller knows it by.
-        known_as = request.known_request_id = request.client_request_id or request.request_id
-        token = request_id_var.set(known_as)
+        request.known_request_id = request.client_request_id or request.request_id
+        return request.known_request_id
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response["X-Request-Id"] = request.known_request_id
+        response[SERVER_REQUEST_ID_HEADER] = request.request_id
+        return response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.acall(request)
+        token = request_id_var.set(self._name(request))
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
-        response["X-Request-Id"] = known_as
-        response[SERVER_REQUEST_ID_HEADER] = request.request_id
-        return response
+        return self.after(request, response)
+
+    async def acall(self, request: HttpRequest) -> HttpResponse:
+        token = request_id_var.set(self._name(request))
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        return self.after(request, response)
 
 
 def _is_form_text(raw: bytes) -> bool:
@@ -103,16 +120,13 @@ def _problem(request: HttpRequest) -> str | None:
     return None
 
 
-class BadInputMiddleware:
+class BadInputMiddleware(SyncAndAsyncMiddleware):
     """Refuses a request whose address, query string, headers or form are not UTF-8 text or hold
     a NUL, before any view sees it: Django would quietly replace the bytes it cannot decode, and
     a NUL reaches a database that refuses it (PostgreSQL) as a server error. The API and the
     dashboard's scripts get the JSON error body, a browser's page a readable one."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def before(self, request: HttpRequest) -> HttpResponse | None:
         try:
             problem = _problem(request)
         except RequestDataTooBig:
@@ -120,7 +134,7 @@ class BadInputMiddleware:
             return _refusal(request, exc.status, exc.code, exc.message)
         if problem is not None:
             return _refusal(request, 400, "INVALID_TEXT", problem)
-        return self.get_response(request)
+        return None
 
 
 def _refusal(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
@@ -141,15 +155,11 @@ _CODE_BY_STATUS = {
 }
 
 
-class ApiJsonErrorsMiddleware:
+class ApiJsonErrorsMiddleware(SyncAndAsyncMiddleware):
     """Every error under /api/v1 is the usual JSON error body, whoever made it: a wrong method on
     a known route (405 from django-ninja), Django's CSRF or size refusals, a missing route."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if (
             not is_api(request)
             or response.status_code < 400
@@ -170,18 +180,23 @@ class ApiJsonErrorsMiddleware:
         return converted
 
 
-class IdempotencyMiddleware:
+class IdempotencyMiddleware(SyncAndAsyncMiddleware):
     """A POST to the API with an ``Idempotency-Key`` header runs once per organization and key;
     a retry within a day gets the first answer (``Idempotent-Replayed: true``) instead of running
     again, and the same key with another request is a 422 (``core.idempotency``)."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
         key = request.headers.get(HEADER)
         if key is None or request.method != "POST" or not is_api(request):
             return self.get_response(request)
+        if self.is_async:
+            # Rare (a client's explicit key) and database-bound: run whole in a thread.
+            return sync_to_async(self._keyed)(request, key, async_to_sync(self.get_response))
+        return self._keyed(request, key, self.get_response)
+
+    def _keyed(
+        self, request: HttpRequest, key: str, get_response: Callable[[HttpRequest], HttpResponse]
+    ) -> HttpResponse:
         try:
             check_key(key)
         except StowageError as exc:
@@ -191,7 +206,7 @@ class IdempotencyMiddleware:
             body = request.body
         except (StowageError, RequestDataTooBig, RawPostDataException):
             # Refused by the endpoint itself, the way it always is; nothing runs, so nothing is kept.
-            return self.get_response(request)
+            return get_response(request)
         fingerprint = request_fingerprint(
             method=request.method, path=request.path, query=request.META.get("QUERY_STRING", ""), body=body
         )
@@ -208,7 +223,7 @@ class IdempotencyMiddleware:
         if outcome.replay:
             return _replay(outcome.record)
         try:
-            response = self.get_response(request)
+            response = get_response(request)
         except BaseException:
             idempotency_release(record=outcome.record)
             raise
@@ -225,3 +240,15 @@ def _replay(record) -> HttpResponse:
     response = HttpResponse(bytes(record.body), status=record.status, content_type=record.content_type or None)
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+class StaticFilesMiddleware(SyncAndAsyncMiddleware):
+    """WhiteNoise's static files, in front of views that may be async: WhiteNoise's own middleware
+    is synchronous only and would hold a thread for every request that passes through it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        self.static_files = WhiteNoiseMiddleware(get_response=lambda request: None)
+
+    def before(self, request: HttpRequest) -> HttpResponse | None:
+        return self.static_files(request)

@@ -76,11 +76,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "ops.metrics.MetricsMiddleware",
+    "ops.probes.LivenessMiddleware",
     "config.middleware.BadInputMiddleware",
     "config.middleware.IdempotencyMiddleware",
     "config.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -455,3 +456,6 @@ from config.settings_webhooks import *  # noqa: E402,F403
 from config.settings_webhooks import WEBHOOK_BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE.update(WEBHOOK_BEAT_SCHEDULE)
+
+# --- Capacity of sandbox hosts -----------------------------------------------------------------
+from config.capacity import *  # noqa: E402, F403

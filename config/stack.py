@@ -19,6 +19,8 @@ from types import TracebackType
 
 import redis
 
+from config.celery import SHARED_QUEUE, command_queue, host_queues, sandbox_queue
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -101,7 +103,15 @@ def start_embedded_redis(
     raise RuntimeError("the embedded Redis did not start in time")
 
 
-def worker_argv(host: str, *, concurrency: int = 8, loglevel: str = "INFO") -> list[str]:
+def worker_argv(
+    host: str,
+    *,
+    concurrency: int = 8,
+    loglevel: str = "INFO",
+    queues: Sequence[str] | None = None,
+    name: str = "worker",
+) -> list[str]:
+    """A Celery worker of ``host``; by default one pool for all its queues and the shared one."""
     return [
         sys.executable,
         "-m",
@@ -110,9 +120,9 @@ def worker_argv(host: str, *, concurrency: int = 8, loglevel: str = "INFO") -> l
         "config",
         "worker",
         "--hostname",
-        f"worker@{host}",
+        f"{name}@{host}",
         "--queues",
-        f"sandbox.{host},stowage",
+        ",".join(queues or [*host_queues(host), SHARED_QUEUE]),
         "--pool",
         "threads",
         "--concurrency",
@@ -121,6 +131,16 @@ def worker_argv(host: str, *, concurrency: int = 8, loglevel: str = "INFO") -> l
         loglevel,
         "--without-gossip",
         "--without-mingle",
+    ]
+
+
+def host_worker_argvs(host: str, *, commands: int, files: int, loglevel: str = "INFO") -> list[list[str]]:
+    """The two pools of a sandbox host: ``worker@host`` for file calls, transfers and the shared
+    queue (``files`` threads), ``commands@host`` for commands (``commands`` threads), so that
+    long commands never hold up the rest."""
+    return [
+        worker_argv(host, concurrency=files, loglevel=loglevel, queues=[sandbox_queue(host), SHARED_QUEUE]),
+        worker_argv(host, concurrency=commands, loglevel=loglevel, queues=[command_queue(host)], name="commands"),
     ]
 
 
@@ -139,20 +159,20 @@ def beat_argv(schedule_file: Path, *, loglevel: str = "INFO") -> list[str]:
     ]
 
 
-def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2, threads: int = 16) -> list[str]:
+def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2) -> list[str]:
+    """gunicorn with uvicorn workers serving ``config.asgi``: a request waiting on a worker holds
+    no thread, and the rest of gunicorn.conf.py (access log, timeouts) applies as before."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "config.wsgi:application",
+        "config.asgi:application",
         "--bind",
         f"{bind}:{port}",
         "--worker-class",
-        "gthread",
+        "config.asgi_worker.StowageUvicornWorker",
         "--workers",
         str(workers),
-        "--threads",
-        str(threads),
         "--timeout",
         "0",
         "--graceful-timeout",
@@ -165,14 +185,16 @@ def web_argv(port: int, *, bind: str = "127.0.0.1", workers: int = 2, threads: i
     ]
 
 
-def wait_for_worker(app, host: str, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
-    """Block until the worker of ``host`` answers a ping; fail at once if its process exits."""
+def wait_for_worker(
+    app, host: str, timeout: float = 30, process: subprocess.Popen | None = None, name: str = "worker"
+) -> None:
+    """Block until the worker ``name@host`` answers a ping; fail at once if its process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the worker for host {host} exited with code {process.returncode}")
         try:
-            replies = app.control.ping(destination=[f"worker@{host}"], timeout=0.5)
+            replies = app.control.ping(destination=[f"{name}@{host}"], timeout=0.5)
         except Exception:  # the broker may still be starting
             replies = []
         if replies:

@@ -49,6 +49,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "DELIVERY_IN_FLIGHT": 409,
     "WEBHOOK_LIMIT": 409,
     "ALIAS_CHANGED": 409,
+    "BACKLOG_FULL": 429,
     "PAYLOAD_TOO_LARGE": 413,
     "FILE_TOO_LARGE": 413,
     "CHECKSUM_MISMATCH": 422,
@@ -57,6 +58,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "IDEMPOTENCY_KEY_REUSED": 422,
     "IO_ERROR": 500,
     "STORAGE_ERROR": 502,
+    "WORKER_FAILED": 502,
     "SERVICE_UNAVAILABLE": 503,
     "BROKER_UNAVAILABLE": 503,
     "ISOLATION_UNAVAILABLE": 503,
@@ -122,6 +124,17 @@ class PayloadTooLarge(StowageError):
 class Unavailable(StowageError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+
+class TooBusy(StowageError):
+    """More work waits for a sandbox host than its backlog holds; ``retry_after`` is in seconds."""
+
+    status = 429
+    code = "BACKLOG_FULL"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class GatewayTimeout(StowageError):

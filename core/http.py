@@ -33,7 +33,7 @@ def error_response(
         }
     }
     response = JsonResponse(body, status=status)
-    if status == 503:
+    if status in (429, 503):
         response["Retry-After"] = RETRY_AFTER_SECONDS
     for name, value in (headers or {}).items():
         response[name] = value
@@ -41,7 +41,11 @@ def error_response(
 
 
 def stowage_error_response(request: HttpRequest, exc: StowageError) -> JsonResponse:
-    return error_response(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return error_response(
+        request, status=exc.status, code=exc.code, message=exc.message, details=exc.details, headers=headers
+    )
 
 
 def body_too_large() -> PayloadTooLarge:

@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from core.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +97,20 @@ def record_transfer_on_commit(kind: str, outcome: str, seconds: float, size: int
     transaction.on_commit(lambda: record_transfer(kind, outcome, seconds, size))
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(SyncAndAsyncMiddleware):
     """Counts and times every request by method, route pattern and status."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    def before(self, request: HttpRequest) -> HttpResponse | None:
+        request._metrics_started = time.perf_counter()
+        return None
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        response = self.get_response(request)
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         try:
             observe_request(
-                request.method or "", route_label(request), response.status_code, time.perf_counter() - started
+                request.method or "",
+                route_label(request),
+                response.status_code,
+                time.perf_counter() - request._metrics_started,
             )
         except Exception:  # pragma: no cover
             logger.exception("could not record request metrics")

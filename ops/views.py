@@ -13,7 +13,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.threads import in_thread
 from ops import metrics
+from ops.probes import liveness_response
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +25,10 @@ STORAGE_PROBE_KEY = "ops/readyz-probe"
 
 @never_cache
 @require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers. Touches nothing else, so a database outage never restarts it."""
-    return JsonResponse({"status": "ok"})
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else, so a database outage never restarts it.
+    Answered by ``ops.probes.LivenessMiddleware`` before it gets here; this is the route it counts as."""
+    return liveness_response()
 
 
 def check_database() -> None:
@@ -60,8 +63,12 @@ CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": c
 
 @never_cache
 @require_GET
-def readyz(request: HttpRequest) -> JsonResponse:
+async def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: the database, the broker and blob storage answer. 503 names what failed."""
+    return await in_thread(_readiness)()
+
+
+def _readiness() -> JsonResponse:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:
@@ -86,7 +93,7 @@ def _metrics_token() -> str:
 
 @never_cache
 @require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
+async def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition. With STOWAGE_METRICS_TOKEN set, requires ``Authorization: Bearer <token>``."""
     token = _metrics_token()
     if token:
@@ -98,4 +105,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    text = await in_thread(metrics.exposition)()
+    return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")

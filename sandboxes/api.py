@@ -1,22 +1,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
-from contextlib import closing
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import aclosing, closing
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
 
 from audit.selectors import audit_sandbox_counts
+from config.api_errors import async_endpoint
 from config.auth import require_scope
 from config.schemas import BODY, WORKER, errors, strict_int
 from core.errors import InvalidInput
+from core.threads import in_thread
 from sandboxes import files, services
+from sandboxes.calls import acall_on_host
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.selectors import sandbox_get, sandbox_list
 
@@ -186,9 +191,9 @@ _EVENT_STREAM = {
     response={200: ExecuteOut, **errors(404, 409, BODY, WORKER)},
     openapi_extra={"responses": {200: {"content": _EVENT_STREAM}}},
 )
-def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
+@async_endpoint
+async def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
+    sandbox = await _sandbox(request, sandbox_id, "sandboxes:write")
     arguments = dict(
         actor=request.auth,
         sandbox=sandbox,
@@ -198,19 +203,46 @@ def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
         working_dir=payload.working_dir or payload.cwd,
     )
     if not payload.stream:
-        return services.sandbox_execute(**arguments)
-    response = StreamingHttpResponse(
-        _server_sent(services.sandbox_execute_stream(**arguments)), content_type="text/event-stream"
-    )
+        return await services.sandbox_execute_async(**arguments)
+    if isinstance(request, ASGIRequest):
+        content = _server_sent(await services.sandbox_execute_stream_async(**arguments))
+    else:
+        # Served over WSGI (config.wsgi, Django's test client): the response is read in a thread.
+        content = _server_sent_sync(await sync_to_async(services.sandbox_execute_stream)(**arguments))
+    response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-def _server_sent(events: Generator[dict[str, Any] | None, None, None]) -> Iterator[str]:
+def _server_sent_sync(events: Generator[dict[str, Any] | None, None, None]) -> Iterator[str]:
     with closing(events):
         for event in events:
             yield ": keepalive\n\n" if event is None else "data: " + json.dumps(event) + "\n\n"
+
+
+async def _server_sent(events: AsyncGenerator[dict[str, Any] | None, None]) -> AsyncIterator[str]:
+    async with aclosing(events):
+        async for event in events:
+            yield ": keepalive\n\n" if event is None else "data: " + json.dumps(event) + "\n\n"
+
+
+def _scoped_sandbox(actor, sandbox_id: str, scope: str) -> Sandbox:
+    require_scope(actor, scope)
+    return sandbox_get(organization_id=actor.organization_id, sandbox_id=sandbox_id)
+
+
+async def _sandbox(request: HttpRequest, sandbox_id: str, scope: str) -> Sandbox:
+    return await in_thread(_scoped_sandbox)(request.auth, sandbox_id, scope)
+
+
+async def _on_host(request: HttpRequest, sandbox_id: str, scope: str, make_call, **arguments: Any) -> Any:
+    """Check and build the call in a thread (database, validation), then await the host's answer."""
+
+    def prepared():
+        return make_call(sandbox=_scoped_sandbox(request.auth, sandbox_id, scope), **arguments)
+
+    return await acall_on_host(await in_thread(prepared)(), actor=request.auth)
 
 
 class FileIn(Schema):
@@ -233,10 +265,10 @@ class FilesWriteOut(Schema):
 
 
 @router.post("/sandbox/{sandbox_id}/files", response={200: FilesWriteOut, **errors(404, 409, BODY, WORKER)})
-def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    written = files.sandbox_write_files(actor=request.auth, sandbox=sandbox, files=[f.dict() for f in payload.files])
+@async_endpoint
+async def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
+    files_in = [f.dict() for f in payload.files]
+    written = await _on_host(request, sandbox_id, "sandboxes:write", files.write_files_call, files=files_in)
     return {"success": True, "files": written}
 
 
@@ -247,10 +279,9 @@ class FileReadOut(Schema):
 
 
 @router.get("/sandbox/{sandbox_id}/files", response={200: FileReadOut, **errors(404, 409, 413, WORKER)})
-def read_file(request: HttpRequest, sandbox_id: str, path: str):
-    require_scope(request.auth, "sandboxes:read")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return files.sandbox_read_file(actor=request.auth, sandbox=sandbox, path=path)
+@async_endpoint
+async def read_file(request: HttpRequest, sandbox_id: str, path: str):
+    return await _on_host(request, sandbox_id, "sandboxes:read", files.read_file_call, path=path)
 
 
 class FileDeleteIn(Schema):
@@ -259,10 +290,11 @@ class FileDeleteIn(Schema):
 
 
 @router.delete("/sandbox/{sandbox_id}/files", response={200: SuccessOut, **errors(404, 409, BODY, WORKER)})
-def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    files.sandbox_delete_file(actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive)
+@async_endpoint
+async def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
+    await _on_host(
+        request, sandbox_id, "sandboxes:write", files.delete_file_call, path=payload.path, recursive=payload.recursive
+    )
     return {"success": True}
 
 
@@ -279,10 +311,12 @@ class FileListOut(Schema):
 
 
 @router.get("/sandbox/{sandbox_id}/files/list", response={200: FileListOut, **errors(404, 409, WORKER)})
-def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
-    require_scope(request.auth, "sandboxes:read")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return {"files": files.sandbox_list_files(actor=request.auth, sandbox=sandbox, path=path, recursive=recursive)}
+@async_endpoint
+async def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
+    entries = await _on_host(
+        request, sandbox_id, "sandboxes:read", files.list_files_call, path=path, recursive=recursive
+    )
+    return {"files": entries}
 
 
 @router.post("/sandbox/{sandbox_id}/stop", response={200: SuccessOut, **errors(404, WORKER)})
@@ -343,10 +377,9 @@ class GlobIn(Schema):
 
 
 @router.post("/sandbox/{sandbox_id}/files/glob", response={200: FileEntriesOut, **errors(404, 409, BODY, WORKER)})
-def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
-    require_scope(request.auth, "sandboxes:read")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    return {"files": files.sandbox_glob(actor=request.auth, sandbox=sandbox, pattern=payload.pattern)}
+@async_endpoint
+async def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
+    return {"files": await _on_host(request, sandbox_id, "sandboxes:read", files.glob_call, pattern=payload.pattern)}
 
 
 class MkdirIn(Schema):
@@ -361,11 +394,15 @@ class EntryChangedOut(Schema):
 
 
 @router.post("/sandbox/{sandbox_id}/files/mkdir", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
-def make_directory(request: HttpRequest, sandbox_id: str, payload: MkdirIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    entry = files.sandbox_make_directory(
-        actor=request.auth, sandbox=sandbox, path=payload.path, recursive=payload.recursive
+@async_endpoint
+async def make_directory(request: HttpRequest, sandbox_id: str, payload: MkdirIn):
+    entry = await _on_host(
+        request,
+        sandbox_id,
+        "sandboxes:write",
+        files.make_directory_call,
+        path=payload.path,
+        recursive=payload.recursive,
     )
     return {"success": True, "path": entry["path"], "entry": entry}
 
@@ -376,20 +413,26 @@ class MoveIn(Schema):
 
 
 @router.post("/sandbox/{sandbox_id}/files/move", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
-def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    entry = files.sandbox_move_path(
-        actor=request.auth, sandbox=sandbox, source=payload.source, destination=payload.destination
-    )
+@async_endpoint
+async def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
+    entry = await _move_or_copy(request, sandbox_id, payload, copy=False)
     return {"success": True, "path": entry["path"], "entry": entry}
 
 
 @router.post("/sandbox/{sandbox_id}/files/copy", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
-def copy_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
-    require_scope(request.auth, "sandboxes:write")
-    sandbox = sandbox_get(organization_id=request.auth.organization_id, sandbox_id=sandbox_id)
-    entry = files.sandbox_copy_path(
-        actor=request.auth, sandbox=sandbox, source=payload.source, destination=payload.destination
-    )
+@async_endpoint
+async def copy_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
+    entry = await _move_or_copy(request, sandbox_id, payload, copy=True)
     return {"success": True, "path": entry["path"], "entry": entry}
+
+
+async def _move_or_copy(request: HttpRequest, sandbox_id: str, payload: MoveIn, *, copy: bool) -> dict[str, Any]:
+    return await _on_host(
+        request,
+        sandbox_id,
+        "sandboxes:write",
+        files.move_or_copy_call,
+        source=payload.source,
+        destination=payload.destination,
+        copy=copy,
+    )

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
@@ -20,10 +21,12 @@ from audit.models import Outcome
 from audit.services import audit_record
 from config.redis import get_redis
 from core.actor import Actor
-from core.dispatch import enqueue, wait_for
+from core.answers import answer_key, async_redis
+from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
+from core.threads import in_thread
 from sandboxes import worker
-from sandboxes.events import command_emit, sandbox_emit
+from sandboxes.events import sandbox_emit
 from sandboxes.limits import (
     check_env,
     check_exec_timeout_ms,
@@ -34,7 +37,7 @@ from sandboxes.limits import (
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime.paths import parse_path, sandbox_path
-from sandboxes.states import audited, sandbox_mark_failed, sandbox_mark_terminating
+from sandboxes.states import audited, audited_wait, sandbox_mark_failed, sandbox_mark_terminating
 
 # How long past a command's own timeout the API waits for the worker's answer.
 EXEC_WAIT_MARGIN_SECONDS = 30
@@ -159,6 +162,8 @@ def _command_send(
     pending = enqueue(
         worker.sandbox_execute,
         host=sandbox.host,
+        admit_org=sandbox.organization_id,
+        hold_seconds=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
         sandbox_id=sandbox.id,
         command=command,
         env=env,
@@ -166,16 +171,7 @@ def _command_send(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
-    command_emit(sandbox, "command.started", command_id=pending.id)
     return pending, timeout_ms
-
-
-def _command_finished(sandbox: Sandbox, command_id: str, *, exit_code: Any, timed_out: bool, error: str = "") -> None:
-    succeeded = exit_code == 0 and not timed_out and not error
-    extra: dict[str, Any] = {"exit_code": exit_code, "timed_out": bool(timed_out)}
-    if error:
-        extra["error"] = error[:200]
-    command_emit(sandbox, "command.completed" if succeeded else "command.failed", command_id=command_id, **extra)
 
 
 def sandbox_execute(
@@ -193,18 +189,40 @@ def sandbox_execute(
     with audited(
         actor=actor, action="command.execute", sandbox=sandbox, details={"command": _command_text(command)}
     ) as details:
-        try:
-            answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
-        except StowageError as exc:
-            _command_finished(sandbox, pending.id, exit_code=None, timed_out=False, error=exc.code)
-            raise
-        _command_finished(sandbox, pending.id, exit_code=answer["exit_code"], timed_out=answer["timed_out"])
-        details.update(
-            exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
-        )
-        if answer["timed_out"]:
-            details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
+        answer = wait_for(pending, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS)
+        _describe_answer(answer, details, timeout_ms)
     return answer
+
+
+def _describe_answer(answer: dict[str, Any], details: dict[str, Any], timeout_ms: int) -> None:
+    details.update(
+        exit_code=answer["exit_code"], timed_out=answer["timed_out"], output_truncated=answer["output_truncated"]
+    )
+    if answer["timed_out"]:
+        details["_outcome"], details["_error"] = Outcome.FAILURE, f"timed out after {timeout_ms} ms"
+
+
+async def sandbox_execute_async(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> dict[str, Any]:
+    """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one."""
+    pending, timeout_ms = await in_thread(_command_send)(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
+    )
+    return await audited_wait(
+        await_task(pending.id, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS),
+        actor=actor,
+        action="command.execute",
+        sandbox=sandbox,
+        details={"command": _command_text(command)},
+        describe=lambda answer, details: _describe_answer(answer, details, timeout_ms),
+    )
 
 
 def sandbox_execute_stream(
@@ -264,15 +282,72 @@ def _command_events(
     finally:
         # Also when the client leaves mid-stream: the command ran all the same.
         redis.delete(stream_key)
-        _command_finished(
-            sandbox,
-            pending.id,
-            exit_code=final.get("code"),
-            timed_out=bool(final.get("timed_out")),
-            error="" if final.get("type") == "exit" else "NO_EXIT",
-        )
         pending.forget()
         _stream_audit(
+            actor=actor,
+            sandbox=sandbox,
+            command=command,
+            final=final,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+async def sandbox_execute_stream_async(
+    *,
+    actor: Actor,
+    sandbox: Sandbox,
+    command: str | list[str],
+    timeout_ms: int | None = None,
+    env: dict[str, str] | None = None,
+    working_dir: str | None = None,
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """``sandbox_execute_stream`` for async callers: the events are read from Redis by the event
+    loop, so a long stream holds no thread."""
+    stream_key = f"stowage:exec:{uuid.uuid4().hex}"
+    pending, timeout_ms = await in_thread(_command_send)(
+        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=stream_key
+    )
+    return _command_events_async(
+        actor=actor,
+        sandbox=sandbox,
+        command=command,
+        stream_key=stream_key,
+        pending=pending,
+        timeout_s=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS,
+    )
+
+
+async def _command_events_async(
+    *, actor: Actor, sandbox: Sandbox, command: str | list[str], stream_key: str, pending, timeout_s: float
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    redis = async_redis()
+    started = time.monotonic()
+    deadline = started + timeout_s
+    last_id = "0-0"
+    final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    try:
+        while time.monotonic() < deadline:
+            batches = await redis.xread({stream_key: last_id}, block=STREAM_IDLE_SECONDS * 1000, count=256)
+            if not batches:
+                yield None
+                continue
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = json.loads(fields[b"event"])
+                    if event["type"] in ("exit", "error"):
+                        final = event
+                    yield event
+                    if event["type"] == "done":
+                        return
+        final = {"type": "error", "error": "no answer from the sandbox host in time"}
+        yield final
+        yield {"type": "done"}
+    finally:
+        # Also when the client leaves mid-stream: the command ran all the same.
+        await redis.delete(stream_key, answer_key(pending.id))
+        await sync_to_async(pending.forget, thread_sensitive=False)()
+        await in_thread(_stream_audit)(
             actor=actor,
             sandbox=sandbox,
             command=command,

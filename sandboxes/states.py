@@ -8,10 +8,10 @@ whether it did, so a duplicate task or a concurrent request finds the work done.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,11 +20,14 @@ from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
 from core.errors import StowageError
+from core.threads import in_thread
 from sandboxes.events import sandbox_emit_by_id
 from sandboxes.models import Sandbox, SandboxStatus
 
 STOPPABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR)
 EXPIRABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING)
+
+T = TypeVar("T")
 
 
 def _moved_with_event(moved: int, sandbox_id: str, event_type: str) -> bool:
@@ -72,6 +75,36 @@ def sandbox_mark_terminated(*, sandbox_id: str) -> bool:
         return _moved_with_event(moved, sandbox_id, "sandbox.stopped")
 
 
+def _record(
+    *,
+    actor: Actor,
+    action: str,
+    sandbox: Sandbox,
+    resource: str,
+    details: dict[str, Any],
+    started: float,
+    error: StowageError | None,
+) -> None:
+    if error is not None:
+        # A path the host refused (a link out of the workspace) was denied, not a failure.
+        outcome = Outcome.DENIED if error.code == "INVALID_PATH" else Outcome.FAILURE
+        message = f"{error.code}: {error.message}"
+    else:
+        outcome, message = details.pop("_outcome", Outcome.SUCCESS), details.pop("_error", "")
+    audit_record(
+        actor=actor,
+        action=action,
+        resource=resource or f"sandbox:{sandbox.id}",
+        sandbox_id=sandbox.id,
+        session_id=sandbox.session_id,
+        details=details,
+        outcome=outcome,
+        error_message=message,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        organization_id=sandbox.organization_id,
+    )
+
+
 @contextmanager
 def audited(
     *, actor: Actor, action: str, sandbox: Sandbox, resource: str = "", details: dict[str, Any] | None = None
@@ -82,30 +115,42 @@ def audited(
     try:
         yield details
     except StowageError as exc:
-        audit_record(
-            actor=actor,
-            action=action,
-            resource=resource or f"sandbox:{sandbox.id}",
-            sandbox_id=sandbox.id,
-            session_id=sandbox.session_id,
-            details=details,
-            # A path the host refused (a link out of the workspace) was denied, not a failure.
-            outcome=Outcome.DENIED if exc.code == "INVALID_PATH" else Outcome.FAILURE,
-            error_message=f"{exc.code}: {exc.message}",
-            duration_ms=int((time.monotonic() - started) * 1000),
-            organization_id=sandbox.organization_id,
+        _record(
+            actor=actor, action=action, sandbox=sandbox, resource=resource, details=details, started=started, error=exc
         )
         exc.audited = True
         raise
-    audit_record(
-        actor=actor,
-        action=action,
-        resource=resource or f"sandbox:{sandbox.id}",
-        sandbox_id=sandbox.id,
-        session_id=sandbox.session_id,
-        details=details,
-        outcome=details.pop("_outcome", Outcome.SUCCESS),
-        error_message=details.pop("_error", ""),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        organization_id=sandbox.organization_id,
+    _record(
+        actor=actor, action=action, sandbox=sandbox, resource=resource, details=details, started=started, error=None
     )
+
+
+async def audited_wait(
+    waiting: Awaitable[T],
+    *,
+    actor: Actor,
+    action: str,
+    sandbox: Sandbox,
+    resource: str = "",
+    details: dict[str, Any] | None = None,
+    describe: Callable[[T, dict[str, Any]], None] | None = None,
+) -> T:
+    """``audited`` around an awaited answer: the event is written in a thread, the wait holds none.
+    ``describe(answer, details)`` may add to the event's details."""
+    details = dict(details or {})
+    started = time.monotonic()
+    record = in_thread(_record)
+    try:
+        answer = await waiting
+        if describe is not None:
+            describe(answer, details)
+    except StowageError as exc:
+        await record(
+            actor=actor, action=action, sandbox=sandbox, resource=resource, details=details, started=started, error=exc
+        )
+        exc.audited = True
+        raise
+    await record(
+        actor=actor, action=action, sandbox=sandbox, resource=resource, details=details, started=started, error=None
+    )
+    return answer

@@ -18,12 +18,13 @@ import tarfile
 from datetime import datetime
 from typing import Any
 
-from celery import shared_task
+from celery import current_task, shared_task
 from django.utils import timezone
 
 from config.redis import get_redis
 from core.actor import Actor
 from core.dispatch import enqueue
+from sandboxes.events import command_emit_by_id, command_finished_emit, sandbox_emit_by_id
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
@@ -155,7 +156,10 @@ def sandbox_execute(
     timeout_ms: int,
     stream_key: str | None = None,
 ) -> dict[str, Any]:
-    return run_command(
+    # The task id is the command's id: the web process waits on it under that name.
+    command_id = current_task.request.id or ""
+    command_emit_by_id(sandbox_id, "command.started", command_id=command_id)
+    answer = run_command(
         sandbox_id=sandbox_id,
         command=command,
         env=env,
@@ -163,6 +167,8 @@ def sandbox_execute(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
+    command_finished_emit(sandbox_id, command_id, answer)
+    return answer
 
 
 @shared_task(name="sandboxes.tasks.sandbox_write_files")
@@ -176,8 +182,21 @@ def sandbox_write_files(*, sandbox_id: str, host: str, files: list[dict[str, str
     except SandboxRuntimeError as exc:
         answer = _error(exc)
         answer["written"] = written
+        _files_written(sandbox_id, written)
         return answer
+    _files_written(sandbox_id, written)
     return {"written": written}
+
+
+def _files_written(sandbox_id: str, written: list[dict[str, Any]]) -> None:
+    if written:
+        sandbox_emit_by_id(
+            sandbox_id,
+            "file.written",
+            paths=[item["path"] for item in written][:100],
+            file_count=len(written),
+            bytes=sum(item["size"] for item in written),
+        )
 
 
 @shared_task(name="sandboxes.tasks.sandbox_read_file")

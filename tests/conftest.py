@@ -111,6 +111,11 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Threads of the test host's command pool and of its pool for file calls and transfers.
+COMMAND_SLOTS = 4
+FILE_CALL_SLOTS = 4
+
+
 @pytest.fixture(scope="session")
 def worker(broker, django_db_setup, django_db_blocker):
     """A real Celery worker process serving this host's sandbox queue and the shared queue."""
@@ -118,14 +123,20 @@ def worker(broker, django_db_setup, django_db_blocker):
     log_dir = settings.VAR_DIR / "log"
     log = log_dir / "worker.log"
     log.unlink(missing_ok=True)
-    process = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST, concurrency=4), env=worker_env(), log=log)
+    # The host's two pools, as runstack starts them: file calls and transfers, and commands.
+    files_argv, commands_argv = stack.host_worker_argvs(
+        settings.STOWAGE_HOST, commands=COMMAND_SLOTS, files=FILE_CALL_SLOTS
+    )
+    process = stack.spawn(files_argv, env=worker_env(), log=log)
+    commands = stack.spawn(commands_argv, env=worker_env(), log=log)
     try:
         stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60, process=process)
+        stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60, process=commands, name="commands")
     except RuntimeError:
-        stack.stop([process])
+        stack.stop([process, commands])
         raise RuntimeError("the test worker did not start:\n" + log.read_text()[-4000:]) from None
     yield process
-    stack.stop([process])
+    stack.stop([process, commands])
     shutil.rmtree(settings.SANDBOX_ROOT, ignore_errors=True)
 
 

@@ -24,8 +24,9 @@ from artifacts.validation import (
     check_remote_path,
 )
 from core.actor import Actor
-from core.dispatch import enqueue, wait_for
+from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
+from core.threads import in_thread
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
@@ -181,6 +182,8 @@ def _enqueue_on_commit(task, transfer: Transfer) -> None:
             host=transfer.host,
             task_id=transfer.id,
             on_unavailable=lambda: _not_queued(transfer.id),
+            admit_org=transfer.organization_id,
+            hold_seconds=settings.TRANSFER_WAIT_SECONDS,
             transfer_id=transfer.id,
         )
     )
@@ -201,7 +204,18 @@ def _not_queued(transfer_id: str) -> None:
 def transfer_wait(transfer: Transfer) -> Transfer:
     """Block until the transfer ends; a failed one raises the error it recorded."""
     wait_for(transfer_upload.AsyncResult(transfer.id), timeout=settings.TRANSFER_WAIT_SECONDS)
-    transfer = Transfer.objects.select_related("artifact").get(id=transfer.id)
+    return transfer_ended(transfer_id=transfer.id)
+
+
+async def transfer_wait_async(transfer: Transfer) -> Transfer:
+    """``transfer_wait`` for async callers: the wait for the worker's answer holds no thread."""
+    await await_task(transfer.id, timeout=settings.TRANSFER_WAIT_SECONDS)
+    return await in_thread(transfer_ended)(transfer_id=transfer.id)
+
+
+def transfer_ended(*, transfer_id: str) -> Transfer:
+    """The transfer as its worker left it; a failed one raises the error it recorded."""
+    transfer = Transfer.objects.select_related("artifact").get(id=transfer_id)
     if transfer.state == TransferState.FAILED:
         raise transfer_error(transfer)
     return transfer

@@ -377,7 +377,7 @@ def test_gunicorn_config_loads_and_redacts_access_lines(tmp_path):
     import runpy
 
     conf = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
-    assert conf["worker_class"] == "gthread"
+    assert conf["worker_class"] == "config.asgi_worker.StowageUvicornWorker"
     assert "{x-request-id}o" in conf["access_log_format"]
     assert "%(r)s" not in conf["access_log_format"] and "%(q)s" not in conf["access_log_format"]
     from datetime import timedelta

@@ -41,10 +41,15 @@ class Command(BaseCommand):
                     settings.EMBEDDED_REDIS_SOCKET, settings.VAR_DIR / "redis", log=log_dir / "redis.log"
                 )
                 self.stdout.write(f"embedded Redis on {settings.EMBEDDED_REDIS_SOCKET}")
-            worker = stack.spawn(stack.worker_argv(settings.STOWAGE_HOST))
-            started.append(worker)
-            stack.wait_for_worker(celery_app, settings.STOWAGE_HOST, timeout=60, process=worker)
-            self.stdout.write(f"worker for sandbox.{settings.STOWAGE_HOST} is up")
+            host = settings.STOWAGE_HOST
+            argvs = stack.host_worker_argvs(
+                host, commands=settings.SANDBOX_EXEC_CONCURRENCY, files=settings.SANDBOX_FILE_CONCURRENCY
+            )
+            workers = [stack.spawn(argv) for argv in argvs]
+            started.extend(workers)
+            stack.wait_for_worker(celery_app, host, timeout=60, process=workers[0])
+            stack.wait_for_worker(celery_app, host, timeout=60, process=workers[1], name="commands")
+            self.stdout.write(f"workers for sandbox.{host} and sandbox.{host}.exec are up")
             if not options["no_beat"]:
                 started.append(stack.spawn(stack.beat_argv(run_dir / "celerybeat-schedule")))
             started.append(stack.spawn(stack.web_argv(options["port"], bind=options["bind"])))

@@ -1,0 +1,46 @@
+"""A base for middleware that serves WSGI and ASGI alike without a thread of its own.
+
+Its ``before`` and ``after`` are quick and touch no database; under ASGI they run in the event
+loop and the view is awaited, so a request that waits (an execute, a transfer) holds no thread
+on its way through. A middleware that needs the database does its own ``acall``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+
+class SyncAndAsyncMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def before(self, request: HttpRequest) -> HttpResponse | None:
+        """An answer of its own, or None to go on to the view."""
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.acall(request)
+        answer = self.before(request)
+        if answer is not None:
+            return self.after(request, answer)
+        return self.after(request, self.get_response(request))
+
+    async def acall(self, request: HttpRequest) -> HttpResponse:
+        answer = self.before(request)
+        if answer is not None:
+            return self.after(request, answer)
+        return self.after(request, await self.get_response(request))
