@@ -18,7 +18,7 @@ from artifacts.models import ArtifactState
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_verify_chain
 from core.actor import Actor
-from transfers.services import artifact_put
+from transfers.put import artifact_put
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite cannot run two writing transactions at once"

@@ -16,7 +16,7 @@ from audit.services import audit_record, audit_verify_chain
 from config.settings_database import database_settings, pool_options
 from core.actor import Actor
 from tests.artifacts.test_concurrency import race
-from transfers.services import artifact_put
+from transfers.put import artifact_put
 
 
 def test_sqlite_queues_writers_in_wal_mode_with_a_busy_timeout(tmp_path, monkeypatch):
