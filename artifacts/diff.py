@@ -92,7 +92,7 @@ def metadata_changes(before: dict[str, str], after: dict[str, str]) -> MetadataC
 
 
 def _read_text(artifact: Artifact) -> str | None:
-    data = b"".join(blob_iter_chunks(artifact.storage_key, length=settings.DIFF_TEXT_MAX_BYTES))
+    data = b"".join(blob_iter_chunks(artifact.content_key, length=settings.DIFF_TEXT_MAX_BYTES))
     if b"\x00" in data:
         return None
     try:

@@ -87,7 +87,7 @@ def archive_entries(artifact: Artifact, limit: int) -> FolderListing | None:
         )
     listing = FolderListing()
     try:
-        raw = io.BufferedReader(_ChunkReader(blob_iter_chunks(artifact.storage_key)), buffer_size=1 << 20)
+        raw = io.BufferedReader(_ChunkReader(blob_iter_chunks(artifact.content_key)), buffer_size=1 << 20)
         with tarfile.open(fileobj=raw, mode="r|gz") as tar:
             for member in tar:
                 kind = _TYPES.get(member.type)
