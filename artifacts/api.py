@@ -133,7 +133,8 @@ async def upload_artifact(request: HttpRequest, sandbox_id: str, payload: Upload
     if not wait:
         return Status(202, transfer_out(transfer))
     transfer = await transfer_services.transfer_wait_async(transfer)
-    return Status(200, artifact_out(transfer.artifact))
+    # Rendering reads the artifact's aliases: a query, so not on the event loop.
+    return Status(200, await in_thread(artifact_out)(transfer.artifact))
 
 
 @router.post(
