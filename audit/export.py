@@ -3,8 +3,8 @@
 An export covers one stretch of an organization's chain (or the instance's), from its first event
 to its last. Each of its events carries every field its hash covers, its hash and the previous
 event's hash, and its place in the log (``seq``). Every other event of that stretch (one the
-filters left out, or, before the cut-over to per-organization chains, another organization's event
-of the shared chain) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``. So
+filters left out, or, in the shared chain of earlier events before this chain began, another
+organization's event) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``. So
 the links run unbroken from the first event to the last, and an event deleted from the database
 or from the file breaks them. A manifest opens the export (which stretch, how many events), a
 trailer closes it (what the walk found, the breaks it met included); in the CSV, as rows of their
