@@ -1,10 +1,11 @@
 """The links of the audit chains: what an event's hash covers, which chain an event joins, and
 where the chains begin.
 
-Until per-organization chains began, every event joined one shared chain (``AuditChainHead``),
-closed since at its ``cutover_seq``. Every later event joins the chain of its organization, or the
-instance's when it has none (``AuditChain``); each of those chains begins at the hash of the shared
-chain's last event, so an export that spans the cut-over links up unbroken.
+Events of earlier releases joined one chain shared by every organization (``chain`` empty, its head
+``AuditChainHead``). Every event of this release joins the chain of its organization, or the
+instance's when it has none (``chain`` names it, its head ``AuditChain``); each such chain begins
+where the shared chain stood when the chain's first event was appended, so an export that spans
+the two links up unbroken.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditChain, AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
 # The key of the chain of events of no organization (an organization's chain is keyed by its id).
@@ -44,8 +45,9 @@ def canonical_body(event: AuditEvent) -> dict[str, Any]:
         "user_agent": event.user_agent,
         "request_id": event.request_id,
         "prev_hash": event.prev_hash,
-        # Covered only when set, so that events recorded before the column existed keep their hashes.
+        # Covered only when set, so that events recorded before the columns existed keep their hashes.
         **({"client_request_id": event.client_request_id} if event.client_request_id else {}),
+        **({"chain": event.chain} if event.chain else {}),
     }
 
 
@@ -65,10 +67,8 @@ def chain_key(organization_id: str | None) -> str:
 
 @dataclass(frozen=True)
 class SharedChain:
-    """The closed shared chain: its events are those with ``seq <= cutover_seq``, and ``last_hash``
-    is the hash of the last of them, where every per-organization chain begins."""
+    """Where the shared chain of earlier releases' events stands: its newest event's seq and hash."""
 
-    cutover_seq: int
     last_seq: int
     last_hash: str
 
@@ -76,17 +76,30 @@ class SharedChain:
 def shared_chain() -> SharedChain:
     head = AuditChainHead.objects.filter(id=1).first()
     if head is None:
-        return SharedChain(cutover_seq=0, last_seq=0, last_hash=GENESIS_HASH)
-    cutover = head.cutover_seq if head.cutover_seq is not None else head.last_seq
-    return SharedChain(cutover_seq=cutover, last_seq=head.last_seq, last_hash=head.last_hash)
+        return SharedChain(last_seq=0, last_hash=GENESIS_HASH)
+    return SharedChain(last_seq=head.last_seq, last_hash=head.last_hash)
 
 
-def chain_filter(key: str, *, cutover_seq: int) -> Q:
-    """The events of one chain after the cut-over."""
-    organization = Q(organization__isnull=True) if key == INSTANCE_CHAIN else Q(organization_id=key)
-    return Q(seq__gt=cutover_seq) & organization
+@dataclass(frozen=True)
+class ChainStart:
+    """Which chain an organization's events join, and where on the shared chain it begins (where
+    the shared chain stands now, for a chain with no event yet)."""
+
+    key: str
+    seq: int
+    hash: str
 
 
-def chain_span_filter(organization_id: str | None, *, cutover_seq: int) -> Q:
-    """Every event an organization's chain runs through from its start: the shared chain's, then its own."""
-    return Q(seq__lte=cutover_seq) | chain_filter(chain_key(organization_id), cutover_seq=cutover_seq)
+def chain_start(organization_id: str | None) -> ChainStart:
+    key = chain_key(organization_id)
+    head = AuditChain.objects.filter(key=key).first()
+    if head is not None:
+        return ChainStart(key, head.start_seq, head.start_hash)
+    shared = shared_chain()
+    return ChainStart(key, shared.last_seq, shared.last_hash)
+
+
+def chain_span(key: str, start_seq: int) -> Q:
+    """Every event a chain runs through from the first: the shared chain's up to where the chain
+    began, then its own."""
+    return Q(chain="", seq__lte=start_seq) | Q(chain=key)

@@ -3,8 +3,8 @@
 An export covers one stretch of an organization's chain (or the instance's), from its first event
 to its last. Each of its events carries every field its hash covers, its hash and the previous
 event's hash, and its place in the log (``seq``). Every other event of that stretch (one the
-filters left out, or, before the cut-over to per-organization chains, another organization's event
-of the shared chain) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``. So
+filters left out, or, in the shared chain of earlier events before this chain began, another
+organization's event) is there as its link alone: ``seq``, ``prev_hash`` and ``hash``. So
 the links run unbroken from the first event to the last, and an event deleted from the database
 or from the file breaks them. A manifest opens the export (which stretch, how many events), a
 trailer closes it (what the walk found, the breaks it met included); in the CSV, as rows of their
@@ -21,7 +21,7 @@ from typing import Any
 from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
-from audit.chain import canonical_body, chain_key, chain_span_filter, event_hash, shared_chain
+from audit.chain import canonical_body, chain_span, chain_start, event_hash, shared_chain
 from audit.models import AuditChain, AuditEvent
 
 EXPORT_CHUNK = 2000
@@ -52,6 +52,10 @@ EXPORT_COLUMNS = (
     "prev_hash",
     "hash",
     "record",
+    # Covered by the hash when set (an event recorded with a client's X-Request-Id; an event of a
+    # chain of its own); empty for the events recorded before the columns existed.
+    "client_request_id",
+    "chain",
 )
 # A trailer names this many breaks at most; the first is the one that matters.
 MAX_BREAKS = 20
@@ -97,9 +101,9 @@ class ChainWalk:
     the others as links, and what was wrong on the way."""
 
     def __init__(self, events: QuerySet[AuditEvent], manifest: dict[str, Any], *, newest_first: bool) -> None:
-        self.events = events.order_by()
         self.first_seq, self.last_seq = manifest["first_seq"], manifest["last_seq"]
-        self.chain = chain_span_filter(manifest["organization_id"], cutover_seq=manifest["cutover_seq"])
+        self.chain = chain_span(manifest["chain"], manifest["chain_start"]["seq"])
+        self.events = events.filter(self.chain).order_by()
         self.newest_first = newest_first
         self.counts = {"events": 0, "links": 0}
         self.breaks: list[dict[str, Any]] = []
@@ -180,25 +184,37 @@ def csv_lines(events: QuerySet[AuditEvent], manifest: dict[str, Any]) -> Iterato
 
 def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filters: dict[str, str]) -> dict[str, Any]:
     """Which part of the chain an export holds, said in its manifest."""
-    span = events.order_by().aggregate(
-        count=Count("seq"), first_seq=Min("seq"), last_seq=Max("seq"), first=Min("timestamp"), last=Max("timestamp")
+    start = chain_start(organization_id)
+    chain = chain_span(start.key, start.seq)
+    span = (
+        events.filter(chain)
+        .order_by()
+        .aggregate(
+            count=Count("seq"), first_seq=Min("seq"), last_seq=Max("seq"), first=Min("timestamp"), last=Max("timestamp")
+        )
     )
-    shared = shared_chain()
-    chain = chain_span_filter(organization_id, cutover_seq=shared.cutover_seq)
+    # Events a process of an earlier release appended to the shared chain during an upgrade, after
+    # this chain began: on neither side of its links, so not in the export (verify_audit checks them).
+    outside = events.exclude(chain).count() if start.seq < shared_chain().last_seq else 0
     in_span = 0
     if span["count"]:
         in_span = AuditEvent.objects.filter(chain, seq__gte=span["first_seq"], seq__lte=span["last_seq"]).count()
-    head = AuditChain.objects.filter(key=chain_key(organization_id)).first()
+    head = AuditChain.objects.filter(key=start.key).first()
     whose = f"organization {organization_id}" if organization_id else "the instance security log"
     covers = (
         f"{span['count']} events of {whose}"
         + (f", seq {span['first_seq']} to {span['last_seq']}" if span["count"] else "")
         + (f", matching {json.dumps(filters, sort_keys=True)}" if filters else ", all of them")
         + "."
+        + (
+            f" Left out: {outside} events an earlier release appended to the shared chain after this chain began."
+            if outside
+            else ""
+        )
     )
-    if span["count"] and span["first_seq"] <= shared.cutover_seq:
+    if span["count"] and span["first_seq"] <= start.seq:
         covers += (
-            f" Up to seq {shared.cutover_seq} the chain was shared by every organization: the export holds all"
+            f" Up to seq {start.seq} the chain was shared by every organization: the export holds all"
             f" {in_span} events of its chain from the first to the last, the others by their links alone, so the"
             " links run unbroken end to end."
         )
@@ -217,13 +233,14 @@ def coverage(events: QuerySet[AuditEvent], *, organization_id: str | None, filte
         "chain_records": in_span,
         "first_seq": span["first_seq"],
         "last_seq": span["last_seq"],
-        "cutover_seq": shared.cutover_seq,
         "first_timestamp": span["first"].isoformat() if span["first"] else None,
         "last_timestamp": span["last"].isoformat() if span["last"] else None,
-        "chain": chain_key(organization_id),
+        "chain": start.key,
+        "chain_start": {"seq": start.seq, "hash": start.hash},
+        "outside_chain": outside,
         "chain_head": {
-            "seq": head.last_seq if head else shared.last_seq,
-            "hash": head.last_hash if head else shared.last_hash,
+            "seq": head.last_seq if head else start.seq,
+            "hash": head.last_hash if head else start.hash,
         },
         "covers": covers,
     }

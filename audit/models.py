@@ -63,6 +63,9 @@ class AuditEvent(models.Model):
     client_request_id = models.CharField(
         max_length=128, blank=True, help_text="The X-Request-Id the client sent, if any; not unique."
     )
+    # Which chain: an organization's id, or "instance" for the events of no organization; empty for
+    # the shared chain of the events of earlier releases (the database fills it in for their code).
+    chain = models.CharField(max_length=40, blank=True, default="", db_default="")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
@@ -73,6 +76,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["organization", "-seq"], name="audit_org_seq"),
             models.Index(fields=["organization", "sandbox_id", "-seq"], name="audit_org_sandbox_seq"),
+            models.Index(fields=["chain", "seq"], name="audit_chain_seq"),
         ]
 
     def __str__(self) -> str:
@@ -88,32 +92,30 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The head of the one chain every event joined before each organization had a chain of its own.
-
-    Closed at ``cutover_seq`` by the migration that began the per-organization chains: the events up
-    to it (every organization's, interleaved) are verified as before, in ``seq`` order, and the hash
-    of the last of them is where every new chain begins. Nothing appends to it any more.
-    """
+    """The head of the one chain every event joined before each organization had a chain of its own
+    (events whose ``chain`` is empty). Nothing of this release appends to it; a process of the
+    earlier release still running during an upgrade may, which keeps it whole."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     last_seq = models.BigIntegerField(default=0)
-    cutover_seq = models.BigIntegerField(
-        null=True,
-        blank=True,
-        help_text="The seq of the last event of the shared chain; later events are in AuditChain.",
-    )
 
     def __str__(self) -> str:
-        return f"shared audit chain, closed at {self.last_seq}"
+        return f"shared audit chain head at {self.last_seq}"
 
 
 class AuditChain(models.Model):
     """The head of one chain: an organization's (``key`` is its id), or the instance's for events
     of no organization (``key`` is ``instance``). Its row is locked while an event is appended, so
-    appends to one chain have one order and appends to different chains never wait on each other."""
+    appends to one chain have one order and appends to different chains never wait on each other.
+
+    A chain begins where the shared chain stood when its first event was appended: ``start_hash``
+    is the hash of the shared chain's event ``start_seq`` (64 zeros and 0 when it had none), and
+    the chain's first event links to it."""
 
     key = models.CharField(primary_key=True, max_length=40)
+    start_seq = models.BigIntegerField(default=0)
+    start_hash = models.CharField(max_length=64)
     last_hash = models.CharField(max_length=64)
     last_seq = models.BigIntegerField(default=0)
     events = models.BigIntegerField(default=0)

@@ -60,7 +60,7 @@ def audit_record(
     )
     # The JSON round trip makes the stored details exactly what the hash covers.
     event.details = json.loads(json.dumps(event.details, default=str))
-    key = chain_key(event.organization_id)
+    key = event.chain = chain_key(event.organization_id)
     with transaction.atomic():
         # The lock on this chain's head orders the appends to this chain alone, and is held until
         # the caller's transaction ends: callers record their event as the last thing they do in it.
@@ -75,8 +75,10 @@ def audit_record(
 def _locked_head(key: str) -> AuditChain:
     head = AuditChain.objects.select_for_update().filter(key=key).first()
     if head is None:
-        # A chain's first event: every chain begins where the shared chain ended. Two first events
+        # A chain's first event: the chain begins where the shared chain stands. Two first events
         # at once both insert; one insert is ignored and both then lock the one row.
-        AuditChain.objects.bulk_create([AuditChain(key=key, last_hash=shared_chain().last_hash)], ignore_conflicts=True)
+        shared = shared_chain()
+        start = AuditChain(key=key, start_seq=shared.last_seq, start_hash=shared.last_hash, last_hash=shared.last_hash)
+        AuditChain.objects.bulk_create([start], ignore_conflicts=True)
         head = AuditChain.objects.select_for_update().get(key=key)
     return head

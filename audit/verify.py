@@ -1,5 +1,6 @@
-"""Checking the audit chains: the closed shared chain, then each organization's and the
-instance's, one by one, each walked in insertion order and held to its head row."""
+"""Checking the audit chains: the shared chain of earlier releases' events, then each
+organization's and the instance's, one by one, each walked in insertion order from where it began
+and held to its head row."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
-
-from audit.chain import GENESIS_HASH, INSTANCE_CHAIN, SharedChain, chain_filter, chain_key, event_hash, shared_chain
+from audit.chain import GENESIS_HASH, SharedChain, chain_key, event_hash, shared_chain
 from audit.models import AuditChain, AuditEvent
 
 # The name reports give the closed chain every event joined before the per-organization chains.
@@ -38,23 +37,32 @@ class ChainReport:
 
 
 class _Walk:
-    """One pass along events in chain order from a known hash, stopping at the first bad link."""
+    """One pass along events in chain order from a known hash, stopping at the first bad link.
+    It notes the hashes it passed at the seqs in ``starts`` (where other chains began)."""
 
-    def __init__(self, *, prev: str, organization_id: str | None = None) -> None:
+    def __init__(self, *, prev: str, organization_id: str | None = None, starts: frozenset[int] = frozenset()) -> None:
         self.prev, self.head_seq = prev, 0
         self.organization_id = organization_id
         self.checked = self.mine = 0
         self.first: datetime | None = None
         self.last: datetime | None = None
+        self.starts = starts
+        self.hash_at: dict[int, str] = {0: GENESIS_HASH}
+        self.whole = False
 
-    def run(self, events: Iterable[AuditEvent]) -> tuple[str, str] | None:
-        """None when every event links to the one before; else the bad event's id and what is wrong."""
+    def run(self, events: Iterable[AuditEvent], *, key: str | None = None) -> tuple[str, str] | None:
+        """None when every event links to the one before; else the bad event's id and what is wrong.
+        With ``key``, every event must be of that chain's organization."""
         for event in events:
             if event.prev_hash != self.prev:
                 return event.id, _UNLINKED
             if event_hash(event) != event.hash:
                 return event.id, _EDITED
+            if key is not None and chain_key(event.organization_id) != key:
+                return event.id, "it is in the chain of another organization than its own"
             self.prev, self.head_seq = event.hash, event.seq
+            if event.seq in self.starts:
+                self.hash_at[event.seq] = event.hash
             self.first = self.first or event.timestamp
             self.last = event.timestamp
             self.checked += 1
@@ -81,75 +89,79 @@ def _in_order(events) -> Iterable[AuditEvent]:
 
 
 def _verify_shared(shared: SharedChain, walk: _Walk) -> ChainReport:
-    found = walk.run(_in_order(AuditEvent.objects.filter(seq__lte=shared.cutover_seq)))
+    found = walk.run(_in_order(AuditEvent.objects.filter(chain="")))
     if found:
         return walk.report(SHARED_CHAIN, bad=found[0], problem=found[1])
-    if shared.last_seq != shared.cutover_seq:
-        return walk.report(SHARED_CHAIN, problem="events were appended to the shared chain after it was closed")
     if walk.prev != shared.last_hash:
         return walk.report(SHARED_CHAIN, problem="the newest events are missing (the log was truncated)")
+    walk.whole = True
     return walk.report(SHARED_CHAIN)
 
 
-def _verify_own(shared: SharedChain, key: str, head: AuditChain | None, walk: _Walk) -> ChainReport:
-    """One chain after the cut-over, from where the shared chain ended to its head row."""
-    walk.prev = shared.last_hash
-    found = walk.run(_in_order(AuditEvent.objects.filter(chain_filter(key, cutover_seq=shared.cutover_seq))))
+def _verify_own(key: str, head: AuditChain | None, walk: _Walk, shared: _Walk) -> ChainReport:
+    """One chain, from where it began on the shared chain to its head row."""
+    events = _in_order(AuditEvent.objects.filter(chain=key))
+    if head is None:
+        first = next(iter(events), None)
+        if first is None:
+            return walk.report(key)
+        return walk.report(key, bad=first.id, problem="the head of its chain is missing (the log was altered)")
+    walk.prev = head.start_hash
+    if shared.whole and shared.hash_at.get(head.start_seq) != head.start_hash:
+        return walk.report(key, problem=f"it does not begin on the shared chain (at seq {head.start_seq})")
+    found = walk.run(events, key=key)
     if found:
         return walk.report(key, bad=found[0], problem=found[1])
-    if head is None and walk.checked:
-        return walk.report(key, problem="the head of this chain is missing (the log was truncated)")
-    if head is not None and head.last_hash != walk.prev:
+    if head.last_hash != walk.prev:
         return walk.report(key, problem="the newest events are missing (the log was truncated)")
     return walk.report(key)
 
 
-def _orphan(shared: SharedChain, keys: set[str]) -> AuditEvent | None:
-    """The first event after the cut-over in a chain that has no head row."""
-    outside = Q(seq__gt=shared.cutover_seq) & ~Q(organization_id__in=keys - {INSTANCE_CHAIN})
-    if INSTANCE_CHAIN in keys:
-        outside &= Q(organization__isnull=False)
-    return AuditEvent.objects.filter(outside).order_by("seq").first()
+def _orphan(keys: set[str]) -> AuditEvent | None:
+    """The first event in a chain that has no head row."""
+    return AuditEvent.objects.exclude(chain="").exclude(chain__in=keys).order_by("seq").first()
 
 
 def audit_verify_chains(*, organization_id: str | None = None, instance: bool = False) -> list[ChainReport]:
     """The shared chain's report, then each chain's: every chain, or only the chain of the
     organization named (``instance`` for the chain of events of no organization)."""
-    shared = shared_chain()
-    reports = [_verify_shared(shared, _Walk(prev=GENESIS_HASH))]
     if organization_id is not None or instance:
         key = chain_key(organization_id)
-        reports.append(
-            _verify_own(shared, key, AuditChain.objects.filter(key=key).first(), _Walk(prev=shared.last_hash))
-        )
-        return reports
-    heads = {head.key: head for head in AuditChain.objects.order_by("key")}
+        heads = {key: AuditChain.objects.filter(key=key).first()}
+    else:
+        heads = {head.key: head for head in AuditChain.objects.order_by("key")}
+    shared = _Walk(prev=GENESIS_HASH, starts=frozenset(head.start_seq for head in heads.values() if head))
+    reports = [_verify_shared(shared_chain(), shared)]
     for key, head in heads.items():
-        reports.append(_verify_own(shared, key, head, _Walk(prev=shared.last_hash)))
-    orphan = _orphan(shared, set(heads))
-    if orphan is not None:
-        key = chain_key(orphan.organization_id)
-        reports.append(
-            ChainReport(
-                False, 0, first_bad_event_id=orphan.id, problem="its chain has no head (the log was altered)", chain=key
+        reports.append(_verify_own(key, head, _Walk(prev=GENESIS_HASH), shared))
+    if organization_id is None and not instance:
+        orphan = _orphan(set(heads))
+        if orphan is not None:
+            reports.append(
+                ChainReport(
+                    False,
+                    0,
+                    first_bad_event_id=orphan.id,
+                    problem="the head of its chain is missing (the log was altered)",
+                    chain=orphan.chain,
+                )
             )
-        )
     return reports
 
 
 def audit_verify_chain(*, organization_id: str | None = None) -> ChainReport:
     """One report for an organization's chain from its start (the shared chain, then its own), or,
     with no organization, for every chain: the first broken one's, or the totals when all hold."""
-    if organization_id is None:
-        reports = audit_verify_chains()
-    else:
-        shared = shared_chain()
-        walk = _Walk(prev=GENESIS_HASH, organization_id=organization_id)
-        first = _verify_shared(shared, walk)
+    if organization_id is not None:
+        head = AuditChain.objects.filter(key=organization_id).first()
+        starts = frozenset({head.start_seq} if head else ())
+        shared = _Walk(prev=GENESIS_HASH, organization_id=organization_id, starts=starts)
+        first = _verify_shared(shared_chain(), shared)
         if not first.ok:
             return first
-        head = AuditChain.objects.filter(key=organization_id).first()
-        return _verify_own(shared, organization_id, head, walk)
+        # One walk on from the shared chain's, so the counts cover both.
+        return _verify_own(organization_id, head, shared, shared)
+    reports = audit_verify_chains()
     broken = next((report for report in reports if not report.ok), None)
     if broken is not None:
         return broken

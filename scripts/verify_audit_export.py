@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The fields the hash covers, exactly as audit/services.py canonical_content() serialises them.
+# The fields the hash covers, exactly as audit/chain.py canonical_content() serialises them.
 CANONICAL_FIELDS = (
     "id",
     "timestamp",
@@ -51,6 +51,9 @@ CANONICAL_FIELDS = (
     "request_id",
     "prev_hash",
 )
+# Covered by the hash only when set (as audit/chain.py canonical_body() adds them), so that events
+# recorded before these fields existed keep their hashes.
+OPTIONAL_FIELDS = ("client_request_id", "chain")
 MANIFEST = "stowage.audit-export"
 TRAILER = "stowage.audit-export-end"
 # In a CSV an empty cell of these is null; of the other text fields it is the empty string.
@@ -65,6 +68,7 @@ class Broken(Exception):
 
 def canonical_hash(event: dict[str, Any]) -> str:
     body = {name: event[name] for name in CANONICAL_FIELDS}
+    body.update({name: event[name] for name in OPTIONAL_FIELDS if event.get(name)})
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -131,15 +131,18 @@ def make_session(org_id: str, *, status: str = SessionStatus.RUNNING, **fields: 
     return AgentSession.objects.create(organization_id=org_id, status=status, **fields)
 
 
-def make_shared_chain_events(org_ids: list[str | None], *, action: str = "file.read") -> list[AuditEvent]:
-    """A log as an earlier release left it: these events (and no others) chained as that release
-    chained them, every organization's in one shared chain, then the shared chain closed after them
-    as the migration to per-organization chains closes it. Events are only ever inserted, so the
-    log is emptied with SQL."""
-    with connection.cursor() as cursor:
-        for table in (AuditEvent, AuditChain, AuditChainHead):
-            cursor.execute(f"DELETE FROM {table._meta.db_table}")  # noqa: S608 (a model's own table name)
-    head = AuditChainHead(id=1)
+def make_shared_chain_events(
+    org_ids: list[str | None], *, action: str = "file.read", fresh: bool = True
+) -> list[AuditEvent]:
+    """Events appended as an earlier release appended them, every organization's to the one shared
+    chain. ``fresh``: a log as an earlier release left it, these events and no others (events are
+    only ever inserted, so the log is emptied with SQL first); otherwise appended to the log as it
+    is, as a process of the earlier release still running during an upgrade would."""
+    if fresh:
+        with connection.cursor() as cursor:
+            for table in (AuditEvent, AuditChain, AuditChainHead):
+                cursor.execute(f"DELETE FROM {table._meta.db_table}")  # noqa: S608 (a model's own table name)
+    head = AuditChainHead.objects.filter(id=1).first() or AuditChainHead(id=1)
     events = []
     for index, org_id in enumerate(org_ids):
         event = AuditEvent(
@@ -154,7 +157,6 @@ def make_shared_chain_events(org_ids: list[str | None], *, action: str = "file.r
         event.save(force_insert=True)
         head.last_hash, head.last_seq = event.hash, event.seq
         events.append(event)
-    head.cutover_seq = head.last_seq
     head.save()
     return events
 

@@ -133,3 +133,25 @@ def test_a_chain_truncated_or_without_its_head_is_detected(owner, stranger):
         report[-1].first_bad_event_id == AuditEvent.objects.filter(organization_id=stranger.org_id).earliest("seq").id
     )
     assert theirs
+
+
+def test_a_chain_that_does_not_begin_on_the_shared_chain_is_detected(owner):
+    make_shared_chain_events([owner.org_id, None])
+    _in(owner.org_id, 2)
+    assert audit_verify_chain().ok
+    _sql("UPDATE audit_auditchain SET start_seq = start_seq - 1 WHERE key = %s", owner.org_id)
+    with pytest.raises(CommandError, match="does not begin on the shared chain"):
+        call_command("verify_audit", "--org", owner.org_id)
+
+
+def test_events_an_earlier_release_appends_during_an_upgrade_stay_in_the_shared_chain(owner, stranger, capsys):
+    make_shared_chain_events([owner.org_id])
+    ours = _in(owner.org_id, 2)
+    late = make_shared_chain_events([stranger.org_id, owner.org_id], fresh=False)
+    _in(stranger.org_id, 1)
+    call_command("verify_audit")
+    assert "shared chain (before per-organization chains): intact, 3 events" in capsys.readouterr().out
+    _sql("UPDATE audit_auditevent SET resource = %s WHERE id = %s", "tampered", late[1].id)
+    with pytest.raises(CommandError, match=f"{late[1].id} in shared chain"):
+        call_command("verify_audit")
+    assert ours

@@ -189,7 +189,8 @@ def test_an_export_spanning_the_shared_chain_runs_unbroken_into_the_own_chain(da
     record(dashboard.org_id, 2)
     record(stranger.org_id, 2)
     manifest, _events, trailer = jsonl_parts(download(dashboard.admin, "audit-export-jsonl"))
-    assert manifest["cutover_seq"] == shared[-1].seq and manifest["chain"] == dashboard.org_id
+    assert manifest["chain_start"] == {"seq": shared[-1].seq, "hash": shared[-1].hash}
+    assert manifest["chain"] == dashboard.org_id
     # Of the shared chain, the other organization's events are links; after it, only this one's own.
     assert manifest["chain_records"] == 4 + 3 and manifest["events"] == 2 + 3
     assert trailer["chain"] == "intact"
@@ -231,3 +232,29 @@ def test_the_export_carries_the_links_of_the_events_between(dashboard, stranger,
     assert b"globex-secret-actor" not in body and stranger.org_id.encode() not in body
     result = check(tmp_path, body, "jsonl")
     assert result.returncode == 0 and "by their links alone" in result.stdout, result.stdout
+
+
+def test_events_an_earlier_release_appends_during_an_upgrade_keep_every_export_whole(dashboard, stranger, tmp_path):
+    make_shared_chain_events([dashboard.org_id, stranger.org_id])
+    ours = record(dashboard.org_id, 2)
+    # A process of the earlier release, still running, appends to the shared chain meanwhile.
+    late = make_shared_chain_events([dashboard.org_id, None], fresh=False)
+    record(dashboard.org_id, 1)
+    assert audit_verify_chain().ok
+    body = download(dashboard.admin, "audit-export-jsonl")
+    manifest, events, trailer = jsonl_parts(body)
+    assert trailer["chain"] == "intact" and manifest["chain_start"]["seq"] < ours[0].seq < late[0].seq
+    # The late event of the shared chain is no part of this organization's chain.
+    assert late[0].id not in {event["id"] for event in events}
+    assert manifest["outside_chain"] == 1 and "Left out: 1 events" in manifest["covers"]
+    assert check(tmp_path, body, "jsonl").returncode == 0
+
+
+def test_an_event_with_a_client_request_id_checks_offline(dashboard, tmp_path):
+    actor = Actor(organization_id=dashboard.org_id, label="agent", client_request_id="client-req-7")
+    audit_record(actor=actor, action="file.read", resource="with a client id")
+    for name, suffix in (("audit-export-jsonl", "jsonl"), ("audit-export", "csv")):
+        body = download(dashboard.admin, name)
+        assert b"client-req-7" in body
+        result = check(tmp_path, body, suffix)
+        assert result.returncode == 0, result.stdout

@@ -37,29 +37,75 @@ def tampered(event_id: str) -> dict[str, object]:
     return answer
 
 
+def append_as_the_earlier_release(organization_id: str) -> str:
+    """What a process of the earlier release does to record an event: its INSERT names the columns
+    it knows (no ``chain``), and it moves the shared chain's head. Returns the event's hash."""
+    from django.db import connection, transaction
+
+    from audit.chain import event_hash
+    from audit.models import AuditChainHead, AuditEvent
+    from core.ids import new_id
+
+    with transaction.atomic():
+        head = AuditChainHead.objects.select_for_update().get(id=1)
+        event = AuditEvent(
+            id=new_id("evt"), organization_id=organization_id, actor="earlier release", action="file.read"
+        )
+        event.prev_hash = head.last_hash
+        event.hash = event_hash(event)
+        old_columns = [
+            field.column
+            for field in AuditEvent._meta.concrete_fields
+            if field.name not in {"seq", "chain"}  # seq: the database numbers it
+        ]
+        values = [
+            field.get_db_prep_save(field.pre_save(event, True), connection)
+            for field in AuditEvent._meta.concrete_fields
+            if field.column in old_columns
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO audit_auditevent ({', '.join(old_columns)}) VALUES ({', '.join(['%s'] * len(values))})",  # noqa: S608
+                values,
+            )
+        seq = AuditEvent.objects.get(id=event.id).seq
+        AuditChainHead.objects.filter(id=1).update(last_hash=event.hash, last_seq=seq)
+    return event.hash
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
     from accounts.models import Organization
-    from audit.models import AuditChainHead, AuditEvent
+    from audit.models import AuditChain, AuditChainHead, AuditEvent
     from audit.services import audit_record
     from core.actor import Actor
 
     head = AuditChainHead.objects.get(id=1)
-    old = AuditEvent.objects.filter(seq__lte=head.cutover_seq).order_by("seq")[head.cutover_seq // 2]
+    shared = AuditEvent.objects.filter(chain="").count()
+    old = AuditEvent.objects.filter(chain="").order_by("seq")[shared // 2]
     orgs = list(Organization.objects.order_by("created_at", "id").values_list("id", flat=True)[:2])
-    new = [
-        audit_record(actor=Actor(organization_id=org, label="after upgrade"), action="file.read", resource=f"r{i}")
-        for org in orgs
-        for i in range(3)
-    ]
+
+    def new_events(org: str) -> list:
+        actor = Actor(organization_id=org, label="after upgrade")
+        return [audit_record(actor=actor, action="file.read", resource=f"r{i}") for i in range(3)]
+
+    new = new_events(orgs[0])
+    # A process of the earlier release, not yet restarted, appends to the shared chain meanwhile.
+    late = append_as_the_earlier_release(orgs[1])
+    new += new_events(orgs[1])
     report = {
-        "cutover_seq": head.cutover_seq,
+        "shared_events": shared,
         "organizations": orgs,
-        "first_new_prev_hashes": sorted({event.prev_hash for event in new[::3]}),
-        "shared_last_hash": head.last_hash,
+        "chain_starts": [
+            [start.start_seq, start.start_hash]
+            for start in AuditChain.objects.filter(key__in=orgs).order_by("start_seq")
+        ],
+        "first_new_prev_hashes": [new[0].prev_hash, new[3].prev_hash],
+        "shared_head": [head.last_seq, head.last_hash],
+        "late_event": late,
         "after_new_events": verify(),
         "old_event": old.id,
         "old_tampered": tampered(old.id),

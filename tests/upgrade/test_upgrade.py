@@ -204,16 +204,21 @@ def swept_blobs(env: dict[str, str], ready: list[str]) -> dict:
 
 def assert_new_chains_start_after_the_shared_one(expected: dict, env: dict[str, str]) -> None:
     """The earlier release's events stay one shared chain; new events in two organizations start
-    chains of their own from its end; an edit on either side of the cut-over is named."""
+    chains of their own where it stands, while a process of the earlier release still appends to it;
+    an edit on either side is named."""
     after = run([sys.executable, "-m", "tests.upgrade.audit_after"], env)
     assert after.returncode == 0, after.stderr
     found = json.loads(after.stdout)
     head = expected["audit_chain_head"]
-    assert found["cutover_seq"] == head["last_seq"] and found["shared_last_hash"] == head["last_hash"]
+    assert found["shared_events"] == head["events"]
+    assert found["shared_head"] == [head["last_seq"], head["last_hash"]]
     assert len(found["organizations"]) == 2
-    assert found["first_new_prev_hashes"] == [head["last_hash"]]
+    # The first chain began at the earlier release's head, the second after its late event.
+    assert found["chain_starts"][0] == [head["last_seq"], head["last_hash"]]
+    assert found["chain_starts"][1][1] == found["late_event"]
+    assert found["first_new_prev_hashes"] == [head["last_hash"], found["late_event"]]
     assert found["after_new_events"]["ok"], found["after_new_events"]
-    assert f"{head['events'] + 6} events verified" in found["after_new_events"]["output"]
+    assert f"{head['events'] + 1 + 6} events verified" in found["after_new_events"]["output"]
     for org in found["organizations"]:
         assert f"chain {org}: intact" in found["after_new_events"]["output"]
     assert not found["old_tampered"]["ok"]
