@@ -8,10 +8,12 @@ import hashlib
 import io
 import os
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from artifacts import blobs
 from artifacts.models import Artifact, ArtifactState, Blob, BlobState
@@ -467,3 +469,31 @@ def test_a_publish_waits_for_a_claim_and_then_brings_its_own_bytes(owner, store,
     artifact = Artifact.objects.get(id=publish.result.id)
     assert artifact.blob_id == blob.id and stored_bytes(artifact) == data
     assert store.keys() == {revived.storage_key}
+
+
+def test_the_sweeper_gives_blobs_to_artifacts_published_by_the_release_before_blobs(owner, store, commits, settings):
+    """During an upgrade a worker of the earlier release may still publish: ready, no blob."""
+    settings.ARTIFACT_STALE_PENDING_SECONDS = 0
+    data = b"published the old way\n"
+    put(owner, "new.txt", data)
+    old_ways = []
+    for name in ("old-1.txt", "old-2.txt"):
+        artifact = Artifact(
+            organization_id=owner.org_id,
+            remote_path=name,
+            version=1,
+            state=ArtifactState.READY,
+            size=len(data),
+            checksum=f"sha256:{sha(data)}",
+            ready_at=timezone.now() - timedelta(hours=1),
+        )
+        artifact.storage_key = f"blobs/{owner.org_id}/{artifact.id}"
+        artifact.save(force_insert=True)
+        blob_write(artifact.storage_key, [data], max_bytes=1 << 20)
+        old_ways.append(artifact)
+    assert sweeps.storage_sweep()["adopted_artifacts"] == 2
+    blob = Blob.objects.get()
+    assert set(Artifact.objects.values_list("blob_id", flat=True)) == {blob.id}
+    assert store.keys() == {blob.storage_key}
+    for artifact in old_ways:
+        assert stored_bytes(artifact) == data
