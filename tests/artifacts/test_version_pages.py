@@ -154,3 +154,18 @@ def test_the_page_costs_the_same_queries_with_many_aliased_versions(dashboard, o
         alias_set(actor=actor, artifact=version, name=f"c{n}")
     page()
     assert queries_of(page) == few
+
+
+def test_the_compare_view_lists_a_folders_changed_entries(dashboard, owner):
+    from tests.artifacts.test_diff import put_folder
+
+    before = put_folder(owner, "data/site", {"index.html": b"<h1>old</h1>", "gone.css": b"x", "run.sh": (b"#!", 0o644)})
+    after = put_folder(
+        owner, "data/site", {"index.html": b"<h1>new</h1>", "<img src=x>.txt": b"y", "run.sh": (b"#!", 0o755)}
+    )
+    html = dashboard.viewer.get(f"/artifacts/{after.id}/compare/", {"against": before.id}).content.decode()
+    entries = re.search(r'<table id="compare-entries">.*?</table>', html, re.S).group(0)
+    assert "&lt;img src=x&gt;.txt" in entries and "<img" not in entries
+    assert "gone.css" in entries and "removed" in entries
+    assert "644" in entries and "755" in entries
+    assert 'id="compare-text"' not in html
