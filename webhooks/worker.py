@@ -43,10 +43,11 @@ def event_dispatch(*, event_id: str, send: bool = True) -> list[str]:
     return [delivery.id for delivery in _dispatch(event_id=event_id, send=send)]
 
 
-def _dispatch(*, event_id: str, send: bool) -> list[WebhookDelivery]:
+def _dispatch(*, event_id: str, send: bool, claim: int = 0) -> list[WebhookDelivery]:
     """One delivery per enabled webhook of the event's organization that subscribes to it (and
     existed when the event was written); the ids of those made now, queued on commit unless
-    ``send`` is false. Idempotent: a second run finds the event dispatched."""
+    ``send`` is false. The first ``claim`` of them are made already claimed for an attempt by
+    the caller (one write fewer). Idempotent: a second run finds the event dispatched."""
     now = timezone.now()
     with transaction.atomic():
         event = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).first()
@@ -62,6 +63,10 @@ def _dispatch(*, event_id: str, send: bool) -> list[WebhookDelivery]:
         deliveries = [
             WebhookDelivery(webhook=webhook, event=event, next_attempt_at=now, created_at=now) for webhook in webhooks
         ]
+        for delivery in deliveries[:claim]:
+            delivery.state, delivery.attempts, delivery.round_attempts = DeliveryState.SENDING, 1, 1
+            delivery.last_attempt_at = now
+            delivery.lease_until = now + timedelta(seconds=_lease_seconds(delivery.webhook))
         # The unique (event, webhook) pair keeps a concurrent dispatcher from making twins.
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         claimed = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).update(dispatched_at=now)
@@ -217,10 +222,13 @@ def _record_failure(delivery: WebhookDelivery, result: AttemptResult, now: datet
 def delivery_attempt(*, delivery_id: str, test: bool = False, loaded: WebhookDelivery | None = None) -> str:
     """Claim, send and record one attempt; what happened, in a word. A test is sent to a
     disabled webhook too."""
-    now = timezone.now()
-    delivery = delivery_claim(delivery_id, now=now, loaded=loaded)
+    delivery = delivery_claim(delivery_id, now=timezone.now(), loaded=loaded)
     if delivery is None:
         return "not-due"
+    return _attempt_claimed(delivery, test=test)
+
+
+def _attempt_claimed(delivery: WebhookDelivery, *, test: bool = False) -> str:
     if not delivery.webhook.enabled and not test:
         WebhookDelivery.objects.filter(id=delivery.id, state=DeliveryState.SENDING).update(
             state=DeliveryState.FAILED, lease_until=None, next_attempt_at=None, error="the webhook is disabled"
@@ -242,12 +250,13 @@ INLINE_ATTEMPTS = 1
 
 @shared_task(name="webhooks.dispatch", acks_late=True, ignore_result=True, soft_time_limit=180, time_limit=240)
 def dispatch(event_id: str) -> int:
-    deliveries = _dispatch(event_id=event_id, send=False)
+    deliveries = _dispatch(event_id=event_id, send=False, claim=INLINE_ATTEMPTS)
     for delivery in deliveries[INLINE_ATTEMPTS:]:
         send_deliver(delivery.id)
-    # A worker that dies here leaves pending, due deliveries: the sweep sends them.
+    # A worker that dies here leaves a lease that runs out, or pending deliveries: the sweep
+    # sends them.
     for delivery in deliveries[:INLINE_ATTEMPTS]:
-        delivery_attempt(delivery_id=delivery.id, loaded=delivery)
+        _attempt_claimed(delivery)
     return len(deliveries)
 
 
