@@ -272,7 +272,8 @@ def deliver_test(delivery_id: str) -> dict:
     return {
         "outcome": outcome,
         "response_status": delivery.response_status if delivery else None,
-        "error": delivery.error if delivery else "",
+        # Not "error": core.dispatch.wait_for reads that key as the task's own failure.
+        "delivery_error": delivery.error if delivery else "",
     }
 
 
