@@ -453,9 +453,10 @@ AUDIT_REFUSALS_PER_KIND = env_int("STOWAGE_AUDIT_REFUSALS_PER_KIND", 100)
 STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")
 
 from config.settings_webhooks import *  # noqa: E402,F403
-from config.settings_webhooks import WEBHOOK_BEAT_SCHEDULE  # noqa: E402
+from config.settings_webhooks import WEBHOOK_BEAT_SCHEDULE, WEBHOOK_LOGGERS  # noqa: E402
 
 CELERY_BEAT_SCHEDULE.update(WEBHOOK_BEAT_SCHEDULE)
+LOGGING["loggers"].update(WEBHOOK_LOGGERS)
 
 # --- Capacity of sandbox hosts -----------------------------------------------------------------
 from config.capacity import *  # noqa: E402, F403

@@ -39,3 +39,6 @@ WEBHOOK_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "webhooks.sweep_deliveries", "schedule": STOWAGE_WEBHOOK_SWEEP_SECONDS},
     "prune-webhook-events": {"task": "webhooks.prune_events", "schedule": 3600},
 }
+
+# httpx notes every request at INFO: one line per delivery attempt, already in the delivery log.
+WEBHOOK_LOGGERS = {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}}

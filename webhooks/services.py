@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, GatewayTimeout, InvalidInput, NotFound
 from webhooks import worker
 from webhooks.events import EVENT_TYPES, TEST_EVENT
 from webhooks.models import ALL_EVENTS, DeliveryState, Webhook, WebhookDelivery, WebhookEvent
@@ -33,6 +33,7 @@ MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
 MAX_ROTATION_OVERLAP_SECONDS = 7 * 86400
 DEFAULT_ROTATION_OVERLAP_SECONDS = 86400
+TEST_WAIT_MARGIN_SECONDS = 15
 # Headers the delivery itself sets, or that would change how the request is framed.
 RESERVED_HEADERS = SIGNED_HEADERS | {
     "host",
@@ -320,10 +321,23 @@ def webhook_test(*, actor: Actor, webhook: Webhook, wait: bool = True) -> dict[s
     with transaction.atomic():
         event.save(force_insert=True)
         delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, next_attempt_at=now, created_at=now)
-    result = enqueue(deliver_test, task_id=delivery.id, delivery_id=delivery.id)
+    result = enqueue(
+        deliver_test,
+        task_id=delivery.id,
+        delivery_id=delivery.id,
+        # Nobody would see a test sent later: it is over, and the sweep must not send it.
+        on_unavailable=lambda: WebhookDelivery.objects.filter(id=delivery.id, state=DeliveryState.PENDING).update(
+            state=DeliveryState.FAILED, next_attempt_at=None, error="the task queue was unavailable"
+        ),
+    )
     answer: dict[str, Any] = {}
     if wait:
-        answer = wait_for(result, timeout=webhook.timeout_ms / 1000 + 15)
+        try:
+            answer = wait_for(result, timeout=webhook.timeout_ms / 1000 + TEST_WAIT_MARGIN_SECONDS)
+        except GatewayTimeout:
+            # The workers are busy: the test is still queued and its outcome will be in the
+            # delivery log; not a failure of this request.
+            answer = {"delivery_error": "no worker has sent it yet; its outcome will be in the delivery log"}
     delivery.refresh_from_db()
     return {
         "success": delivery.state == DeliveryState.SUCCEEDED,
@@ -332,7 +346,7 @@ def webhook_test(*, actor: Actor, webhook: Webhook, wait: bool = True) -> dict[s
         "status": delivery.state,
         "response_status": delivery.response_status,
         "latency_ms": delivery.latency_ms,
-        "error": delivery.error or answer.get("error") or None,
+        "error": delivery.error or answer.get("delivery_error") or None,
     }
 
 

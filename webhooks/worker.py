@@ -40,9 +40,14 @@ def send_deliver(delivery_id: str, *, countdown: float | None = None) -> None:
 
 
 def event_dispatch(*, event_id: str, send: bool = True) -> list[str]:
+    return [delivery.id for delivery in _dispatch(event_id=event_id, send=send)]
+
+
+def _dispatch(*, event_id: str, send: bool, claim: int = 0) -> list[WebhookDelivery]:
     """One delivery per enabled webhook of the event's organization that subscribes to it (and
     existed when the event was written); the ids of those made now, queued on commit unless
-    ``send`` is false. Idempotent: a second run finds the event dispatched."""
+    ``send`` is false. The first ``claim`` of them are made already claimed for an attempt by
+    the caller (one write fewer). Idempotent: a second run finds the event dispatched."""
     now = timezone.now()
     with transaction.atomic():
         event = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).first()
@@ -58,24 +63,30 @@ def event_dispatch(*, event_id: str, send: bool = True) -> list[str]:
         deliveries = [
             WebhookDelivery(webhook=webhook, event=event, next_attempt_at=now, created_at=now) for webhook in webhooks
         ]
+        for delivery in deliveries[:claim]:
+            delivery.state, delivery.attempts, delivery.round_attempts = DeliveryState.SENDING, 1, 1
+            delivery.last_attempt_at = now
+            delivery.lease_until = now + timedelta(seconds=_lease_seconds(delivery.webhook))
         # The unique (event, webhook) pair keeps a concurrent dispatcher from making twins.
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         claimed = WebhookEvent.objects.filter(id=event_id, dispatched_at=None).update(dispatched_at=now)
         if not claimed:
             return []
         # Claimed: no other dispatcher got here first, so every row above is ours.
-        ids = [delivery.id for delivery in deliveries]
         if send:
+            ids = [delivery.id for delivery in deliveries]
             transaction.on_commit(lambda: [send_deliver(delivery_id) for delivery_id in ids])
-    return ids
+    return deliveries
 
 
 def _lease_seconds(webhook: Webhook) -> float:
     return webhook.timeout_ms / 1000 + settings.STOWAGE_WEBHOOK_LEASE_GRACE_SECONDS
 
 
-def delivery_claim(delivery_id: str, *, now: datetime) -> WebhookDelivery | None:
-    delivery = WebhookDelivery.objects.select_related("webhook", "event").filter(id=delivery_id).first()
+def delivery_claim(delivery_id: str, *, now: datetime, loaded: WebhookDelivery | None = None) -> WebhookDelivery | None:
+    """The delivery, claimed for one attempt; None if it is not due or someone else has it.
+    ``loaded`` is the row as its caller already holds it, with its webhook and event."""
+    delivery = loaded or WebhookDelivery.objects.select_related("webhook", "event").filter(id=delivery_id).first()
     if delivery is None:
         return None
     lease_until = now + timedelta(seconds=_lease_seconds(delivery.webhook))
@@ -208,13 +219,16 @@ def _record_failure(delivery: WebhookDelivery, result: AttemptResult, now: datet
         webhook_disable(webhook_id=webhook.id, reason=f"{webhook.consecutive_failures} deliveries in a row failed")
 
 
-def delivery_attempt(*, delivery_id: str, test: bool = False) -> str:
+def delivery_attempt(*, delivery_id: str, test: bool = False, loaded: WebhookDelivery | None = None) -> str:
     """Claim, send and record one attempt; what happened, in a word. A test is sent to a
     disabled webhook too."""
-    now = timezone.now()
-    delivery = delivery_claim(delivery_id, now=now)
+    delivery = delivery_claim(delivery_id, now=timezone.now(), loaded=loaded)
     if delivery is None:
         return "not-due"
+    return _attempt_claimed(delivery, test=test)
+
+
+def _attempt_claimed(delivery: WebhookDelivery, *, test: bool = False) -> str:
     if not delivery.webhook.enabled and not test:
         WebhookDelivery.objects.filter(id=delivery.id, state=DeliveryState.SENDING).update(
             state=DeliveryState.FAILED, lease_until=None, next_attempt_at=None, error="the webhook is disabled"
@@ -234,18 +248,19 @@ def delivery_attempt(*, delivery_id: str, test: bool = False) -> str:
 INLINE_ATTEMPTS = 1
 
 
-@shared_task(name="webhooks.dispatch", acks_late=True, soft_time_limit=180, time_limit=240)
+@shared_task(name="webhooks.dispatch", acks_late=True, ignore_result=True, soft_time_limit=180, time_limit=240)
 def dispatch(event_id: str) -> int:
-    ids = event_dispatch(event_id=event_id, send=False)
-    for delivery_id in ids[INLINE_ATTEMPTS:]:
-        send_deliver(delivery_id)
-    # A worker that dies here leaves pending, due deliveries: the sweep sends them.
-    for delivery_id in ids[:INLINE_ATTEMPTS]:
-        delivery_attempt(delivery_id=delivery_id)
-    return len(ids)
+    deliveries = _dispatch(event_id=event_id, send=False, claim=INLINE_ATTEMPTS)
+    for delivery in deliveries[INLINE_ATTEMPTS:]:
+        send_deliver(delivery.id)
+    # A worker that dies here leaves a lease that runs out, or pending deliveries: the sweep
+    # sends them.
+    for delivery in deliveries[:INLINE_ATTEMPTS]:
+        _attempt_claimed(delivery)
+    return len(deliveries)
 
 
-@shared_task(name="webhooks.deliver", acks_late=True, soft_time_limit=180, time_limit=240)
+@shared_task(name="webhooks.deliver", acks_late=True, ignore_result=True, soft_time_limit=180, time_limit=240)
 def deliver(delivery_id: str) -> str:
     return delivery_attempt(delivery_id=delivery_id)
 
@@ -257,7 +272,8 @@ def deliver_test(delivery_id: str) -> dict:
     return {
         "outcome": outcome,
         "response_status": delivery.response_status if delivery else None,
-        "error": delivery.error if delivery else "",
+        # Not "error": core.dispatch.wait_for reads that key as the task's own failure.
+        "delivery_error": delivery.error if delivery else "",
     }
 
 
@@ -307,7 +323,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     return {"events": len(events), "deliveries": len(due), "probes": probes}
 
 
-@shared_task(name="webhooks.sweep_deliveries")
+@shared_task(name="webhooks.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict[str, int]:
     return sweep()
 
@@ -324,6 +340,6 @@ def events_prune(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-@shared_task(name="webhooks.prune_events")
+@shared_task(name="webhooks.prune_events", ignore_result=True)
 def prune_events() -> int:
     return events_prune()

@@ -35,6 +35,8 @@ STACK_LIMITS = {
     "STOWAGE_SANDBOX_CREATE_WAIT_SECONDS": "20",
     "STOWAGE_TRANSFER_WAIT_SECONDS": "20",
     "STOWAGE_SANDBOX_FILE_WAIT_SECONDS": "20",
+    # Webhooks of the pass send to a closed port on loopback: refused at once.
+    "STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32",
 }
 CHECKS = [
     "not_a_server_error",
@@ -99,6 +101,8 @@ def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]
         json={"path": "in.txt"},
     )
     doomed_key = api.call("POST", "/api-keys", 201, json={"name": "fuzz, to be revoked"})["api_key"]
+    webhook_body = {"url": "http://127.0.0.1:9/fuzz", "timeout_ms": 2000, "retry_count": 0}
+    webhook, doomed_webhook = (api.call("POST", "/webhooks", 201, json=webhook_body) for _ in range(2))
     session = api.agent_session(start=True)
     doomed_sessions = {name: api.agent_session(start=False)["id"] for name in ("delete", "stop", "cancel")}
     shared = {
@@ -108,6 +112,8 @@ def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]
         "share_id": share["id"],
         "transfer_id": upload["transfer_id"],
         "key_id": "key_unknown",
+        "webhook_id": webhook["id"],
+        "delivery_id": "whd_unknown",
     }
     ending = {
         "DELETE /api/v1/sandbox/{sandbox_id}": {"sandbox_id": doomed_sandbox["sandbox_id"]},
@@ -115,6 +121,7 @@ def path_parameters(api: Api) -> tuple[dict[str, str], dict[str, dict[str, str]]
         "DELETE /api/v1/artifacts/{artifact_id}": {"artifact_id": doomed_artifact["id"]},
         "POST /api/v1/artifacts/{artifact_id}/shares/{share_id}/revoke": {"share_id": doomed_share["id"]},
         "DELETE /api/v1/api-keys/{key_id}": {"key_id": doomed_key["id"]},
+        "DELETE /api/v1/webhooks/{webhook_id}": {"webhook_id": doomed_webhook["id"]},
         "DELETE /api/v1/agent/sessions/{session_id}": {"session_id": doomed_sessions["delete"]},
         "POST /api/v1/agent/sessions/{session_id}/stop": {"session_id": doomed_sessions["stop"]},
         "POST /api/v1/agent/sessions/{session_id}/cancel": {"session_id": doomed_sessions["cancel"]},

@@ -24,11 +24,13 @@ from stateset_sandbox.types import (
     CreateAgentSessionOptions,
     CreateApiKeyOptions,
     CreateSandboxOptions,
+    CreateWebhookOptions,
     RegisterToolOptions,
     UploadArtifactOptions,
 )
 
 from config.stack import LocalStack
+from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +59,8 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("e2e-agents") / "var") as running:
+    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
+    with LocalStack(tmp_path_factory.mktemp("e2e-agents") / "var", env=env) as running:
         yield running
 
 
@@ -253,6 +256,18 @@ def test_every_sdk_method_in_the_table_works(stack, client, worked):
     assert client.delete_artifact(artifact.id) is True
     assert client.list_audit_events(sandbox_id=sid, limit=5)["total"] > 0
     assert client.get_sandbox_audit_summary(sid).commands_executed == 2
+
+    receiver = Receiver()
+    try:
+        hook = client.create_webhook(CreateWebhookOptions(url=receiver.url, events="*"))
+        receiver.secrets.append(hook.secret)
+        assert hook.id in {w.id for w in client.list_webhooks()}
+        assert client.test_webhook(hook.id)["success"] is True
+        assert receiver.received[-1].verified_with == [hook.secret]
+        assert "webhook.test" in {d.event for d in client.get_webhook_deliveries(hook.id, limit=50)}
+        assert client.delete_webhook(hook.id) is True
+    finally:
+        receiver.close()
 
     made = client.create_api_key(CreateApiKeyOptions(name="e2e-minted", scopes=["sandboxes:read"]))
     assert made.api_key.id in {k.id for k in client.list_api_keys()}

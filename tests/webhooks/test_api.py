@@ -24,8 +24,19 @@ def inline_tests(monkeypatch):
     """POST …/test runs its attempt here instead of on a worker."""
     from webhooks import worker
 
-    monkeypatch.setattr("webhooks.services.enqueue", lambda task, task_id, delivery_id: delivery_id)
-    monkeypatch.setattr("webhooks.services.wait_for", lambda delivery_id, timeout: worker.deliver_test(delivery_id))
+    monkeypatch.setattr("webhooks.services.enqueue", lambda task, task_id, delivery_id, on_unavailable: delivery_id)
+    from core.dispatch import wait_for
+
+    class Done:
+        def __init__(self, delivery_id):
+            self.answer = worker.deliver_test(delivery_id)
+
+        def get(self, **kwargs):
+            return self.answer
+
+    monkeypatch.setattr(
+        "webhooks.services.wait_for", lambda delivery_id, timeout: wait_for(Done(delivery_id), timeout=timeout)
+    )
     monkeypatch.setattr("webhooks.worker.send_deliver", lambda *a, **k: None)
 
 
@@ -270,3 +281,72 @@ def test_a_key_without_the_webhooks_scope_is_refused(owner, receiver):
     )
     assert response.status_code == 403 and not Webhook.objects.exists()
     assert owner.client.get("/api/v1/webhooks").status_code == 401
+
+
+def test_a_test_while_the_queue_is_down_is_503_and_never_sent_later(owner, receiver, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis")
+
+    monkeypatch.setattr("webhooks.worker.deliver_test.apply_async", down)
+    webhook = make_webhook(owner.org_id, receiver.url)
+    response = owner.post(f"/webhooks/{webhook.id}/test")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "BROKER_UNAVAILABLE"
+    assert WebhookDelivery.objects.get().state == "failed"
+
+
+def test_the_lists_make_no_query_per_row(owner, receiver, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr("webhooks.worker.send_deliver", lambda *a, **k: None)
+    webhook = make_webhook(owner.org_id, receiver.url)
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as hooks:
+            assert owner.get("/webhooks").status_code == 200
+        with CaptureQueriesContext(connection) as deliveries:
+            assert owner.get(f"/webhooks/{webhook.id}/deliveries").status_code == 200
+
+        # Only the webhooks' own: the key's last use is written now and then, whatever the page.
+        def ours(captured) -> int:
+            return sum("webhooks_" in query["sql"] for query in captured.captured_queries)
+
+        return ours(hooks), ours(deliveries)
+
+    def more(n: int) -> None:
+        for _ in range(n):
+            make_webhook(owner.org_id, receiver.url)
+            event_dispatch(event_id=emit(organization_id=owner.org_id, type="artifact.deleted", data={}).id)
+
+    more(2)
+    few = counts()
+    more(8)
+    assert counts() == few
+
+
+def test_a_test_no_worker_answers_in_time_is_reported_as_pending(owner, receiver, monkeypatch):
+    from core.errors import GatewayTimeout
+
+    def busy(result, timeout):
+        raise GatewayTimeout("no worker answered")
+
+    monkeypatch.setattr("webhooks.services.enqueue", lambda task, **kwargs: None)
+    monkeypatch.setattr("webhooks.services.wait_for", busy)
+    webhook = make_webhook(owner.org_id, receiver.url)
+    answer = owner.post(f"/webhooks/{webhook.id}/test")
+    assert answer.status_code == 200
+    assert answer.json()["success"] is False and answer.json()["status"] == "pending"
+    assert "delivery log" in answer.json()["error"]
+
+
+def test_a_failed_test_reports_the_receivers_answer(owner, receiver, inline_tests):
+    from tests.webhooks.receiver import Answer
+
+    receiver.default = Answer(status=500, body=b"broken")
+    webhook = make_webhook(owner.org_id, receiver.url)
+    answer = owner.post(f"/webhooks/{webhook.id}/test").json()
+    assert answer["success"] is False and answer["response_status"] == 500 and answer["error"] == "HTTP 500"
+    # A test is one attempt and says nothing about the webhook's health.
+    assert Webhook.objects.get(id=webhook.id).consecutive_failures == 0
