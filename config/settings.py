@@ -467,3 +467,5 @@ LOGIN_REDIRECT_URL_FAILURE = "login"
 AUDIT_REFUSALS_PER_SOURCE = env_int("STOWAGE_AUDIT_REFUSALS_PER_SOURCE", 10)
 AUDIT_REFUSALS_PER_KIND = env_int("STOWAGE_AUDIT_REFUSALS_PER_KIND", 100)
 STOWAGE_SANDBOX_RUNTIME = env_str("STOWAGE_SANDBOX_RUNTIME", "sandboxes.runtime.local.LocalRuntime")
+
+from config.settings_sandboxes import *  # noqa: E402,F403

@@ -25,10 +25,10 @@ STOPPABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING, SandboxStatus.ERROR)
 EXPIRABLE = (SandboxStatus.CREATING, SandboxStatus.RUNNING)
 
 
-def sandbox_mark_running(*, sandbox_id: str, isolated: bool) -> bool:
+def sandbox_mark_running(*, sandbox_id: str, isolated: bool, disk_enforced: bool = False) -> bool:
     return bool(
         Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
-            status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=isolated
+            status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=isolated, disk_enforced=disk_enforced
         )
     )
 

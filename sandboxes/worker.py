@@ -52,12 +52,19 @@ def provision(*, sandbox: Sandbox, env: dict[str, str]) -> dict[str, Any]:
         return {"status": sandbox.status}
     runtime = get_runtime()
     try:
-        runtime.create(sandbox.id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
+        runtime.create(
+            sandbox.id,
+            env=env,
+            memory_bytes=sandbox.memory_bytes,
+            cpus=sandbox.cpu_count,
+            disk_bytes=sandbox.disk_bytes,
+        )
+        disk_enforced = runtime.disk_enforced(sandbox.id)
     except SandboxRuntimeError as exc:
         sandbox_mark_failed(sandbox_id=sandbox.id, message=exc.message)
         return _error(exc)
-    sandbox_mark_running(sandbox_id=sandbox.id, isolated=runtime.isolated)
-    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
+    sandbox_mark_running(sandbox_id=sandbox.id, isolated=runtime.isolated, disk_enforced=disk_enforced)
+    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated, "disk_enforced": disk_enforced}
 
 
 @shared_task(name="sandboxes.tasks.sandbox_provision")
