@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.utils import timezone
 
 from config.redis import get_redis
@@ -229,6 +230,41 @@ def terminate(*, sandbox_id: str) -> dict[str, Any]:
 @shared_task(name="sandboxes.tasks.sandbox_terminate")
 def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
     return terminate(sandbox_id=sandbox_id)
+
+
+def sweep_host() -> int:
+    """Destroy what this host holds of sandboxes no longer creating or running: their processes,
+    their workspace mounts and images, their files. What a crashed or lost terminate left behind."""
+    runtime = get_runtime()
+    on_host = runtime.sandbox_ids()
+    live = set(Sandbox.objects.filter(id__in=on_host, status__in=EXPIRABLE).values_list("id", flat=True))
+    removed = 0
+    for sandbox_id in on_host:
+        if sandbox_id in live:
+            continue
+        try:
+            runtime.destroy(sandbox_id)
+        except SandboxRuntimeError as exc:
+            logger.warning("could not remove the leftovers of sandbox %s: %s", sandbox_id, exc.message)
+            continue
+        removed += 1
+    if removed:
+        logger.info("removed the leftovers of %d stopped sandboxes", removed)
+    return removed
+
+
+@shared_task(name="sandboxes.tasks.sweep_host_sandboxes")
+def sweep_host_sandboxes(*, host: str) -> int:
+    return sweep_host()
+
+
+@worker_ready.connect
+def _sweep_host_on_start(**_kwargs: Any) -> None:
+    # A worker that died mid-terminate left mounts behind; the restarted one finds them first.
+    try:
+        sweep_host()
+    except Exception:
+        logger.exception("the sweep of stopped sandboxes at worker start failed")
 
 
 def stop_expired(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:

@@ -92,6 +92,10 @@ class SandboxRuntime(ABC):
     ) -> None:
         """Lay out the sandbox and remember its env and limits; ``disk_bytes`` sizes its workspace."""
 
+    def sandbox_ids(self) -> list[str]:
+        """The sandboxes whose trees are on this host, whatever their state."""
+        return []
+
     def disk_enforced(self, sandbox_id: str) -> bool:
         """Whether the kernel holds the sandbox's workspace to its disk size."""
         return False

@@ -205,6 +205,13 @@ class LocalRuntime(SandboxRuntime):
     def disk_enforced(self, sandbox_id: str) -> bool:
         return bool(self._load_meta(sandbox_id).get("disk_enforced"))
 
+    def sandbox_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if _SANDBOX_ID.fullmatch(name) and (self.root / name).is_dir())
+
     def exists(self, sandbox_id: str) -> bool:
         directory = self._dir(sandbox_id)
         return (directory / "workspace").is_dir() and (directory / "meta" / _META_FILE).is_file()
