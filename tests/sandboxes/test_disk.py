@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from config.stack import LocalStack
 from sandboxes.runtime import LocalRuntime, disk
 
 LOOP_REASON = disk.unavailable_reason()
@@ -115,3 +116,15 @@ def test_where_loop_mounts_are_impossible_auto_falls_back_and_loop_refuses(tmp_p
 def test_an_unknown_enforcement_mode_is_refused(tmp_path):
     with pytest.raises(ValueError, match="auto, loop, off"):
         LocalRuntime(tmp_path / "root", disk_enforce="quota")
+
+
+@needs_loop
+def test_a_local_stack_thrown_away_leaves_no_workspace_mounted(tmp_path):
+    var_dir = tmp_path / "var"
+    runtime = LocalRuntime(var_dir / "sandboxes")
+    sandbox_id = new_sandbox(runtime, 32 << 20)
+    assert mounted(runtime.root / sandbox_id / "workspace")
+
+    LocalStack(var_dir).remove_sandboxes()
+    assert not mounted(runtime.root / sandbox_id / "workspace")
+    assert runtime.sandbox_ids() == []
