@@ -69,6 +69,24 @@ def test_the_default_disk_is_given_and_enforced(owner, sandbox):
 
 
 @pytest.mark.worker
+@needs_loop
+def test_a_file_call_into_a_full_workspace_is_507_and_the_sandbox_keeps_working(owner, live):
+    sid = create(owner, disk="16Mi")["sandbox_id"]
+    fill = owner.post(f"/sandbox/{sid}/execute", {"command": "head -c 30000000 /dev/zero > /workspace/fill"}).json()
+    assert "No space left on device" in fill["stderr"]
+
+    content = base64.b64encode(b"x" * (1 << 20)).decode()
+    response = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "more.bin", "content": content}]})
+    assert response.status_code == 507, response.content
+    error = response.json()["error"]
+    assert error["code"] == "NO_SPACE" and "disk" in error["message"]
+
+    owner.post(f"/sandbox/{sid}/execute", {"command": ["rm", "/workspace/fill"]})
+    again = owner.post(f"/sandbox/{sid}/files", {"files": [{"path": "more.bin", "content": content}]})
+    assert again.status_code == 200, again.content
+
+
+@pytest.mark.worker
 def test_cpus_above_the_hosts_cores_are_capped_and_the_sandbox_says_so(owner, live, settings):
     sandbox = create(owner, cpus=str(settings.SANDBOX_HOST_CPUS + 2))
     assert sandbox["cpus"] == str(settings.SANDBOX_HOST_CPUS)
