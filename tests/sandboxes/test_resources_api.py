@@ -87,6 +87,31 @@ def test_a_file_call_into_a_full_workspace_is_507_and_the_sandbox_keeps_working(
 
 
 @pytest.mark.worker
+@needs_loop
+def test_an_artifact_downloaded_into_a_full_workspace_fails_with_507_and_leaves_no_partial_file(owner, live):
+    source = create(owner, disk="64Mi")["sandbox_id"]
+    made = owner.post(f"/sandbox/{source}/execute", {"command": "head -c 12000000 /dev/urandom > /workspace/data.bin"})
+    assert made.json()["exit_code"] == 0
+    artifact = owner.post(f"/sandbox/{source}/artifacts/upload", {"path": "/workspace/data.bin"}).json()
+
+    target = create(owner, disk="16Mi")["sandbox_id"]
+    owner.post(f"/sandbox/{target}/execute", {"command": "head -c 8000000 /dev/zero > /workspace/half"})
+    response = owner.post(
+        f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in.bin"}
+    )
+    assert response.status_code == 507, response.content
+    assert response.json()["error"]["code"] == "NO_SPACE"
+    listing = owner.post(f"/sandbox/{target}/execute", {"command": "ls -A /workspace"}).json()
+    assert listing["stdout"].split() == ["half"]
+
+    owner.post(f"/sandbox/{target}/execute", {"command": ["rm", "/workspace/half"]})
+    again = owner.post(
+        f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "/workspace/in.bin"}
+    )
+    assert again.status_code == 200, again.content
+
+
+@pytest.mark.worker
 def test_cpus_above_the_hosts_cores_are_capped_and_the_sandbox_says_so(owner, live, settings):
     sandbox = create(owner, cpus=str(settings.SANDBOX_HOST_CPUS + 2))
     assert sandbox["cpus"] == str(settings.SANDBOX_HOST_CPUS)
