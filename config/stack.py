@@ -21,6 +21,8 @@ import redis
 
 from config.celery import SHARED_QUEUE, command_queue, host_queues, sandbox_queue
 
+from sandboxes.runtime import LocalRuntime
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -356,7 +358,21 @@ class LocalStack:
                 f"the stack did not stop within {self.stop_timeout:.0f} s of SIGINT; killed it:\n{self.log_tail()}"
             ) from None
 
+    def remove_sandboxes(self) -> None:
+        """Destroy what the stack's sandboxes left on this host, their workspace mounts first.
+
+        A stopped worker leaves running sandboxes in place (a restarted one carries on with
+        them); a stack that is thrown away must not leave their filesystems mounted.
+        """
+        root = Path(self.env.get("STOWAGE_SANDBOX_ROOT") or self.var_dir / "sandboxes")
+        runtime = LocalRuntime(root)
+        for sandbox_id in runtime.sandbox_ids():
+            runtime.destroy(sandbox_id)
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self.remove_sandboxes()

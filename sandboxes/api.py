@@ -41,7 +41,10 @@ class SandboxOut(Schema):
     expires_at: datetime
     stopped_at: datetime | None
     cpus: str
+    cpus_requested: str
     memory: str
+    disk: str | None
+    disk_enforced: bool
     host: str
     isolation: str
     error_message: str | None
@@ -58,7 +61,10 @@ def sandbox_out(sandbox: Sandbox) -> dict[str, Any]:
         "expires_at": sandbox.expires_at,
         "stopped_at": sandbox.stopped_at,
         "cpus": sandbox.cpus,
+        "cpus_requested": sandbox.cpus_requested or sandbox.cpus,
         "memory": sandbox.memory,
+        "disk": sandbox.disk or None,
+        "disk_enforced": sandbox.disk_enforced,
         "host": sandbox.host,
         "isolation": "bubblewrap" if sandbox.isolated else "none (unisolated)",
         "error_message": sandbox.error_message or None,
@@ -68,6 +74,7 @@ def sandbox_out(sandbox: Sandbox) -> dict[str, Any]:
 class SandboxCreateIn(Schema):
     cpus: StrictStr | StrictInt | StrictFloat | None = None
     memory: StrictStr | StrictInt | None = None
+    disk: StrictStr | StrictInt | None = None
     timeout_seconds: Seconds | None = None
     env: dict[str, str] | None = None
     org_id: str | None = None
@@ -112,6 +119,7 @@ def _create(request: HttpRequest, payload: SandboxCreateIn):
         actor=request.auth,
         cpus=None if payload.cpus is None else str(payload.cpus),
         memory=None if payload.memory is None else str(payload.memory),
+        disk=None if payload.disk is None else str(payload.disk),
         timeout_seconds=payload.timeout_seconds,
         env=payload.env,
         session_id=payload.session_id,

@@ -14,22 +14,59 @@ _DECIMAL = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|k|K|M|G|T)?\s*$")
 
 
-def parse_memory(value: str | int | None) -> tuple[str, int]:
-    """Kubernetes-style quantity ("512Mi", "2Gi", "1G" or bytes) -> (as given, bytes)."""
-    if value is None or value == "":
-        value = settings.SANDBOX_DEFAULT_MEMORY
-    match = _QUANTITY.match(str(value))
-    low, high = settings.SANDBOX_MIN_MEMORY_BYTES, settings.SANDBOX_MAX_MEMORY_BYTES
-    allowed = f"between {low >> 20}Mi and {high >> 30}Gi (e.g. '512Mi', '2Gi')"
+def _size(text: str) -> int | None:
+    match = _QUANTITY.match(text)
     if not match:
-        raise InvalidInput(f"memory must be a quantity {allowed}; got {str(value)[:40]!r}", details={"field": "memory"})
-    number = Decimal(match.group(1))
+        return None
     unit = match.group(2)
-    multiplier = _BINARY.get(unit) or _DECIMAL.get(unit) or 1
-    size = int(number * multiplier)
+    return int(Decimal(match.group(1)) * (_BINARY.get(unit) or _DECIMAL.get(unit) or 1))
+
+
+def format_size(size: int) -> str:
+    """Bytes as the largest binary unit that divides them: 1073741824 -> "1Gi", rounding down to Mi."""
+    for unit, multiplier in (("Ti", 1 << 40), ("Gi", 1 << 30)):
+        if size % multiplier == 0:
+            return f"{size // multiplier}{unit}"
+    return f"{size >> 20}Mi"
+
+
+def _parse_size(value: str | int | None, *, field: str, default: str, low: int, high: int) -> tuple[str, int]:
+    if value is None or value == "":
+        value = default
+    text = str(value).strip()
+    allowed = f"between {format_size(low)} and {format_size(high)} (e.g. '512Mi', '2Gi')"
+    size = _size(text)
+    if size is None:
+        raise InvalidInput(f"{field} must be a quantity {allowed}; got {text[:40]!r}", details={"field": field})
     if not low <= size <= high:
-        raise InvalidInput(f"memory must be {allowed}; got {value!r}", details={"field": "memory"})
-    return str(value).strip(), size
+        raise InvalidInput(
+            f"{field} must be {allowed}; got {text[:40]!r}",
+            details={"field": field, "min_bytes": low, "max_bytes": high},
+        )
+    return text, size
+
+
+def parse_memory(value: str | int | None) -> tuple[str, int]:
+    """Kubernetes-style quantity ("512Mi", "2Gi", "1G" or bytes) -> (as given, bytes).
+
+    The ceiling is the smaller of the configured maximum and the memory of a sandbox host: a
+    sandbox cannot be promised memory that no host has.
+    """
+    high = min(settings.SANDBOX_MAX_MEMORY_BYTES, settings.SANDBOX_HOST_MEMORY_BYTES)
+    return _parse_size(
+        value, field="memory", default=settings.SANDBOX_DEFAULT_MEMORY, low=settings.SANDBOX_MIN_MEMORY_BYTES, high=high
+    )
+
+
+def parse_disk(value: str | int | None) -> tuple[str, int]:
+    """The size of the sandbox's workspace filesystem, a quantity written like ``memory``."""
+    return _parse_size(
+        value,
+        field="disk",
+        default=settings.SANDBOX_DISK_DEFAULT,
+        low=settings.SANDBOX_DISK_MIN_BYTES,
+        high=settings.SANDBOX_DISK_MAX_BYTES,
+    )
 
 
 def parse_cpus(value: str | int | float | None) -> tuple[str, float]:
@@ -45,6 +82,18 @@ def parse_cpus(value: str | int | float | None) -> tuple[str, float]:
     if not 0.1 <= count <= high:
         raise InvalidInput(f"cpus must be {allowed}; got {text!r}", details={"field": "cpus"})
     return text, count
+
+
+def grant_cpus(text: str, count: float) -> tuple[str, float]:
+    """What a sandbox gets of the cpus it asked for: at most a host's cores.
+
+    Asking for more than a host has is not an error (the hosted API's own example asks for 4),
+    the sandbox gets every core and says so.
+    """
+    cores = settings.SANDBOX_HOST_CPUS
+    if count <= cores:
+        return text, count
+    return str(cores), float(cores)
 
 
 def check_timeout_seconds(value: int | None) -> int:

@@ -37,6 +37,14 @@ class Sandbox(models.Model):
     memory = models.CharField(max_length=16)
     memory_bytes = models.BigIntegerField()
     cpu_count = models.FloatField(default=1.0)
+    cpus_requested = models.CharField(
+        max_length=16, blank=True, default="", help_text="The cpus asked for, when more than a host has."
+    )
+    disk = models.CharField(max_length=16, blank=True, default="", help_text="The size of the workspace filesystem.")
+    disk_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_enforced = models.BooleanField(
+        default=False, help_text="True when the kernel holds the workspace to its disk size."
+    )
     created_by_api_key = models.ForeignKey(
         "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

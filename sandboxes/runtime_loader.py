@@ -18,4 +18,5 @@ def get_runtime() -> SandboxRuntime:
         allow_unisolated=settings.SANDBOX_ALLOW_UNISOLATED,
         output_limit_bytes=settings.SANDBOX_OUTPUT_LIMIT_BYTES,
         network=settings.SANDBOX_NETWORK,
+        disk_enforce=settings.SANDBOX_DISK_ENFORCE,
     )

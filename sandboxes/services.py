@@ -31,7 +31,9 @@ from sandboxes.limits import (
     check_env,
     check_exec_timeout_ms,
     check_timeout_seconds,
+    grant_cpus,
     parse_cpus,
+    parse_disk,
     parse_memory,
 )
 from sandboxes.models import Sandbox, SandboxStatus
@@ -80,12 +82,15 @@ def sandbox_create(
     actor: Actor,
     cpus: str | None = None,
     memory: str | None = None,
+    disk: str | None = None,
     timeout_seconds: int | None = None,
     env: dict[str, str] | None = None,
     session_id: str | None = None,
 ) -> Sandbox:
-    cpus_text, cpu_count = parse_cpus(cpus)
+    requested_cpus, requested_count = parse_cpus(cpus)
+    cpus_text, cpu_count = grant_cpus(requested_cpus, requested_count)
     memory_text, memory_bytes = parse_memory(memory)
+    disk_text, disk_bytes = parse_disk(disk)
     lifetime = check_timeout_seconds(timeout_seconds)
     env = check_env(env)
     if session_id is not None and not (1 <= len(session_id) <= 128 and session_id.isprintable()):
@@ -96,8 +101,11 @@ def sandbox_create(
         host=_pick_host(),
         cpus=cpus_text,
         cpu_count=cpu_count,
+        cpus_requested=requested_cpus if requested_cpus != cpus_text else "",
         memory=memory_text,
         memory_bytes=memory_bytes,
+        disk=disk_text,
+        disk_bytes=disk_bytes,
         created_by_api_key_id=actor.api_key_id,
         created_by_user_id=actor.user_id,
         created_at=now,
@@ -112,7 +120,9 @@ def sandbox_create(
         sandbox=sandbox,
         details={
             "cpus": cpus_text,
+            "cpus_requested": requested_cpus,
             "memory": memory_text,
+            "disk": disk_text,
             "timeout_seconds": lifetime,
             "host": sandbox.host,
             "env_names": sorted(env),

@@ -37,10 +37,10 @@ def _moved_with_event(moved: int, sandbox_id: str, event_type: str) -> bool:
     return bool(moved)
 
 
-def sandbox_mark_running(*, sandbox_id: str, isolated: bool) -> bool:
+def sandbox_mark_running(*, sandbox_id: str, isolated: bool, disk_enforced: bool = False) -> bool:
     with transaction.atomic():
         moved = Sandbox.objects.filter(id=sandbox_id, status=SandboxStatus.CREATING).update(
-            status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=isolated
+            status=SandboxStatus.RUNNING, started_at=timezone.now(), isolated=isolated, disk_enforced=disk_enforced
         )
         return _moved_with_event(moved, sandbox_id, "sandbox.ready")
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import current_task, shared_task
+from celery.signals import worker_ready
 from django.utils import timezone
 
 from config.redis import get_redis
@@ -53,12 +54,19 @@ def provision(*, sandbox: Sandbox, env: dict[str, str]) -> dict[str, Any]:
         return {"status": sandbox.status}
     runtime = get_runtime()
     try:
-        runtime.create(sandbox.id, env=env, memory_bytes=sandbox.memory_bytes, cpus=sandbox.cpu_count)
+        runtime.create(
+            sandbox.id,
+            env=env,
+            memory_bytes=sandbox.memory_bytes,
+            cpus=sandbox.cpu_count,
+            disk_bytes=sandbox.disk_bytes,
+        )
+        disk_enforced = runtime.disk_enforced(sandbox.id)
     except SandboxRuntimeError as exc:
         sandbox_mark_failed(sandbox_id=sandbox.id, message=exc.message)
         return _error(exc)
-    sandbox_mark_running(sandbox_id=sandbox.id, isolated=runtime.isolated)
-    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated}
+    sandbox_mark_running(sandbox_id=sandbox.id, isolated=runtime.isolated, disk_enforced=disk_enforced)
+    return {"status": SandboxStatus.RUNNING, "isolated": runtime.isolated, "disk_enforced": disk_enforced}
 
 
 @shared_task(name="sandboxes.tasks.sandbox_provision")
@@ -241,6 +249,41 @@ def terminate(*, sandbox_id: str) -> dict[str, Any]:
 @shared_task(name="sandboxes.tasks.sandbox_terminate")
 def sandbox_terminate(*, sandbox_id: str, host: str) -> dict[str, Any]:
     return terminate(sandbox_id=sandbox_id)
+
+
+def sweep_host() -> int:
+    """Destroy what this host holds of sandboxes no longer creating or running: their processes,
+    their workspace mounts and images, their files. What a crashed or lost terminate left behind."""
+    runtime = get_runtime()
+    on_host = runtime.sandbox_ids()
+    live = set(Sandbox.objects.filter(id__in=on_host, status__in=EXPIRABLE).values_list("id", flat=True))
+    removed = 0
+    for sandbox_id in on_host:
+        if sandbox_id in live:
+            continue
+        try:
+            runtime.destroy(sandbox_id)
+        except SandboxRuntimeError as exc:
+            logger.warning("could not remove the leftovers of sandbox %s: %s", sandbox_id, exc.message)
+            continue
+        removed += 1
+    if removed:
+        logger.info("removed the leftovers of %d stopped sandboxes", removed)
+    return removed
+
+
+@shared_task(name="sandboxes.tasks.sweep_host_sandboxes")
+def sweep_host_sandboxes(*, host: str) -> int:
+    return sweep_host()
+
+
+@worker_ready.connect
+def _sweep_host_on_start(**_kwargs: Any) -> None:
+    # A worker that died mid-terminate left mounts behind; the restarted one finds them first.
+    try:
+        sweep_host()
+    except Exception:
+        logger.exception("the sweep of stopped sandboxes at worker start failed")
 
 
 def stop_expired(*, now: datetime | None = None, batch: int = EXPIRY_BATCH) -> int:

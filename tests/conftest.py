@@ -16,6 +16,7 @@ from accounts.services import organization_bootstrap
 from artifacts.storage import blob_storage, is_s3
 from config import stack
 from config.celery import app as celery_app
+from sandboxes.runtime import LocalRuntime
 
 
 @dataclass
@@ -137,6 +138,10 @@ def worker(broker, django_db_setup, django_db_blocker):
         raise RuntimeError("the test worker did not start:\n" + log.read_text()[-4000:]) from None
     yield process
     stack.stop([process, commands])
+    # Unmount the workspaces of sandboxes the tests left running before their tree goes.
+    runtime = LocalRuntime(settings.SANDBOX_ROOT, disk_enforce=settings.SANDBOX_DISK_ENFORCE)
+    for sandbox_id in runtime.sandbox_ids():
+        runtime.destroy(sandbox_id)
     shutil.rmtree(settings.SANDBOX_ROOT, ignore_errors=True)
 
 

@@ -81,8 +81,24 @@ class SandboxRuntime(ABC):
     isolated: bool = True
 
     @abstractmethod
-    def create(self, sandbox_id: str, *, env: dict[str, str], memory_bytes: int | None, cpus: float | None) -> None:
-        """Lay out the sandbox and remember its env and limits."""
+    def create(
+        self,
+        sandbox_id: str,
+        *,
+        env: dict[str, str],
+        memory_bytes: int | None,
+        cpus: float | None,
+        disk_bytes: int | None = None,
+    ) -> None:
+        """Lay out the sandbox and remember its env and limits; ``disk_bytes`` sizes its workspace."""
+
+    def sandbox_ids(self) -> list[str]:
+        """The sandboxes whose trees are on this host, whatever their state."""
+        return []
+
+    def disk_enforced(self, sandbox_id: str) -> bool:
+        """Whether the kernel holds the sandbox's workspace to its disk size."""
+        return False
 
     @abstractmethod
     def execute(

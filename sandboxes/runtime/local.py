@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, fileops, output, paths, spawn, streams
+from . import bwrap, cgroups, disk, fileops, output, paths, spawn, streams
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -65,7 +65,11 @@ class LocalRuntime(SandboxRuntime):
         max_file_bytes: int = 100 << 20,
         bwrap_path: str | None = None,
         network: bool = False,
+        disk_enforce: str = "auto",
     ) -> None:
+        if disk_enforce not in disk.ENFORCE_MODES:
+            raise ValueError(f"disk_enforce must be one of {', '.join(disk.ENFORCE_MODES)}, not {disk_enforce!r}")
+        self.disk_enforce = disk_enforce
         self.root = Path(root).absolute()
         self.allow_unisolated = allow_unisolated
         self.output_limit_bytes = output_limit_bytes
@@ -136,20 +140,38 @@ class LocalRuntime(SandboxRuntime):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def create(self, sandbox_id: str, *, env: dict[str, str], memory_bytes: int | None, cpus: float | None) -> None:
+    def create(
+        self,
+        sandbox_id: str,
+        *,
+        env: dict[str, str],
+        memory_bytes: int | None,
+        cpus: float | None,
+        disk_bytes: int | None = None,
+    ) -> None:
         directory = self._dir(sandbox_id)
         spawn.check_env(env)
         if memory_bytes is not None and (not isinstance(memory_bytes, int) or memory_bytes <= 0):
             raise ValueError(f"memory_bytes must be a positive integer or None, not {memory_bytes!r}")
         if cpus is not None and not cpus > 0:
             raise ValueError(f"cpus must be positive or None, not {cpus!r}")
+        if disk_bytes is not None and (not isinstance(disk_bytes, int) or disk_bytes <= 0):
+            raise ValueError(f"disk_bytes must be a positive integer or None, not {disk_bytes!r}")
         self._check_isolation()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         directory.mkdir(exist_ok=True, mode=0o700)
         (directory / "workspace").mkdir(exist_ok=True, mode=0o755)
         meta = directory / "meta"
         meta.mkdir(exist_ok=True, mode=0o700)
-        record = {"version": 1, "env": dict(env), "memory_bytes": memory_bytes, "cpus": cpus}
+        disk_enforced = self._make_disk(sandbox_id, disk_bytes)
+        record = {
+            "version": 1,
+            "env": dict(env),
+            "memory_bytes": memory_bytes,
+            "cpus": cpus,
+            "disk_bytes": disk_bytes,
+            "disk_enforced": disk_enforced,
+        }
         # The env may hold secrets: 0600 from the first byte, replaced atomically.
         temp = meta / f".{_META_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -161,6 +183,34 @@ class LocalRuntime(SandboxRuntime):
         cgroups.limit_sandbox(
             self._cgroups, self._cgroup_name(sandbox_id), memory_bytes=memory_bytes, cpus=cpus, pids_max=PIDS_MAX
         )
+
+    def _make_disk(self, sandbox_id: str, disk_bytes: int | None) -> bool:
+        """Mount a filesystem of ``disk_bytes`` on the workspace; whether the kernel now enforces it."""
+        if disk_bytes is None or self.disk_enforce == "off":
+            return False
+        directory = self._dir(sandbox_id)
+        reason = disk.unavailable_reason()
+        try:
+            if reason is not None:
+                raise disk.DiskUnavailable(f"the workspace disk limit cannot be enforced: {reason}")
+            disk.make(directory / "meta" / disk.IMAGE_NAME, directory / "workspace", disk_bytes)
+        except disk.DiskUnavailable as exc:
+            if self.disk_enforce == "loop":
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+            logger.warning("sandbox %s gets an unlimited workspace: %s", sandbox_id, exc.message)
+            return False
+        return True
+
+    def disk_enforced(self, sandbox_id: str) -> bool:
+        return bool(self._load_meta(sandbox_id).get("disk_enforced"))
+
+    def sandbox_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if _SANDBOX_ID.fullmatch(name) and (self.root / name).is_dir())
 
     def exists(self, sandbox_id: str) -> bool:
         directory = self._dir(sandbox_id)
@@ -175,6 +225,8 @@ class LocalRuntime(SandboxRuntime):
     def destroy(self, sandbox_id: str) -> None:
         directory = self._dir(sandbox_id)
         self.stop(sandbox_id)
+        # Its processes are gone, so the workspace can be unmounted before its tree is removed.
+        disk.remove(directory / "meta" / disk.IMAGE_NAME, directory / "workspace")
         # Python >= 3.11 on Linux removes fd-relative and never follows links the sandbox planted.
         try:
             shutil.rmtree(directory)

@@ -167,7 +167,11 @@ def _os_error(exc: OSError, parts: Parts) -> SandboxRuntimeError:
     if exc.errno == errno.ENAMETOOLONG:
         return InvalidPath(f"path {_shorten(sandbox_path(parts))!r} is too long")
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return SandboxRuntimeError("no space left for the sandbox's files", code="NO_SPACE")
+        return SandboxRuntimeError(
+            f"{sandbox_path(parts)}: no space left on the sandbox's disk (its 'disk' size); remove files or "
+            "create the sandbox with a larger 'disk'",
+            code="NO_SPACE",
+        )
     return SandboxRuntimeError(f"{sandbox_path(parts)}: {exc.strerror or exc}", code="IO_ERROR")
 
 

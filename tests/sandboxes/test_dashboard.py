@@ -602,3 +602,14 @@ def test_stop_removes_the_sandbox_and_the_status_stops_polling(live, sandbox, da
     assert Sandbox.objects.get(id=sandbox_id).status == SandboxStatus.TERMINATED
     assert AuditEvent.objects.filter(action="sandbox.stop", sandbox_id=sandbox_id, actor="member-user").exists()
     assert "workspace files were removed" in dashboard.member.get(url).content.decode()
+
+
+def test_the_detail_says_what_disk_and_cpus_the_sandbox_got(dashboard):
+    enforced = make_sandbox(dashboard.org_id, cpus_requested="4", disk="1Gi", disk_bytes=1 << 30, disk_enforced=True)
+    page = unescape(dashboard.owner.get(reverse("sandbox-detail", args=[enforced.id])).content.decode())
+    assert "asked for 4, more than a host has" in page
+    assert re.search(r"<dt>Disk</dt>\s*<dd>1Gi <span class=\"muted\">\(enforced\)</span>", page)
+
+    plain = make_sandbox(dashboard.org_id, disk="1Gi", disk_bytes=1 << 30, disk_enforced=False)
+    page = dashboard.owner.get(reverse("sandbox-detail", args=[plain.id])).content.decode()
+    assert "not enforced on this host" in page
