@@ -97,6 +97,7 @@ def test_the_recipients_page_asks_for_the_password_first_and_counts_down(stack, 
         no_sideways_scroll(landing)
         shoot(landing, f"share-locked-{width}")
 
+        console.expected.append("status of 403")  # the wrong password's page is a 403
         landing.get_by_label("Password").fill("not the password")
         landing.get_by_role("button", name="Download").click()
         landing.get_by_role("alert").wait_for()
