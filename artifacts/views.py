@@ -187,8 +187,8 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
         **share_block_context(request, artifact),
     }
     response = render(request, "artifacts/artifact_detail.html", context)
-    if context["new_links"]:
-        # It may hold a share link's URL, shown this once.
+    if context["holds_share_urls"]:
+        # It holds share links' URLs.
         add_never_cache_headers(response)
     return response
 

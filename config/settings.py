@@ -37,6 +37,9 @@ SECRET_KEY = env_str("SECRET_KEY") or ("" if PRODUCTION else instance_secret_key
 # Earlier SECRET_KEYs, comma-separated, still accepted (sessions, CSRF, presigned URLs) while a
 # rotation runs; Django signs everything new with SECRET_KEY.
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+# Derives the key that encrypts secrets kept to be shown again (share-link tokens: core/secrets.py);
+# unset, SECRET_KEY does. Changing it makes those secrets unreadable, not the links unusable.
+STOWAGE_SECRETS_KEY = env_str("STOWAGE_SECRETS_KEY")
 if PRODUCTION and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured(
         "STOWAGE_PRODUCTION is set but SECRET_KEY is missing or weak: set SECRET_KEY to at least "
@@ -460,5 +463,4 @@ LOGGING["loggers"].update(WEBHOOK_LOGGERS)
 
 # --- Capacity of sandbox hosts -----------------------------------------------------------------
 from config.capacity import *  # noqa: E402, F403
-
 from config.settings_sandboxes import *  # noqa: E402,F403

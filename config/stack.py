@@ -20,7 +20,6 @@ from types import TracebackType
 import redis
 
 from config.celery import SHARED_QUEUE, command_queue, host_queues, sandbox_queue
-
 from sandboxes.runtime import LocalRuntime
 
 PR_SET_PDEATHSIG = 1

@@ -24,6 +24,10 @@ class ShareIn(Schema):
     expires_in: StrictInt | None = None
     max_downloads: StrictInt | None = None
     password: StrictStr | None = None
+    # Instead of expires_in: an absolute moment with a time zone, at most 90 days ahead.
+    expires_at: datetime | None = None
+    label: StrictStr | None = None
+    note: StrictStr | None = None
 
 
 class ShareOut(Schema):
@@ -38,6 +42,12 @@ class ShareOut(Schema):
     created_at: datetime
     revoked_at: datetime | None
     last_download_at: datetime | None
+    label: str
+    note: str
+    created_by: str
+    # The link again, for keys that may manage links (artifacts:write); null for others and for
+    # links made before tokens were kept.
+    url: str | None = None
 
 
 class CreatedShareOut(ShareOut):
@@ -48,7 +58,13 @@ class ShareListOut(Schema):
     shares: list[ShareOut]
 
 
-def share_out(link: ShareLink) -> dict[str, Any]:
+def may_manage(actor) -> bool:
+    return "artifacts:write" in actor.scopes
+
+
+def share_out(link: ShareLink, *, request: HttpRequest | None = None) -> dict[str, Any]:
+    """A link as the API shows it; with ``request`` (a caller who may manage it), its URL too."""
+    token = services.share_link_token(link) if request is not None else None
     return {
         "id": link.id,
         "artifact_id": link.artifact_id,
@@ -61,6 +77,10 @@ def share_out(link: ShareLink) -> dict[str, Any]:
         "created_at": link.created_at,
         "revoked_at": link.revoked_at,
         "last_download_at": link.last_download_at,
+        "label": link.label,
+        "note": link.note,
+        "created_by": link.created_by_label,
+        "url": services.share_url(request, token) if token else None,
     }
 
 
@@ -82,6 +102,9 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
         expires_in=payload.expires_in,
         max_downloads=payload.max_downloads,
         password=payload.password,
+        expires_at=payload.expires_at,
+        label=payload.label,
+        note=payload.note,
         wait=wait,
     )
     return Status(201 if wait else 202, {**share_out(link), "url": services.share_url(request, token)})
@@ -95,7 +118,21 @@ def create_share(request: HttpRequest, artifact_id: str, payload: ShareIn, wait:
 def list_shares(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:read")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
-    return {"shares": [share_out(link) for link in share_link_list(artifact=artifact)[:MAX_LISTED]]}
+    manager = request if may_manage(request.auth) else None
+    return {"shares": [share_out(link, request=manager) for link in share_link_list(artifact=artifact)[:MAX_LISTED]]}
+
+
+@router.get(
+    "/artifacts/{artifact_id}/shares/{share_id}",
+    response={200: ShareOut, **errors(404)},
+    operation_id="shares_api_get_share",
+)
+def get_share(request: HttpRequest, artifact_id: str, share_id: str):
+    """One link; `url` only for keys with the artifacts:write scope."""
+    require_scope(request.auth, "artifacts:read")
+    artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
+    link = share_link_get(artifact=artifact, share_id=share_id)
+    return share_out(link, request=request if may_manage(request.auth) else None)
 
 
 @router.post(
@@ -107,4 +144,4 @@ def revoke_share(request: HttpRequest, artifact_id: str, share_id: str):
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)
     link = share_link_get(artifact=artifact, share_id=share_id)
-    return share_out(services.share_link_revoke(actor=request.auth, link=link))
+    return share_out(services.share_link_revoke(actor=request.auth, link=link), request=request)

@@ -14,7 +14,27 @@ EXPIRY_CHOICES = [
 
 
 class ShareLinkForm(forms.Form):
+    label = forms.CharField(
+        label="Label",
+        required=False,
+        max_length=services.MAX_LABEL_LENGTH,
+        help_text="Yours, to tell links apart (for example who it is for).",
+    )
+    note = forms.CharField(
+        label="Note to the recipient",
+        required=False,
+        max_length=services.MAX_NOTE_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown on the download page, after the password if there is one.",
+    )
     expires_in = forms.TypedChoiceField(label="Expires after", choices=EXPIRY_CHOICES, coerce=int, initial=7 * 86400)
+    expires_at = forms.DateTimeField(
+        label="Or expires on (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="A date instead of the choice above, at most 90 days ahead.",
+    )
     max_downloads = forms.IntegerField(
         label="Download limit",
         required=False,

@@ -26,6 +26,11 @@ class ShareLink(models.Model):
     # module must import nothing from artifacts.
     artifact = models.ForeignKey("artifacts.Artifact", on_delete=models.CASCADE, related_name="share_links")
     token_hash = models.CharField(max_length=64, unique=True)
+    # The token again, Fernet-encrypted (core/secrets.py), so managers can copy the link later;
+    # empty on links made before it was kept, which still open but cannot be copied again.
+    token_encrypted = models.TextField(blank=True, default="")
+    label = models.CharField(max_length=100, blank=True, default="")
+    note = models.TextField(blank=True, default="")
     state = models.CharField(max_length=10, choices=ShareLinkState.choices, default=ShareLinkState.PENDING)
     expires_at = models.DateTimeField(null=True, blank=True)
     max_downloads = models.PositiveIntegerField(null=True, blank=True)
@@ -49,6 +54,23 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share {self.id} of {self.artifact_id}"
+
+    @property
+    def created_by_label(self) -> str:
+        """Who made it, in words; the selectors load both creators with the row."""
+        if self.created_by_user_id and self.created_by_user:
+            return (
+                self.created_by_user.get_full_name()
+                or self.created_by_user.email
+                or self.created_by_user.get_username()
+            )
+        if self.created_by_api_key_id and self.created_by_api_key:
+            return f"API key {self.created_by_api_key.name}"
+        return ""
+
+    @property
+    def can_copy(self) -> bool:
+        return bool(self.token_encrypted)
 
     @property
     def has_password(self) -> bool:

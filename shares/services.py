@@ -1,7 +1,8 @@
 """Share links on the web side: created, resolved, downloaded and revoked; a worker activates them.
 
-Only a sha256 of a link's token is stored, like an API key's, so a database dump holds no
-working link. Failed lookups and wrong passwords are counted per client IP in the cache.
+A link is found by a sha256 of its token, like an API key; the token itself is kept only
+encrypted (core/secrets.py) so that managers can copy the link again, and a database dump alone
+holds no working link. Failed lookups and wrong passwords are counted per client IP in the cache.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -24,9 +25,11 @@ from artifacts.models import Artifact
 from artifacts.services import artifact_record_read
 from audit.refusals import audit_refusal
 from audit.services import audit_record
+from core import secrets as sealed
 from core.actor import Actor
 from core.dispatch import enqueue, wait_for
 from core.errors import Forbidden, InvalidInput, NotFound, StowageError
+from core.text import check_text
 from shares.events import share_emit
 from shares.models import ShareLink, ShareLinkState
 from shares.worker import activate_share_link
@@ -41,6 +44,8 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 ACTIVATE_WAIT_SECONDS = 30
 GUESS_WINDOW_SECONDS = 60
+MAX_LABEL_LENGTH = 100
+MAX_NOTE_LENGTH = 1000
 
 
 class WrongPassword(Forbidden):
@@ -111,6 +116,44 @@ def check_share_max_downloads(max_downloads: int | None) -> int | None:
     return max_downloads
 
 
+def check_share_expires_at(expires_at: datetime, *, now: datetime) -> datetime:
+    if not isinstance(expires_at, datetime):
+        raise InvalidInput("expires_at must be a date and time", details={"field": "expires_at"})
+    if timezone.is_naive(expires_at):
+        raise InvalidInput(
+            "expires_at must carry a time zone (for example 2030-01-31T12:00:00Z)", details={"field": "expires_at"}
+        )
+    if expires_at <= now:
+        raise InvalidInput("expires_at must be in the future", details={"field": "expires_at"})
+    if expires_at > now + timedelta(seconds=MAX_EXPIRES_IN):
+        raise InvalidInput(
+            f"expires_at must be at most {MAX_EXPIRES_IN // 86400} days from now", details={"field": "expires_at"}
+        )
+    return expires_at
+
+
+def _check_words(value: str | None, *, field: str, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", details={"field": field})
+    value = check_text(value.strip(), field=field)
+    if len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters", details={"field": field})
+    return value
+
+
+def check_share_label(label: str | None) -> str:
+    label = _check_words(label, field="label", limit=MAX_LABEL_LENGTH)
+    if any(ch in label for ch in "\r\n"):
+        raise InvalidInput("label must be one line", details={"field": "label"})
+    return label
+
+
+def check_share_note(note: str | None) -> str:
+    return _check_words(note, field="note", limit=MAX_NOTE_LENGTH)
+
+
 def check_share_password(password: str | None) -> str | None:
     if password is None:
         return None
@@ -131,22 +174,36 @@ def share_link_create(
     expires_in: int | None = None,
     max_downloads: int | None = None,
     password: str | None = None,
+    expires_at: datetime | None = None,
+    label: str | None = None,
+    note: str | None = None,
     wait: bool = True,
 ) -> tuple[ShareLink, str]:
-    """A new link to a visible artifact and its token, which is returned here and never again."""
-    expires_in = check_share_expires_in(expires_in)
+    """A new link to a visible artifact and its token. It expires ``expires_in`` seconds from now
+    or at ``expires_at`` (one of them, or neither for the default)."""
+    now = timezone.now()
+    if expires_at is not None:
+        if expires_in is not None:
+            raise InvalidInput("give expires_in or expires_at, not both", details={"field": "expires_at"})
+        expires_at = check_share_expires_at(expires_at, now=now)
+    else:
+        expires_at = now + timedelta(seconds=check_share_expires_in(expires_in))
     max_downloads = check_share_max_downloads(max_downloads)
     password = check_share_password(password)
+    label = check_share_label(label)
+    note = check_share_note(note)
     if not artifact.is_visible:
         raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    now = timezone.now()
     link = ShareLink(
         organization_id=artifact.organization_id,
         artifact=artifact,
         token_hash=hash_share_token(token),
+        token_encrypted=sealed.encrypt(token),
+        label=label,
+        note=note,
         state=ShareLinkState.PENDING,
-        expires_at=now + timedelta(seconds=expires_in),
+        expires_at=expires_at,
         max_downloads=max_downloads,
         password_hash=make_password(password) if password else "",
         created_at=now,
@@ -163,6 +220,18 @@ def share_link_create(
         if link.state == ShareLinkState.REVOKED:
             raise NotFound(f"Artifact '{artifact.id}' not found", code="ARTIFACT_NOT_FOUND")
     return link, token
+
+
+def share_link_token(link: ShareLink) -> str | None:
+    """The link's token, for members who may manage it; None for a link made before tokens were
+    kept, or kept under another secrets key."""
+    if not link.token_encrypted:
+        return None
+    token = sealed.decrypt(link.token_encrypted)
+    # A ciphertext swapped in from another row must not hand out that row's link.
+    if token is None or hash_share_token(token) != link.token_hash:
+        return None
+    return token
 
 
 def _enqueue_activation(link: ShareLink, actor: Actor) -> None:
@@ -199,12 +268,23 @@ def share_link_revoke(*, actor: Actor, link: ShareLink) -> ShareLink:
 
 def share_link_resolve(*, token: str) -> ShareLink | None:
     """The link this token opens, if it can be downloaded now; None in every other case."""
+    link = share_link_find(token=token)
+    if link is None or share_link_effective_state(link) != ShareLinkState.ACTIVE:
+        return None
+    return link
+
+
+def share_link_find(*, token: str) -> ShareLink | None:
+    """The active link this token names, with its artifact, organization and creator, even if it
+    has expired or been used up since: for a recipient who holds a grant of a counted download."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    link = ShareLink.objects.select_related("artifact").filter(token_hash=hash_share_token(token)).first()
+    link = (
+        ShareLink.objects.select_related("artifact", "organization", "created_by_user", "created_by_api_key")
+        .filter(token_hash=hash_share_token(token), state=ShareLinkState.ACTIVE)
+        .first()
+    )
     if link is None or not link.artifact.is_visible:
-        return None
-    if share_link_effective_state(link) != ShareLinkState.ACTIVE:
         return None
     return link
 

@@ -1,9 +1,5 @@
-"""Share links in the browser: the recipient's landing page and download, and the owner's
-share block on an artifact's page.
-
-Every way a token can fail (unknown, pending, revoked, expired, used up) gets the same 404
-page, byte for byte, so the answer tells a guesser nothing; guesses are throttled per IP.
-"""
+"""Share links in the dashboard: the share block on an artifact's page (the recipient's side is
+shares/landing.py)."""
 
 from __future__ import annotations
 
@@ -11,22 +7,18 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from accounts.access import org_view
+from accounts.access import has_role, org_view
 from accounts.models import Role
-from artifacts.http import artifact_delivery
 from artifacts.models import Artifact
 from artifacts.selectors import artifact_get
-from config.auth import client_ip
 from core.errors import NotFound, StowageError
 from core.htmx import fragment, wants_fragment
 from shares import services
@@ -41,97 +33,6 @@ SESSION_SHARE_TOKENS_MAX = 20
 # A new share link's block stops polling after this long (the worker may be down); the token
 # stays in the session, so the page shows the link once it is active after all.
 SHARE_POLL_SECONDS = 60
-
-# No script, nothing from elsewhere, forms only to ourselves, never framed; the token is in
-# the URL, so no Referer may carry it away.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "private, no-store",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-def _with_page_headers(response: HttpResponse) -> HttpResponse:
-    for name, value in _PAGE_HEADERS.items():
-        response[name] = value
-    return response
-
-
-def _missing() -> HttpResponse:
-    # Rendered without the request or any detail of the token, so every case reads the same.
-    return _with_page_headers(
-        HttpResponse(render_to_string("shares/share_missing.html", {"throttled": False}), status=404)
-    )
-
-
-def _throttled() -> HttpResponse:
-    response = HttpResponse(render_to_string("shares/share_missing.html", {"throttled": True}), status=429)
-    response["Retry-After"] = str(services.GUESS_WINDOW_SECONDS)
-    return _with_page_headers(response)
-
-
-def _landing(
-    request: HttpRequest, token: str, link: ShareLink, *, status: int = 200, wrong_password: bool = False
-) -> HttpResponse:
-    context = {
-        "artifact": link.artifact,
-        "link": link,
-        "downloads_left": services.share_link_downloads_left(link),
-        "download_url": reverse("share-download", args=[token]),
-        "wrong_password": wrong_password,
-    }
-    return _with_page_headers(render(request, "shares/share_landing.html", context, status=status))
-
-
-def _resolve(request: HttpRequest, token: str) -> tuple[ShareLink | None, HttpResponse | None]:
-    ip = client_ip(request)
-    if services.share_guesses_exceeded(ip=ip):
-        return None, _throttled()
-    link = services.share_link_resolve(token=token)
-    if link is None:
-        services.share_guess_record(ip=ip)
-        return None, _missing()
-    return link, None
-
-
-@require_http_methods(["GET", "HEAD"])
-def share_landing(request: HttpRequest, token: str) -> HttpResponse:
-    link, refusal = _resolve(request, token)
-    if refusal is not None:
-        return refusal
-    return _landing(request, token, link)
-
-
-# The form carries no ambient authority (no session, no cookie): whoever can post it already
-# holds the token and the password, so a CSRF token would protect nothing.
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-def share_download(request: HttpRequest, token: str) -> HttpResponse:
-    link, refusal = _resolve(request, token)
-    if refusal is not None:
-        return refusal
-    if link.has_password and request.method != "POST":
-        return HttpResponseRedirect(reverse("share-landing", args=[token]))
-    recipient = services.Recipient(
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        request_id=getattr(request, "request_id", ""),
-    )
-    try:
-        artifact = services.share_link_download(
-            link=link, password=request.POST.get("password") if link.has_password else None, recipient=recipient
-        )
-    except services.WrongPassword:
-        services.share_guess_record(ip=recipient.ip)
-        return _landing(request, token, link, status=403, wrong_password=True)
-    except services.ShareUnavailable:
-        return _missing()
-    return artifact_delivery(request, artifact)
-
-
-# The owner's side, on an artifact's page of the dashboard.
 
 
 def _artifact(request: HttpRequest, artifact_id: str) -> Artifact:
@@ -188,15 +89,26 @@ def _new_link_view(request: HttpRequest, link: ShareLink) -> dict[str, Any]:
     return {"link": link, "status": "ready", "url": services.share_url(request, token)}
 
 
-def _share_rows(artifact: Artifact) -> list[dict[str, Any]]:
-    return [
-        {
-            "link": link,
-            "state": services.share_link_effective_state(link),
-            "downloads_left": services.share_link_downloads_left(link),
-        }
-        for link in share_link_list(artifact=artifact)[:SHARES_SHOWN]
-    ]
+def _may_manage(request: HttpRequest) -> bool:
+    membership = getattr(request, "membership", None)
+    return membership is not None and has_role(membership, Role.MEMBER)
+
+
+def _share_rows(request: HttpRequest, artifact: Artifact) -> list[dict[str, Any]]:
+    manager = _may_manage(request)
+    rows = []
+    for link in share_link_list(artifact=artifact)[:SHARES_SHOWN]:
+        state = services.share_link_effective_state(link)
+        token = services.share_link_token(link) if manager and state == ShareLinkState.ACTIVE else None
+        rows.append(
+            {
+                "link": link,
+                "state": state,
+                "downloads_left": services.share_link_downloads_left(link),
+                "url": services.share_url(request, token) if token else "",
+            }
+        )
+    return rows
 
 
 def share_block_context(
@@ -204,7 +116,7 @@ def share_block_context(
 ) -> dict[str, Any]:
     """What shares/partials/_share_links.html needs; the artifact's page includes it. A page that
     shows a ``new_links`` entry may hold a link's URL, shown this once: it must not be cached."""
-    rows = _share_rows(artifact)
+    rows = _share_rows(request, artifact)
     tokens = _pending_tokens(request)
     new_links = [_new_link_view(request, row["link"]) for row in rows if row["link"].id in tokens]
     return {
@@ -213,6 +125,7 @@ def share_block_context(
         "new_links": new_links,
         "share_form": form or ShareLinkForm(),
         "share_error": error,
+        "holds_share_urls": bool(new_links) or any(row["url"] for row in rows),
     }
 
 
@@ -227,9 +140,13 @@ def artifact_share_create(request: HttpRequest, artifact_id: str) -> HttpRespons
             link, token = services.share_link_create(
                 actor=request.actor,
                 artifact=artifact,
-                expires_in=form.cleaned_data["expires_in"],
+                # A date picked replaces the preset.
+                expires_in=None if form.cleaned_data["expires_at"] else form.cleaned_data["expires_in"],
                 max_downloads=form.cleaned_data["max_downloads"],
                 password=form.cleaned_data["password"] or None,
+                expires_at=form.cleaned_data["expires_at"],
+                label=form.cleaned_data["label"],
+                note=form.cleaned_data["note"],
                 wait=False,
             )
         except StowageError as exc:
@@ -276,9 +193,11 @@ def artifact_share_list(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
     if not wants_fragment(request):
         return _back_to_shares(artifact)
-    context = {"artifact": artifact, "share_rows": _share_rows(artifact)}
+    context = {"artifact": artifact, "share_rows": _share_rows(request, artifact)}
     response = render(request, "shares/partials/_share_list.html", context)
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    # Rows of a manager's page carry the links themselves.
+    add_never_cache_headers(response)
     return response
 
 

@@ -195,7 +195,7 @@ def test_share_link_download_without_an_account_then_revoke(stack, browser, cont
     shares.get_by_label("Download limit").fill("3")
     shares.get_by_role("button", name="Create a share link").click()
     # The worker makes the link; the block polls until it is ready, then shows it once.
-    copy = page.get_by_role("button", name="Copy link")
+    copy = page.locator(".share-new").get_by_role("button", name="Copy link")
     copy.wait_for()
     url = page.get_by_role("textbox", name="Share link", exact=True).input_value()
     assert re.fullmatch(re.escape(stack.base_url) + r"/s/[A-Za-z0-9_\-]{20,}", url), url
@@ -217,7 +217,7 @@ def test_share_link_download_without_an_account_then_revoke(stack, browser, cont
         assert "Downloads left\n3" in facts or "Downloads left\t3" in facts, facts
         shoot(landing, "share-landing")
         with landing.expect_download() as downloading:
-            landing.get_by_role("link", name="Download").click()
+            landing.get_by_role("button", name="Download").click()
         download = downloading.value
         assert download.suggested_filename == "measurements.csv"
         assert Path(download.path()).read_bytes() == journey.csv
@@ -239,7 +239,7 @@ def test_share_link_download_without_an_account_then_revoke(stack, browser, cont
         response = landing.goto(url)
         assert response.status == 404
         assert landing.get_by_role("heading", name="This link is not available").is_visible()
-        assert landing.get_by_role("link", name="Download").count() == 0
+        assert landing.get_by_role("button", name="Download").count() == 0
         shoot(landing, "share-missing")
         response = landing.goto(url + "/download")
         assert response.status == 404
