@@ -21,7 +21,7 @@ from artifacts.signing import sign
 from artifacts.storage import is_s3
 from artifacts.validation import check_metadata_header
 from config.api_errors import async_endpoint
-from config.auth import require_scope
+from config.auth import WAITING_AUTH, require_scope
 from config.schemas import BODY, STORAGE, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.pagination import newest_first_page
@@ -121,7 +121,11 @@ def _upload_begin(request: HttpRequest, sandbox, payload: UploadIn, *, session_i
 TRANSFER_ERRORS = errors(404, 409, 413, 422, BODY, WORKER, STORAGE)
 
 
-@router.post("/sandbox/{sandbox_id}/artifacts/upload", response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS})
+@router.post(
+    "/sandbox/{sandbox_id}/artifacts/upload",
+    response={200: ArtifactOut, 202: TransferOut, **TRANSFER_ERRORS},
+    auth=WAITING_AUTH,
+)
 @async_endpoint
 async def upload_artifact(request: HttpRequest, sandbox_id: str, payload: UploadIn, wait: bool = True):
     def begin():
@@ -138,7 +142,9 @@ async def upload_artifact(request: HttpRequest, sandbox_id: str, payload: Upload
 
 
 @router.post(
-    "/sandbox/{sandbox_id}/artifacts/download", response={200: DownloadOut, 202: TransferOut, **TRANSFER_ERRORS}
+    "/sandbox/{sandbox_id}/artifacts/download",
+    response={200: DownloadOut, 202: TransferOut, **TRANSFER_ERRORS},
+    auth=WAITING_AUTH,
 )
 @async_endpoint
 async def download_artifact(request: HttpRequest, sandbox_id: str, payload: DownloadIn, wait: bool = True):

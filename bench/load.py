@@ -193,6 +193,9 @@ def main() -> int:
                 uploaders=args.uploaders,
             )
         )
+        # The first lines of each different server error, to tell what the failures were.
+        errors = [line for line in stack.log_tail(2_000_000).splitlines() if "Error:" in line]
+        result["server_errors"] = sorted(set(errors))[:10]
     result["repo"] = str(repo)
     result["backend"] = {"redis": env.get("REDIS_URL", "embedded"), "database": env.get("DATABASE_URL", "sqlite")}
     if args.json:
@@ -208,6 +211,8 @@ def main() -> int:
         )
         for kind, examples in result["failure_examples"].items():
             print(f"  {kind}: {examples}")
+        for line in result["server_errors"]:
+            print(f"  server: {line[:300]}")
     ok = (
         not any(result["failures"].values())
         and result["artifacts"]["lost"] == 0

@@ -14,6 +14,7 @@ from accounts.tokens import access_token_authenticate, looks_like_jwt
 from audit.refusals import audit_refusal
 from core.actor import Actor
 from core.errors import Forbidden, Unauthorized
+from core.threads import release_connections
 
 KEY_REFUSED = "auth.api_key"
 SCOPE_REFUSED = "auth.scope"
@@ -166,8 +167,21 @@ class ApiKeyAuth(AuthBase):
     openapi_in = "header"
     openapi_name = "Authorization"
 
+    def __init__(self, *, release_connection: bool = False) -> None:
+        super().__init__()
+        self.release_connection = release_connection
+
     def __call__(self, request: HttpRequest) -> Actor:
-        return authenticate(request)
+        try:
+            return authenticate(request)
+        finally:
+            if self.release_connection:
+                release_connections()
+
+
+# For the async operations, whose requests then wait on a sandbox host: the connection the key
+# was checked on is given back at once, not held through the wait (core.threads).
+WAITING_AUTH = ApiKeyAuth(release_connection=True)
 
 
 def require_scope(actor: Actor, scope: str) -> None:

@@ -22,5 +22,11 @@ SANDBOX_FILE_CONCURRENCY = env_int("STOWAGE_FILE_CONCURRENCY", max(16, 8 * _CPUS
 # more than its share (the backlog divided among the organizations waiting) is refused first.
 HOST_BACKLOG = env_int("STOWAGE_HOST_BACKLOG", 1024)
 BACKLOG_RETRY_AFTER_SECONDS = env_int("STOWAGE_BACKLOG_RETRY_AFTER_SECONDS", 2)
+# Synchronous steps (database, audit) of async requests that one web process runs at once; it
+# bounds the database connections that requests waiting on sandbox hosts can hold (core/threads.py).
+WEB_DB_STEPS = env_int("STOWAGE_WEB_DB_STEPS", 16)
+# `make run` (manage.py runstack) starts the workers this much nicer than the web process, which
+# shares the machine with them there; 0 turns it off.
+WORKER_NICENESS = env_int("STOWAGE_WORKER_NICENESS", 5)
 # How long a worker's answer waits in Redis for the request that sent the task.
 TASK_ANSWER_TTL_SECONDS = env_int("STOWAGE_TASK_ANSWER_TTL_SECONDS", 3600)

@@ -37,8 +37,9 @@ SECRET_KEY = env_str("SECRET_KEY") or ("" if PRODUCTION else instance_secret_key
 # Earlier SECRET_KEYs, comma-separated, still accepted (sessions, CSRF, presigned URLs) while a
 # rotation runs; Django signs everything new with SECRET_KEY.
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
-# Derives the key that encrypts secrets kept to be shown again (share-link tokens: core/secrets.py);
-# unset, SECRET_KEY does. Changing it makes those secrets unreadable, not the links unusable.
+# The keys that encrypt secrets kept to be shown or used again (webhook secrets, share-link tokens:
+# core/secrets.py), comma-separated, the first encrypting; each a Fernet key or any text a key is
+# derived from. Unset, keys are derived from SECRET_KEY and its fallbacks.
 STOWAGE_SECRETS_KEY = env_str("STOWAGE_SECRETS_KEY")
 if PRODUCTION and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured(

@@ -11,9 +11,6 @@ from config.env import env_int, env_list, env_str
 STOWAGE_WEBHOOK_ALLOWED_HOSTS = env_list(
     "STOWAGE_WEBHOOK_ALLOWED_HOSTS", ["127.0.0.1/32"] if "pytest" in sys.modules else []
 )
-# Fernet keys (comma-separated, the first encrypts) for webhook secrets; unset, a key derived
-# from SECRET_KEY with HKDF (webhooks/secrets.py).
-STOWAGE_SECRETS_KEY = env_str("STOWAGE_SECRETS_KEY", "")
 # Failed deliveries in a row, over at least this long, that disable a webhook.
 STOWAGE_WEBHOOK_DISABLE_AFTER = env_int("STOWAGE_WEBHOOK_DISABLE_AFTER", 20)
 STOWAGE_WEBHOOK_DISABLE_AFTER_SECONDS = env_int("STOWAGE_WEBHOOK_DISABLE_AFTER_SECONDS", 24 * 3600)

@@ -16,7 +16,7 @@ from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
 
 from audit.selectors import audit_sandbox_counts
 from config.api_errors import async_endpoint
-from config.auth import require_scope
+from config.auth import WAITING_AUTH, require_scope
 from config.schemas import BODY, WORKER, errors, strict_int
 from core.errors import InvalidInput
 from core.threads import in_thread
@@ -198,6 +198,7 @@ _EVENT_STREAM = {
     "/sandbox/{sandbox_id}/execute",
     response={200: ExecuteOut, **errors(404, 409, BODY, WORKER)},
     openapi_extra={"responses": {200: {"content": _EVENT_STREAM}}},
+    auth=WAITING_AUTH,
 )
 @async_endpoint
 async def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
@@ -272,7 +273,9 @@ class FilesWriteOut(Schema):
     files: list[WrittenFile]
 
 
-@router.post("/sandbox/{sandbox_id}/files", response={200: FilesWriteOut, **errors(404, 409, BODY, WORKER)})
+@router.post(
+    "/sandbox/{sandbox_id}/files", response={200: FilesWriteOut, **errors(404, 409, BODY, WORKER)}, auth=WAITING_AUTH
+)
 @async_endpoint
 async def write_files(request: HttpRequest, sandbox_id: str, payload: FilesWriteIn):
     files_in = [f.dict() for f in payload.files]
@@ -286,7 +289,9 @@ class FileReadOut(Schema):
     size: int
 
 
-@router.get("/sandbox/{sandbox_id}/files", response={200: FileReadOut, **errors(404, 409, 413, WORKER)})
+@router.get(
+    "/sandbox/{sandbox_id}/files", response={200: FileReadOut, **errors(404, 409, 413, WORKER)}, auth=WAITING_AUTH
+)
 @async_endpoint
 async def read_file(request: HttpRequest, sandbox_id: str, path: str):
     return await _on_host(request, sandbox_id, "sandboxes:read", files.read_file_call, path=path)
@@ -297,7 +302,9 @@ class FileDeleteIn(Schema):
     recursive: StrictBool = False
 
 
-@router.delete("/sandbox/{sandbox_id}/files", response={200: SuccessOut, **errors(404, 409, BODY, WORKER)})
+@router.delete(
+    "/sandbox/{sandbox_id}/files", response={200: SuccessOut, **errors(404, 409, BODY, WORKER)}, auth=WAITING_AUTH
+)
 @async_endpoint
 async def delete_file(request: HttpRequest, sandbox_id: str, payload: FileDeleteIn):
     await _on_host(
@@ -318,7 +325,9 @@ class FileListOut(Schema):
     files: list[FileEntryOut]
 
 
-@router.get("/sandbox/{sandbox_id}/files/list", response={200: FileListOut, **errors(404, 409, WORKER)})
+@router.get(
+    "/sandbox/{sandbox_id}/files/list", response={200: FileListOut, **errors(404, 409, WORKER)}, auth=WAITING_AUTH
+)
 @async_endpoint
 async def list_files(request: HttpRequest, sandbox_id: str, path: str = "/workspace", recursive: bool = False):
     entries = await _on_host(
@@ -384,7 +393,11 @@ class GlobIn(Schema):
     pattern: str = Field(..., description="e.g. '**/*.py', relative to /workspace or under /workspace/")
 
 
-@router.post("/sandbox/{sandbox_id}/files/glob", response={200: FileEntriesOut, **errors(404, 409, BODY, WORKER)})
+@router.post(
+    "/sandbox/{sandbox_id}/files/glob",
+    response={200: FileEntriesOut, **errors(404, 409, BODY, WORKER)},
+    auth=WAITING_AUTH,
+)
 @async_endpoint
 async def glob_files(request: HttpRequest, sandbox_id: str, payload: GlobIn):
     return {"files": await _on_host(request, sandbox_id, "sandboxes:read", files.glob_call, pattern=payload.pattern)}
@@ -401,7 +414,11 @@ class EntryChangedOut(Schema):
     entry: FileEntryOut
 
 
-@router.post("/sandbox/{sandbox_id}/files/mkdir", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+@router.post(
+    "/sandbox/{sandbox_id}/files/mkdir",
+    response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)},
+    auth=WAITING_AUTH,
+)
 @async_endpoint
 async def make_directory(request: HttpRequest, sandbox_id: str, payload: MkdirIn):
     entry = await _on_host(
@@ -420,14 +437,22 @@ class MoveIn(Schema):
     destination: str
 
 
-@router.post("/sandbox/{sandbox_id}/files/move", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+@router.post(
+    "/sandbox/{sandbox_id}/files/move",
+    response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)},
+    auth=WAITING_AUTH,
+)
 @async_endpoint
 async def move_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
     entry = await _move_or_copy(request, sandbox_id, payload, copy=False)
     return {"success": True, "path": entry["path"], "entry": entry}
 
 
-@router.post("/sandbox/{sandbox_id}/files/copy", response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)})
+@router.post(
+    "/sandbox/{sandbox_id}/files/copy",
+    response={200: EntryChangedOut, **errors(404, 409, BODY, WORKER)},
+    auth=WAITING_AUTH,
+)
 @async_endpoint
 async def copy_file(request: HttpRequest, sandbox_id: str, payload: MoveIn):
     entry = await _move_or_copy(request, sandbox_id, payload, copy=True)

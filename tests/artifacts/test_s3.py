@@ -284,6 +284,7 @@ def s3_worker(s3, broker, transactional_db, settings):
     with the S3 environment a production worker would have; new sandboxes go to it."""
     from config import stack
     from config.celery import app as celery_app
+    from config.celery import host_queues
     from tests.conftest import worker_env
 
     env = worker_env(
@@ -294,8 +295,8 @@ def s3_worker(s3, broker, transactional_db, settings):
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=SECRET_KEY,
     )
-    argv = [*stack.worker_argv(S3_WORKER_HOST, concurrency=2)]
-    argv[argv.index("--queues") + 1] = f"sandbox.{S3_WORKER_HOST}"  # its sandbox queue only
+    # Its sandbox queues only (commands and the rest), not the shared one.
+    argv = stack.worker_argv(S3_WORKER_HOST, concurrency=2, queues=host_queues(S3_WORKER_HOST))
     log = settings.VAR_DIR / "log" / "worker-s3.log"
     log.unlink(missing_ok=True)
     process = stack.spawn(argv, env=env, log=log)

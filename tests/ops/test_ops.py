@@ -400,3 +400,47 @@ def test_gunicorn_config_loads_and_redacts_access_lines(tmp_path):
     for leak in LEAKS:
         assert leak not in rendered
     assert atoms["{x-request-id}o"] == "req_1"
+
+
+def test_the_asgi_worker_writes_gunicorns_redacted_access_line_with_the_request_id():
+    import asyncio
+    import logging
+    import runpy
+
+    from gunicorn.config import Config
+
+    from config.asgi_worker import AccessLog
+
+    conf = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", conf["access_log_format"])
+    logger = conf["StowageLogger"](cfg)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger.access_log = logging.getLogger("tests.asgi-access")
+    logger.access_log.handlers = [handler]
+    logger.access_log.setLevel(logging.INFO)
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"req_7")]})
+        await send({"type": "http.response.body", "body": b"0123456789"})
+
+    async def sent(message):
+        pass
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/s/Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+        "query_string": b"sig=deadbeefcafebabe0123",
+        "http_version": "1.1",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"authorization", b"Bearer stow_AbCdEf0123456789xyz"), (b"user-agent", b"tests")],
+    }
+    asyncio.run(AccessLog(app, logger)(scope, None, sent))
+    assert len(lines) == 1
+    assert '"GET /s/' in lines[0] and " 200 10 " in lines[0] and "request_id=req_7" in lines[0]
+    for leak in LEAKS:
+        assert leak not in lines[0]

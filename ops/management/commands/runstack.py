@@ -45,7 +45,10 @@ class Command(BaseCommand):
             argvs = stack.host_worker_argvs(
                 host, commands=settings.SANDBOX_EXEC_CONCURRENCY, files=settings.SANDBOX_FILE_CONCURRENCY
             )
-            workers = [stack.spawn(argv) for argv in argvs]
+            # On one machine the web process answers first: the workers' busy moments (hashing
+            # a transfer, starting sandboxes) wait for it, so health checks and the API stay quick.
+            nice = ["nice", "-n", str(settings.WORKER_NICENESS)] if settings.WORKER_NICENESS else []
+            workers = [stack.spawn([*nice, *argv]) for argv in argvs]
             started.extend(workers)
             stack.wait_for_worker(celery_app, host, timeout=60, process=workers[0])
             stack.wait_for_worker(celery_app, host, timeout=60, process=workers[1], name="commands")
