@@ -43,6 +43,9 @@ class ArtifactOut(Schema):
     checksum: str
     content_type: str
     is_archive: bool
+    is_folder: bool
+    entry_count: int
+    skipped: list[dict[str, str]]
     created_at: datetime
     expires_at: datetime | None
     created_by: str
@@ -62,6 +65,9 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
         "checksum": artifact.checksum,
         "content_type": artifact.content_type,
         "is_archive": artifact.is_archive,
+        "is_folder": artifact.is_folder,
+        "entry_count": artifact.entry_count,
+        "skipped": artifact.skipped,
         "created_at": artifact.created_at,
         "expires_at": artifact.expires_at,
         "created_by": artifact.created_by_label,

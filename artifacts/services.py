@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from artifacts.blobs import blob_release
+from artifacts.blobs import blob_release, blob_release_many
 from artifacts.models import Artifact, ArtifactState
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
@@ -53,7 +53,9 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
             details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
             organization_id=artifact.organization_id,
         )
-        if artifact.blob_id is not None:
+        if artifact.is_folder:
+            blob_release_many(blob_ids=artifact.entries.exclude(blob=None).values_list("blob_id", flat=True).distinct())
+        elif artifact.blob_id is not None:
             blob_release(blob_id=artifact.blob_id)
         else:
             # Published by the release before blobs and not adopted yet: the object is its own.

@@ -92,6 +92,8 @@ def broker():
 
 # Small enough that a test can make a file over it quickly.
 WORKER_ARTIFACT_MAX_BYTES = 20 << 20
+WORKER_FOLDER_MAX_ENTRIES = 300
+WORKER_FOLDER_MAX_BYTES = 30 << 20
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -104,6 +106,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         STOWAGE_HOST=settings.STOWAGE_HOST,
         PYTHONUNBUFFERED="1",
         STOWAGE_ARTIFACT_MAX_BYTES=str(WORKER_ARTIFACT_MAX_BYTES),
+        STOWAGE_FOLDER_MAX_ENTRIES=str(WORKER_FOLDER_MAX_ENTRIES),
+        STOWAGE_FOLDER_MAX_BYTES=str(WORKER_FOLDER_MAX_BYTES),
     )
     env.update(extra)
     return env

@@ -53,6 +53,7 @@ def make_artifact(
     version: int = 1,
     size: int = 1234,
     state: str = ArtifactState.READY,
+    **fields: Any,
 ) -> Artifact:
     """An artifact row with no bytes stored behind it."""
     artifact = Artifact(
@@ -63,6 +64,7 @@ def make_artifact(
         size=size,
         state=state,
         checksum=ZERO_CHECKSUM,
+        **fields,
     )
     artifact.storage_key = f"test/{artifact.id}"
     artifact.save(force_insert=True)
