@@ -303,7 +303,8 @@ def artifact_url(request: HttpRequest, artifact_id: str, expires_in: int = 3600)
 
 
 def presigned_url(request: HttpRequest, artifact: Artifact, expires_in: int) -> tuple[str, datetime]:
-    if is_s3():
+    # A folder has no object of its own to presign: its archive is made here, from our own URL.
+    if is_s3() and not artifact.is_folder:
         # Presigned by S3 itself: the download goes straight from the store, not through us.
         expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=UTC)
         return s3_download_url(artifact, expires_in), expires_at
