@@ -151,3 +151,4 @@ browser_api = NinjaAPI(
 )
 register_error_handlers(browser_api)
 browser_api.add_router("", "transfers.browser_api.router")
+browser_api.add_router("", "transfers.browser_folders.router")
