@@ -31,7 +31,7 @@ from django.utils import timezone
 from artifacts.blobs import blob_adopt, blob_lock, blob_release_many, blob_upload_key, upload_discard
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
 from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
-from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_write
+from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
 from audit.models import Outcome
 from sandboxes.runtime import SandboxRuntimeError
 from transfers.models import Transfer, TransferState
@@ -114,10 +114,12 @@ def _hash_large(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _F
 def _store(runtime, sandbox_id: str, base: str, item: _File, organization_id: str) -> tuple[str, StoredBlob]:
     key = blob_upload_key(organization_id)
     if item.data is not None:
-        stored = blob_write(key, [item.data], max_bytes=settings.FOLDER_MAX_BYTES)
+        stored = blob_write(key, [item.data], max_bytes=settings.FOLDER_MAX_BYTES, sync=False)
     else:
         with runtime.open_read(sandbox_id, join(base, item.entry.path)) as source:
-            stored = blob_write(key, iter(lambda: source.read(CHUNK_SIZE), b""), max_bytes=settings.FOLDER_MAX_BYTES)
+            stored = blob_write(
+                key, iter(lambda: source.read(CHUNK_SIZE), b""), max_bytes=settings.FOLDER_MAX_BYTES, sync=False
+            )
     if stored.sha256 != item.entry.sha256:
         upload_discard(key)
         raise FileChanged(f"{join(base, item.entry.path)} changed while it was being stored; nothing was stored")
@@ -154,6 +156,8 @@ class FolderWriter:
                     written[sha] = write(item)
                     self.bytes_sent += written[sha][1].size
                     self.files_sent += 1
+            if written:
+                blob_sync()  # the batch's new blobs on disk before any entry references them
             missing = self._commit(items, written)
             if not missing:
                 return
