@@ -28,7 +28,7 @@ from django.conf import settings
 
 from core.errors import StowageError
 
-MAX_PATH_BYTES = 2048
+MAX_PATH_BYTES = 1024  # parent and path together stay under PostgreSQL's index row limit
 MAX_NAME_BYTES = 255
 MAX_LINK_BYTES = 4096
 TYPES = ("file", "directory", "symlink")
@@ -85,7 +85,7 @@ def _refuse(message: str, path: object) -> ManifestInvalid:
 
 def check_entry_path(path: object) -> str:
     """A folder entry's path: relative, ``/``-separated, no empty, ``.`` or ``..`` component, no NUL,
-    UTF-8, each name at most 255 bytes and the whole at most 2048."""
+    UTF-8, each name at most 255 bytes and the whole at most 1024."""
     if not isinstance(path, str) or path == "":
         raise _refuse("an entry's path must be a non-empty string", path)
     if "\x00" in path:

@@ -176,7 +176,7 @@ def entry(path: str, kind: str = "file", **fields) -> ManifestEntry:
         ([entry("/etc/passwd")], "absolute"),
         ([entry("a\x00b")], "NUL"),
         ([entry("a" * 256)], "longer than 255"),
-        ([entry("a/" * 1100 + "b")], "longer than 2048"),
+        ([entry("a/" * 1100 + "b")], "longer than 1024"),
         ([entry("link", "symlink"), entry("link/x")], "goes through the link"),
         ([entry("f"), entry("f/x")], "inside the file"),
         ([entry("x"), entry("x")], "twice"),
@@ -212,3 +212,15 @@ def test_limits_and_the_canonical_checksum(settings):
         b'{"path":"b/x","type":"file","mode":420,"size":1,"sha256":"' + b"0" * 64 + b'","link_target":""}\n'
     )
     assert manifest_checksum(checked) == "sha256:" + hashlib.sha256(lines).hexdigest()
+
+
+def test_the_longest_paths_are_stored_and_listed(owner):
+    import secrets
+
+    names = [secrets.token_hex(125) for _ in range(4)]  # 4 names of 250 bytes: a path of 1003
+    deep = "/".join(names)
+    folder = make_folder(owner.org_id, "deep", {deep: b"deep"})
+    listed = owner.get(f"/artifacts/{folder.id}/files", {"dir": "/".join(names[:3])}).json()["entries"]
+    assert [e["path"] for e in listed] == [deep]
+    with pytest.raises(ManifestInvalid):
+        manifest_check([entry(deep + "/" + "x" * 30)], add_parents=True)
