@@ -30,7 +30,7 @@ def test_a_picked_folder_uploads_as_one_artifact_and_opens_file_by_file(stack, c
     assert uploader.is_visible()
     page.locator("#folder-picker").set_input_files(str(folder))
     page.locator("#folder-status").filter(has_text="3 files").wait_for()
-    name = page.get_by_label("Artifact name (remote_path)")
+    name = page.get_by_label("The folder's artifact name (remote_path)")
     assert name.input_value() == "site"
     name.fill(f"browser-{token}/site")
     uploader.get_by_role("button", name="Upload the folder").click()
@@ -52,7 +52,7 @@ def test_a_picked_folder_uploads_as_one_artifact_and_opens_file_by_file(stack, c
     crumbs = page.locator("#folder-browser").get_by_role("navigation", name="Folder")
     assert crumbs.inner_text().split() == ["site", "/", "data"]
     page.locator("#folder-browser").get_by_role("link", name="table.csv").click()
-    page.wait_for_url(re.compile(r"/file/\?path=data%2Ftable.csv$"))
+    page.wait_for_url(re.compile(r"/file/\?path=data(/|%2F)table.csv$"))
     table = page.locator("#preview").get_by_role("table")
     assert [h.strip() for h in table.get_by_role("columnheader").all_inner_texts()] == ["name", "value"]
     assert table.get_by_role("cell", name="row-0", exact=True).is_visible()
