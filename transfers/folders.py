@@ -5,8 +5,8 @@ Upload: the directory is walked link-safely (runtime ``walk_tree``) and its mani
 against the limits before a byte moves. Files go in batches: each is read and hashed, the
 organization's live blobs for the batch's digests are found in one query, only the missing bytes
 are written (each to a key of its own), and one transaction per batch records the batch's entries
-with their blobs (``blob_lock`` for those the organization has, ``blob_adopt`` for those just
-written), so from its commit each entry protects its blob. The artifact turns ready with the
+with their blobs (the organization's blobs of the batch locked in one query, the new ones
+inserted in bulk, as ``blob_lock`` and ``blob_adopt`` do one at a time), so from its commit each entry protects its blob. The artifact turns ready with the
 manifest's checksum in one last transaction. A failure removes the entries and releases their
 blobs: nothing is left behind.
 
@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from artifacts.blobs import blob_adopt, blob_lock, blob_release_many, blob_upload_key, upload_discard
+from artifacts.blobs import blob_adopt, blob_release_many, blob_upload_key, upload_discard
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
 from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
 from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
@@ -165,24 +165,44 @@ class FolderWriter:
         raise FileChanged("the folder's stored files kept changing; nothing was stored, try again")
 
     def _commit(self, items: list[_File], written: dict[str, tuple[str, StoredBlob]]) -> set[str]:
+        """One transaction for the batch: its blobs locked in one query, the new ones adopted, the
+        entries inserted in bulk; the digests whose live blob vanished meanwhile if any (nothing
+        is recorded then)."""
+        digests = sorted({item.entry.sha256 for item in items})
         try:
             with transaction.atomic():
-                blobs: dict[str, str] = {}
-                for sha in sorted({item.entry.sha256 for item in items}):
-                    if sha in written:
-                        key, stored = written[sha]
+                found = {
+                    blob.sha256: blob
+                    for blob in Blob.objects.select_for_update().filter(organization_id=self.org, sha256__in=digests)
+                }
+                live = {sha: blob.id for sha, blob in found.items() if blob.state == BlobState.LIVE}
+                vanished = {sha for sha in digests if sha not in live and sha not in written}
+                if vanished:
+                    raise _Vanished(vanished)
+                blobs: dict[str, str] = dict(live)
+                new = []
+                for sha in digests:
+                    if sha not in written:
+                        continue
+                    key, stored = written[sha]
+                    if sha in live:
+                        # Stored meanwhile by another upload: keep that one, drop ours once committed.
+                        transaction.on_commit(lambda key=key: upload_discard(key))
+                    elif sha in found:  # being removed: revived with our bytes
                         blobs[sha] = blob_adopt(organization_id=self.org, stored=stored, key=key).id
                     else:
-                        blob = blob_lock(organization_id=self.org, sha256=sha)
-                        if blob is None:
-                            raise _Vanished(sha)
-                        blobs[sha] = blob.id
+                        new.append(Blob(organization_id=self.org, sha256=sha, size=stored.size, storage_key=key))
+                for blob in Blob.objects.bulk_create(new, batch_size=500):
+                    blobs[blob.sha256] = blob.id
                 ArtifactEntry.objects.bulk_create(
                     [entry_row(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items],
                     batch_size=1000,
                 )
         except _Vanished as gone:
-            return {gone.sha}
+            return gone.shas
+        except IntegrityError:
+            # Another first upload of some of these bytes made their blob first: take it next time.
+            return set(digests)
         return set()
 
     def discard(self) -> None:
@@ -195,9 +215,9 @@ class FolderWriter:
 
 
 class _Vanished(Exception):
-    def __init__(self, sha: str) -> None:
-        super().__init__(sha)
-        self.sha = sha
+    def __init__(self, shas: set[str]) -> None:
+        super().__init__(sorted(shas))
+        self.shas = shas
 
 
 def _batches(files: list[ManifestEntry]) -> Iterator[list[ManifestEntry]]:
