@@ -16,7 +16,7 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="worker")
 # autodiscover_tasks() finds only <app>.tasks modules (and worker modules, above); these declare tasks
 # beside the code they run.
-app.conf.imports = ("artifacts.services", "transfers.direct", "transfers.sweeps")
+app.conf.imports = ("artifacts.blobs", "artifacts.services", "transfers.direct", "transfers.sweeps")
 
 SHARED_QUEUE = "stowage"
 

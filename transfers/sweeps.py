@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from artifacts.blobs import blob_collect, blobs_unheld
+from artifacts.blobs import blob_adopt, blob_collect, blobs_unheld
 from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactState, Blob
 from artifacts.multipart import blob_abort_stale_uploads
-from artifacts.storage import TEMP_PREFIX, blob_delete, blob_walk
+from artifacts.storage import TEMP_PREFIX, StoredBlob, blob_delete, blob_walk
 from core.errors import Unavailable
 from transfers.direct import DIRECT_FINISH_LEASE_SECONDS, direct_finish_enqueue
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
@@ -51,13 +52,39 @@ def storage_sweep(*, now=None) -> dict[str, int]:
         Transfer.objects.filter(state__in=UNFINISHED_STATES).exclude(upload_id="").values_list("upload_id", flat=True)
     )
     removed += blob_abort_stale_uploads(stale_before, keep=live)
+    adopted = _adopt_blobless(older_than=stale_before)
     # Blobs whose collection was lost (or sent by a release before blobs as an object removal).
     collected = sum(blob_collect(blob_id=blob_id) for blob_id in blobs_unheld(older_than=stale_before))
     return {
         "failed_transfers": failed_transfers,
         "failed_artifacts": failed_artifacts,
         "removed_blobs": removed + collected,
+        "adopted_artifacts": adopted,
     }
+
+
+def _adopt_blobless(*, older_than, batch: int = 500) -> int:
+    """Give their blob to ready artifacts that a worker of the release before blobs published
+    during an upgrade: their object becomes the blob, or is dropped when the organization already
+    had those bytes."""
+    adopted = 0
+    candidates = Artifact.objects.filter(
+        state=ArtifactState.READY, blob__isnull=True, checksum__startswith="sha256:", ready_at__lt=older_than
+    ).values_list("id", flat=True)[:batch]
+    for artifact_id in list(candidates):
+        with transaction.atomic():
+            artifact = (
+                Artifact.objects.select_for_update()
+                .filter(id=artifact_id, state=ArtifactState.READY, blob__isnull=True)
+                .first()
+            )
+            if artifact is None:
+                continue
+            stored = StoredBlob(artifact.size, artifact.checksum.removeprefix("sha256:"))
+            blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
+            Artifact.objects.filter(id=artifact.id).update(blob=blob)
+            adopted += 1
+    return adopted
 
 
 def _delete_orphans(keys: list[str]) -> int:

@@ -63,6 +63,9 @@ def artifacts_without_blobs(apps, schema_editor):
     Blob = apps.get_model("artifacts", "Blob")
     Artifact.objects.using(schema_editor.connection.alias).update(blob_id=None)
     Blob.objects.using(schema_editor.connection.alias).all().delete()
+    if schema_editor.connection.vendor == "postgresql":
+        # Check the deferred foreign keys now: the table's constraints are dropped next, in this transaction.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):

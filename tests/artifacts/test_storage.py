@@ -106,7 +106,7 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
 
     result = storage_sweep(now=timezone.now())
 
-    assert result == {"failed_transfers": 1, "failed_artifacts": 1, "removed_blobs": 4}
+    assert result == {"failed_transfers": 1, "failed_artifacts": 1, "removed_blobs": 4, "adopted_artifacts": 0}
     assert storage_files(tmp_storage) == {ready.storage_key, blob_key(org, "art_orphan_young"), "tmp/writing.partial"}
     states = dict(Artifact.objects.values_list("id", "state"))
     assert states == {
@@ -123,7 +123,12 @@ def test_the_sweeper_fails_stale_uploads_and_removes_debris_but_keeps_live_blobs
     # The failed upload is not listed; the ready one is.
     assert [a["id"] for a in owner.get("/artifacts").json()["artifacts"]] == [ready.id]
     # A second pass finds nothing more to do.
-    assert storage_sweep(now=timezone.now()) == {"failed_transfers": 0, "failed_artifacts": 0, "removed_blobs": 0}
+    assert storage_sweep(now=timezone.now()) == {
+        "failed_transfers": 0,
+        "failed_artifacts": 0,
+        "removed_blobs": 0,
+        "adopted_artifacts": 0,
+    }
 
 
 # --- 5. retention --------------------------------------------------------------------------------

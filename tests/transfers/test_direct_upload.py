@@ -25,7 +25,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from artifacts.models import Artifact, ArtifactState
+from artifacts.models import Artifact, ArtifactState, Blob
 from artifacts.multipart import s3_multipart_complete, s3_multipart_parts
 from artifacts.storage import UploadGone
 from audit.models import AuditEvent
@@ -101,6 +101,24 @@ def begin(browser: Browser, remote_path: str, size: int, **extra) -> dict:
 
 
 # --- the whole flow ---------------------------------------------------------------------------
+
+
+def test_a_direct_upload_of_bytes_already_stored_is_a_new_version_sharing_their_blob(browser, direct, transactional_db):
+    data = os.urandom(PART + 4321)
+    artifacts = []
+    for metadata in ({"run": "1"}, {"run": "2"}):
+        plan = begin(browser, "big/same.bin", len(data), metadata=metadata)
+        browser.send_parts(plan, data)
+        assert browser.complete(plan).status_code == 202
+        status = browser.status(plan)
+        assert status["state"] == "succeeded", status
+        artifacts.append(Artifact.objects.get(id=status["artifact"]["id"]))
+    assert [a.version for a in artifacts] == [1, 2] and [a.metadata for a in artifacts] == [{"run": "1"}, {"run": "2"}]
+    blob = Blob.objects.get()
+    assert {a.blob_id for a in artifacts} == {blob.id}
+    # The first upload's object is the blob; the second's was dropped once it was published.
+    assert blob.storage_key == artifacts[0].storage_key
+    assert direct.object_keys() == {blob.storage_key} and direct.uploads() == []
 
 
 def test_a_direct_upload_lands_in_the_bucket_checked_and_versioned(browser, direct):

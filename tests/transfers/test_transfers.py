@@ -3,12 +3,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
-from artifacts.models import Artifact, ArtifactState
-from artifacts.storage import blob_exists
+from artifacts.models import Artifact, ArtifactState, Blob
+from artifacts.storage import blob_exists, blob_storage
 from audit.models import AuditEvent
 from transfers.models import Transfer
 
@@ -96,6 +97,33 @@ def test_a_retried_upload_returns_the_same_artifact(owner, sandbox):
     again = owner.post(f"/sandbox/{sid}/artifacts/upload", body).json()
     assert again["id"] == first["id"]
     assert Artifact.objects.filter(state=ArtifactState.READY).count() == 1
+
+
+def test_the_same_file_with_new_metadata_content_type_or_expiry_is_a_new_version_sharing_one_blob(owner, sandbox):
+    sid = sandbox["sandbox_id"]
+    write(owner, sid, "model.bin", b"weights" * 1000)
+    base = {"path": "model.bin", "remote_path": "models/model.bin"}
+    bodies = [
+        base,
+        {**base, "metadata": {"epoch": "2"}},
+        {**base, "content_type": "application/x-model"},
+        {**base, "expires_in": 3600},
+    ]
+    answers = [owner.post(f"/sandbox/{sid}/artifacts/upload", body).json() for body in bodies]
+    assert [answer["version"] for answer in answers] == [1, 2, 3, 4]
+    assert answers[1]["metadata"] == {"epoch": "2"} and answers[2]["content_type"] == "application/x-model"
+    assert answers[3]["expires_at"] is not None
+    # A true retry of the last one is folded into it.
+    again = owner.post(f"/sandbox/{sid}/artifacts/upload", bodies[3]).json()
+    assert again["id"] == answers[3]["id"]
+    ready = Artifact.objects.filter(state=ArtifactState.READY)
+    assert ready.count() == 4 and Blob.objects.count() == 1
+    assert set(ready.values_list("blob_id", flat=True)) == {Blob.objects.get().id}
+    storage = Path(blob_storage().location)
+    # Stored once: every upload's own object but the first was dropped on publish.
+    assert [p.name for p in (storage / "blobs" / owner.org_id).iterdir()] == [
+        Blob.objects.get().storage_key.rsplit("/", 1)[1]
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ pointing at the upgraded database and storage. Given on stdin
 ``{"models": ["app_label.Model", ...], "blobs": {"model": "app_label.Model", "ids": [...]}}``, it
 answers on stdout with every row of those models, read and written as text the way the seed
 wrote expected.json, and, for each artifact id, the size and SHA-256 of its bytes as the current
-storage helper reads them (or why they could not be read).
+storage helper reads them (or why they could not be read) with the blob that holds them. With
+``"sweep": true`` the storage sweeper runs first, as if a day had passed, so that objects the
+upgrade left to nobody are removed before the bytes are read.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ def read_blob(artifact) -> dict[str, object]:
     from artifacts.storage import blob_iter_chunks
 
     digest, size = hashlib.sha256(), 0
+    blob = artifact.blob
+    held = {"blob": None if blob is None else {"sha256": blob.sha256, "state": blob.state, "org": blob.organization_id}}
     try:
-        for chunk in blob_iter_chunks(artifact.storage_key):
+        for chunk in blob_iter_chunks(artifact.content_key):
             digest.update(chunk)
             size += len(chunk)
     except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"size": str(size), "checksum": f"sha256:{digest.hexdigest()}"}
+        return {"error": f"{type(exc).__name__}: {exc}", **held}
+    return {"size": str(size), "checksum": f"sha256:{digest.hexdigest()}", **held}
 
 
 def main() -> None:
@@ -39,12 +43,20 @@ def main() -> None:
     from tests.upgrade.seed import model_rows
 
     request = json.load(sys.stdin)
+    if request.get("sweep"):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from transfers.sweeps import storage_sweep
+
+        storage_sweep(now=timezone.now() + timedelta(days=1))
     answer: dict[str, object] = {
-        "models": {label: model_rows(apps.get_model(label)) for label in request["models"]},
+        "models": {label: model_rows(apps.get_model(label)) for label in request.get("models", [])},
     }
     blobs = request.get("blobs")
     if blobs:
-        artifacts = apps.get_model(blobs["model"])._base_manager.in_bulk(blobs["ids"])
+        artifacts = apps.get_model(blobs["model"])._base_manager.select_related("blob").in_bulk(blobs["ids"])
         answer["blobs"] = {
             artifact_id: read_blob(artifacts[artifact_id]) if artifact_id in artifacts else {"error": "no such row"}
             for artifact_id in blobs["ids"]

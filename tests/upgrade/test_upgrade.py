@@ -178,9 +178,20 @@ def assert_upgrades_keeping_everything(database: str, env: dict[str, str]) -> No
     assert checked and int(checked.group(1)) == expected["audit_chain_head"]["events"], audit.stdout
 
     assert ready
-    for pk in ready:
-        old = expected["models"]["artifacts.Artifact"][pk]
-        assert current["blobs"][pk] == {"size": old["size"], "checksum": old["checksum"]}, pk
+    for blobs in (current["blobs"], swept_blobs(env, ready)):
+        for pk in ready:
+            old = expected["models"]["artifacts.Artifact"][pk]
+            # Each ready artifact's object became the blob of its bytes, in its organization.
+            blob = {"sha256": old["checksum"].removeprefix("sha256:"), "state": "live", "org": old["organization_id"]}
+            assert blobs[pk] == {"size": old["size"], "checksum": old["checksum"], "blob": blob}, pk
+
+
+def swept_blobs(env: dict[str, str], ready: list[str]) -> dict:
+    """The ready artifacts' bytes once the sweeper has removed what the upgrade left to nobody."""
+    request = {"sweep": True, "blobs": {"model": kept("artifacts.Artifact").label, "ids": ready}}
+    read = run([sys.executable, "-m", "tests.upgrade.readback"], env, stdin=json.dumps(request))
+    assert read.returncode == 0, read.stderr
+    return json.loads(read.stdout)["blobs"]
 
 
 def copy_storage(database: str, var_dir: Path) -> None:
