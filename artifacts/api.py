@@ -48,6 +48,9 @@ class ArtifactOut(Schema):
     checksum: str
     content_type: str
     is_archive: bool
+    is_folder: bool
+    entry_count: int
+    skipped: list[dict[str, str]]
     created_at: datetime
     expires_at: datetime | None
     created_by: str
@@ -68,6 +71,9 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
         "checksum": artifact.checksum,
         "content_type": artifact.content_type,
         "is_archive": artifact.is_archive,
+        "is_folder": artifact.is_folder,
+        "entry_count": artifact.entry_count,
+        "skipped": artifact.skipped,
         "created_at": artifact.created_at,
         "expires_at": artifact.expires_at,
         "created_by": artifact.created_by_label,
@@ -346,7 +352,8 @@ def artifact_url(request: HttpRequest, artifact_id: str, expires_in: int = 3600)
 
 
 def presigned_url(request: HttpRequest, artifact: Artifact, expires_in: int) -> tuple[str, datetime]:
-    if is_s3():
+    # A folder has no object of its own to presign: its archive is made here, from our own URL.
+    if is_s3() and not artifact.is_folder:
         # Presigned by S3 itself: the download goes straight from the store, not through us.
         expires_at = datetime.fromtimestamp(int(time.time()) + expires_in, tz=UTC)
         return s3_download_url(artifact, expires_in), expires_at

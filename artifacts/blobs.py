@@ -34,7 +34,7 @@ from celery import shared_task
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
-from artifacts.models import BLOB_HOLDING_STATES, Artifact, Blob, BlobState
+from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactEntry, Blob, BlobState
 from artifacts.storage import StoredBlob, blob_delete
 from core.ids import new_id
 
@@ -48,7 +48,10 @@ def blob_upload_key(organization_id: str) -> str:
 
 def blob_holders() -> list[QuerySet]:
     """Every kind of row that keeps a blob's bytes, each filtered to the blob of ``OuterRef("pk")``."""
-    return [Artifact.objects.filter(blob_id=OuterRef("pk"), state__in=BLOB_HOLDING_STATES)]
+    return [
+        Artifact.objects.filter(blob_id=OuterRef("pk"), state__in=BLOB_HOLDING_STATES),
+        ArtifactEntry.objects.filter(blob_id=OuterRef("pk"), artifact__state__in=BLOB_HOLDING_STATES),
+    ]
 
 
 def blob_lock(*, organization_id: str, sha256: str) -> Blob | None:
@@ -105,6 +108,18 @@ def blob_release(*, blob_id: str | None) -> None:
     transaction.on_commit(lambda: enqueue(collect_blob, blob_id=blob_id))
 
 
+def blob_release_many(*, blob_ids) -> None:
+    """blob_release for many blobs (a folder's files), sent as a few tasks of many ids each."""
+    ids = sorted(set(blob_ids) - {None})
+    if not ids:
+        return
+    from core.dispatch import enqueue
+
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        transaction.on_commit(lambda batch=batch: enqueue(collect_blobs, blob_ids=batch))
+
+
 def _unheld() -> list:
     return [~Exists(holders) for holders in blob_holders()]
 
@@ -130,6 +145,7 @@ def blob_collect(*, blob_id: str) -> bool:
             return False  # revived by a publish with bytes of its own
         # Deleted and failed artifacts keep their checksum; they no longer need the row.
         Artifact.objects.filter(blob_id=blob_id).update(blob=None)
+        ArtifactEntry.objects.filter(blob_id=blob_id).update(blob=None)
         gone.delete()
     return True
 
@@ -145,3 +161,8 @@ def blobs_unheld(*, older_than, limit: int = 500) -> list[str]:
 @shared_task(name="artifacts.tasks.collect_blob", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def collect_blob(*, blob_id: str) -> bool:
     return blob_collect(blob_id=blob_id)
+
+
+@shared_task(name="artifacts.tasks.collect_blobs", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def collect_blobs(*, blob_ids: list[str]) -> int:
+    return sum(blob_collect(blob_id=blob_id) for blob_id in blob_ids)

@@ -71,8 +71,13 @@ class ArtifactDiff:
         return not self.fields or [change.name for change in self.fields] == ["version"]
 
 
+def _is_folder(artifact: Artifact) -> bool:
+    """A folder artifact (a manifest of entries), or a folder an earlier release stored as one archive."""
+    return artifact.is_folder or artifact.is_archive
+
+
 def _kind(artifact: Artifact) -> str:
-    return "folder" if artifact.is_archive else "file"
+    return "folder" if _is_folder(artifact) else "file"
 
 
 def _value(artifact: Artifact, name: str) -> Any:
@@ -129,7 +134,7 @@ def text_diff(before: Artifact, after: Artifact) -> TextDiff:
 
 
 def entry_changes(before: Artifact, after: Artifact) -> EntryChanges | None:
-    if before.is_archive and after.is_archive and before.checksum == after.checksum:
+    if _is_folder(before) and _is_folder(after) and before.checksum == after.checksum:
         return EntryChanges()
     old, new = folder_entries(before), folder_entries(after)
     if old is None and new is None:
@@ -156,7 +161,7 @@ def artifact_diff(*, artifact: Artifact, against: Artifact) -> ArtifactDiff:
         for name in COMPARED_FIELDS
         if _value(against, name) != _value(artifact, name)
     ]
-    both_files = not artifact.is_archive and not against.is_archive
+    both_files = not _is_folder(artifact) and not _is_folder(against)
     return ArtifactDiff(
         artifact=artifact,
         against=against,

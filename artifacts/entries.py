@@ -3,9 +3,9 @@ anything else that looks inside a folder) reads through.
 
 ``folder_entries`` asks each source in ``ENTRY_SOURCES`` in turn; the first that knows the
 artifact answers. A source takes the artifact and the most entries wanted and returns a
-``FolderListing``, or None when the artifact is not its kind. Today the only source reads a
-folder stored as one tar.gz archive, streaming it (never unpacked to disk) within a size bound;
-a manifest table of folder entries plugs in ahead of it.
+``FolderListing``, or None when the artifact is not its kind: a folder artifact's manifest (its
+entry rows), then a folder stored by an earlier release as one tar.gz archive, streamed (never
+unpacked to disk) within a size bound.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from artifacts.models import Artifact
+from artifacts.models import Artifact, ArtifactEntry
 from artifacts.storage import BlobError, blob_iter_chunks
 
 
@@ -118,7 +118,25 @@ def archive_entries(artifact: Artifact, limit: int) -> FolderListing | None:
     return listing
 
 
-ENTRY_SOURCES: list[EntrySource] = [archive_entries]
+def manifest_entries(artifact: Artifact, limit: int) -> FolderListing | None:
+    """A folder artifact's manifest, read from its entry rows in path order."""
+    if not artifact.is_folder:
+        return None
+    rows = (
+        ArtifactEntry.objects.filter(artifact_id=artifact.id)
+        .order_by("path")
+        .values_list("path", "type", "size", "sha256", "mode", "link_target")[: limit + 1]
+    )
+    entries = [
+        FolderEntry(path=path, type=kind, size=size, sha256=sha, mode=mode, target=target)
+        for path, kind, size, sha, mode, target in rows
+    ]
+    if len(entries) > limit:
+        return FolderListing(entries[:limit], complete=False, reason=f"Only the first {limit} entries are compared.")
+    return FolderListing(entries)
+
+
+ENTRY_SOURCES: list[EntrySource] = [manifest_entries, archive_entries]
 
 
 def folder_entries(artifact: Artifact, *, limit: int | None = None) -> FolderListing | None:

@@ -22,7 +22,7 @@ def artifact_data(artifact: Artifact) -> dict[str, Any]:
         "size": artifact.size,
         "checksum": artifact.checksum,
         "content_type": artifact.content_type,
-        "is_folder": artifact.is_archive,
+        "is_folder": artifact.is_folder or artifact.is_archive,
         "metadata": artifact.metadata,
         "created_at": _iso(artifact.created_at),
         "expires_at": _iso(artifact.expires_at),

@@ -10,8 +10,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from artifacts.archives import FORMATS, check_format, folder_archive_chunks, folder_root
 from artifacts.models import Artifact
 from artifacts.storage import blob_iter_chunks, is_s3, s3_presigned_get_url
+from core.errors import InvalidInput
+from core.http import error_response
 
 # At most 18 digits: an offset past any file, and never a number too long for int().
 _RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
@@ -45,6 +48,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
 
 
 def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
+    if getattr(artifact, "is_folder", False):
+        return folder_archive_response(request, artifact)
     size = artifact.size
     status, start, length = 200, 0, size
     range_header = request.headers.get("Range")
@@ -74,14 +79,29 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
 def artifact_delivery(request: HttpRequest, artifact: Artifact) -> HttpResponse:
     """A download, decided in one place: streamed from here for local storage; a store that
     presigns its own URLs (S3) answers with a redirect to a fresh short-lived one, so the bytes
-    never pass through the web process."""
-    if is_s3():
+    never pass through the web process. A folder is an archive made here from its blobs."""
+    if is_s3() and not artifact.is_folder:
         response = HttpResponseRedirect(s3_download_url(artifact, settings.SHARE_DOWNLOAD_URL_SECONDS))
         # The URL is a bearer credential for a minute: never cached, never sent on as a Referer.
         response["Cache-Control"] = "private, no-store"
         response["Referrer-Policy"] = "no-referrer"
         return response
     return artifact_response(request, artifact)
+
+
+def folder_archive_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
+    """The whole folder as one streamed archive (``?format=zip``, else tar.gz), named ``<folder>.<format>``;
+    InvalidInput (400) for another format."""
+    try:
+        fmt = check_format(request.GET.get("format"))
+    except InvalidInput as exc:
+        return error_response(request, status=400, code=exc.code, message=exc.message, details=exc.details)
+    root = folder_root(artifact, safe_filename)
+    response = StreamingHttpResponse(folder_archive_chunks(artifact, fmt, root), content_type=FORMATS[fmt])
+    response["Content-Disposition"] = content_disposition_header(True, f"{root}.{fmt}")
+    # Made anew each time: its bytes are not named by the folder's checksum, which is the manifest's.
+    response["X-Stowage-Folder-Checksum"] = artifact.checksum
+    return _harden(response)
 
 
 def attachment_header(artifact: Artifact) -> str:

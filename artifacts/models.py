@@ -91,6 +91,12 @@ class Artifact(models.Model):
     content_type = models.CharField(max_length=255, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     is_archive = models.BooleanField(default=False, help_text="A directory stored as one tar.gz archive.")
+    # A directory stored as a manifest (ArtifactEntry rows), each file a blob; no blob of its own.
+    is_folder = models.BooleanField(default=False)
+    entry_count = models.PositiveIntegerField(default=0)
+    # A folder's entries that were not stored (FIFOs, sockets, devices, names that are not UTF-8):
+    # [{"path", "reason"}], at most FOLDER_SKIPPED_SHOWN of them.
+    skipped = models.JSONField(default=list, blank=True)
     # Where this artifact's own upload is written while it is pending; once ready its bytes are
     # its blob's (``content_key``), which may be this key or another artifact's.
     storage_key = models.CharField(max_length=300, unique=True)
@@ -206,3 +212,44 @@ class ArtifactSearchEntry(models.Model):
 
     def __str__(self) -> str:
         return f"search entry of {self.artifact_id}"
+
+
+class EntryType(models.TextChoices):
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+
+
+class ArtifactEntry(models.Model):
+    """One entry of a folder artifact's manifest (artifacts/manifests.py checks and hashes them).
+
+    ``path`` is relative to the folder, ``/``-separated, never ``..`` or absolute; ``parent`` is the
+    path of its directory ('' at the top), so a directory's listing is one index range.
+    """
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="entries")
+    path = models.CharField(max_length=2048)
+    parent = models.CharField(max_length=2048, blank=True)
+    type = models.CharField(max_length=10, choices=EntryType.choices)
+    mode = models.PositiveIntegerField(default=0o644)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    mtime = models.DateTimeField(null=True, blank=True)
+    link_target = models.CharField(max_length=4096, blank=True)
+    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["artifact", "path"], name="artifact_entry_one_per_path"),
+        ]
+        indexes = [
+            models.Index(fields=["artifact", "parent", "path"], name="artifact_entry_dir"),
+            models.Index(fields=["blob"], name="artifact_entry_blob"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.artifact_id}:{self.path}"
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]

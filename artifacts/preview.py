@@ -114,7 +114,7 @@ def media_type(content_type: str) -> str:
 def preview_kind(artifact: Artifact) -> str:
     ctype = media_type(artifact.content_type)
     name = artifact.filename.lower()
-    if artifact.is_archive or ctype in NEVER_PREVIEWED or ctype.endswith("+svg"):
+    if artifact.is_archive or artifact.is_folder or ctype in NEVER_PREVIEWED or ctype.endswith("+svg"):
         return "none"
     if ctype in INLINE_IMAGE_TYPES:
         return "image"
@@ -147,6 +147,8 @@ def build_preview(artifact: Artifact) -> Preview:
     if kind == "none":
         if artifact.is_archive:
             return Preview("none", reason="This is a folder stored as a tar.gz archive.")
+        if artifact.is_folder:
+            return Preview("none", reason="This is a folder: open its files one by one.")
         ctype = media_type(artifact.content_type)
         if ctype in NEVER_PREVIEWED or ctype.endswith("+svg"):
             return Preview(

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from artifacts.alias_services import aliases_drop_for_artifact
-from artifacts.blobs import blob_release
+from artifacts.blobs import blob_release, blob_release_many
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
 from artifacts.search_index import search_index_remove
@@ -72,7 +72,9 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         aliases_drop_for_artifact(actor=actor, artifact=artifact, reason=reason)
         artifact.state = ArtifactState.DELETED
         artifact_emit(artifact, "artifact.expired" if reason == "expired" else "artifact.deleted", reason=reason)
-        if artifact.blob_id is not None:
+        if artifact.is_folder:
+            blob_release_many(blob_ids=artifact.entries.exclude(blob=None).values_list("blob_id", flat=True).distinct())
+        elif artifact.blob_id is not None:
             blob_release(blob_id=artifact.blob_id)
         else:
             # Published by the release before blobs and not adopted yet: the object is its own.

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
@@ -15,6 +14,7 @@ from django_htmx.http import push_url
 from accounts.access import org_view
 from accounts.models import Role
 from artifacts import preview as previews
+from artifacts.folder_views import folder_context
 from artifacts.forms import SORT_CHOICES, ArtifactFilterForm
 from artifacts.http import artifact_delivery, artifact_response
 from artifacts.models import Artifact
@@ -28,62 +28,12 @@ from artifacts.services import (
     artifact_delete,
     artifact_record_read,
 )
-from artifacts.signing import verify
 from artifacts.version_views import versions_context
-from audit.refusals import audit_refusal
-from config.auth import client_ip, request_actor
-from core.actor import Actor
 from core.errors import InvalidInput, NotFound
 from core.htmx import wants_fragment
 from shares.views import share_block_context
 
 PAGE_SIZE = 50
-
-
-def _forbidden() -> HttpResponse:
-    response = HttpResponse("Forbidden\n", status=403, content_type="text/plain")
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def _audit_refused_url(request: HttpRequest, artifact_id: str, expires: str) -> None:
-    """In the log of the artifact's organization; of the instance when no such artifact exists."""
-    organization_id = Artifact.objects.filter(id=artifact_id[:40]).values_list("organization_id", flat=True).first()
-    expired = expires.isdigit() and int(expires) < timezone.now().timestamp()
-    audit_refusal(
-        actor=request_actor(request, label="presigned url", organization_id=organization_id),
-        action="artifact.url_refused",
-        reason="the presigned URL has expired" if expired else "the presigned URL's signature does not match",
-        organization_id=organization_id,
-        resource=f"artifact:{artifact_id[:40]}",
-        details={"via": "presigned url"},
-    )
-
-
-@require_GET
-def presigned_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
-    """Anyone holding an unexpired, untampered URL gets the bytes; everyone else the same 403."""
-    params = request.GET
-    if not verify(artifact_id, params.get("expires", ""), params.get("kv", ""), params.get("sig", "")):
-        _audit_refused_url(request, artifact_id, params.get("expires", ""))
-        return _forbidden()
-    artifact = Artifact.objects.visible().filter(id=artifact_id).first()
-    if artifact is None:
-        return _forbidden()
-    actor = Actor(
-        organization_id=artifact.organization_id,
-        label="presigned url",
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", "")[:400],
-        request_id=getattr(request, "request_id", ""),
-    )
-    artifact_record_read(
-        actor=actor,
-        artifact=artifact,
-        action="artifact.download",
-        details={"via": "presigned url", "range": request.headers.get("Range", "")},
-    )
-    return artifact_delivery(request, artifact)
 
 
 def _artifact(request: HttpRequest, artifact_id: str) -> Artifact:
@@ -185,6 +135,7 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
         "preview": preview,
         "lineage": artifact_lineage(artifact=artifact),
         **share_block_context(request, artifact),
+        **(folder_context(request, artifact) if artifact.is_folder else {}),
     }
     response = render(request, "artifacts/artifact_detail.html", context)
     if context["holds_share_urls"]:

@@ -50,6 +50,7 @@ api.add_router("", "sandboxes.api.router")
 # Before artifacts.api, whose /artifacts/{artifact_id} would take /artifacts/by-path.
 api.add_router("", "artifacts.versions_api.router")
 api.add_router("", "artifacts.api.router")
+api.add_router("", "artifacts.folder_api.router")
 api.add_router("", "shares.api.router")
 api.add_router("", "transfers.api.router")
 api.add_router("", "agents.api.router")
@@ -67,3 +68,4 @@ browser_api = NinjaAPI(
 )
 register_error_handlers(browser_api)
 browser_api.add_router("", "transfers.browser_api.router")
+browser_api.add_router("", "transfers.browser_folders.router")

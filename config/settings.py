@@ -269,6 +269,9 @@ DIRECT_UPLOAD_MIN_BYTES = env_int("STOWAGE_DIRECT_UPLOAD_MIN_BYTES", 16 << 20)
 # A presigned part URL is made just before its part is sent, so it need not live long.
 DIRECT_UPLOAD_PART_URL_SECONDS = env_int("STOWAGE_DIRECT_UPLOAD_PART_URL_SECONDS", 900)
 ARTIFACT_MAX_BYTES = env_int("STOWAGE_ARTIFACT_MAX_BYTES", 5 << 30)
+# A folder artifact (a directory stored as a manifest): at most this many entries and file bytes.
+FOLDER_MAX_ENTRIES = env_int("STOWAGE_FOLDER_MAX_ENTRIES", 100_000)
+FOLDER_MAX_BYTES = env_int("STOWAGE_FOLDER_MAX_BYTES", 20 << 30)
 ARTIFACT_MAX_EXPIRES_IN = env_int("STOWAGE_ARTIFACT_MAX_EXPIRES_IN", 10 * 365 * 86400)
 # An identical upload (same sandbox, path, remote_path and bytes) within this window is a retry.
 ARTIFACT_RETRY_WINDOW_SECONDS = env_int("STOWAGE_ARTIFACT_RETRY_WINDOW_SECONDS", 600)

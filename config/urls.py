@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from accounts.views import admin_sign_in
-from artifacts.views import presigned_download
+from artifacts.presigned import presigned_download, presigned_file_download
 from config.api import api, api_not_found
 from members.views import member_join, organization_list
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("dl/<str:artifact_id>", presigned_download, name="presigned-download"),
+    path("dl/<str:artifact_id>/file", presigned_file_download, name="presigned-file-download"),
     path("", include("shares.urls")),
     re_path(r"^api/v1/(?P<path>.*)$", api_not_found),
     path("", include("ops.urls")),

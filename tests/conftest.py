@@ -93,6 +93,8 @@ def broker():
 
 # Small enough that a test can make a file over it quickly.
 WORKER_ARTIFACT_MAX_BYTES = 20 << 20
+WORKER_FOLDER_MAX_ENTRIES = 300
+WORKER_FOLDER_MAX_BYTES = 30 << 20
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -107,6 +109,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         STOWAGE_ARTIFACT_MAX_BYTES=str(WORKER_ARTIFACT_MAX_BYTES),
         # Webhook tests send to receivers of their own on loopback.
         STOWAGE_WEBHOOK_ALLOWED_HOSTS=",".join(settings.STOWAGE_WEBHOOK_ALLOWED_HOSTS),
+        STOWAGE_FOLDER_MAX_ENTRIES=str(WORKER_FOLDER_MAX_ENTRIES),
+        STOWAGE_FOLDER_MAX_BYTES=str(WORKER_FOLDER_MAX_BYTES),
     )
     env.update(extra)
     return env

@@ -58,6 +58,7 @@ def make_artifact(
     version: int = 1,
     size: int = 1234,
     state: str = ArtifactState.READY,
+    **fields: Any,
 ) -> Artifact:
     """An artifact row with no bytes stored behind it."""
     artifact = Artifact(
@@ -68,6 +69,7 @@ def make_artifact(
         size=size,
         state=state,
         checksum=ZERO_CHECKSUM,
+        **fields,
     )
     artifact.storage_key = f"test/{artifact.id}"
     artifact.save(force_insert=True)
@@ -174,3 +176,76 @@ def make_webhook(org_id: str, url: str, **fields: Any):
     webhook = Webhook.objects.create(organization_id=org_id, url=url, secret_encrypted=encrypt_secret(secret), **fields)
     webhook.secret = secret
     return webhook
+
+
+def make_folder(
+    org_id: str, remote_path: str, tree: dict[str, Any], *, modes: dict[str, int] | None = None
+) -> Artifact:
+    """A ready folder artifact with its files stored as blobs. ``tree`` maps a path to its bytes (a
+    file), a string (a link to it) or None (a directory); missing directories are added."""
+    from django.db import transaction
+
+    from artifacts.blobs import blob_adopt, blob_upload_key
+    from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
+    from artifacts.models import ArtifactEntry
+    from artifacts.storage import blob_write
+
+    modes = modes or {}
+    entries = []
+    stored = {}
+    for path, value in tree.items():
+        if isinstance(value, bytes):
+            key = blob_upload_key(org_id)
+            stored[path] = (key, blob_write(key, [value], max_bytes=1 << 30))
+            sha, kind, size, target = stored[path][1].sha256, "file", len(value), ""
+        elif isinstance(value, str):
+            sha, kind, size, target = "", "symlink", 0, value
+        else:
+            sha, kind, size, target = "", "directory", 0, ""
+        default = {"file": 0o644, "directory": 0o755, "symlink": 0o777}[kind]
+        entries.append(
+            ManifestEntry(
+                path=path,
+                type=kind,
+                mode=modes.get(path, default),
+                size=size,
+                sha256=sha,
+                link_target=target,
+                mtime=timezone.now(),
+            )
+        )
+    entries = manifest_check(entries, add_parents=True)
+    artifact = make_artifact(
+        org_id,
+        None,
+        remote_path,
+        size=manifest_size(entries),
+        is_folder=True,
+        entry_count=len(entries),
+        content_type="inode/directory",
+    )
+    with transaction.atomic():
+        rows = []
+        for entry in entries:
+            blob_id = None
+            if entry.path in stored:
+                key, blob = stored[entry.path]
+                blob_id = blob_adopt(organization_id=org_id, stored=blob, key=key).id
+            rows.append(
+                ArtifactEntry(
+                    artifact=artifact,
+                    path=entry.path,
+                    parent=entry.parent,
+                    type=entry.type,
+                    mode=entry.mode,
+                    size=entry.size,
+                    sha256=entry.sha256,
+                    mtime=entry.mtime,
+                    link_target=entry.link_target,
+                    blob_id=blob_id,
+                )
+            )
+        ArtifactEntry.objects.bulk_create(rows)
+        Artifact.objects.filter(id=artifact.id).update(checksum=manifest_checksum(entries))
+    artifact.refresh_from_db()
+    return artifact

@@ -48,6 +48,7 @@ def pending_artifact(
     session_id: str,
     sandbox_id: str = "",
     source_path: str = "",
+    is_archive: bool = False,
 ) -> Artifact:
     """An unsaved pending artifact whose storage key the server makes from its own ids."""
     now = timezone.now()
@@ -64,6 +65,7 @@ def pending_artifact(
         created_by_api_key_id=actor.api_key_id,
         created_by_user_id=actor.user_id,
         created_by_label=actor.label[:200],
+        is_archive=is_archive,
     )
     artifact.storage_key = blob_key(artifact.organization_id, artifact.id)
     return artifact
@@ -80,9 +82,11 @@ def artifact_upload_from_sandbox(
     expires_in: int | None = None,
     session_id: str | None = None,
     wait: bool = True,
+    as_archive: bool = False,
 ) -> Transfer:
-    """Copy a file (or a directory, as one tar.gz) from a sandbox into storage; /workspace itself
-    is a directory too (an agent session saves its whole workspace so when it rotates)."""
+    """Copy a file or a directory from a sandbox into storage. A directory becomes a folder
+    artifact (a manifest of blobs, transfers/folders.py), or with ``as_archive`` one tar.gz (how an
+    agent session saves its whole workspace, /workspace itself, when it rotates)."""
     path = check_sandbox_path(path, allow_root=True)
     remote_path = check_remote_path(remote_path if remote_path not in (None, "") else _default_remote_path(path))
     metadata = check_metadata(metadata)
@@ -128,6 +132,7 @@ def artifact_upload_from_sandbox(
             session_id=session_id or sandbox.session_id,
             sandbox_id=sandbox.id,
             source_path=path,
+            is_archive=as_archive,
         )
         now = artifact.created_at
         transfer = Transfer(

@@ -26,6 +26,8 @@ def _upload_page(request: HttpRequest, form: UploadForm, *, error: str = "", sta
         "form": form,
         "error": error,
         "max_bytes": settings.ARTIFACT_MAX_BYTES,
+        "folder_max_entries": settings.FOLDER_MAX_ENTRIES,
+        "folder_max_bytes": settings.FOLDER_MAX_BYTES,
         "form_max_bytes": min(FORM_UPLOAD_MAX_BYTES, settings.ARTIFACT_MAX_BYTES),
         "metadata_rows": range(3),
     }

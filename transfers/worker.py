@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from artifacts.blobs import blob_adopt, blob_lock, upload_discard
 from artifacts.events import artifact_emit, artifact_emit_by_id
+from artifacts.manifests import FolderTooLarge, FolderTooManyEntries, ManifestInvalid
 from artifacts.models import Artifact, ArtifactState
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_iter_chunks, blob_write
@@ -31,6 +32,7 @@ from core.actor import Actor
 from ops.metrics import record_transfer_on_commit
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
+from transfers.folders import folder_download, folder_publish, folder_upload
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
 
 logger = logging.getLogger(__name__)
@@ -127,7 +129,10 @@ def transfer_run_upload(*, transfer_id: str) -> str:
     progress = Progress(transfer.id)
     try:
         entry = runtime.stat_path(transfer.sandbox_id, transfer.path)
-        if entry.type == "directory":
+        if entry.type == "directory" and not artifact.is_archive:
+            # A directory is a folder artifact: a manifest of blobs (transfers/folders.py).
+            entries, skipped, writer = folder_upload(transfer, runtime, progress)
+        elif entry.type == "directory":
             with tempfile.TemporaryFile(dir=runtime.scratch_dir(transfer.sandbox_id)) as archive:
                 runtime.archive_directory(transfer.sandbox_id, transfer.path, archive)
                 total = archive.tell()
@@ -158,7 +163,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 )
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
-    except SandboxRuntimeError as exc:
+    except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries) as exc:
         fail_transfer(transfer, exc.code, exc.message, started)
         return "failed"
     except BlobError as exc:
@@ -171,6 +176,22 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         upload_discard(artifact.storage_key)
         fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
         return "failed"
+    if entry.type == "directory" and not artifact.is_archive:
+        try:
+            folder_publish(
+                transfer,
+                entries,
+                skipped,
+                writer,
+                started=started,
+                audit=_audit_transfer,
+                lock_remote_path=_lock_remote_path,
+                retry_twin=_retry_twin,
+            )
+        except BaseException:
+            writer.discard()
+            raise
+        return "succeeded"
     publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
     return "succeeded"
 
@@ -347,14 +368,17 @@ def transfer_run_download(*, transfer_id: str) -> str:
             raise SandboxRuntimeError(
                 f"artifact {artifact.id} was deleted or expired before it could be copied", code="ARTIFACT_NOT_FOUND"
             )
-        size = get_runtime().write_stream(
-            transfer.sandbox_id,
-            transfer.path,
-            blob_iter_chunks(artifact.content_key),
-            expected_sha256=expected,
-            on_progress=Progress(transfer.id),
-        )
-    except SandboxRuntimeError as exc:
+        if artifact.is_folder:
+            size = folder_download(transfer, get_runtime(), Progress(transfer.id))
+        else:
+            size = get_runtime().write_stream(
+                transfer.sandbox_id,
+                transfer.path,
+                blob_iter_chunks(artifact.content_key),
+                expected_sha256=expected,
+                on_progress=Progress(transfer.id),
+            )
+    except (SandboxRuntimeError, ManifestInvalid) as exc:
         fail_transfer(transfer, exc.code, exc.message, started)
         return "failed"
     except (BlobError, FileNotFoundError) as exc:

@@ -178,6 +178,24 @@ class SandboxRuntime(ABC):
         """write_file for data arriving in chunks; put in place only if the SHA-256 matches."""
         raise NotImplementedError
 
+    def walk_tree(self, sandbox_id: str, path: str, *, limit: int) -> list:
+        """The entries below the directory ``path`` (trees.TreeItem), links reported, never
+        followed, special files and names that are not UTF-8 as skipped; at most ``limit`` + 1."""
+        raise NotImplementedError
+
+    def write_tree(
+        self,
+        sandbox_id: str,
+        path: str,
+        entries: Iterable,
+        chunks_for: Callable[[object], Iterable[bytes]],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Recreate a folder at ``path`` (which must not exist) from entries, parents first; each
+        file checked against its SHA-256; built beside the target and renamed into place."""
+        raise NotImplementedError
+
     # Glob, mkdir, move and copy (the SDK's file calls), and unpacking a saved workspace. Not
     # abstract either: a runtime without them answers those calls with NotImplementedError.
 

@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, disk, fileops, output, paths, spawn, streams
+from . import bwrap, cgroups, disk, fileops, output, paths, spawn, streams, trees
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -437,6 +437,16 @@ class LocalRuntime(SandboxRuntime):
             return streams.write_stream(
                 ws_fd, parts, chunks, mode=mode, expected_sha256=expected_sha256, on_progress=on_progress
             )
+
+    def walk_tree(self, sandbox_id: str, path: str, *, limit: int) -> list:
+        parts = paths.parse_path(path, allow_root=True)
+        with self._workspace(sandbox_id) as ws_fd:
+            return list(trees.read_tree(ws_fd, parts, limit=limit))
+
+    def write_tree(self, sandbox_id, path, entries, chunks_for, *, on_progress=None) -> int:
+        parts = paths.parse_path(path)
+        with self._workspace(sandbox_id) as ws_fd:
+            return trees.write_tree(ws_fd, parts, entries, chunks_for, on_progress=on_progress)
 
     # -- glob, mkdir, move, copy and unpacking; the work is in fileops.py --------------------
 

@@ -12,7 +12,7 @@ import pytest
 from artifacts.entries import FolderEntry, folder_entries
 from artifacts.models import Artifact
 from audit.models import AuditEvent
-from tests.factories import put_artifact
+from tests.factories import make_folder, put_artifact
 
 
 def diff(user, artifact: Artifact, against: Artifact | str):
@@ -222,3 +222,22 @@ def test_versions_stored_on_s3_are_compared_the_same_way(owner, s3):
     entries = diff(owner, after, before).json()["entries"]
     assert entries["complete"] and [e["path"] for e in entries["added"]] == ["c.txt"]
     assert [e["path"] for e in entries["removed"]] == ["b.txt"] and entries["changed"][0]["path"] == "a.txt"
+
+
+def test_folder_artifacts_are_compared_by_their_manifests(owner):
+    before = make_folder(
+        owner.org_id, "data/tree", {"keep.txt": b"same", "gone.txt": b"bye", "run.sh": b"#!/bin/sh\n", "ln": "keep.txt"}
+    )
+    after = make_folder(
+        owner.org_id,
+        "data/tree-2",
+        {"keep.txt": b"same", "new.txt": b"hi", "run.sh": b"#!/bin/sh\n", "ln": "new.txt"},
+        modes={"run.sh": 0o755},
+    )
+    entries = diff(owner, after, before).json()["entries"]
+    assert entries["complete"] is True
+    assert [e["path"] for e in entries["added"]] == ["new.txt"]
+    assert [e["path"] for e in entries["removed"]] == ["gone.txt"]
+    changed = {c["path"]: (c["before"], c["after"]) for c in entries["changed"]}
+    assert set(changed) == {"ln", "run.sh"}
+    assert changed["run.sh"][1]["mode"] == 0o755 and changed["ln"][1]["target"] == "new.txt"

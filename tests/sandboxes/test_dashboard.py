@@ -563,8 +563,8 @@ def test_save_as_artifact_shows_progress_until_it_is_stored(live, sandbox, owner
     transfer_page = folder["Location"]
     assert dashboard.member.get(transfer_page).status_code == 200
     poll_until_final(dashboard.member, transfer_page)
-    archive = Artifact.objects.get(sandbox_id=sandbox_id, remote_path="out", state=ArtifactState.READY)
-    assert archive.is_archive
+    folder = Artifact.objects.get(sandbox_id=sandbox_id, remote_path="out", state=ArtifactState.READY)
+    assert folder.is_folder and folder.entry_count == 1
 
 
 @pytest.mark.worker

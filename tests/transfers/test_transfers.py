@@ -126,28 +126,6 @@ def test_the_same_file_with_new_metadata_content_type_or_expiry_is_a_new_version
     ]
 
 
-def test_a_directory_is_uploaded_as_one_tar_gz_with_modes_kept(owner, sandbox, second_sandbox):
-    sid = sandbox["sandbox_id"]
-    run(
-        owner,
-        sid,
-        "mkdir -p /workspace/dist/sub && echo hi > /workspace/dist/a.txt && echo x > /workspace/dist/sub/run.sh && chmod 755 /workspace/dist/sub/run.sh && ln -s /etc/passwd /workspace/dist/link",
-    )
-    artifact = owner.post(
-        f"/sandbox/{sid}/artifacts/upload", {"path": "/workspace/dist", "remote_path": "builds/dist.tar.gz"}
-    ).json()
-    assert artifact["is_archive"] is True
-    assert artifact["content_type"] == "application/gzip"
-    target = second_sandbox["sandbox_id"]
-    owner.post(f"/sandbox/{target}/artifacts/download", {"artifact_id": artifact["id"], "target_path": "dist.tar.gz"})
-    listing = run(owner, target, "tar -tvzf /workspace/dist.tar.gz")["stdout"]
-    assert "sub/run.sh" in listing and "a.txt" in listing
-    assert "rwxr-xr-x" in next(line for line in listing.splitlines() if "run.sh" in line)
-    # The planted link travels as a link, never as the contents of /etc/passwd.
-    assert "link -> /etc/passwd" in listing
-    assert "root:" not in run(owner, target, "tar -xzf /workspace/dist.tar.gz -O ./link 2>/dev/null; true")["stdout"]
-
-
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
