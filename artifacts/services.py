@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.folders import folders_remove
 from artifacts.models import Artifact, ArtifactState
 from artifacts.search_index import search_index_remove
 from artifacts.tasks import delete_blob
@@ -41,6 +42,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         if not deleted:
             return
         search_index_remove([artifact.id])
+        folders_remove(artifact=artifact)
         # Through the model, not shares.services, which imports this module.
         ShareLink.objects.filter(
             artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]

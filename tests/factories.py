@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
+from artifacts.folders import folders_add
 from artifacts.models import Artifact, ArtifactState
 from artifacts.search_index import search_index_add_many, search_index_update
 from sandboxes.models import Sandbox, SandboxStatus
@@ -69,6 +70,7 @@ def make_artifact(
     artifact.save(force_insert=True)
     if state == ArtifactState.READY:
         search_index_update(artifact)
+        folders_add(artifact=artifact, size=artifact.size, created_at=artifact.created_at)
     return artifact
 
 
@@ -94,6 +96,8 @@ def make_artifacts(org_id: str, count: int, *, start: datetime | None = None, **
         rows.append(artifact)
     created = Artifact.objects.bulk_create(rows)
     search_index_add_many(sorted(created, key=lambda a: a.created_at))
+    for artifact in sorted(created, key=lambda a: (a.remote_path, a.version or 0)):
+        folders_add(artifact=artifact, size=artifact.size, created_at=artifact.created_at)
     return created
 
 

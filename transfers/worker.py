@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from artifacts.folders import folders_add
 from artifacts.models import Artifact, ArtifactState
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
@@ -260,8 +261,9 @@ def publish_upload(
                 if not published:
                     # Published by an earlier delivery of the same task, or given up on by the sweeper.
                     return False
-                # Searchable in the same transaction that makes it visible.
+                # Searchable, and counted in its folders, in the transaction that makes it visible.
                 search_index_update(artifact)
+                folders_add(artifact=artifact, size=stored.size, created_at=artifact.created_at)
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,
                     bytes_done=stored.size,
