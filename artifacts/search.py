@@ -31,7 +31,7 @@ from artifacts.search_index import (
 )
 
 MAX_SEARCH_TERMS = 8
-_METADATA_KEY = re.compile(r"^[^\s=:]{1,128}$")
+_METADATA_KEY = re.compile(r"^[^\s=]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ def parse_search(text: str) -> ArtifactSearch:
     metadata: list[tuple[str, str]] = []
     prefixes: list[tuple[str, str]] = []
     for token in tokens[:MAX_SEARCH_TERMS]:
-        equals_at, colon_at = token.find("="), token.find(":")
-        split_at = min(at for at in (equals_at, colon_at, len(token)) if at >= 0)
-        key, operator, value = token[:split_at], token[split_at : split_at + 1], token[split_at + 1 :]
-        if operator == "=" and _METADATA_KEY.match(key):
+        key, equals, value = token.partition("=")
+        if equals and _METADATA_KEY.match(key):
+            # A key may hold a colon (k8s:namespace=prod): "=" decides first.
             metadata.append((key, value))
-        elif operator == ":" and _METADATA_KEY.match(key):
+            continue
+        key, colon, value = token.partition(":")
+        if colon and _METADATA_KEY.match(key):
             prefixes.append((key, value))
         elif token:
             terms.append(token)

@@ -352,8 +352,16 @@ def measure(runs: int, warmup: int) -> dict[str, object]:
     }
     root = browser.get("/artifacts/folders/").content.decode()
     assert "reports/" in root, "the root lists the top folders"
+    from artifacts.folder_selectors import artifact_folder_page
+
+    def folder_queries(path: str) -> None:
+        found = artifact_folder_page(organization_id=large.id, path=path, limit=50)
+        assert found.folders or found.heads
+
     timed = [(name, lambda p=params: get(p)) for name, params in cases.items()]
     timed += [(name, lambda u=url, p=params: page(u, p)) for name, (url, params) in pages.items()]
+    # The folder view's reads alone, without the page around them.
+    timed += [(f"folder selector: {path or 'root'}", lambda p=path: folder_queries(p)) for path in ("", "reports/")]
     samples: dict[str, list[float]] = {name: [] for name, _ in timed}
     for run in range(warmup + runs):
         for name, call in timed:

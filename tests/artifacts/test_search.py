@@ -106,6 +106,12 @@ def test_metadata_with_punctuation_and_search_syntax_is_plain_text(catalogue):
     assert found(catalogue, "NOT claude") == ["runs/claude/notes.txt"]  # "not", the start of "notes"
 
 
+def test_a_key_with_a_colon_is_matched_exactly_with_equals():
+    assert parse_search("k8s:ns=prod model:cl word").metadata == (("k8s:ns", "prod"),)
+    assert parse_search("k8s:ns=prod model:cl word").prefixes == (("model", "cl"),)
+    assert parse_search("k8s:ns=prod model:cl word").terms == ("word",)
+
+
 def test_punctuation_alone_searches_for_nothing_and_lists_everything(catalogue):
     assert len(found(catalogue, "---")) == 5
 
