@@ -121,7 +121,7 @@ class ArtifactSearchEntry(models.Model):
 
 class ArtifactFolder(models.Model):
     """A remote_path prefix that ends in ``/`` with how many ready artifacts (every version) lie
-    anywhere under it and their total size: kept by artifacts/folders.py in the transactions that
+    anywhere under it and their total size: kept by artifacts/prefixes.py in the transactions that
     publish and delete, so a folder view never groups over the artifacts themselves."""
 
     organization_id = models.CharField(max_length=40)

@@ -9,8 +9,8 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from artifacts.folders import folders_remove
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_remove
 from artifacts.search_index import search_index_remove
 from artifacts.tasks import delete_blob
 from audit.services import audit_record

@@ -15,10 +15,10 @@ from django_htmx.http import push_url
 from accounts.access import org_view
 from accounts.models import Role
 from artifacts import preview as previews
-from artifacts.folder_selectors import FOLDER_SORTS, artifact_folder_page
 from artifacts.forms import SORT_CHOICES, ArtifactFilterForm
 from artifacts.http import artifact_delivery, artifact_response
 from artifacts.models import Artifact
+from artifacts.prefix_selectors import FOLDER_SORTS, artifact_folder_page
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,

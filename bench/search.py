@@ -134,7 +134,7 @@ class Summaries:
         self.heads: dict[tuple[str, str], list] = {}
 
     def add(self, values: dict) -> None:
-        from artifacts.folders import folder_chain, folder_of
+        from artifacts.prefixes import folder_chain, folder_of
 
         org, remote = values["organization_id"], values["remote_path"]
         for path, parent in folder_chain(folder_of(remote)):
@@ -150,7 +150,7 @@ class Summaries:
             yield (org, path, parent, count, size)
 
     def head_rows(self, created=lambda value: value):
-        from artifacts.folders import folder_of
+        from artifacts.prefixes import folder_of
 
         for (org, remote), (latest, created_at, size, versions) in self.heads.items():
             yield (org, folder_of(remote), remote, latest, created(created_at), size, versions)
@@ -352,7 +352,7 @@ def measure(runs: int, warmup: int) -> dict[str, object]:
     }
     root = browser.get("/artifacts/folders/").content.decode()
     assert "reports/" in root, "the root lists the top folders"
-    from artifacts.folder_selectors import artifact_folder_page
+    from artifacts.prefix_selectors import artifact_folder_page
 
     def folder_queries(path: str) -> None:
         found = artifact_folder_page(organization_id=large.id, path=path, limit=50)

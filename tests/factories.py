@@ -11,8 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
-from artifacts.folders import folders_add
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_add_many, search_index_update
 from sandboxes.models import Sandbox, SandboxStatus
 from transfers.models import Transfer, TransferKind

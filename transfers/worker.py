@@ -19,8 +19,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from artifacts.folders import folders_add
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_delete, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type

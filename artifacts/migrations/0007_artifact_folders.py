@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 def summarize_existing_artifacts(apps, schema_editor):
     """Folder and path summaries of every artifact ready before the upgrade."""
-    from artifacts.folders import folders_build
+    from artifacts.prefixes import folders_build
 
     ready = (
         apps.get_model("artifacts", "Artifact")

@@ -1,4 +1,4 @@
-"""The folder view's reads, from the summaries artifacts/folders.py keeps: a folder's totals, its
+"""The folder view's reads, from the summaries artifacts/prefixes.py keeps: a folder's totals, its
 breadcrumbs, then its subfolders (by name) and the paths directly in it, one row per path with
 its newest version, in the order asked. Keyset-paged across both; at most four queries a page
 whatever the number of artifacts."""

@@ -8,9 +8,9 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from artifacts.folder_selectors import artifact_folder_page
-from artifacts.folders import folder_chain, folder_of
 from artifacts.models import Artifact, ArtifactFolder, ArtifactPathHead
+from artifacts.prefix_selectors import artifact_folder_page
+from artifacts.prefixes import folder_chain, folder_of
 from artifacts.services import artifact_delete, artifact_expire
 from core.actor import Actor
 from tests.factories import make_artifacts, put_artifact
