@@ -253,3 +253,56 @@ class ArtifactEntry(models.Model):
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+class ArtifactFolder(models.Model):
+    """A remote_path prefix that ends in ``/`` with how many ready artifacts (every version) lie
+    anywhere under it and their total size: kept by artifacts/prefixes.py in the transactions that
+    publish and delete, so a folder view never groups over the artifacts themselves."""
+
+    organization_id = models.CharField(max_length=40)
+    path = models.CharField(max_length=1024)
+    parent = models.CharField(max_length=1024, blank=True)
+    artifact_count = models.BigIntegerField(default=0)
+    total_size = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization_id", "path"], name="artifact_folder_one_per_path")]
+        indexes = [models.Index(fields=["organization_id", "parent", "path"], name="artifact_folder_children")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def name(self) -> str:
+        return self.path[len(self.parent) :]
+
+
+class ArtifactPathHead(models.Model):
+    """One remote_path with ready versions: its folder, its newest version and how many there are."""
+
+    organization_id = models.CharField(max_length=40)
+    folder = models.CharField(max_length=1024, blank=True)
+    remote_path = models.CharField(max_length=1024)
+    latest = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="+")
+    latest_created_at = models.DateTimeField()
+    latest_size = models.BigIntegerField(default=0)
+    versions = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization_id", "remote_path"], name="artifact_path_head_one_per_path")
+        ]
+        # The folder view's orders, each a range of one index.
+        indexes = [
+            models.Index(fields=["organization_id", "folder", "remote_path"], name="artifact_head_by_name"),
+            models.Index(
+                fields=["organization_id", "folder", "-latest_created_at", "remote_path"], name="artifact_head_by_time"
+            ),
+            models.Index(
+                fields=["organization_id", "folder", "-latest_size", "remote_path"], name="artifact_head_by_size"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.remote_path

@@ -31,7 +31,7 @@ from artifacts.search_index import (
 )
 
 MAX_SEARCH_TERMS = 8
-_METADATA_KEY = re.compile(r"^[^\s=:]{1,128}$")
+_METADATA_KEY = re.compile(r"^[^\s=]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ def parse_search(text: str) -> ArtifactSearch:
     metadata: list[tuple[str, str]] = []
     prefixes: list[tuple[str, str]] = []
     for token in tokens[:MAX_SEARCH_TERMS]:
-        equals_at, colon_at = token.find("="), token.find(":")
-        split_at = min(at for at in (equals_at, colon_at, len(token)) if at >= 0)
-        key, operator, value = token[:split_at], token[split_at : split_at + 1], token[split_at + 1 :]
-        if operator == "=" and _METADATA_KEY.match(key):
+        key, equals, value = token.partition("=")
+        if equals and _METADATA_KEY.match(key):
+            # A key may hold a colon (k8s:namespace=prod): "=" decides first.
             metadata.append((key, value))
-        elif operator == ":" and _METADATA_KEY.match(key):
+            continue
+        key, colon, value = token.partition(":")
+        if colon and _METADATA_KEY.match(key):
             prefixes.append((key, value))
         elif token:
             terms.append(token)
@@ -142,20 +143,62 @@ def matching_keys(
     walk down the index that stops once ``limit`` are found. Rows found need ``recheck`` when
     ``needs_recheck``."""
     expression = _match_expression(_query_tokens(organization_id, search, whole_long_words=False))
-    compare, direction = ("<", "DESC") if newest_first else (">", "ASC")
     if connection.vendor == "postgresql":
-        sql = f"SELECT sort_key, artifact_id FROM {ENTRY_TABLE} WHERE organization_id = %s AND document @@ %s::tsquery"  # noqa: S608
-        params: list = [organization_id, expression]
-        key = "sort_key"
-    else:
-        sql = f"SELECT rowid, artifact_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"  # noqa: S608
-        params = [expression]
-        key = "rowid"
+        return _matching_keys_postgresql(organization_id, expression, newest_first, after, limit)
+    compare, direction = ("<", "DESC") if newest_first else (">", "ASC")
+    sql = f"SELECT rowid, artifact_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"  # noqa: S608
+    params: list = [expression]
     if after is not None:
-        sql += f" AND {key} {compare} %s"
+        sql += f" AND rowid {compare} %s"
         params.append(after)
-    sql += f" ORDER BY {key} {direction} LIMIT %s"
+    sql += f" ORDER BY rowid {direction} LIMIT %s"
     params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+# PostgreSQL's estimate for a word it has no statistics on is far too high, so left to itself it
+# walks the whole sort_key index for a rare word. The page is read in two steps instead: the
+# newest (or oldest) WINDOW entries, tested in index order until the page is full (a common word
+# fills it within a few rows); only if it is not, the GIN index for the rest, which then holds
+# few matches (under LIMIT/WINDOW of them per entry), sorted.
+PG_WINDOW = 2000
+
+
+def _matching_keys_postgresql(
+    organization_id: str, expression: str, newest_first: bool, after: int | None, limit: int
+) -> list[tuple[int, str]]:
+    compare, direction = ("<", "DESC") if newest_first else (">", "ASC")
+    bound, params = "", [organization_id]
+    if after is not None:
+        bound, params = f" AND sort_key {compare} %s", [organization_id, after]
+    window = (
+        f"SELECT sort_key, artifact_id, document FROM {ENTRY_TABLE} WHERE organization_id = %s{bound} "  # noqa: S608
+        f"ORDER BY sort_key {direction} LIMIT {PG_WINDOW}"
+    )
+    with connection.cursor() as cursor:
+        # A subquery with a LIMIT keeps the match test outside it: the scan stops with the page.
+        cursor.execute(
+            f"SELECT sort_key, artifact_id FROM ({window}) w WHERE document @@ %s::tsquery "  # noqa: S608
+            f"ORDER BY sort_key {direction} LIMIT %s",
+            [*params, expression, limit],
+        )
+        found = [(row[0], row[1]) for row in cursor.fetchall()]
+        if len(found) >= limit:
+            return found
+        cursor.execute(
+            f"SELECT sort_key FROM {ENTRY_TABLE} WHERE organization_id = %s{bound} "  # noqa: S608
+            f"ORDER BY sort_key {direction} OFFSET {PG_WINDOW - 1} LIMIT 1",
+            params,
+        )
+        edge = cursor.fetchone()
+        if edge is None:
+            return found
+        cursor.execute(
+            f"WITH m AS MATERIALIZED (SELECT sort_key, artifact_id FROM {ENTRY_TABLE} "  # noqa: S608
+            f"WHERE organization_id = %s AND document @@ %s::tsquery AND sort_key {compare} %s) "
+            f"SELECT sort_key, artifact_id FROM m ORDER BY sort_key {direction} LIMIT %s",
+            [organization_id, expression, edge[0], limit - len(found)],
+        )
+        return found + [(row[0], row[1]) for row in cursor.fetchall()]

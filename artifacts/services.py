@@ -13,6 +13,7 @@ from artifacts.alias_services import aliases_drop_for_artifact
 from artifacts.blobs import blob_release, blob_release_many
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_remove
 from artifacts.search_index import search_index_remove
 from artifacts.tasks import delete_blob
 from audit.services import audit_record
@@ -52,6 +53,7 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         if not deleted:
             return
         search_index_remove([artifact.id])
+        folders_remove(artifact=artifact)
         # Through the model, not shares.services, which imports this module.
         live = ShareLink.objects.filter(
             artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]

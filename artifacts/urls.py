@@ -6,6 +6,7 @@ from artifacts import folder_views, version_views, views
 
 urlpatterns = [
     path("", views.artifact_list, name="artifact-list"),
+    path("folders/", views.artifact_folders, name="artifact-folders"),
     path("<str:artifact_id>/", views.artifact_detail, name="artifact-detail"),
     path("<str:artifact_id>/download/", views.artifact_download, name="artifact-download"),
     path("<str:artifact_id>/content/", views.artifact_content, name="artifact-content"),

@@ -18,6 +18,7 @@ from artifacts.folder_views import folder_context
 from artifacts.forms import SORT_CHOICES, ArtifactFilterForm
 from artifacts.http import artifact_delivery, artifact_response
 from artifacts.models import Artifact
+from artifacts.prefix_selectors import FOLDER_SORTS, artifact_folder_page
 from artifacts.selectors import (
     artifact_browse,
     artifact_get,
@@ -196,3 +197,40 @@ def artifact_delete_view(request: HttpRequest, artifact_id: str) -> HttpResponse
         messages.success(request, f"Deleted {artifact.remote_path} (version {artifact.version}).")
         return redirect("artifact-list")
     return render(request, "artifacts/artifact_delete.html", {"artifact": artifact})
+
+
+@org_view()
+@require_GET
+def artifact_folders(request: HttpRequest) -> HttpResponse:
+    """Artifacts as folders of remote_path prefixes: breadcrumbs, subfolders with their totals,
+    then one row per path at this level with its newest version."""
+    path = request.GET.get("path", "")[:1024]
+    sort = request.GET.get("sort", "name")
+    sort = sort if sort in FOLDER_SORTS else "name"
+    stale_cursor = False
+    try:
+        page = artifact_folder_page(
+            organization_id=request.organization.id,
+            path=path,
+            sort=sort,
+            cursor=request.GET.get("cursor") or None,
+            limit=PAGE_SIZE,
+        )
+    except InvalidInput:
+        stale_cursor = True
+        page = artifact_folder_page(organization_id=request.organization.id, path=path, sort=sort, limit=PAGE_SIZE)
+    kept = {"path": page.path, "sort": sort if sort != "name" else ""}
+    context = {
+        "page": page,
+        "sort": sort,
+        "sorts": [
+            (name, label, _query(kept, sort=name if name != "name" else None))
+            for name, label in (("name", "Name"), ("newest", "Newest"), ("size", "Largest"))
+        ],
+        "rows": [(head, head.remote_path[len(page.path) :]) for head in page.heads],
+        "next_query": _query(kept, cursor=page.next_cursor) if page.next_cursor else "",
+        "is_later_page": bool(request.GET.get("cursor")),
+        "first_query": _query(kept),
+        "stale_cursor": stale_cursor,
+    }
+    return render(request, "artifacts/artifact_folders.html", context)

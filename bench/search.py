@@ -16,13 +16,17 @@ with a real API key: authentication, the search, the artifacts' query and JSON) 
   * ``q=nightly``: a word found in half of them; ``q=night``: the same as the start of a word;
   * ``q=model:claude``: a metadata prefix (half of them); ``q=model:claude-o`` (a quarter);
   * ``q=nightly model:claude-o``: two terms AND-ed;
-  * a second page of ``q=nightly`` (its cursor).
+  * a second page of ``q=nightly`` (its cursor);
 
-Target: each search's first page <= 30 ms median server time.
+and, signed in to the dashboard, the folder view (``/artifacts/folders/``) at the root, one level
+down (``reports/``: about a thousand subfolders) by name and by size, and two levels down, with
+the dashboard's plain artifact list as their baseline.
 
-SQLite: the built file is cached as ``var/bench/search-<rows>.sqlite3`` and copied into a
+Target: each search's first page, and each folder page, <= 30 ms median server time.
+
+SQLite: the built file is cached as ``var/bench/search-v2-<rows>.sqlite3`` and copied into a
 temporary var dir for each run. PostgreSQL (``--database-url postgres://USER@HOST:PORT/NAME``):
-the database NAME is created (dropping an old one) from the template ``NAME_tpl_search_<rows>``
+the database NAME is created (dropping an old one) from the template ``NAME_tpl_search_v2_<rows>``
 (built when missing or with ``--rebuild``) and dropped at the end.
 
     .venv/bin/python bench/search.py [--rows 1000000] [--runs 40] [--warmup 5] [--rebuild] [--database-url URL] [--json]
@@ -122,6 +126,46 @@ def _rows(org_id: str, key_id: str, count: int, rng: random.Random, *, needles: 
         yield values, tokens, sort_base(created)
 
 
+class Summaries:
+    """The folder and path summaries of the rows made, as publishing would have kept them."""
+
+    def __init__(self) -> None:
+        self.folders: dict[tuple[str, str], list] = {}
+        self.heads: dict[tuple[str, str], list] = {}
+
+    def add(self, values: dict) -> None:
+        from artifacts.prefixes import folder_chain, folder_of
+
+        org, remote = values["organization_id"], values["remote_path"]
+        for path, parent in folder_chain(folder_of(remote)):
+            entry = self.folders.setdefault((org, path), [parent, 0, 0])
+            entry[1] += 1
+            entry[2] += values["size"]
+        head = self.heads.get((org, remote))
+        versions = head[3] + 1 if head else 1
+        self.heads[(org, remote)] = [values["id"], values["created_at"], values["size"], versions]
+
+    def folder_rows(self):
+        for (org, path), (parent, count, size) in self.folders.items():
+            yield (org, path, parent, count, size)
+
+    def head_rows(self, created=lambda value: value):
+        from artifacts.prefixes import folder_of
+
+        for (org, remote), (latest, created_at, size, versions) in self.heads.items():
+            yield (org, folder_of(remote), remote, latest, created(created_at), size, versions)
+
+
+FOLDER_COLUMNS = "organization_id, path, parent, artifact_count, total_size"
+HEAD_COLUMNS = "organization_id, folder, remote_path, latest_id, latest_created_at, latest_size, versions"
+TABLES = (
+    "artifacts_artifact",
+    "artifacts_artifactsearchentry",
+    "artifacts_artifactfolder",
+    "artifacts_artifactpathhead",
+)
+
+
 def _orgs():
     from accounts.services import organization_bootstrap
 
@@ -143,10 +187,11 @@ def build_sqlite(db_path: Path, rows: int) -> dict[str, float]:
     for pragma in ("journal_mode=DELETE", "synchronous=OFF", "cache_size=-400000", "temp_store=MEMORY"):
         cur.execute(f"PRAGMA {pragma}")
     columns = [(r[1], r[2], bool(r[3]) and r[4] is None) for r in cur.execute("PRAGMA table_info(artifacts_artifact)")]
-    tables = ("artifacts_artifact", "artifacts_artifactsearchentry")
     indexes = cur.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND tbl_name IN (?, ?)", tables
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?)",
+        TABLES,
     ).fetchall()
+    summaries = Summaries()
     cur.execute("BEGIN")
     for name, _ in indexes:
         cur.execute(f'DROP INDEX "{name}"')
@@ -168,6 +213,7 @@ def build_sqlite(db_path: Path, rows: int) -> dict[str, float]:
 
     for org_id, key_id, count in orgs:
         for values, tokens, key in _rows(org_id, key_id, count or rows, rng, needles=count is None):
+            summaries.add(values)
             values = {**values, "created_at": str(values["created_at"].replace(tzinfo=None))}
             values["ready_at"] = str(values["ready_at"].replace(tzinfo=None))
             row = tuple(bench_list_value(values, name, notnull, decl) for name, decl, notnull in columns)
@@ -176,6 +222,13 @@ def build_sqlite(db_path: Path, rows: int) -> dict[str, float]:
                 flush()
     if batch:
         flush()
+    cur.executemany(
+        f"INSERT INTO artifacts_artifactfolder ({FOLDER_COLUMNS}) VALUES (?, ?, ?, ?, ?)", summaries.folder_rows()
+    )
+    cur.executemany(
+        f"INSERT INTO artifacts_artifactpathhead ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        summaries.head_rows(lambda created: str(created.replace(tzinfo=None))),
+    )
     cur.execute("COMMIT")
     inserted = time.perf_counter()
     for _, sql in indexes:
@@ -204,7 +257,6 @@ def build_pg(rows: int) -> dict[str, float]:
     orgs = _orgs()
     connection.ensure_connection()
     conn = connection.connection
-    tables = ("artifacts_artifact", "artifacts_artifactsearchentry")
     with connection.cursor() as dj:
         dj.execute(
             "SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
@@ -212,9 +264,9 @@ def build_pg(rows: int) -> dict[str, float]:
         )
         columns = [(r[0], r[1], bool(r[2])) for r in dj.fetchall()]
         dj.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename IN (%s, %s) "
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename IN (%s, %s, %s, %s) "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
-            tables,
+            TABLES,
         )
         indexes = dj.fetchall()
         for name, _ in indexes:
@@ -222,10 +274,12 @@ def build_pg(rows: int) -> dict[str, float]:
     names = ", ".join(f'"{c[0]}"' for c in columns)
     rng = random.Random(20261201)
     entries: list[tuple] = []
+    summaries = Summaries()
     with conn.cursor() as cur:
         with cur.copy(f"COPY artifacts_artifact ({names}) FROM STDIN") as copy:
             for org_id, key_id, count in orgs:
                 for values, tokens, key in _rows(org_id, key_id, count or rows, rng, needles=count is None):
+                    summaries.add(values)
                     copy.write_row(tuple(bench_list_value_pg(values, *c) for c in columns))
                     entries.append((values["id"], org_id, key, " ".join(f"'{t}'" for t in tokens)))
         with cur.copy(
@@ -233,6 +287,12 @@ def build_pg(rows: int) -> dict[str, float]:
         ) as copy:
             for entry in entries:
                 copy.write_row(entry)
+        with cur.copy(f"COPY artifacts_artifactfolder ({FOLDER_COLUMNS}) FROM STDIN") as copy:
+            for row in summaries.folder_rows():
+                copy.write_row(row)
+        with cur.copy(f"COPY artifacts_artifactpathhead ({HEAD_COLUMNS}) FROM STDIN") as copy:
+            for row in summaries.head_rows():
+                copy.write_row(row)
     if not conn.autocommit:
         conn.commit()
     inserted = time.perf_counter()
@@ -254,6 +314,7 @@ def bench_list_value_pg(values: dict, name: str, decl: str, notnull: bool):
 
 
 def measure(runs: int, warmup: int) -> dict[str, object]:
+    from django.contrib.auth import get_user_model
     from django.test import Client
 
     from accounts.models import Organization
@@ -275,11 +336,37 @@ def measure(runs: int, warmup: int) -> dict[str, object]:
     checks = {name: len(get(params)["artifacts"]) for name, params in cases.items()}
     assert checks["needle (10 old)"] == NEEDLES, checks
     assert all(n == LIMIT for name, n in checks.items() if "needle" not in name), checks
-    samples: dict[str, list[float]] = {name: [] for name in cases}
+    browser = Client()
+    browser.force_login(get_user_model().objects.get(username="bench-s"))
+
+    def page(url: str, params: dict) -> None:
+        response = browser.get(url, params)
+        assert response.status_code == 200, response.content[:300]
+
+    pages = {
+        "dashboard list (baseline)": ("/artifacts/", {}),
+        "folders: root": ("/artifacts/folders/", {}),
+        "folders: reports/": ("/artifacts/folders/", {"path": "reports/"}),
+        "folders: reports/ by size": ("/artifacts/folders/", {"path": "reports/", "sort": "size"}),
+        "folders: reports/p042/": ("/artifacts/folders/", {"path": "reports/p042/"}),
+    }
+    root = browser.get("/artifacts/folders/").content.decode()
+    assert "reports/" in root, "the root lists the top folders"
+    from artifacts.prefix_selectors import artifact_folder_page
+
+    def folder_queries(path: str) -> None:
+        found = artifact_folder_page(organization_id=large.id, path=path, limit=50)
+        assert found.folders or found.heads
+
+    timed = [(name, lambda p=params: get(p)) for name, params in cases.items()]
+    timed += [(name, lambda u=url, p=params: page(u, p)) for name, (url, params) in pages.items()]
+    # The folder view's reads alone, without the page around them.
+    timed += [(f"folder selector: {path or 'root'}", lambda p=path: folder_queries(p)) for path in ("", "reports/")]
+    samples: dict[str, list[float]] = {name: [] for name, _ in timed}
     for run in range(warmup + runs):
-        for name, params in cases.items():
+        for name, call in timed:
             started = time.perf_counter()
-            get(params)
+            call()
             if run >= warmup:
                 samples[name].append((time.perf_counter() - started) * 1000)
     return {name: bench_list.summary(values) for name, values in samples.items()}
@@ -299,7 +386,7 @@ def main() -> int:
     try:
         if args.database_url:
             _, name = bench_list.pg_split(args.database_url)
-            template = f"{name}_tpl_search_{args.rows}"
+            template = f"{name}_tpl_search_v2_{args.rows}"
             bench_list.pg_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             if args.rebuild or not bench_list.pg_exists(args.database_url, template):
                 bench_list.pg_admin(
@@ -316,7 +403,7 @@ def main() -> int:
                 bench_list._django_setup(var_dir, args.database_url)
             info["database"] = "postgresql"
         else:
-            cached = CACHE_DIR / f"search-{args.rows}.sqlite3"
+            cached = CACHE_DIR / f"search-v2-{args.rows}.sqlite3"
             if args.rebuild or not cached.exists():
                 CACHE_DIR.mkdir(parents=True, exist_ok=True)
                 build_dir = Path(tempfile.mkdtemp(prefix="stowage-bench-search-build-"))

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.models import AgentSession, SessionStatus
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_add_many, search_index_update
 from audit.chain import event_hash
 from audit.models import AuditChain, AuditChainHead, AuditEvent
@@ -75,6 +76,7 @@ def make_artifact(
     artifact.save(force_insert=True)
     if state == ArtifactState.READY:
         search_index_update(artifact)
+        folders_add(artifact=artifact, size=artifact.size, created_at=artifact.created_at)
     return artifact
 
 
@@ -100,6 +102,8 @@ def make_artifacts(org_id: str, count: int, *, start: datetime | None = None, **
         rows.append(artifact)
     created = Artifact.objects.bulk_create(rows)
     search_index_add_many(sorted(created, key=lambda a: a.created_at))
+    for artifact in sorted(created, key=lambda a: (a.remote_path, a.version or 0)):
+        folders_add(artifact=artifact, size=artifact.size, created_at=artifact.created_at)
     return created
 
 

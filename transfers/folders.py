@@ -32,6 +32,7 @@ from artifacts.blobs import blob_adopt, blob_release_many, blob_upload_key, uplo
 from artifacts.events import artifact_emit_by_id
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
 from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
+from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
 from audit.models import Outcome
@@ -353,6 +354,7 @@ def folder_publish(
                 )
                 # Searchable, and announced, in the transaction that makes it visible.
                 search_index_update(artifact)
+                folders_add(artifact=artifact, size=stored.size, created_at=artifact.created_at)
                 artifact_emit_by_id(artifact.id, "artifact.uploaded")
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,

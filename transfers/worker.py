@@ -23,6 +23,7 @@ from artifacts.blobs import blob_adopt, blob_lock, upload_discard
 from artifacts.events import artifact_emit, artifact_emit_by_id
 from artifacts.manifests import FolderTooLarge, FolderTooManyEntries, ManifestInvalid
 from artifacts.models import Artifact, ArtifactState
+from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, BlobError, BlobTooLarge, StoredBlob, blob_iter_chunks, blob_write
 from artifacts.validation import guess_content_type
@@ -325,8 +326,9 @@ def publish_upload(
                     is_archive=is_archive,
                     ready_at=timezone.now(),
                 )
-                # Searchable in the same transaction that makes it visible.
+                # Searchable, and counted in its folders, in the transaction that makes it visible.
                 search_index_update(artifact)
+                folders_add(artifact=artifact, size=stored.size, created_at=artifact.created_at)
                 Transfer.objects.filter(id=transfer.id).update(
                     state=TransferState.SUCCEEDED,
                     bytes_done=stored.size if bytes_sent else 0,

@@ -106,6 +106,12 @@ def test_metadata_with_punctuation_and_search_syntax_is_plain_text(catalogue):
     assert found(catalogue, "NOT claude") == ["runs/claude/notes.txt"]  # "not", the start of "notes"
 
 
+def test_a_key_with_a_colon_is_matched_exactly_with_equals():
+    assert parse_search("k8s:ns=prod model:cl word").metadata == (("k8s:ns", "prod"),)
+    assert parse_search("k8s:ns=prod model:cl word").prefixes == (("model", "cl"),)
+    assert parse_search("k8s:ns=prod model:cl word").terms == ("word",)
+
+
 def test_punctuation_alone_searches_for_nothing_and_lists_everything(catalogue):
     assert len(found(catalogue, "---")) == 5
 
@@ -228,3 +234,22 @@ def test_a_long_word_is_found_by_all_of_its_beginning_not_only_what_the_index_ke
     assert found(owner.org_id, "internationaliz") == ["docs/internationalizing.md", "docs/internationalization.md"]
     assert found(owner.org_id, "internationalizi", sort="name") == ["docs/internationalizing.md"]
     assert found(owner.org_id, "internationalizationx") == []
+
+
+def test_matches_older_than_the_newest_window_are_found_in_order(owner, monkeypatch):
+    from artifacts import search
+
+    monkeypatch.setattr(search, "PG_WINDOW", 4)
+    make_artifacts(
+        owner.org_id, 3, remote_path=lambda i: f"old/rare-{i}.txt", start=timezone.now() - timedelta(days=90)
+    )
+    make_artifacts(owner.org_id, 12, remote_path=lambda i: f"new/common-{i}.txt")
+    make_artifacts(owner.org_id, 1, remote_path="new/rare-newest.txt", start=timezone.now())
+    assert found(owner.org_id, "rare") == ["new/rare-newest.txt", "old/rare-2.txt", "old/rare-1.txt", "old/rare-0.txt"]
+    assert found(owner.org_id, "rare", sort="oldest") == [
+        "old/rare-0.txt",
+        "old/rare-1.txt",
+        "old/rare-2.txt",
+        "new/rare-newest.txt",
+    ]
+    assert len(found(owner.org_id, "common")) == 12

@@ -64,6 +64,12 @@ def main() -> None:
         }
     if request.get("search"):
         answer["search"] = {artifact_id: searched(artifact_id) for artifact_id in request["search"]}
+        from artifacts.models import ArtifactFolder, ArtifactPathHead
+
+        answer["folders"] = {
+            "root_counts": sorted(ArtifactFolder.objects.filter(path="").values_list("artifact_count", flat=True)),
+            "heads": ArtifactPathHead.objects.count(),
+        }
     json.dump(answer, sys.stdout, ensure_ascii=False)
 
 

@@ -186,6 +186,10 @@ def assert_upgrades_keeping_everything(database: str, env: dict[str, str]) -> No
     # The upgrade indexed the artifacts it found: each visible one is on its search's first page.
     assert set(current["search"].values()) <= {"first page", "hidden"}, current["search"]
     assert "first page" in current["search"].values()
+    # ... and summarized them for the folder view: every ready artifact counted under its root.
+    assert sum(current["folders"]["root_counts"]) == len(ready)
+    rows = expected["models"]["artifacts.Artifact"]
+    assert current["folders"]["heads"] == len({(rows[pk]["organization_id"], rows[pk]["remote_path"]) for pk in ready})
     for blobs in (current["blobs"], swept_blobs(env, ready)):
         for pk in ready:
             old = expected["models"]["artifacts.Artifact"][pk]
