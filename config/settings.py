@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that it sees every streamed body as it leaves (core/middleware.py).
+    "core.middleware.StreamedBodyMiddleware",
     "config.middleware.RequestIdMiddleware",
     "ops.metrics.MetricsMiddleware",
     "ops.probes.LivenessMiddleware",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 
@@ -44,3 +44,23 @@ class SyncAndAsyncMiddleware:
         if answer is not None:
             return self.after(request, answer)
         return self.after(request, await self.get_response(request))
+
+
+_DONE = object()
+
+
+async def _chunks_from(iterator):
+    # One chunk at a time, in the request's own thread (a generator may hold its database cursor).
+    step = sync_to_async(next, thread_sensitive=True)
+    while (chunk := await step(iterator, _DONE)) is not _DONE:
+        yield chunk
+
+
+class StreamedBodyMiddleware(SyncAndAsyncMiddleware):
+    """Under ASGI Django reads a synchronous streamed body (a download, an export) whole into a
+    list before sending it; this hands it over chunk by chunk instead, so bytes are streamed."""
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if self.is_async and getattr(response, "streaming", False) and not response.is_async:
+            response.streaming_content = _chunks_from(iter(response.streaming_content))
+        return response
