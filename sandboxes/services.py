@@ -4,6 +4,7 @@ Calls on its files are in ``sandboxes.files``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -335,6 +336,25 @@ async def _command_events_async(
     deadline = started + timeout_s
     last_id = "0-0"
     final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
+    finished = False
+
+    async def finish() -> None:
+        nonlocal finished
+        if not finished:
+            finished = True
+            await asyncio.shield(
+                _stream_finish(
+                    redis,
+                    stream_key,
+                    pending,
+                    actor=actor,
+                    sandbox=sandbox,
+                    command=command,
+                    final=final,
+                    started=started,
+                )
+            )
+
     try:
         while time.monotonic() < deadline:
             batches = await redis.xread({stream_key: last_id}, block=STREAM_IDLE_SECONDS * 1000, count=256)
@@ -347,23 +367,34 @@ async def _command_events_async(
                     event = json.loads(fields[b"event"])
                     if event["type"] in ("exit", "error"):
                         final = event
-                    yield event
                     if event["type"] == "done":
+                        # Recorded before the client hears the end, so what it asks next sees it.
+                        await finish()
+                        yield event
                         return
+                    yield event
         final = {"type": "error", "error": "no answer from the sandbox host in time"}
         yield final
+        await finish()
         yield {"type": "done"}
     finally:
-        # Also when the client leaves mid-stream: the command ran all the same.
-        await redis.delete(stream_key, answer_key(pending.id))
-        await sync_to_async(pending.forget, thread_sensitive=False)()
-        await in_thread(_stream_audit)(
-            actor=actor,
-            sandbox=sandbox,
-            command=command,
-            final=final,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+        # Also when the client leaves mid-stream: the command ran all the same. A client that
+        # leaves cancels this request's task; the clean-up and the audit event go on regardless.
+        await finish()
+
+
+async def _stream_finish(
+    redis, stream_key: str, pending, *, actor: Actor, sandbox: Sandbox, command, final: dict[str, Any], started: float
+) -> None:
+    await redis.delete(stream_key, answer_key(pending.id))
+    await sync_to_async(pending.forget, thread_sensitive=False)()
+    await in_thread(_stream_audit)(
+        actor=actor,
+        sandbox=sandbox,
+        command=command,
+        final=final,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
 
 
 def _stream_audit(

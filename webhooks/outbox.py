@@ -1,7 +1,8 @@
 """Writing an event with the change it describes: the transactional outbox.
 
 ``emit`` inserts the event row in the caller's transaction, so the event exists exactly when
-the change was committed, and asks for it to be dispatched once the transaction commits. If the
+the change was committed, and, when the organization has an enabled webhook, asks for it to be
+dispatched once the transaction commits. If the
 broker is down then, nothing is lost: ``webhooks.sweep_deliveries`` finds the row undispatched.
 
 This module imports nothing from the apps that call it, so any service may emit.
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from webhooks.events import EVENT_TYPES
-from webhooks.models import WebhookEvent
+from webhooks.models import Webhook, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,17 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEve
     now = timezone.now()
     event = WebhookEvent(organization_id=organization_id, type=type, created_at=now)
     event.payload = event_body(event_id=event.id, type=type, created_at=now, organization_id=organization_id, data=data)
+    # Looked for after the event's time is taken: a webhook gets the events of changes made after
+    # its creation committed (webhooks.services stamps it then), so one it cannot see here was
+    # not yet there for this change. Without one, the event is kept as dispatched, and no task is
+    # sent for it.
+    listened = Webhook.objects.filter(organization_id=organization_id, enabled=True).exists()
+    if not listened:
+        event.dispatched_at = now
     with transaction.atomic():
         event.save(force_insert=True)
-        transaction.on_commit(lambda: send_dispatch(event.id))
+        if listened:
+            transaction.on_commit(lambda: send_dispatch(event.id))
     return event
 
 

