@@ -131,7 +131,7 @@ def test_upload_page_shows_progress_until_done(stack, context, journey, tmp_path
     page.evaluate(_DROP_FILE, ["notes.txt", journey.notes.decode(), "text/plain"])
     queue = page.locator("#upload-queue")
     assert queue.get_by_role("listitem").count() == 2
-    page.get_by_label("Folder").fill(journey.folder + "/")
+    page.locator("#common-prefix").fill(journey.folder + "/")
     metadata = page.locator("#metadata-rows .metadata-row").first
     metadata.get_by_role("textbox", name="Key", exact=True).fill("run")
     metadata.get_by_role("textbox", name="Value", exact=True).fill(journey.token)

@@ -69,7 +69,7 @@ def _watch_requests(page) -> list[tuple[str, str]]:
 def _upload(page, stack: LocalStack, picked: Path) -> None:
     page.goto(stack.base_url + "/artifacts/upload/")
     page.get_by_label("Choose files…").set_input_files(str(picked))
-    page.get_by_label("Folder").fill("direct")
+    page.locator("#common-prefix").fill("direct")
     page.evaluate(
         """() => {
           window.__progress = [];
