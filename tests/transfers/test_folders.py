@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from django.db import connection
 
 from artifacts.manifests import ManifestEntry, manifest_checksum
 from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob
@@ -164,6 +165,8 @@ def test_a_download_under_a_planted_link_is_refused(owner, sandbox, second_sandb
     ],
 )
 def test_a_stored_manifest_that_would_leave_its_folder_is_refused(owner, second_sandbox, entries, reason):
+    if reason == "NUL" and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL text cannot hold a NUL, so no stored manifest there can carry one")
     artifact = make_artifact(owner.org_id, None, "evil", size=0, is_folder=True)
     for path, kind in entries:
         ArtifactEntry.objects.create(
