@@ -338,22 +338,19 @@ async def _command_events_async(
     final: dict[str, Any] = {"type": "error", "error": "the stream ended before the command finished"}
     finished = False
 
+    async def cleanup() -> None:
+        await redis.delete(stream_key, answer_key(pending.id))
+        await sync_to_async(pending.forget, thread_sensitive=False)()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await in_thread(_stream_audit)(
+            actor=actor, sandbox=sandbox, command=command, final=final, duration_ms=duration_ms
+        )
+
     async def finish() -> None:
         nonlocal finished
         if not finished:
             finished = True
-            await asyncio.shield(
-                _stream_finish(
-                    redis,
-                    stream_key,
-                    pending,
-                    actor=actor,
-                    sandbox=sandbox,
-                    command=command,
-                    final=final,
-                    started=started,
-                )
-            )
+            await asyncio.shield(cleanup())
 
     try:
         while time.monotonic() < deadline:
@@ -381,20 +378,6 @@ async def _command_events_async(
         # Also when the client leaves mid-stream: the command ran all the same. A client that
         # leaves cancels this request's task; the clean-up and the audit event go on regardless.
         await finish()
-
-
-async def _stream_finish(
-    redis, stream_key: str, pending, *, actor: Actor, sandbox: Sandbox, command, final: dict[str, Any], started: float
-) -> None:
-    await redis.delete(stream_key, answer_key(pending.id))
-    await sync_to_async(pending.forget, thread_sensitive=False)()
-    await in_thread(_stream_audit)(
-        actor=actor,
-        sandbox=sandbox,
-        command=command,
-        final=final,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
 
 
 def _stream_audit(
