@@ -16,12 +16,15 @@ class ArtifactState(models.TextChoices):
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
+    # Deleted by a person, a retention policy or expiry: invisible at once, restorable by an
+    # organization admin until ``purge_after``, then purged (state ``deleted``).
+    TRASHED = "trashed"
     DELETED = "deleted"
 
 
 # An artifact in these states needs its blob's bytes (a pending one may hold a blob already: a
 # folder recording its entries); a blob is removed only once no artifact in them references it.
-BLOB_HOLDING_STATES = (ArtifactState.PENDING, ArtifactState.READY)
+BLOB_HOLDING_STATES = (ArtifactState.PENDING, ArtifactState.READY, ArtifactState.TRASHED)
 
 
 def new_blob_id() -> str:
@@ -107,6 +110,15 @@ class Artifact(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when the artifact moves to the trash; the purge removes it for good after this time.
+    purge_after = models.DateTimeField(null=True, blank=True)
+    trashed_reason = models.CharField(max_length=200, blank=True)
+    # A legal hold keeps the artifact from every retention policy and from manual deletion.
+    legal_hold = models.BooleanField(default=False)
+    legal_hold_reason = models.CharField(max_length=500, blank=True)
+    # Download statistics, folded in from a counter outside the database (not a write per download).
+    download_count = models.BigIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
     created_by_api_key = models.ForeignKey(
         "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -143,6 +155,11 @@ class Artifact(models.Model):
             # The dashboard's "largest first" sort.
             models.Index(fields=["organization", "state", "-size", "-id"], name="artifact_org_size"),
             models.Index(fields=["state", "expires_at"], name="artifact_state_expiry"),
+            models.Index(fields=["state", "purge_after"], name="artifact_state_purge"),
+            models.Index(
+                fields=["organization", "state", "last_downloaded_at", "id"], name="artifact_org_last_download"
+            ),
+            models.Index(fields=["organization", "state", "-download_count", "-id"], name="artifact_org_downloads"),
         ]
 
     def __str__(self) -> str:
