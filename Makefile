@@ -25,21 +25,17 @@ run: $(VENV)/.run-installed
 	$(PY) manage.py bootstrap --if-empty --org "My organization" --email admin@localhost.localdomain
 	PORT=$(PORT) exec $(PY) manage.py runstack
 
-# The whole suite on the embedded broker, then the worker suite on a Redis server, then the
-# suite on PostgreSQL. The e2e and browser tests are left out of the PostgreSQL pass: the stack
-# they start (LocalStack) deliberately drops DATABASE_URL and always runs on SQLite, so there
-# they would only repeat the first pass.
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The whole suite on the embedded broker and SQLite, the worker suite on a Redis server and the
+# suite on PostgreSQL, side by side (scripts/test-passes.sh says what each pass leaves out).
 test: $(VENV)/.test-installed lint
 	scripts/system-packages.sh test
-	$(PY) -m pytest
 	scripts/ensure-redis.sh
-	REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m worker -p no:cacheprovider
 	scripts/ensure-postgres.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not browser and not e2e" -p no:cacheprovider
+	PY=$(PY) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/test-passes.sh
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -m "not worker and not e2e"
@@ -48,4 +44,4 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/sandbox_exec.py
 
 clean:
-	rm -rf var/test
+	rm -rf var/test var/test-redis var/test-postgres var/test-logs

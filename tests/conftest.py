@@ -73,6 +73,14 @@ def member(db, owner):
     return user
 
 
+@pytest.fixture(scope="session", autouse=True)
+def var_log_dir():
+    """Where the servers and workers that tests start write their logs, whichever pass runs."""
+    log_dir = settings.VAR_DIR / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir
+
+
 @pytest.fixture(scope="session")
 def broker():
     """The broker of the settings in force: the embedded Redis unless REDIS_URL names a server."""
