@@ -81,6 +81,21 @@ def var_log_dir():
     return log_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def workspace_mounts_released(tmp_path_factory):
+    """Workspace filesystems that a run's sandboxes left mounted (a worker killed by a test, a
+    stack started in a temporary directory) are detached when the run ends."""
+    yield
+    import subprocess
+
+    from sandboxes.runtime import disk
+
+    roots = tuple(os.fspath(root) + os.sep for root in (settings.VAR_DIR, tmp_path_factory.getbasetemp()))
+    for point in disk.mount_points():
+        if point.startswith(roots):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def broker():
     """The broker of the settings in force: the embedded Redis unless REDIS_URL names a server."""

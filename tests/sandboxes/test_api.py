@@ -262,7 +262,9 @@ def test_output_flood_is_capped_and_flagged(owner, sandbox, settings):
 
 def test_a_fork_bomb_and_a_memory_hog_do_not_take_down_the_worker(owner, live):
     sid = owner.post("/sandbox/create", {"memory": "256Mi"}).json()["sandbox_id"]
-    bomb = owner.post(f"/sandbox/{sid}/execute", {"command": "f() { f | f & }; f; sleep 30", "timeout": 3000}).json()
+    bomb = owner.post(
+        f"/sandbox/{sid}/execute", {"command": "f() { f | f & }; f; exec sleep 30", "timeout": 3000}
+    ).json()
     assert bomb["timed_out"] is True
     hog = owner.post(
         f"/sandbox/{sid}/execute",
