@@ -29,3 +29,7 @@ def trash_get(*, organization_id: str, artifact_id: str) -> Artifact:
     if artifact is None:
         raise NotFound(f"Artifact '{artifact_id}' is not in the trash", code="ARTIFACT_NOT_FOUND")
     return artifact
+
+
+def trash_count(*, organization_id: str) -> int:
+    return Artifact.objects.filter(organization_id=organization_id, state=ArtifactState.TRASHED).count()
