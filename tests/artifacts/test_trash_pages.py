@@ -11,7 +11,6 @@ from artifacts.services import artifact_delete
 from core.actor import Actor
 from tests.factories import make_artifacts
 
-
 _batch = count()
 
 
