@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from audit.services import audit_verify_chain
 from shares.models import ShareLink, ShareLinkState
 from shares.services import hash_share_token
-from tests.factories import put_artifact
+from tests.factories import make_sandbox, put_artifact
 from webhooks.models import WebhookEvent
 
 TOKEN = "k" * 43
@@ -55,6 +55,9 @@ def test_a_deleted_artifact_is_gone_from_listing_search_download_presigned_url_a
     assert owner.client.get(url).status_code == 403
     assert owner.client.get(f"/s/{TOKEN}/download").status_code in (404, 410)
     assert ShareLink.objects.get().state == ShareLinkState.REVOKED
+    sandbox = make_sandbox(owner.org_id)
+    into = owner.post(f"/sandbox/{sandbox.id}/artifacts/download", {"artifact_id": artifact.id, "target_path": "a"})
+    assert into.status_code == 404 and _error(into) == "ARTIFACT_NOT_FOUND"
 
 
 def test_the_trash_lists_deleted_artifacts_newest_first_in_pages(owner):
@@ -88,8 +91,9 @@ def test_restoring_an_expired_artifact_clears_its_past_expiry(owner):
     Artifact.objects.filter(id=artifact.id).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert artifact_expire() == 1
     assert owner.get("/trash").json()["artifacts"][0]["reason"] == "expired"
+    assert _ids(owner, q="old") == []
     assert owner.post(f"/trash/{artifact.id}/restore").json()["expires_at"] is None
-    assert _ids(owner) == [artifact.id]
+    assert _ids(owner) == [artifact.id] and _ids(owner, q="old") == [artifact.id]
 
 
 def test_restoring_after_the_trash_period_is_refused_and_changes_nothing(owner):
