@@ -224,3 +224,19 @@ def test_the_scheduled_purge_runs_on_the_worker_and_removes_the_bytes(owner, liv
     while Blob.objects.filter(id=artifact.blob_id).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Blob.objects.filter(id=artifact.blob_id).exists() and not blob_exists(key)
+
+
+def test_a_cursor_the_trash_did_not_give_is_refused(owner):
+    response = owner.get("/trash", {"cursor": "garbage!"})
+    assert response.status_code == 400 and _error(response) == "INVALID_CURSOR"
+
+
+def test_the_trash_needs_a_key(client, db):
+    for response in (
+        client.get("/api/v1/trash"),
+        client.post("/api/v1/trash/empty"),
+        client.post("/api/v1/trash/art_x/restore"),
+        client.delete("/api/v1/trash/art_x"),
+        client.post("/api/v1/artifacts/art_x/legal-hold", {"reason": "x"}, content_type="application/json"),
+    ):
+        assert response.status_code == 401 and _error(response) == "UNAUTHORIZED"
