@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from audit.services import audit_verify_chain
 from shares.models import ShareLink, ShareLinkState
 from shares.services import hash_share_token
-from tests.factories import make_sandbox, put_artifact
+from tests.factories import make_folder, make_sandbox, put_artifact
 from webhooks.models import WebhookEvent
 
 TOKEN = "k" * 43
@@ -240,3 +240,16 @@ def test_the_trash_needs_a_key(client, db):
         client.post("/api/v1/artifacts/art_x/legal-hold", {"reason": "x"}, content_type="application/json"),
     ):
         assert response.status_code == 401 and _error(response) == "UNAUTHORIZED"
+
+
+def test_purging_a_folder_releases_its_files_blobs_and_keeps_one_another_artifact_shares(owner, collections):
+    shared = os.urandom(3000)
+    single = put_artifact(owner, "single.bin", shared)
+    folder = make_folder(owner.org_id, "tree", {"a.bin": shared, "b.bin": os.urandom(3000)})
+    owner.delete(f"/artifacts/{folder.id}")
+    assert owner.delete(f"/trash/{folder.id}").status_code == 200
+    for _, kwargs in collections:
+        for blob_id in kwargs["blob_ids"]:
+            blobs.blob_collect(blob_id=blob_id)
+    assert list(Blob.objects.values_list("id", flat=True)) == [single.blob_id]
+    assert _content(owner, single.id) == shared
