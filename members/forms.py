@@ -8,7 +8,7 @@ from members.services import INVITATION_DAYS, MAX_INVITATION_DAYS
 
 ROLE_HELP = {
     Role.OWNER: "everything, including the organization's owners",
-    Role.ADMIN: "members, API keys and the audit log",
+    Role.ADMIN: "members, API keys, the audit log, the trash and legal holds",
     Role.MEMBER: "upload, share and delete artifacts; run sandboxes",
     Role.VIEWER: "look and download, change nothing",
 }
