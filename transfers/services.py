@@ -29,6 +29,7 @@ from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, e
 from core.threads import in_thread
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
+from quotas.enforcement import quota_check_upload
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
 from transfers.models import Transfer, TransferKind, TransferState
 from transfers.worker import fail_transfer, transfer_download, transfer_upload
@@ -269,6 +270,7 @@ def direct_upload_begin(
             code="TOO_SMALL_FOR_DIRECT_UPLOAD",
             details={"field": "size"},
         )
+    quota_check_upload(organization_id=actor.organization_id, size=size)
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,
