@@ -471,5 +471,5 @@ LOGGING["loggers"].update(WEBHOOK_LOGGERS)
 
 # --- Capacity of sandbox hosts -----------------------------------------------------------------
 from config.capacity import *  # noqa: E402, F403
-from config.settings_sandboxes import *  # noqa: E402,F403
 from config.settings_quotas import *  # noqa: E402,F403
+from config.settings_sandboxes import *  # noqa: E402,F403

@@ -24,7 +24,9 @@ def usage_add(*, organization_id: str, stored_bytes: int = 0, artifacts: int = 0
         return
     changes = {"stored_bytes": F("stored_bytes") + stored_bytes, "artifact_count": F("artifact_count") + artifacts}
     if not OrganizationUsage.objects.filter(organization_id=organization_id).update(**changes):
-        OrganizationUsage.objects.bulk_create([OrganizationUsage(organization_id=organization_id)], ignore_conflicts=True)
+        OrganizationUsage.objects.bulk_create(
+            [OrganizationUsage(organization_id=organization_id)], ignore_conflicts=True
+        )
         OrganizationUsage.objects.filter(organization_id=organization_id).update(**changes)
 
 

@@ -63,9 +63,7 @@ def quota_claim_publish(*, organization_id: str, size: int, added_bytes: int) ->
     if limits.artifacts is not None and usage.artifact_count > limits.artifacts:
         raise quota_exceeded("artifacts", used=usage.artifact_count - 1, limit=limits.artifacts, requested=1)
     if added_bytes and limits.bytes is not None and usage.stored_bytes > limits.bytes:
-        raise quota_exceeded(
-            "bytes", used=usage.stored_bytes - added_bytes, limit=limits.bytes, requested=added_bytes
-        )
+        raise quota_exceeded("bytes", used=usage.stored_bytes - added_bytes, limit=limits.bytes, requested=added_bytes)
 
 
 def quota_check_sandbox(*, organization_id: str) -> None:

@@ -29,8 +29,6 @@ from django.db.models import Max
 from django.utils import timezone
 
 from artifacts.blobs import blob_adopt, blob_release_many, blob_upload_key, upload_discard
-from quotas.counters import usage_add
-from quotas.enforcement import quota_claim_publish
 from artifacts.events import artifact_emit_by_id
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
 from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
@@ -38,6 +36,8 @@ from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
 from audit.models import Outcome
+from quotas.counters import usage_add
+from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from transfers.models import Transfer, TransferState
 

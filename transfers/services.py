@@ -27,9 +27,9 @@ from core.actor import Actor
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
 from core.threads import in_thread
+from quotas.enforcement import quota_check_upload
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
-from quotas.enforcement import quota_check_upload
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
 from transfers.models import Transfer, TransferKind, TransferState
 from transfers.worker import fail_transfer, transfer_download, transfer_upload
