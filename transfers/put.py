@@ -198,7 +198,7 @@ def artifact_put_checked(
         except BlobMissing:
             pass  # not stored yet (or being removed): the body brings the bytes
         except QuotaExceeded as exc:
-            fail_transfer(transfer, exc.code, exc.message, started)
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
             raise
     head = stream.read(512)
     try:
@@ -234,7 +234,7 @@ def artifact_put_checked(
     except QuotaExceeded as exc:
         # Refused under the organization's lock (another upload took the room): nothing is kept.
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
         raise
     published = _published(transfer)
     return PutResult(

@@ -74,7 +74,15 @@ def _claim(transfer_id: str) -> Transfer | None:
     return transfer
 
 
-def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *, only_if: Q | None = None) -> bool:
+def fail_transfer(
+    transfer: Transfer,
+    code: str,
+    message: str,
+    started: float,
+    *,
+    only_if: Q | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
     """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
     holds; False when nothing was changed, so a late failure never overwrites a result."""
     with transaction.atomic():
@@ -82,7 +90,11 @@ def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *
             Transfer.objects.filter(id=transfer.id, state__in=UNFINISHED_STATES)
             .filter(only_if or Q())
             .update(
-                state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+                state=TransferState.FAILED,
+                error_code=code,
+                error_message=message[:4000],
+                error_details=details or {},
+                finished_at=timezone.now(),
             )
         )
         if not failed:
@@ -168,7 +180,9 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
     except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries, QuotaExceeded) as exc:
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(
+            transfer, exc.code, exc.message, started, details=exc.details if isinstance(exc, QuotaExceeded) else None
+        )
         return "failed"
     except BlobError as exc:
         upload_discard(artifact.storage_key)
@@ -194,7 +208,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             )
         except QuotaExceeded as exc:
             writer.discard()
-            fail_transfer(transfer, exc.code, exc.message, started)
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
             return "failed"
         except BaseException:
             writer.discard()
@@ -204,7 +218,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
     except QuotaExceeded as exc:
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
         return "failed"
     return "succeeded"
 

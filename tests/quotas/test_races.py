@@ -25,7 +25,9 @@ def test_two_uploads_racing_the_last_free_bytes_one_wins_the_other_leaves_nothin
     def upload(index: int):
         body = bytes([65 + index]) * 600
         try:
-            return artifact_put(actor=actor, stream=io.BytesIO(body), remote_path=f"race/{index}.bin", content_length=600)
+            return artifact_put(
+                actor=actor, stream=io.BytesIO(body), remote_path=f"race/{index}.bin", content_length=600
+            )
         except QuotaExceeded as exc:
             return exc
 
