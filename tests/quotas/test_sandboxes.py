@@ -9,7 +9,7 @@ from tests.factories import make_sandbox
 
 
 def test_a_sandbox_past_the_running_quota_is_refused_with_507(owner, settings):
-    settings.STOWAGE_QUOTA_SANDBOXES = "2"
+    settings.STOWAGE_QUOTA_RUNNING_SANDBOXES = "2"
     make_sandbox(owner.org_id)
     make_sandbox(owner.org_id, status=SandboxStatus.CREATING)
     response = owner.post("/sandbox/create", {})
@@ -23,7 +23,7 @@ def test_a_sandbox_past_the_running_quota_is_refused_with_507(owner, settings):
 
 
 def test_stopped_sandboxes_and_other_organizations_do_not_count(owner, stranger, settings):
-    settings.STOWAGE_QUOTA_SANDBOXES = "1"
+    settings.STOWAGE_QUOTA_RUNNING_SANDBOXES = "1"
     make_sandbox(owner.org_id, status=SandboxStatus.TERMINATED)
     make_sandbox(owner.org_id, status=SandboxStatus.ERROR)
     make_sandbox(stranger.org_id)

@@ -77,7 +77,7 @@ def test_the_artifacts_quota_counts_artifacts_not_bytes(owner, settings):
 
 
 def test_the_largest_artifact_quota_refuses_one_byte_more(owner, settings):
-    settings.STOWAGE_QUOTA_LARGEST = "1Ki"
+    settings.STOWAGE_QUOTA_LARGEST_ARTIFACT = "1Ki"
     put_artifact(owner, "fits.bin", b"x" * 1024)
     error = quota_error(put(owner, "big.bin", b"x" * 1025), "largest")
     assert error["details"]["limit"] == 1024 and error["details"]["requested"] == 1025
