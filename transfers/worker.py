@@ -32,11 +32,12 @@ from audit.services import audit_record
 from core.actor import Actor
 from core.errors import QuotaExceeded
 from ops.metrics import record_transfer_on_commit
-from quotas.enforcement import quota_check_upload, quota_claim_publish
+from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
 from transfers.folders import folder_download, folder_publish, folder_upload
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
+from transfers.quota_checks import upload_quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                     raise BlobTooLarge(
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
-                quota_check_upload(organization_id=artifact.organization_id, size=total)
+                upload_quota_check(artifact, total)
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))

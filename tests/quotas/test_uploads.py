@@ -130,3 +130,15 @@ def test_the_counters_agree_with_a_recount(owner):
 @pytest.mark.parametrize("quota", ["bytes", "artifacts", "largest", "sandboxes"])
 def test_without_quotas_nothing_is_refused(owner, quota):
     put_artifact(owner, f"{quota}.bin", b"q" * 10)
+
+
+def test_a_retried_upload_at_a_full_quota_gets_the_artifact_it_made(owner, settings):
+    settings.STOWAGE_QUOTA_BYTES = "600"
+    settings.STOWAGE_QUOTA_ARTIFACTS = "1"
+    first = put_artifact(owner, "a.bin", b"a" * 600)
+    again = put(owner, "a.bin", b"a" * 600)
+    assert again.status_code == 201, again.content
+    assert again.json()["id"] == first.id
+    assert Artifact.objects.filter(state=ArtifactState.READY).count() == 1
+    # Not a retry: the same name with other bytes is a new version, and there is no room for it.
+    quota_error(put(owner, "a.bin", b"b" * 600), "artifacts")
