@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from artifacts.models import Artifact, ArtifactState
+from core.errors import QuotaExceeded
 from quotas.enforcement import quota_check_upload
 
 
@@ -34,6 +35,9 @@ def _may_be_retry(artifact: Artifact, size: int | None) -> bool:
 def upload_quota_check(artifact: Artifact, size: int | None) -> None:
     """QuotaExceeded when no quota leaves room for ``artifact`` (pending, saved or not) of ``size``
     bytes (None: not known yet), unless it may be a retry; the publish checks again either way."""
-    if _may_be_retry(artifact, size):
-        return
-    quota_check_upload(organization_id=artifact.organization_id, size=size)
+    try:
+        quota_check_upload(organization_id=artifact.organization_id, size=size)
+    except QuotaExceeded:
+        # Looked for only once refused: most uploads are no retry, and most have room.
+        if not _may_be_retry(artifact, size):
+            raise
