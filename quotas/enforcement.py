@@ -85,15 +85,21 @@ def quota_claim_publish(*, organization_id: str, size: int, added_bytes: int) ->
         raise quota_exceeded("bytes", used=usage.stored_bytes - added_bytes, limit=limits.bytes, requested=added_bytes)
 
 
-def quota_check_sandbox(*, organization_id: str) -> None:
+def quota_check_sandbox(*, organization_id: str, replacing: str | None = None) -> None:
     """In the transaction that saves a new sandbox: refuse one past the running sandboxes quota.
-    The counter row's lock makes concurrent creates count one another."""
+    The counter row's lock makes concurrent creates count one another. ``replacing`` (a sandbox
+    an agent session's rotation is about to stop) is not counted, so a session at the quota can
+    still rotate."""
     limit = quota_limits(organization_id=organization_id).sandboxes
     if limit is None:
         return
     usage_locked(organization_id=organization_id)
-    running = Sandbox.objects.filter(
-        organization_id=organization_id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING]
-    ).count()
+    running = (
+        Sandbox.objects.filter(
+            organization_id=organization_id, status__in=[SandboxStatus.CREATING, SandboxStatus.RUNNING]
+        )
+        .exclude(id=replacing or "")
+        .count()
+    )
     if running >= limit:
         raise quota_exceeded("sandboxes", used=running, limit=limit, requested=1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from audit.models import AuditEvent
+from core.errors import QuotaExceeded
 from quotas.enforcement import quota_check_sandbox
 from sandboxes.models import Sandbox, SandboxStatus
 from tests.factories import make_sandbox
@@ -28,3 +31,11 @@ def test_stopped_sandboxes_and_other_organizations_do_not_count(owner, stranger,
     make_sandbox(owner.org_id, status=SandboxStatus.ERROR)
     make_sandbox(stranger.org_id)
     quota_check_sandbox(organization_id=owner.org_id)
+
+
+def test_a_rotation_at_the_quota_may_overlap_the_sandbox_it_replaces(owner, settings):
+    settings.STOWAGE_QUOTA_RUNNING_SANDBOXES = "1"
+    old = make_sandbox(owner.org_id)
+    quota_check_sandbox(organization_id=owner.org_id, replacing=old.id)
+    with pytest.raises(QuotaExceeded):
+        quota_check_sandbox(organization_id=owner.org_id)
