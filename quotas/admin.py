@@ -38,7 +38,6 @@ class OrganizationQuotaAdmin(admin.ModelAdmin):
     form = QuotaForm
     list_display = ("organization", *QUOTA_NAMES, "updated_at")
     search_fields = ("organization__id", "organization__name")
-    autocomplete_fields = ()
 
     def save_model(self, request, obj, form, change):
         # Through the service, so a change made here is audited like one made by the command.

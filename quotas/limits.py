@@ -33,7 +33,10 @@ def parse_quota(name: str, value: str | int | None) -> int:
     trailing ``B`` (``50GiB``, ``512Mi``, ``10G``, bytes); counts are whole numbers. Negative,
     malformed or absurd values are InvalidInput."""
     text = str("" if value is None else value).strip()
-    if name in SIZE_QUOTAS:
+    if len(text) > 40:
+        size = None  # no quota needs the digits; int() of thousands of them would be an error of its own
+        kind = "at most 40 characters"
+    elif name in SIZE_QUOTAS:
         size = parse_quantity(text.removesuffix("B"))
         kind = "a size such as '50GiB', '512Mi' or a number of bytes"
     else:

@@ -69,6 +69,7 @@ def test_recount_repairs_the_counters(owner):
         ("--bytes", "2EiB"),
         ("--bytes", "lots"),
         ("--bytes", "9" * 30),
+        ("--artifacts", "9" * 5000),
         ("--largest", "1Pi", "--artifacts", "-1"),
         ("--artifacts", "1.5"),
         ("--artifacts", "10000000000000"),
