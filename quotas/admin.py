@@ -39,6 +39,9 @@ class OrganizationQuotaAdmin(admin.ModelAdmin):
     list_display = ("organization", *QUOTA_NAMES, "updated_at")
     search_fields = ("organization__id", "organization__name")
 
+    def get_readonly_fields(self, request, obj=None):
+        return ("organization",) if obj is not None else ()
+
     def save_model(self, request, obj, form, change):
         # Through the service, so a change made here is audited like one made by the command.
         values = {name: form.cleaned_data[name] for name in QUOTA_NAMES if form.cleaned_data[name] is not None}

@@ -45,3 +45,17 @@ def test_an_organization_owner_who_is_not_staff_never_reaches_the_quota_admin(da
     # The owner fixture's account is the instance's first administrator; the stranger owns Globex only.
     response = dashboard.stranger.get("/admin/quotas/organizationquota/")
     assert response.status_code in (302, 403, 404)
+
+
+def test_staff_clear_a_quota_in_the_admin_back_to_the_default(owner, db, settings):
+    settings.STOWAGE_QUOTA_ARTIFACTS = "7"
+    client = staff_client(db)
+    client.post("/admin/quotas/organizationquota/add/", form(owner.org_id, bytes="1Gi", artifacts="3"))
+    changed = client.post(
+        f"/admin/quotas/organizationquota/{owner.org_id}/change/",
+        {"bytes": "2Gi", "artifacts": "", "largest": "", "sandboxes": ""},
+    )
+    assert changed.status_code == 302, changed.content.decode()[:2000]
+    quota = OrganizationQuota.objects.get(organization_id=owner.org_id)
+    assert (quota.bytes, quota.artifacts) == (2 << 30, None)
+    assert AuditEvent.objects.filter(action="quota.set").count() == 2
