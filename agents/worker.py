@@ -151,6 +151,7 @@ def _new_sandbox(*, actor: Actor, rotation: Rotation, session: AgentSession) -> 
         timeout_seconds=config.get("timeout_seconds"),
         env=config.get("env"),
         session_id=session.id,
+        replaces_sandbox_id=rotation.old_sandbox_id,
     )
     Rotation.objects.filter(id=rotation.id).update(new_sandbox_id=new.id)
     rotation.new_sandbox_id = new.id

@@ -21,6 +21,7 @@ from audit.services import audit_record, audit_record_many
 from core.actor import Actor
 from core.dispatch import enqueue
 from core.errors import Conflict, NotFound
+from quotas.counters import usage_add
 
 PURGE_BATCH = 500
 
@@ -100,6 +101,10 @@ def artifacts_purge(*, actor: Actor, organization_id: str, artifact_ids: Iterabl
             entries = ArtifactEntry.objects.filter(artifact_id__in=folders).exclude(blob=None)
             blob_ids += entries.values_list("blob_id", flat=True).distinct()
         blob_release_many(blob_ids=blob_ids)
+        # After the blobs, before the audit rows: the quota counters' lock order. A blob's bytes
+        # stop counting when it is collected; an artifact published before blobs counts its own.
+        legacy_bytes = sum(a.size for a in purged if not a.is_folder and a.blob_id is None)
+        usage_add(organization_id=organization_id, artifacts=-len(purged), stored_bytes=-legacy_bytes)
         for artifact in purged:
             if not artifact.is_folder and artifact.blob_id is None:
                 # Published by the release before blobs and not adopted yet: the object is its own.

@@ -26,6 +26,7 @@ from core.answers import answer_key, async_redis
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
 from core.threads import in_thread
+from quotas.enforcement import quota_check_sandbox
 from sandboxes import worker
 from sandboxes.events import sandbox_emit
 from sandboxes.limits import (
@@ -87,7 +88,10 @@ def sandbox_create(
     timeout_seconds: int | None = None,
     env: dict[str, str] | None = None,
     session_id: str | None = None,
+    replaces_sandbox_id: str | None = None,
 ) -> Sandbox:
+    """``replaces_sandbox_id``: the sandbox this one takes over from (an agent session's rotation),
+    which the running sandboxes quota does not count while both run."""
     requested_cpus, requested_count = parse_cpus(cpus)
     cpus_text, cpu_count = grant_cpus(requested_cpus, requested_count)
     memory_text, memory_bytes = parse_memory(memory)
@@ -130,6 +134,7 @@ def sandbox_create(
         },
     ):
         with transaction.atomic():
+            quota_check_sandbox(organization_id=actor.organization_id, replacing=replaces_sandbox_id)
             sandbox.save(force_insert=True)
             sandbox_emit(sandbox, "sandbox.created")
             transaction.on_commit(

@@ -31,7 +31,7 @@ from artifacts.multipart import s3_multipart_abort, s3_multipart_complete, s3_mu
 from artifacts.storage import BlobError, StoredBlob, UploadGone, blob_iter_chunks
 from artifacts.validation import guess_content_type
 from core.dispatch import enqueue
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, QuotaExceeded
 from transfers.models import Transfer, TransferState
 from transfers.worker import fail_transfer, publish_upload
 
@@ -183,8 +183,8 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
             started=started,
             extra={"via": "direct"},
         )
-    except Conflict as exc:
-        _give_up_direct(transfer, exc.code, exc.message, started)
+    except (Conflict, QuotaExceeded) as exc:
+        _give_up_direct(transfer, exc.code, exc.message, started, details=exc.details)
         return "failed"
     except (BlobError, FileNotFoundError):
         logger.warning("direct upload %s: the parts could not be joined or read back", transfer.id, exc_info=True)
@@ -204,10 +204,10 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
     return "succeeded"
 
 
-def _give_up_direct(transfer: Transfer, code: str, message: str, started: float) -> None:
+def _give_up_direct(transfer: Transfer, code: str, message: str, started: float, *, details=None) -> None:
     """Fail a direct upload that has not ended, and remove its parts and object, unless its
     artifact was published after all (by an earlier holder of the finish)."""
-    fail_transfer(transfer, code, message, started)
+    fail_transfer(transfer, code, message, started, details=details)
     if Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.READY).exists():
         return
     key = transfer.artifact.storage_key

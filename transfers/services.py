@@ -27,6 +27,7 @@ from core.actor import Actor
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
 from core.threads import in_thread
+from quotas.enforcement import quota_check_upload
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
@@ -228,7 +229,9 @@ def transfer_ended(*, transfer_id: str) -> Transfer:
 
 def transfer_error(transfer: Transfer) -> StowageError:
     code, message = transfer.error_code or "TRANSFER_FAILED", transfer.error_message or "the transfer failed"
-    return error_from_code(code, message, default_status=422)
+    error = error_from_code(code, message, default_status=422)
+    error.details = transfer.error_details or {}
+    return error
 
 
 # Parts signed in one request, at most: the page signs a few at a time to spare the web process.
@@ -269,6 +272,7 @@ def direct_upload_begin(
             code="TOO_SMALL_FOR_DIRECT_UPLOAD",
             details={"field": "size"},
         )
+    quota_check_upload(organization_id=actor.organization_id, size=size)
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,

@@ -30,11 +30,14 @@ from artifacts.validation import guess_content_type
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
+from core.errors import QuotaExceeded
 from ops.metrics import record_transfer_on_commit
+from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
 from transfers.folders import folder_download, folder_publish, folder_upload
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
+from transfers.quota_checks import upload_quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,15 @@ def _claim(transfer_id: str) -> Transfer | None:
     return transfer
 
 
-def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *, only_if: Q | None = None) -> bool:
+def fail_transfer(
+    transfer: Transfer,
+    code: str,
+    message: str,
+    started: float,
+    *,
+    only_if: Q | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
     """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
     holds; False when nothing was changed, so a late failure never overwrites a result."""
     with transaction.atomic():
@@ -80,7 +91,11 @@ def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *
             Transfer.objects.filter(id=transfer.id, state__in=UNFINISHED_STATES)
             .filter(only_if or Q())
             .update(
-                state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+                state=TransferState.FAILED,
+                error_code=code,
+                error_message=message[:4000],
+                error_details=details or {},
+                finished_at=timezone.now(),
             )
         )
         if not failed:
@@ -156,6 +171,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                     raise BlobTooLarge(
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
+                upload_quota_check(artifact, total)
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
@@ -164,8 +180,10 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 )
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
-    except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries) as exc:
-        fail_transfer(transfer, exc.code, exc.message, started)
+    except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries, QuotaExceeded) as exc:
+        fail_transfer(
+            transfer, exc.code, exc.message, started, details=exc.details if isinstance(exc, QuotaExceeded) else None
+        )
         return "failed"
     except BlobError as exc:
         upload_discard(artifact.storage_key)
@@ -189,11 +207,20 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 lock_remote_path=_lock_remote_path,
                 retry_twin=_retry_twin,
             )
+        except QuotaExceeded as exc:
+            writer.discard()
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
+            return "failed"
         except BaseException:
             writer.discard()
             raise
         return "succeeded"
-    publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    try:
+        publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    except QuotaExceeded as exc:
+        upload_discard(artifact.storage_key)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
+        return "failed"
     return "succeeded"
 
 
@@ -311,6 +338,11 @@ def publish_upload(
                     return False
                 if blob is None:
                     blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
+                quota_claim_publish(
+                    organization_id=artifact.organization_id,
+                    size=stored.size,
+                    added_bytes=getattr(blob, "added_bytes", 0),
+                )
                 deduplicated = blob.storage_key != artifact.storage_key
                 latest = Artifact.objects.filter(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
