@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from artifacts.alias_services import aliases_drop_for_artifact
 from artifacts.blobs import blob_release, blob_release_many
+from artifacts.download_stats import download_record
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
 from artifacts.prefixes import folders_remove
@@ -39,6 +40,7 @@ def artifact_record_read(
             organization_id=artifact.organization_id,
         )
         if action in DOWNLOAD_ACTIONS:
+            download_record(artifact_id=artifact.id)
             via = "share link" if action == "share.download" else str(details.get("via", ""))[:40]
             artifact_emit(artifact, "artifact.downloaded", via=via, share_id=details.get("share_id"))
 
