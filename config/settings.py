@@ -199,7 +199,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-artifact-storage": {
         "task": "artifacts.tasks.sweep_storage",
         "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),
-    },    # Folds the downloads counted in Redis into the artifacts' rows (artifacts/download_stats.py).
+    },  # Folds the downloads counted in Redis into the artifacts' rows (artifacts/download_stats.py).
     "flush-download-stats": {
         "task": "artifacts.flush_download_stats",
         "schedule": env_int("STOWAGE_DOWNLOAD_STATS_FLUSH_SECONDS", 10),
