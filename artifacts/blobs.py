@@ -37,6 +37,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactEntry, Blob, BlobState
 from artifacts.storage import StoredBlob, blob_delete
 from core.ids import new_id
+from quotas.counters import usage_add
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,19 @@ def blob_adopt(*, organization_id: str, stored: StoredBlob, key: str) -> Blob:
 
     Two first publishes of the same bytes at once: the second one's insert fails on the unique
     (organization, sha256) with an IntegrityError, and its retried transaction finds the first's.
+
+    A new blob is counted in the organization's stored bytes (``added_bytes`` on the returned blob
+    says how many this call added; a blob being removed is still counted, so reviving it adds none).
     """
     blob = Blob.objects.select_for_update().filter(organization_id=organization_id, sha256=stored.sha256).first()
     if blob is None:
-        return Blob.objects.create(
+        blob = Blob.objects.create(
             organization_id=organization_id, sha256=stored.sha256, size=stored.size, storage_key=key
         )
+        usage_add(organization_id=organization_id, stored_bytes=stored.size)
+        blob.added_bytes = stored.size
+        return blob
+    blob.added_bytes = 0
     if blob.state == BlobState.DELETING:
         # The collector removes the object it claimed and then only a row still at that key.
         Blob.objects.filter(id=blob.id).update(state=BlobState.LIVE, storage_key=key, size=stored.size)
@@ -147,6 +155,7 @@ def blob_collect(*, blob_id: str) -> bool:
         Artifact.objects.filter(blob_id=blob_id).update(blob=None)
         ArtifactEntry.objects.filter(blob_id=blob_id).update(blob=None)
         gone.delete()
+        usage_add(organization_id=blob.organization_id, stored_bytes=-blob.size)
     return True
 
 

@@ -20,6 +20,7 @@ from artifacts.tasks import delete_blob
 from audit.services import audit_record
 from core.actor import Actor
 from core.dispatch import enqueue
+from quotas.counters import usage_add
 from shares.events import share_emit
 from shares.models import ShareLink, ShareLinkState
 
@@ -54,6 +55,9 @@ def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requeste
         )
         if not deleted:
             return
+        # Before the folder summaries: the counter row is locked ahead of them, as at publish.
+        legacy = not artifact.is_folder and artifact.blob_id is None
+        usage_add(organization_id=artifact.organization_id, artifacts=-1, stored_bytes=-artifact.size if legacy else 0)
         search_index_remove([artifact.id])
         folders_remove(artifact=artifact)
         # Through the model, not shares.services, which imports this module.

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "transfers",
     "agents",
     "webhooks",
+    "quotas",
     "ops",
 ]
 
@@ -114,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.access.dashboard_context",
+                "quotas.context_processors.quota_banner",
             ],
         },
     },
@@ -477,4 +479,5 @@ LOGGING["loggers"].update(WEBHOOK_LOGGERS)
 
 # --- Capacity of sandbox hosts -----------------------------------------------------------------
 from config.capacity import *  # noqa: E402, F403
+from config.settings_quotas import *  # noqa: E402,F403
 from config.settings_sandboxes import *  # noqa: E402,F403

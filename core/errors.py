@@ -70,6 +70,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "WORKER_TIMEOUT": 504,
     "STORAGE_FULL": 507,
     "NO_SPACE": 507,
+    "QUOTA_EXCEEDED": 507,
 }
 
 # The runtime says a sandbox is gone; to the caller that sandbox is simply not running.
@@ -140,6 +141,13 @@ class TooBusy(StowageError):
     def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(StowageError):
+    """An organization's quota would be crossed; ``details`` names it, its use and its limit."""
+
+    status = 507
+    code = "QUOTA_EXCEEDED"
 
 
 class GatewayTimeout(StowageError):

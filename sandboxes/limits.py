@@ -22,6 +22,11 @@ def _size(text: str) -> int | None:
     return int(Decimal(match.group(1)) * (_BINARY.get(unit) or _DECIMAL.get(unit) or 1))
 
 
+def parse_quantity(text: str) -> int | None:
+    """Bytes of a quantity written like ``memory`` ("512Mi", "2Gi", "1G", bytes); None if it is not one."""
+    return _size(text)
+
+
 def format_size(size: int) -> str:
     """Bytes as the largest binary unit that divides them: 1073741824 -> "1Gi", rounding down to Mi."""
     for unit, multiplier in (("Ti", 1 << 40), ("Gi", 1 << 30)):

@@ -26,6 +26,7 @@ from core.answers import answer_key, async_redis
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
 from core.threads import in_thread
+from quotas.enforcement import quota_check_sandbox
 from sandboxes import worker
 from sandboxes.events import sandbox_emit
 from sandboxes.limits import (
@@ -130,6 +131,7 @@ def sandbox_create(
         },
     ):
         with transaction.atomic():
+            quota_check_sandbox(organization_id=actor.organization_id)
             sandbox.save(force_insert=True)
             sandbox_emit(sandbox, "sandbox.created")
             transaction.on_commit(

@@ -31,7 +31,7 @@ from artifacts.multipart import s3_multipart_abort, s3_multipart_complete, s3_mu
 from artifacts.storage import BlobError, StoredBlob, UploadGone, blob_iter_chunks
 from artifacts.validation import guess_content_type
 from core.dispatch import enqueue
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, QuotaExceeded
 from transfers.models import Transfer, TransferState
 from transfers.worker import fail_transfer, publish_upload
 
@@ -183,7 +183,7 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
             started=started,
             extra={"via": "direct"},
         )
-    except Conflict as exc:
+    except (Conflict, QuotaExceeded) as exc:
         _give_up_direct(transfer, exc.code, exc.message, started)
         return "failed"
     except (BlobError, FileNotFoundError):

@@ -31,7 +31,8 @@ from artifacts.models import Artifact, ArtifactEntry, ArtifactState
 from artifacts.storage import CHUNK_SIZE, BlobError, blob_write
 from artifacts.validation import check_content_type, check_metadata, check_remote_path
 from core.actor import Actor
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, QuotaExceeded
+from quotas.enforcement import quota_check_upload
 from transfers.folders import FolderWriter, entry_row, folder_publish
 from transfers.models import Transfer, TransferKind, TransferState
 from transfers.services import pending_artifact
@@ -62,6 +63,7 @@ def folder_upload_begin(
     metadata = check_metadata(metadata)
     content_type = check_content_type(content_type if isinstance(content_type, str) else None)
     manifest_check(_planned(files), add_parents=True)
+    quota_check_upload(organization_id=actor.organization_id, size=sum(entry.size for entry in _planned(files)))
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,
@@ -119,6 +121,7 @@ def folder_upload_file(*, actor: Actor, transfer_id: str, path: Any, stream, con
     transfer = folder_upload_get(actor=actor, transfer_id=transfer_id)
     path = check_entry_path(path)
     _check_room(transfer.artifact_id, path, content_length)
+    quota_check_upload(organization_id=transfer.organization_id, size=content_length)
     key = blob_upload_key(transfer.organization_id)
     try:
         stored = blob_write(
@@ -198,6 +201,11 @@ def folder_upload_commit(*, actor: Actor, transfer_id: str, entries: Any = None)
             lock_remote_path=_lock_remote_path,
             retry_twin=_retry_twin,
         )
+    except QuotaExceeded as exc:
+        # Refused at publish: the upload ends, and what it stored goes with it.
+        fail_transfer(transfer, exc.code, exc.message, started)
+        writer.discard()
+        raise
     except BaseException:
         ArtifactEntry.objects.filter(artifact_id=transfer.artifact_id).exclude(type="file").delete()
         raise

@@ -36,6 +36,8 @@ from artifacts.prefixes import folders_add
 from artifacts.search_index import search_index_update
 from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
 from audit.models import Outcome
+from quotas.counters import usage_add
+from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from transfers.models import Transfer, TransferState
 
@@ -197,6 +199,8 @@ class FolderWriter:
                         new.append(Blob(organization_id=self.org, sha256=sha, size=stored.size, storage_key=key))
                 for blob in Blob.objects.bulk_create(new, batch_size=500):
                     blobs[blob.sha256] = blob.id
+                # After every blob lock of the batch: the counter row is the last one taken.
+                usage_add(organization_id=self.org, stored_bytes=sum(blob.size for blob in new))
                 ArtifactEntry.objects.bulk_create(
                     [entry_row(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items],
                     batch_size=1000,
@@ -337,6 +341,10 @@ def folder_publish(
                     .exists()
                 ):
                     return False
+                # Its files' new blobs were counted as each batch was recorded.
+                quota_claim_publish(
+                    organization_id=artifact.organization_id, size=stored.size, added_bytes=writer.bytes_sent
+                )
                 latest = Artifact.objects.filter(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
                 ).aggregate(v=Max("version"))["v"]

@@ -31,7 +31,8 @@ from artifacts.validation import (
     guess_content_type,
 )
 from core.actor import Actor
-from core.errors import InvalidInput, PayloadTooLarge, StowageError
+from core.errors import InvalidInput, PayloadTooLarge, QuotaExceeded, StowageError
+from quotas.enforcement import quota_check_upload
 from transfers.models import Transfer, TransferKind, TransferState
 from transfers.services import pending_artifact, transfer_error
 from transfers.worker import BlobMissing, Progress, chain, fail_transfer, publish_upload
@@ -157,6 +158,9 @@ def artifact_put_checked(
     head = b""
     if sha256 is not None:
         head = _known_head(actor.organization_id, sha256, remote_path, content_type)
+    known = sha256 is not None and _has_blob(actor.organization_id, sha256)
+    # Before any byte is read: bytes the organization already has add nothing to its stored bytes.
+    quota_check_upload(organization_id=actor.organization_id, size=None if known else content_length)
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,
@@ -193,6 +197,9 @@ def artifact_put_checked(
             return PutResult(_published(transfer), deduplicated=True, body_read=False)
         except BlobMissing:
             pass  # not stored yet (or being removed): the body brings the bytes
+        except QuotaExceeded as exc:
+            fail_transfer(transfer, exc.code, exc.message, started)
+            raise
     head = stream.read(512)
     try:
         stored = blob_write(
@@ -216,13 +223,19 @@ def artifact_put_checked(
         upload_discard(artifact.storage_key)
         fail_transfer(transfer, "INCOMPLETE_BODY", "the request body was not received whole", started)
         raise
-    publish_upload(
-        transfer,
-        stored,
-        content_type=content_type or guess_content_type(remote_path, head),
-        is_archive=False,
-        started=started,
-    )
+    try:
+        publish_upload(
+            transfer,
+            stored,
+            content_type=content_type or guess_content_type(remote_path, head),
+            is_archive=False,
+            started=started,
+        )
+    except QuotaExceeded as exc:
+        # Refused under the organization's lock (another upload took the room): nothing is kept.
+        upload_discard(artifact.storage_key)
+        fail_transfer(transfer, exc.code, exc.message, started)
+        raise
     published = _published(transfer)
     return PutResult(
         published,
@@ -246,6 +259,10 @@ def _mismatch(declared: str, stored: StoredBlob) -> _DigestMismatch:
     else:
         message = "the body's SHA-256 is not the declared one; nothing was stored"
     return _DigestMismatch(message, {"declared": declared, "received": stored.sha256, "size": stored.size})
+
+
+def _has_blob(organization_id: str, sha256: str) -> bool:
+    return Blob.objects.filter(organization_id=organization_id, sha256=sha256, state=BlobState.LIVE).exists()
 
 
 def _published(transfer: Transfer) -> Artifact:

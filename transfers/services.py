@@ -27,6 +27,7 @@ from core.actor import Actor
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, PayloadTooLarge, StowageError, error_from_code
 from core.threads import in_thread
+from quotas.enforcement import quota_check_upload
 from sandboxes.models import Sandbox
 from sandboxes.services import check_sandbox_path, require_running
 from transfers.direct import check_parts, direct_finish_enqueue, direct_part_bounds, direct_part_size
@@ -269,6 +270,7 @@ def direct_upload_begin(
             code="TOO_SMALL_FOR_DIRECT_UPLOAD",
             details={"field": "size"},
         )
+    quota_check_upload(organization_id=actor.organization_id, size=size)
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,

@@ -16,6 +16,7 @@ from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactState, Blob
 from artifacts.multipart import blob_abort_stale_uploads
 from artifacts.storage import TEMP_PREFIX, StoredBlob, blob_delete, blob_walk
 from core.errors import Unavailable
+from quotas.counters import usage_add
 from transfers.direct import DIRECT_FINISH_LEASE_SECONDS, direct_finish_enqueue
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
 
@@ -83,6 +84,9 @@ def _adopt_blobless(*, older_than, batch: int = 500) -> int:
             stored = StoredBlob(artifact.size, artifact.checksum.removeprefix("sha256:"))
             blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
             Artifact.objects.filter(id=artifact.id).update(blob=blob)
+            if not artifact.is_folder:
+                # Its bytes were counted as its own; from now on they are its blob's, if anyone's.
+                usage_add(organization_id=artifact.organization_id, stored_bytes=-artifact.size)
             adopted += 1
     return adopted
 

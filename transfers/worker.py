@@ -31,7 +31,9 @@ from artifacts.validation import guess_content_type
 from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
+from core.errors import QuotaExceeded
 from ops.metrics import record_transfer_on_commit
+from quotas.enforcement import quota_check_upload, quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
 from transfers.folders import folder_download, folder_publish, folder_upload
@@ -157,6 +159,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                     raise BlobTooLarge(
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
+                quota_check_upload(organization_id=artifact.organization_id, size=total)
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
@@ -165,7 +168,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 )
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
-    except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries) as exc:
+    except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries, QuotaExceeded) as exc:
         fail_transfer(transfer, exc.code, exc.message, started)
         return "failed"
     except BlobError as exc:
@@ -190,11 +193,20 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                 lock_remote_path=_lock_remote_path,
                 retry_twin=_retry_twin,
             )
+        except QuotaExceeded as exc:
+            writer.discard()
+            fail_transfer(transfer, exc.code, exc.message, started)
+            return "failed"
         except BaseException:
             writer.discard()
             raise
         return "succeeded"
-    publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    try:
+        publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
+    except QuotaExceeded as exc:
+        upload_discard(artifact.storage_key)
+        fail_transfer(transfer, exc.code, exc.message, started)
+        return "failed"
     return "succeeded"
 
 
@@ -312,6 +324,11 @@ def publish_upload(
                     return False
                 if blob is None:
                     blob = blob_adopt(organization_id=artifact.organization_id, stored=stored, key=artifact.storage_key)
+                quota_claim_publish(
+                    organization_id=artifact.organization_id,
+                    size=stored.size,
+                    added_bytes=getattr(blob, "added_bytes", 0),
+                )
                 deduplicated = blob.storage_key != artifact.storage_key
                 latest = Artifact.objects.filter(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
