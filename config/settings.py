@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "agents",
     "webhooks",
     "quotas",
+    "usage",
     "ops",
 ]
 
