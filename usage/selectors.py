@@ -21,6 +21,10 @@ from usage.models import UsageSnapshot
 HISTORY_DAYS = 90
 STAFF_HISTORY_DAYS = 30
 LARGEST_COUNT = 20
+# Before its first snapshot, an organization with fewer ready artifacts than this has its
+# breakdowns grouped on the page; a larger one waits for the snapshot (bench/usage.py: grouping
+# 200,000 rows takes seconds, the page with a snapshot tens of milliseconds).
+LIVE_BREAKDOWN_LIMIT = 10_000
 # The largest groups kept per breakdown; the rest is summed into one, labelled None.
 BREAKDOWN_TOP = 10
 
@@ -54,8 +58,9 @@ def usage_breakdowns(field: str, *, organization_id: str | None = None) -> dict[
 class UsageOverview:
     history: list[tuple[date, int, int]]  # (day, stored bytes, artifacts), oldest first
     by_prefix: list[tuple[str, int, int]]
-    by_sandbox: list[tuple[str, int, int]]
-    by_content_type: list[tuple[str, int, int]]
+    # None until the first snapshot of an organization too large to group on a page.
+    by_sandbox: list[tuple[str, int, int]] | None
+    by_content_type: list[tuple[str, int, int]] | None
     breakdown_at: datetime | None  # when the sandbox and type breakdowns were counted; None: just now
     largest: list[Artifact]
     quotas: list[tuple[str, int, int | None]]
@@ -77,6 +82,12 @@ def _by_prefix(organization_id: str) -> list[tuple[str, int, int]]:
     return rows  # type: ignore[return-value]
 
 
+def _few_artifacts(organization_id: str) -> bool:
+    # Whether the list index has no row at the limit-th place: the database stops there.
+    ready = Artifact.objects.filter(organization_id=organization_id, state=ArtifactState.READY).order_by()
+    return not ready[LIVE_BREAKDOWN_LIMIT - 1 : LIVE_BREAKDOWN_LIMIT].exists()
+
+
 def usage_overview(*, organization: Organization) -> UsageOverview:
     """What the usage page shows; a constant number of queries however many artifacts there are."""
     today = timezone.localdate()
@@ -90,20 +101,22 @@ def usage_overview(*, organization: Organization) -> UsageOverview:
         counters = usage_read(organization_id=organization.id)
         history.append((today, counters.stored_bytes, counters.artifact_count))
     latest = snapshots[-1] if snapshots else None
+    by_sandbox: Breakdown | None = None
+    by_type: Breakdown | None = None
+    breakdown_at = None
     if latest is not None:
         by_sandbox, by_type, breakdown_at = latest.by_sandbox, latest.by_content_type, latest.taken_at
-    else:
+    elif _few_artifacts(organization.id):
         by_sandbox = usage_breakdowns("sandbox_id", organization_id=organization.id).get(organization.id, [])
         by_type = usage_breakdowns("content_type", organization_id=organization.id).get(organization.id, [])
-        breakdown_at = None
     largest = list(
         Artifact.objects.visible().filter(organization_id=organization.id).order_by("-size", "-id")[:LARGEST_COUNT]
     )
     return UsageOverview(
         history=history,
         by_prefix=_by_prefix(organization.id),
-        by_sandbox=[tuple(row) for row in by_sandbox],  # type: ignore[misc]
-        by_content_type=[tuple(row) for row in by_type],  # type: ignore[misc]
+        by_sandbox=None if by_sandbox is None else [tuple(row) for row in by_sandbox],  # type: ignore[misc]
+        by_content_type=None if by_type is None else [tuple(row) for row in by_type],  # type: ignore[misc]
         breakdown_at=breakdown_at,
         largest=largest,
         quotas=quota_usage(organization, with_largest=False),

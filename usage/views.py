@@ -48,8 +48,8 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         "overview": overview,
         "stored_chart": line_chart([(day, stored) for day, stored, _ in overview.history]),
         "prefix_chart": bar_chart(overview.by_prefix),
-        "sandbox_chart": bar_chart(overview.by_sandbox),
-        "type_chart": bar_chart(overview.by_content_type),
+        "sandbox_chart": None if overview.by_sandbox is None else bar_chart(overview.by_sandbox),
+        "type_chart": None if overview.by_content_type is None else bar_chart(overview.by_content_type),
         "quota_rows": _quota_rows(overview.quotas),
     }
     return render(request, "usage/usage_page.html", context)

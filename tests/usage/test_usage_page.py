@@ -159,3 +159,21 @@ def test_the_staff_page_is_not_for_organization_admins_or_members(dashboard):
     assert dashboard.admin.get(reverse("usage-all")).status_code == 404
     assert dashboard.member.get(reverse("usage-all")).status_code == 404
     assert dashboard.anonymous.get(reverse("usage-all")).status_code == 302
+
+
+def test_a_large_organization_waits_for_its_first_snapshot_instead_of_grouping_on_the_page(
+    dashboard, owner, monkeypatch, django_assert_max_num_queries
+):
+    from usage import selectors
+
+    monkeypatch.setattr(selectors, "LIVE_BREAKDOWN_LIMIT", 5)
+    make_artifacts(owner.org_id, 6)
+    url = reverse("usage-page")
+    dashboard.viewer.get(url)
+    with django_assert_max_num_queries(20) as captured:
+        text = _text(dashboard.viewer.get(url))
+    assert not any("GROUP BY" in q["sql"] for q in captured.captured_queries)
+    assert text.count("Counted with the first usage snapshot") == 2
+    usage_snapshot_take()
+    text = _text(dashboard.viewer.get(url))
+    assert "Counted with the first usage snapshot" not in text and "text/plain" in _table(text, "types-table")
