@@ -28,7 +28,8 @@ from shares.models import ShareLink, ShareLinkState
 def artifact_record_read(
     *, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None
 ) -> None:
-    """Audit a read; a download of the bytes is also an ``artifact.downloaded`` event."""
+    """Audit a read; a download of the bytes is also an ``artifact.downloaded`` event and is counted
+    in the artifact's download statistics (artifacts/download_stats.py)."""
     details = details or {}
     with transaction.atomic():
         audit_record(
@@ -41,9 +42,11 @@ def artifact_record_read(
             organization_id=artifact.organization_id,
         )
         if action in DOWNLOAD_ACTIONS:
-            download_record(artifact_id=artifact.id)
             via = "share link" if action == "share.download" else str(details.get("via", ""))[:40]
             artifact_emit(artifact, "artifact.downloaded", via=via, share_id=details.get("share_id"))
+    if action in DOWNLOAD_ACTIONS:
+        # Outside the transaction: a slow Redis must not hold the database's write lock.
+        download_record(artifact_id=artifact.id)
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
