@@ -25,8 +25,11 @@ SESSION_ORG_KEY = "stowage_org_id"
 def current_membership(request: HttpRequest) -> Membership | None:
     if not request.user.is_authenticated:
         return None
+    # With the organization's quota rows, which every page's quota banner reads (no query of its own).
     memberships = (
-        Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
+        Membership.objects.filter(user=request.user)
+        .select_related("organization", "organization__usage", "organization__quota")
+        .order_by("organization__name")
     )
     wanted = request.session.get(SESSION_ORG_KEY)
     chosen = None

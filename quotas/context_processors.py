@@ -1,34 +1,35 @@
-"""The dashboard's quota banner: one query on the organization's counter and override rows."""
+"""The dashboard's quota banner, read from the organization's counter and override rows, which the
+dashboard loads with the membership (accounts.access.current_membership): no query of its own."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest
 
 from accounts.models import Organization
 from quotas.limits import limits_with
-from quotas.models import OrganizationQuota
 
 
-def quota_warnings(*, organization_id: str) -> list[dict[str, Any]]:
+def _related(organization: Organization, name: str):
+    try:
+        return getattr(organization, name)
+    except ObjectDoesNotExist:
+        return None
+
+
+def quota_warnings(organization: Organization) -> list[dict[str, Any]]:
     """The stored bytes and artifacts quotas at or past the warning share: name, used, limit,
     percent and whether it is full; the fullest first."""
-    row = (
-        Organization.objects.filter(id=organization_id)
-        .values("usage__stored_bytes", "usage__artifact_count", "quota__bytes", "quota__artifacts")
-        .first()
-    )
-    if row is None:
-        return []
-    override = OrganizationQuota(bytes=row["quota__bytes"], artifacts=row["quota__artifacts"])
-    limits = limits_with(override)
+    usage = _related(organization, "usage")
+    limits = limits_with(_related(organization, "quota"))
     warn = settings.STOWAGE_QUOTA_WARN_PERCENT
     warnings = []
     for name, used, limit in (
-        ("bytes", row["usage__stored_bytes"] or 0, limits.bytes),
-        ("artifacts", row["usage__artifact_count"] or 0, limits.artifacts),
+        ("bytes", usage.stored_bytes if usage else 0, limits.bytes),
+        ("artifacts", usage.artifact_count if usage else 0, limits.artifacts),
     ):
         if limit is None:
             continue
@@ -42,4 +43,4 @@ def quota_banner(request: HttpRequest) -> dict[str, Any]:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    return {"quota_warnings": quota_warnings(organization_id=membership.organization_id)}
+    return {"quota_warnings": quota_warnings(membership.organization)}

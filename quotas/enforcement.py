@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.errors import QuotaExceeded
 from quotas.counters import usage_add, usage_locked, usage_read
-from quotas.limits import Limits
+from quotas.limits import SIZE_QUOTAS, Limits
 from quotas.selectors import quota_limits
 from sandboxes.models import Sandbox, SandboxStatus
 
@@ -15,19 +15,36 @@ _WHAT_TO_DO = {
     "largest": "split it into smaller artifacts, or ask the instance's staff to raise the quota",
     "sandboxes": "stop a running sandbox first, or ask the instance's staff to raise the quota",
 }
-_WHAT = {
+_NAME = {
     "bytes": "stored bytes",
     "artifacts": "artifacts",
-    "largest": "bytes in one artifact",
+    "largest": "largest artifact",
     "sandboxes": "running sandboxes",
 }
 
 
+def _amount(quota: str, count: int) -> str:
+    if quota not in SIZE_QUOTAS:
+        return str(count)
+    for unit, multiplier in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= multiplier:
+            return f"{count / multiplier:.1f} {unit} ({count} bytes)"
+    return f"{count} bytes"
+
+
 def quota_exceeded(quota: str, *, used: int, limit: int, requested: int) -> QuotaExceeded:
+    if quota == "largest":
+        said = (
+            f"an artifact of {_amount(quota, requested)} is over the organization's largest artifact quota of "
+            f"{_amount(quota, limit)}"
+        )
+    else:
+        said = (
+            f"the organization's {_NAME[quota]} quota of {_amount(quota, limit)} would be exceeded "
+            f"({_amount(quota, used)} used, {_amount(quota, requested)} more asked for)"
+        )
     return QuotaExceeded(
-        f"the organization's quota of {limit} {_WHAT[quota]} would be exceeded ({used} used, {requested} more "
-        f"asked for): {_WHAT_TO_DO[quota]}",
-        details={"quota": quota, "used": used, "limit": limit, "requested": requested},
+        f"{said}; {_WHAT_TO_DO[quota]}.", details={"quota": quota, "used": used, "limit": limit, "requested": requested}
     )
 
 
@@ -58,6 +75,8 @@ def quota_claim_publish(*, organization_id: str, size: int, added_bytes: int) ->
     lock. QuotaExceeded rolls the whole publish back."""
     usage_add(organization_id=organization_id, artifacts=1)
     limits = quota_limits(organization_id=organization_id)
+    if limits.bytes is None and limits.artifacts is None and limits.largest is None:
+        return
     usage = usage_locked(organization_id=organization_id)
     _check_size(limits, size)
     if limits.artifacts is not None and usage.artifact_count > limits.artifacts:

@@ -49,9 +49,17 @@ def parse_quota(name: str, value: str | int | None) -> int:
     return size
 
 
+SETTINGS = {
+    "bytes": "STOWAGE_QUOTA_BYTES",
+    "artifacts": "STOWAGE_QUOTA_ARTIFACTS",
+    "largest": "STOWAGE_QUOTA_LARGEST_ARTIFACT",
+    "sandboxes": "STOWAGE_QUOTA_RUNNING_SANDBOXES",
+}
+
+
 def _default(name: str) -> int | None:
     # Checked at start by quotas.checks, so a bad setting stops the process instead of every upload.
-    value = getattr(settings, f"STOWAGE_QUOTA_{name.upper()}", "")
+    value = getattr(settings, SETTINGS[name], "")
     return parse_quota(name, value or "0") or None
 
 

@@ -22,6 +22,7 @@ from artifacts.storage import BlobError, UploadGone
 from artifacts.validation import check_content_type, check_metadata, check_metadata_header, check_remote_path
 from core.errors import InvalidInput, StowageError
 from core.http import error_response, read_json_object
+from quotas.enforcement import quota_check_upload
 from transfers.forms import browser_content_type, file_too_large
 from transfers.models import Transfer, TransferState
 from transfers.put import artifact_put
@@ -114,6 +115,7 @@ def artifact_upload_check(request: HttpRequest):
         raise InvalidInput("size must be the file's size in bytes", details={"field": "size"})
     if size > settings.ARTIFACT_MAX_BYTES:
         raise file_too_large(size, settings.ARTIFACT_MAX_BYTES)
+    quota_check_upload(organization_id=request.auth.organization_id, size=size)
     direct = direct_uploads_available() and size >= settings.DIRECT_UPLOAD_MIN_BYTES
     return {"remote_path": remote_path, "max_bytes": settings.ARTIFACT_MAX_BYTES, "direct": direct}
 

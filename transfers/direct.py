@@ -184,7 +184,7 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
             extra={"via": "direct"},
         )
     except (Conflict, QuotaExceeded) as exc:
-        _give_up_direct(transfer, exc.code, exc.message, started)
+        _give_up_direct(transfer, exc.code, exc.message, started, details=exc.details)
         return "failed"
     except (BlobError, FileNotFoundError):
         logger.warning("direct upload %s: the parts could not be joined or read back", transfer.id, exc_info=True)
@@ -204,10 +204,10 @@ def transfer_run_direct_finish(*, transfer_id: str) -> str:
     return "succeeded"
 
 
-def _give_up_direct(transfer: Transfer, code: str, message: str, started: float) -> None:
+def _give_up_direct(transfer: Transfer, code: str, message: str, started: float, *, details=None) -> None:
     """Fail a direct upload that has not ended, and remove its parts and object, unless its
     artifact was published after all (by an earlier holder of the finish)."""
-    fail_transfer(transfer, code, message, started)
+    fail_transfer(transfer, code, message, started, details=details)
     if Artifact.objects.filter(id=transfer.artifact_id, state=ArtifactState.READY).exists():
         return
     key = transfer.artifact.storage_key

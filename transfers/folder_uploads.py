@@ -203,7 +203,7 @@ def folder_upload_commit(*, actor: Actor, transfer_id: str, entries: Any = None)
         )
     except QuotaExceeded as exc:
         # Refused at publish: the upload ends, and what it stored goes with it.
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
         writer.discard()
         raise
     except BaseException:

@@ -40,6 +40,7 @@ from quotas.counters import usage_add
 from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from transfers.models import Transfer, TransferState
+from transfers.quota_checks import upload_quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def folder_upload(transfer: Transfer, runtime, progress) -> tuple[list[ManifestE
     manifest (with digests), the skipped entries and the writer (to discard on a failure)."""
     artifact = transfer.artifact
     entries, skipped = folder_read_manifest(runtime, transfer.sandbox_id, transfer.path)
+    upload_quota_check(artifact, manifest_size(entries))
     Transfer.objects.filter(id=transfer.id).update(bytes_total=manifest_size(entries))
     writer = FolderWriter(artifact)
     try:

@@ -54,6 +54,8 @@ class Transfer(models.Model):
     bytes_total = models.BigIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    # What the error's code alone does not say (a quota's name, use and limit), answered as its details.
+    error_details = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

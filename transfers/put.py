@@ -32,8 +32,8 @@ from artifacts.validation import (
 )
 from core.actor import Actor
 from core.errors import InvalidInput, PayloadTooLarge, QuotaExceeded, StowageError
-from quotas.enforcement import quota_check_upload
 from transfers.models import Transfer, TransferKind, TransferState
+from transfers.quota_checks import upload_quota_check
 from transfers.services import pending_artifact, transfer_error
 from transfers.worker import BlobMissing, Progress, chain, fail_transfer, publish_upload
 
@@ -158,9 +158,6 @@ def artifact_put_checked(
     head = b""
     if sha256 is not None:
         head = _known_head(actor.organization_id, sha256, remote_path, content_type)
-    known = sha256 is not None and _has_blob(actor.organization_id, sha256)
-    # Before any byte is read: bytes the organization already has add nothing to its stored bytes.
-    quota_check_upload(organization_id=actor.organization_id, size=None if known else content_length)
     artifact = pending_artifact(
         actor=actor,
         remote_path=remote_path,
@@ -169,6 +166,9 @@ def artifact_put_checked(
         expires_in=expires_in,
         session_id=session_id or "",
     )
+    known = sha256 is not None and _has_blob(actor.organization_id, sha256)
+    # Before any byte is read: bytes the organization already has add nothing to its stored bytes.
+    upload_quota_check(artifact, None if known else content_length)
     transfer = Transfer(
         organization_id=actor.organization_id,
         kind=TransferKind.PUT,
@@ -198,7 +198,7 @@ def artifact_put_checked(
         except BlobMissing:
             pass  # not stored yet (or being removed): the body brings the bytes
         except QuotaExceeded as exc:
-            fail_transfer(transfer, exc.code, exc.message, started)
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
             raise
     head = stream.read(512)
     try:
@@ -234,7 +234,7 @@ def artifact_put_checked(
     except QuotaExceeded as exc:
         # Refused under the organization's lock (another upload took the room): nothing is kept.
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
         raise
     published = _published(transfer)
     return PutResult(

@@ -229,7 +229,9 @@ def transfer_ended(*, transfer_id: str) -> Transfer:
 
 def transfer_error(transfer: Transfer) -> StowageError:
     code, message = transfer.error_code or "TRANSFER_FAILED", transfer.error_message or "the transfer failed"
-    return error_from_code(code, message, default_status=422)
+    error = error_from_code(code, message, default_status=422)
+    error.details = transfer.error_details or {}
+    return error
 
 
 # Parts signed in one request, at most: the page signs a few at a time to spare the web process.

@@ -33,11 +33,12 @@ from audit.services import audit_record
 from core.actor import Actor
 from core.errors import QuotaExceeded
 from ops.metrics import record_transfer_on_commit
-from quotas.enforcement import quota_check_upload, quota_claim_publish
+from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
 from transfers.folders import folder_download, folder_publish, folder_upload
 from transfers.models import UNFINISHED_STATES, Transfer, TransferKind, TransferState
+from transfers.quota_checks import upload_quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,15 @@ def _claim(transfer_id: str) -> Transfer | None:
     return transfer
 
 
-def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *, only_if: Q | None = None) -> bool:
+def fail_transfer(
+    transfer: Transfer,
+    code: str,
+    message: str,
+    started: float,
+    *,
+    only_if: Q | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
     """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
     holds; False when nothing was changed, so a late failure never overwrites a result."""
     with transaction.atomic():
@@ -83,7 +92,11 @@ def fail_transfer(transfer: Transfer, code: str, message: str, started: float, *
             Transfer.objects.filter(id=transfer.id, state__in=UNFINISHED_STATES)
             .filter(only_if or Q())
             .update(
-                state=TransferState.FAILED, error_code=code, error_message=message[:4000], finished_at=timezone.now()
+                state=TransferState.FAILED,
+                error_code=code,
+                error_message=message[:4000],
+                error_details=details or {},
+                finished_at=timezone.now(),
             )
         )
         if not failed:
@@ -159,7 +172,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                     raise BlobTooLarge(
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
-                quota_check_upload(organization_id=artifact.organization_id, size=total)
+                upload_quota_check(artifact, total)
                 Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
@@ -169,7 +182,9 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
     except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries, QuotaExceeded) as exc:
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(
+            transfer, exc.code, exc.message, started, details=exc.details if isinstance(exc, QuotaExceeded) else None
+        )
         return "failed"
     except BlobError as exc:
         upload_discard(artifact.storage_key)
@@ -195,7 +210,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             )
         except QuotaExceeded as exc:
             writer.discard()
-            fail_transfer(transfer, exc.code, exc.message, started)
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
             return "failed"
         except BaseException:
             writer.discard()
@@ -205,7 +220,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
     except QuotaExceeded as exc:
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, exc.message, started)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
         return "failed"
     return "succeeded"
 
