@@ -22,9 +22,9 @@ HISTORY_DAYS = 90
 STAFF_HISTORY_DAYS = 30
 LARGEST_COUNT = 20
 # Before its first snapshot, an organization with fewer ready artifacts than this has its
-# breakdowns grouped on the page; a larger one waits for the snapshot (bench/usage.py: grouping
-# 200,000 rows takes seconds, the page with a snapshot tens of milliseconds).
-LIVE_BREAKDOWN_LIMIT = 10_000
+# breakdowns grouped on the page (some 25 ms); a larger one waits for the snapshot
+# (bench/usage.py: grouping one organization's million rows takes most of a minute).
+LIVE_BREAKDOWN_LIMIT = 2_000
 # The largest groups kept per breakdown; the rest is summed into one, labelled None.
 BREAKDOWN_TOP = 10
 
