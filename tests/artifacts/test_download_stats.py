@@ -174,3 +174,13 @@ def test_a_download_into_a_sandbox_is_counted(owner, sandbox):
     )
     assert response.status_code == 200, response.content
     assert _counted(artifact.id)[0] == 1
+
+
+def test_beat_flushes_download_stats_and_snapshots_usage_by_task_name(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled["artifacts.flush_download_stats"] == 10
+    assert scheduled["usage.snapshot_daily"] == 3600
+    assert {"artifacts.flush_download_stats", "usage.snapshot_daily"} <= set(app.tasks)
