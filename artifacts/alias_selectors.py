@@ -12,7 +12,12 @@ from core.errors import InvalidInput, NotFound
 
 def with_aliases(artifacts: QuerySet[Artifact]) -> QuerySet[Artifact]:
     """The artifacts with their aliases (``artifact.aliases.all()``, by name) fetched in one query for the lot."""
-    return artifacts.prefetch_related(Prefetch("aliases", queryset=ArtifactAlias.objects.order_by("name")))
+    return artifacts.prefetch_related(aliases_prefetch())
+
+
+def aliases_prefetch() -> Prefetch:
+    """For ``prefetch_related_objects`` on a list already read."""
+    return Prefetch("aliases", queryset=ArtifactAlias.objects.order_by("name"))
 
 
 def alias_names(artifact: Artifact) -> list[str]:

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from artifacts import services
-from artifacts.alias_selectors import alias_names, with_aliases
+from artifacts.alias_selectors import alias_names, aliases_prefetch, with_aliases
 from artifacts.http import artifact_response, s3_download_url
 from artifacts.models import Artifact
 from artifacts.search import parse_search
@@ -56,6 +58,8 @@ class ArtifactOut(Schema):
     created_by: str
     metadata: dict[str, str]
     aliases: list[str]
+    download_count: int
+    last_downloaded_at: datetime | None
 
 
 def artifact_out(artifact: Artifact) -> dict[str, Any]:
@@ -79,6 +83,8 @@ def artifact_out(artifact: Artifact) -> dict[str, Any]:
         "created_by": artifact.created_by_label,
         "metadata": artifact.metadata,
         "aliases": alias_names(artifact),
+        "download_count": artifact.download_count,
+        "last_downloaded_at": artifact.last_downloaded_at,
     }
 
 
@@ -188,6 +194,12 @@ class ArtifactFilters(Schema):
         description="search: words or their beginnings in the remote_path, metadata, sandbox or session id; "
         "key=value for one metadata entry exactly; key:value for one whose value starts so",
     )
+    sort: str | None = Field(
+        None, max_length=20, description="newest (default), oldest, name, size, downloads or last_downloaded"
+    )
+    not_downloaded_days: int | None = Field(
+        None, ge=1, le=36500, description="only artifacts never downloaded or not downloaded in this many days"
+    )
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=400)
 
@@ -201,7 +213,8 @@ class ArtifactListOut(Schema):
 def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
     require_scope(request.auth, "artifacts:read")
     search = parse_search(filters.q or "")
-    if search:
+    if search or filters.sort or filters.not_downloaded_days:
+        days = filters.not_downloaded_days
         found = artifact_browse(
             organization_id=request.auth.organization_id,
             filters=Narrowing(
@@ -209,11 +222,14 @@ def list_artifacts(request: HttpRequest, filters: Query[ArtifactFilters]):
                 session_id=filters.session_id or "",
                 path_prefix=filters.prefix or "",
                 content_type=filters.content_type or "",
+                not_downloaded_since=timezone.now() - timedelta(days=days) if days else None,
             ),
             search=search,
+            sort=filters.sort or "newest",
             cursor=filters.cursor,
             limit=filters.limit,
         )
+        prefetch_related_objects(found.artifacts, aliases_prefetch())
         return {"artifacts": [artifact_out(a) for a in found.artifacts], "next_cursor": found.next_cursor}
     artifacts = artifact_list(
         organization_id=request.auth.organization_id,

@@ -13,7 +13,11 @@ SORT_CHOICES = [
     ("oldest", "Oldest first"),
     ("name", "Name (A–Z)"),
     ("size", "Largest first"),
+    ("downloads", "Most downloaded"),
+    ("last_downloaded", "Recently downloaded"),
 ]
+# The "not downloaded in 30 days" filter.
+STALE_DOWNLOAD_DAYS = 30
 VIEW_CHOICES = [("all", "Every version"), ("paths", "One row per path")]
 assert {key for key, _ in SORT_CHOICES} == set(ARTIFACT_SORTS)
 
@@ -63,6 +67,7 @@ class ArtifactFilterForm(forms.Form):
     )
     created_from = forms.DateField(label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(label="Created until", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    stale = forms.BooleanField(label=f"Not downloaded in {STALE_DOWNLOAD_DAYS} days", required=False)
     sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
     view = forms.ChoiceField(label="Show", choices=VIEW_CHOICES, required=False)
     cursor = forms.CharField(max_length=400, required=False, widget=forms.HiddenInput)
@@ -86,6 +91,7 @@ class ArtifactFilterForm(forms.Form):
             content_type=data.get("content_type", ""),
             created_from=_day_start(data.get("created_from")),
             created_before=_day_start(data["created_to"] + timedelta(days=1)) if data.get("created_to") else None,
+            not_downloaded_since=timezone.now() - timedelta(days=STALE_DOWNLOAD_DAYS) if data.get("stale") else None,
         )
 
     def search(self) -> ArtifactSearch:
@@ -96,7 +102,7 @@ class ArtifactFilterForm(forms.Form):
             return False
         return any(
             self.cleaned_data.get(name)
-            for name in ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to")
+            for name in ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to", "stale")
         )
 
 

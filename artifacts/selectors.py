@@ -80,6 +80,9 @@ ARTIFACT_SORTS: dict[str, tuple[tuple[str, bool], tuple[str, bool]]] = {
     "oldest": (("created_at", False), ("id", False)),
     "name": (("remote_path", False), ("version", True)),
     "size": (("size", True), ("id", True)),
+    "downloads": (("download_count", True), ("id", True)),
+    # Never-downloaded artifacts come after every downloaded one (see _last_downloaded_page).
+    "last_downloaded": (("last_downloaded_at", True), ("id", True)),
 }
 
 
@@ -91,6 +94,8 @@ class ArtifactFilters:
     content_type: str = ""
     created_from: datetime | None = None
     created_before: datetime | None = None
+    # Never downloaded, or last downloaded before this.
+    not_downloaded_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,10 @@ def _filtered(organization_id: str, filters: ArtifactFilters) -> QuerySet[Artifa
         artifacts = artifacts.filter(created_at__gte=filters.created_from)
     if filters.created_before:
         artifacts = artifacts.filter(created_at__lt=filters.created_before)
+    if filters.not_downloaded_since:
+        artifacts = artifacts.filter(
+            Q(last_downloaded_at__isnull=True) | Q(last_downloaded_at__lt=filters.not_downloaded_since)
+        )
     return artifacts
 
 
@@ -201,7 +210,14 @@ def _decode_sort_cursor(cursor: str, sort: str) -> list[Any]:
                 value = datetime.fromisoformat(value)
             except ValueError:
                 raise invalid_cursor() from None
-        expected = {"created_at": datetime, "id": str, "remote_path": str, "version": int, "size": int}[name]
+        expected = {
+            "created_at": datetime,
+            "id": str,
+            "remote_path": str,
+            "version": int,
+            "size": int,
+            "download_count": int,
+        }[name]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise invalid_cursor()
         values.append(value)
@@ -216,6 +232,40 @@ def _after(values: list[Any], sort: str) -> Q:
     bound, past_a = ("lte", "lt") if first_desc else ("gte", "gt")
     past_b = "lt" if second_desc else "gt"
     return Q(**{f"{first}__{bound}": a}) & (Q(**{f"{first}__{past_a}": a}) | Q(**{first: a, f"{second}__{past_b}": b}))
+
+
+def _decode_last_downloaded_cursor(cursor: str) -> tuple[datetime | None, str]:
+    raw = decode_json_cursor(cursor)
+    if len(raw) != 3 or raw[0] != "last_downloaded" or not isinstance(raw[2], str):
+        raise invalid_cursor()
+    if raw[1] is None:
+        return None, raw[2]
+    try:
+        return datetime.fromisoformat(raw[1]), raw[2]
+    except (TypeError, ValueError):
+        raise invalid_cursor() from None
+
+
+def _last_downloaded_page(artifacts: QuerySet[Artifact], *, cursor: str | None, limit: int) -> ArtifactBrowsePage:
+    """Most recently downloaded first, then the never downloaded. Databases disagree on where
+    NULLs sort, so the two halves are read apart, each one range of artifact_org_last_download:
+    two queries at most."""
+    after_time, after_id = _decode_last_downloaded_cursor(cursor) if cursor else (None, "")
+    rows: list[Artifact] = []
+    if not cursor or after_time is not None:
+        downloaded = artifacts.filter(last_downloaded_at__isnull=False).order_by("-last_downloaded_at", "-id")
+        if cursor:
+            downloaded = downloaded.filter(_after([after_time, after_id], "last_downloaded"))
+        rows = list(downloaded[: limit + 1])
+    if len(rows) <= limit:
+        never = artifacts.filter(last_downloaded_at__isnull=True).order_by("-id")
+        if cursor and after_time is None:
+            never = never.filter(id__lt=after_id)
+        rows += list(never[: limit + 1 - len(rows)])
+    if len(rows) <= limit:
+        return ArtifactBrowsePage(rows, None)
+    last = rows[limit - 1]
+    return ArtifactBrowsePage(rows[:limit], encode_json_cursor(["last_downloaded", last.last_downloaded_at, last.id]))
 
 
 def artifact_browse(
@@ -244,6 +294,8 @@ def artifact_browse(
         else:
             # Many artifacts under it: read in the order's own index, testing the prefix.
             artifacts = artifacts.filter(remote_path__startswith=filters.path_prefix)
+    if sort == "last_downloaded":
+        return _last_downloaded_page(artifacts, cursor=cursor, limit=limit)
     artifacts = artifacts.order_by(*[f"-{name}" if desc else name for name, desc in ARTIFACT_SORTS[sort]])
     if cursor:
         artifacts = artifacts.filter(_after(_decode_sort_cursor(cursor, sort), sort))

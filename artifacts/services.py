@@ -10,6 +10,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.download_stats import download_record
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
 from artifacts.trash import artifacts_trash
@@ -22,7 +23,8 @@ from core.errors import Conflict
 def artifact_record_read(
     *, actor: Actor, artifact: Artifact, action: str, details: dict[str, Any] | None = None
 ) -> None:
-    """Audit a read; a download of the bytes is also an ``artifact.downloaded`` event."""
+    """Audit a read; a download of the bytes is also an ``artifact.downloaded`` event and is counted
+    in the artifact's download statistics (artifacts/download_stats.py)."""
     details = details or {}
     with transaction.atomic():
         audit_record(
@@ -37,6 +39,9 @@ def artifact_record_read(
         if action in DOWNLOAD_ACTIONS:
             via = "share link" if action == "share.download" else str(details.get("via", ""))[:40]
             artifact_emit(artifact, "artifact.downloaded", via=via, share_id=details.get("share_id"))
+    if action in DOWNLOAD_ACTIONS:
+        # Outside the transaction: a slow Redis must not hold the database's write lock.
+        download_record(artifact_id=artifact.id)
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:

@@ -55,7 +55,18 @@ def _query(params: dict[str, str], **changes: str | None) -> str:
     return urlencode({key: value for key, value in merged.items() if value})
 
 
-_LIST_PARAMS = ("q", "path", "sandbox", "session", "content_type", "created_from", "created_to", "sort", "view")
+_LIST_PARAMS = (
+    "q",
+    "path",
+    "sandbox",
+    "session",
+    "content_type",
+    "created_from",
+    "created_to",
+    "stale",
+    "sort",
+    "view",
+)
 
 
 @org_view()

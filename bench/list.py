@@ -189,6 +189,7 @@ def _fill_rows(
             "checksum": "sha256:" + rng.getrandbits(256).to_bytes(32, "big").hex(),
             "content_type": ctype,
             "metadata": '{"job": "nightly"}' if i % 5 == 0 else "{}",
+            "skipped": "[]",
             "is_archive": (1 if ctype == "application/gzip" else 0) if copy is None else ctype == "application/gzip",
             "storage_key": f"blobs/{org_id}/{artifact_id}",
             "state": "ready",

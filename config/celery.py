@@ -25,6 +25,7 @@ app.autodiscover_tasks(related_name="worker")
 # beside the code they run.
 app.conf.imports = (
     "artifacts.blobs",
+    "artifacts.download_stats",
     "artifacts.services",
     "artifacts.trash_services",
     "transfers.direct",

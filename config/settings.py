@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "agents",
     "webhooks",
     "quotas",
+    "usage",
     "ops",
 ]
 
@@ -205,6 +206,14 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-artifact-storage": {
         "task": "artifacts.tasks.sweep_storage",
         "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),
+    },  # Folds the downloads counted in Redis into the artifacts' rows (artifacts/download_stats.py).
+    "flush-download-stats": {
+        "task": "artifacts.flush_download_stats",
+        "schedule": env_int("STOWAGE_DOWNLOAD_STATS_FLUSH_SECONDS", 10),
+    },
+    "snapshot-usage": {
+        "task": "usage.snapshot_daily",
+        "schedule": env_int("STOWAGE_USAGE_SNAPSHOT_SECONDS", 3600),
     },
 }
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: HTTP requests, artifact transfers and Celery queue depth.
+"""Prometheus metrics: HTTP requests, artifact transfers, Celery queue depth and each organization's usage.
 
 Metrics live in the process that records them. Under gunicorn (several worker processes) and
 Celery (prefork children) a scrape of ``/metrics`` therefore sees one process only, unless
@@ -202,17 +202,80 @@ QUEUE_DEPTH = QueueDepthCollector()
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     REGISTRY.register(QUEUE_DEPTH)
 
+# A scrape reads the organizations' usage counters at most this often; in between it answers the last reading.
+ORGANIZATION_USAGE_TTL_SECONDS = 60.0
+
+
+class OrganizationUsageCollector(Collector):
+    """``stowage_organization_stored_bytes`` and ``stowage_organization_artifacts`` per organization,
+    from the quota counters (one indexed read of one row per organization, not a scan of artifacts),
+    read at most once a minute. Served by the web processes' ``/metrics`` only, so a deployment
+    exposes each organization once rather than once per worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read_at = 0.0
+        self._rows: list[tuple[str, int, int]] = []
+
+    def _rows_now(self) -> list[tuple[str, int, int]]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= ORGANIZATION_USAGE_TTL_SECONDS:
+                from quotas.models import OrganizationUsage
+
+                self._rows = list(
+                    OrganizationUsage.objects.order_by("organization_id").values_list(
+                        "organization_id", "stored_bytes", "artifact_count"
+                    )
+                )
+                self._read_at = time.monotonic()
+            return self._rows
+
+    def forget(self) -> None:
+        with self._lock:
+            self._read_at = 0.0
+
+    def collect(self):
+        stored = GaugeMetricFamily(
+            "stowage_organization_stored_bytes",
+            "Unique bytes an organization stores (its quota counter), read at most once a minute.",
+            labels=["organization"],
+        )
+        artifacts = GaugeMetricFamily(
+            "stowage_organization_artifacts",
+            "Ready and trashed artifacts of an organization (its quota counter), read at most once a minute.",
+            labels=["organization"],
+        )
+        try:
+            rows = self._rows_now()
+        except Exception as exc:
+            logger.warning("organization usage unavailable: %s", type(exc).__name__)
+            rows = []
+        for organization_id, stored_bytes, artifact_count in rows:
+            stored.add_metric([organization_id], stored_bytes)
+            artifacts.add_metric([organization_id], artifact_count)
+        yield stored
+        yield artifacts
+
+    def describe(self):
+        return []
+
+
+ORGANIZATION_USAGE = OrganizationUsageCollector()
+_WEB_ONLY = CollectorRegistry(auto_describe=False)
+_WEB_ONLY.register(ORGANIZATION_USAGE)
+
 
 def exposition() -> bytes:
-    """The text exposition of every metric: this process's, or the whole host's in multiprocess mode."""
+    """The text exposition of every metric: this process's, or the whole host's in multiprocess mode,
+    with the organizations' usage."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(QUEUE_DEPTH)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return generate_latest(registry) + generate_latest(_WEB_ONLY)
+    return generate_latest(REGISTRY) + generate_latest(_WEB_ONLY)
 
 
 def start_worker_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 scraped from other hosts

@@ -20,6 +20,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from artifacts.blobs import blob_adopt, blob_lock, upload_discard
+from artifacts.download_stats import download_record
 from artifacts.events import artifact_emit, artifact_emit_by_id
 from artifacts.manifests import FolderTooLarge, FolderTooManyEntries, ManifestInvalid
 from artifacts.models import Artifact, ArtifactState
@@ -430,6 +431,7 @@ def transfer_run_download(*, transfer_id: str) -> str:
         artifact_emit(
             artifact, "artifact.downloaded", via="sandbox", target_sandbox_id=transfer.sandbox_id, path=transfer.path
         )
+    download_record(artifact_id=artifact.id)
     return "succeeded"
 
 
