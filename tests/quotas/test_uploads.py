@@ -10,6 +10,7 @@ import pytest
 from artifacts.blobs import blob_collect
 from artifacts.models import Artifact, ArtifactState, Blob
 from artifacts.services import artifact_delete
+from artifacts.trash_services import artifact_purge
 from core.actor import Actor
 from quotas.counters import usage_read, usage_recount
 from quotas.models import OrganizationQuota
@@ -98,11 +99,14 @@ def test_another_organizations_use_does_not_count(owner, stranger, settings):
     put_artifact(owner, "mine.bin", b"m" * 100)
 
 
-def test_deleting_an_artifact_and_collecting_its_blob_frees_room(owner, settings):
+def test_purging_an_artifact_and_collecting_its_blob_frees_room(owner, settings):
     settings.STOWAGE_QUOTA_BYTES = "100"
     settings.STOWAGE_QUOTA_ARTIFACTS = "1"
     first = put_artifact(owner, "a.bin", b"a" * 100)
     artifact_delete(actor=Actor.system(owner.org_id), artifact=first)
+    # In the trash it still holds its bytes and its place.
+    assert usage_read(organization_id=owner.org_id).artifact_count == 1
+    artifact_purge(actor=Actor.system(owner.org_id), organization_id=owner.org_id, artifact_id=first.id)
     assert usage_read(organization_id=owner.org_id).artifact_count == 0
     assert blob_collect(blob_id=first.blob_id)
     assert usage_read(organization_id=owner.org_id).stored_bytes == 0
@@ -121,6 +125,7 @@ def test_the_counters_agree_with_a_recount(owner):
     put_artifact(owner, "b.bin", b"a" * 100)
     doomed = put_artifact(owner, "c.bin", b"c" * 7)
     artifact_delete(actor=Actor.system(owner.org_id), artifact=doomed)
+    artifact_purge(actor=Actor.system(owner.org_id), organization_id=owner.org_id, artifact_id=doomed.id)
     blob_collect(blob_id=doomed.blob_id)
     kept = usage_read(organization_id=owner.org_id)
     counted = usage_recount(organization_id=owner.org_id)
