@@ -79,8 +79,12 @@ def _hand_back_answer(sender=None, task_id=None, task=None, kwargs=None, retval=
     if not host or state not in ("SUCCESS", "FAILURE") or getattr(task.request, "is_eager", False):
         return
     answer = retval if state == "SUCCESS" else {"task_failed": type(retval).__name__}
+    # Its place first: once the answer is out, the request it ends may already look at the backlog.
+    try:
+        admission.release(host=host, task_id=task_id)
+    except Exception:
+        logger.exception("could not give back the backlog place of task %s", task_id)
     try:
         publish_answer(task_id, answer)
-        admission.release(host=host, task_id=task_id)
     except Exception:
         logger.exception("could not hand back the answer of task %s", task_id)
