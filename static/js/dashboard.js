@@ -12,4 +12,60 @@
       select.form.requestSubmit();
     }
   });
+
+  // The navigation folds behind the menu button on a narrow screen (the CSS decides when); without
+  // this script there is no button and the navigation stays open.
+  function setMenu(header, open) {
+    header.classList.toggle("menu-open", open);
+    header.querySelector(".menu-toggle").setAttribute("aria-expanded", String(open));
+  }
+  document.querySelectorAll("header[data-menu]").forEach((header) => {
+    header.classList.add("has-menu");
+    header.querySelector(".menu-toggle").hidden = false;
+  });
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest && event.target.closest(".menu-toggle");
+    if (!toggle) return;
+    const header = toggle.closest("header[data-menu]");
+    setMenu(header, !header.classList.contains("menu-open"));
+    if (header.classList.contains("menu-open")) {
+      const first = header.querySelector("nav a");
+      if (first) first.focus();
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const header = document.querySelector("header[data-menu].menu-open");
+    if (!header) return;
+    setMenu(header, false);
+    header.querySelector(".menu-toggle").focus();
+  });
+
+  // A link to a form's section (the row actions' "Share…" to #share-links) puts the focus in its first field.
+  function focusLinkedForm() {
+    const section = location.hash.length > 1 ? document.getElementById(location.hash.slice(1)) : null;
+    const field = section && section.querySelector("form input:not([type=hidden]), form select, form textarea");
+    if (field) field.focus();
+  }
+  focusLinkedForm();
+  window.addEventListener("hashchange", focusLinkedForm);
+
+  // After an htmx swap, focus goes to what comes next ([data-focus-next], e.g. the first of the
+  // rows "Load more" brought) and the swapped content's [data-announce] text is read out.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const root = event.detail.elt && event.detail.elt.isConnected ? event.detail.elt : document;
+    const next = document.querySelector("[data-focus-next]");
+    if (next) {
+      next.removeAttribute("data-focus-next");
+      const target = next.matches("a, button, input, select, textarea, [tabindex]") ? next : next.querySelector("a, button");
+      if (target) target.focus();
+    }
+    const announce = root.querySelector ? root.querySelector("[data-announce]") || document.querySelector("[data-announce]") : null;
+    const live = document.getElementById("live-status");
+    if (announce && live) {
+      live.textContent = announce.dataset.announce || announce.textContent.trim();
+      announce.removeAttribute("data-announce");
+    }
+  });
 })();
+

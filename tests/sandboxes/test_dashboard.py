@@ -151,7 +151,7 @@ def test_the_list_shows_status_times_and_artifact_counts(dashboard):
     assert 'class="badge badge-running"' in page and 'class="badge badge-terminated"' in page
     rows = {
         m.group(1): m.group(0)
-        for m in re.finditer(r'<tr>\s*<td>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)
+        for m in re.finditer(r'<tr>\s*<td[^>]*>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)
     }
     assert re.search(r'<td class="num">3</td>', rows[busy.id])
     assert re.search(r'<td class="num">0</td>', rows[idle.id])
