@@ -27,8 +27,9 @@ class Total:
         return f"{self.count:,} {plural}" if self.exact else f"more than {self.count:,} {plural}"
 
 
-def bounded_count(rows: QuerySet, *, noun: str = "artifact", bound: int = TOTAL_BOUND) -> Total:
+def bounded_count(rows: QuerySet, *, noun: str = "artifact", bound: int | None = None) -> Total:
     # COUNT(*) over a LIMITed subquery: the database stops reading at bound + 1 rows.
+    bound = TOTAL_BOUND if bound is None else bound
     counted = rows.order_by()[: bound + 1].count()
     return Total(min(counted, bound), counted <= bound, noun)
 
