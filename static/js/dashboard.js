@@ -47,25 +47,25 @@
     const field = section && section.querySelector("form input:not([type=hidden]), form select, form textarea");
     if (field) field.focus();
   }
-  focusLinkedForm();
-  window.addEventListener("hashchange", focusLinkedForm);
+  // After the browser's own move to the fragment, which takes the focus to the section itself.
+  window.addEventListener("load", () => setTimeout(focusLinkedForm, 0));
+  window.addEventListener("hashchange", () => setTimeout(focusLinkedForm, 0));
 
   // After an htmx swap, focus goes to what comes next ([data-focus-next], e.g. the first of the
   // rows "Load more" brought) and the swapped content's [data-announce] text is read out.
   document.addEventListener("htmx:afterSettle", (event) => {
-    const root = event.detail.elt && event.detail.elt.isConnected ? event.detail.elt : document;
-    const next = document.querySelector("[data-focus-next]");
+    const root = event.target instanceof Element ? event.target : null;
+    if (!root) return;
+    const within = (selector) => (root.matches(selector) ? root : root.querySelector(selector));
+    const next = within("[data-focus-next]");
     if (next) {
       next.removeAttribute("data-focus-next");
-      const target = next.matches("a, button, input, select, textarea, [tabindex]") ? next : next.querySelector("a, button");
+      const target = next.matches("a, button, input, select, textarea") ? next : next.querySelector("a, button");
       if (target) target.focus();
     }
-    const announce = root.querySelector ? root.querySelector("[data-announce]") || document.querySelector("[data-announce]") : null;
+    const announce = within("[data-announce]");
     const live = document.getElementById("live-status");
-    if (announce && live) {
-      live.textContent = announce.dataset.announce || announce.textContent.trim();
-      announce.removeAttribute("data-announce");
-    }
+    if (announce && live) live.textContent = announce.dataset.announce || announce.textContent.trim();
   });
 })();
 
