@@ -13,7 +13,9 @@ from artifacts.models import ArtifactFolder, ArtifactPathHead
 from artifacts.search import ArtifactSearch
 from artifacts.selectors import ArtifactFilters, _filtered, _path_range, _search_q
 
-TOTAL_BOUND = 10_000
+# 1,000 rather than 10,000: counting 10,001 rows of a broad filter costs four times the page it
+# sits over (bench/totals.py, docs/benchmarks.md); 1,001 costs less than the page.
+TOTAL_BOUND = 1_000
 
 
 @dataclass(frozen=True)
