@@ -112,5 +112,5 @@ def test_the_folder_page_for_owner_stranger_and_anonymous(dashboard, django_asse
         dashboard.viewer.get(url, {"path": "out/"})
 
 
-# ... and, the folder having more than one page, its subfolders and its paths counted (two bounded counts)
+# Seven for the page, and two bounded counts of what lies directly in a folder of more than one page
 FOLDER_QUERIES = 9

@@ -53,6 +53,7 @@ PAGES: list[Page] = [
     Page("audit", lambda m: "/audit/"),
     Page("api-keys", lambda m: "/keys/"),
     Page("members", lambda m: "/members/"),
+    Page("leave", lambda m: "/members/leave/"),
     Page("organizations", lambda m: "/staff/organizations/"),
     Page("security-log", lambda m: "/audit/instance/"),
     Page("webhooks", lambda m: "/webhooks/"),
