@@ -29,6 +29,7 @@ from artifacts.services import (
     artifact_delete,
     artifact_record_read,
 )
+from artifacts.totals import artifact_list_total, folder_entries_total
 from artifacts.version_views import versions_context
 from core.errors import Conflict, InvalidInput, NotFound
 from core.htmx import wants_fragment
@@ -119,10 +120,13 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
         "filtered": form.is_filtered(),
         "stale_cursor": stale_cursor,
     }
-    if wants_fragment(request):
+    if wants_fragment(request) and request.htmx.target == "artifact-more":
         # "Load more" asks for the next rows alone; the filter form for the whole result block.
-        if request.htmx.target == "artifact-more":
-            return _vary_on_htmx(render(request, "artifacts/partials/_artifact_rows.html", context))
+        return _vary_on_htmx(render(request, "artifacts/partials/_artifact_rows.html", context))
+    context["total"] = artifact_list_total(
+        organization_id=request.organization.id, filters=filters, search=search, grouped=grouped
+    )
+    if wants_fragment(request):
         response = render(request, "artifacts/partials/_artifact_results.html", context)
         # The address bar gets the search without the form's empty fields.
         query = _query(kept, cursor=cursor)
@@ -247,5 +251,11 @@ def artifact_folders(request: HttpRequest) -> HttpResponse:
         "is_later_page": bool(request.GET.get("cursor")),
         "first_query": _query(kept),
         "stale_cursor": stale_cursor,
+        # Counted only when the folder's listing has more than this page.
+        "entries_total": (
+            folder_entries_total(organization_id=request.organization.id, path=page.path)
+            if page.next_cursor or request.GET.get("cursor")
+            else None
+        ),
     }
     return render(request, "artifacts/artifact_folders.html", context)

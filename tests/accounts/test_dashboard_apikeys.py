@@ -161,7 +161,7 @@ def test_the_list_shows_prefix_state_last_use_and_expiry(dashboard, owner):
     ApiKey.objects.filter(id=revoked.id).update(revoked_at=timezone.now())
     owner.get("/sandboxes")
     page = dashboard.owner.get(reverse("apikey-list")).content.decode()
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr>\s*<td>([^<]+)</td>.*?</tr>", page, re.DOTALL)}
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr>\s*<td[^>]*>([^<]+)</td>.*?</tr>", page, re.DOTALL)}
     assert 'badge-expired">expired' in rows["old job"]
     assert 'badge-revoked">revoked' in rows["leaked"] and "Revoke…" not in rows["leaked"]
     assert 'badge-active">active' in rows["bootstrap"]

@@ -151,10 +151,10 @@ def test_the_list_shows_status_times_and_artifact_counts(dashboard):
     assert 'class="badge badge-running"' in page and 'class="badge badge-terminated"' in page
     rows = {
         m.group(1): m.group(0)
-        for m in re.finditer(r'<tr>\s*<td>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)
+        for m in re.finditer(r'<tr>\s*<td[^>]*>\s*<a class="mono" href="/sandboxes/([^/]+)/">.*?</tr>', page, re.DOTALL)
     }
-    assert re.search(r'<td class="num">3</td>', rows[busy.id])
-    assert re.search(r'<td class="num">0</td>', rows[idle.id])
+    assert re.search(r'<td data-label="Artifacts" class="num">3</td>', rows[busy.id])
+    assert re.search(r'<td data-label="Artifacts" class="num">0</td>', rows[idle.id])
     assert re.search(r"5\sminutes ago", rows[busy.id])
     assert "stopped" in rows[idle.id]
     assert page.index(busy.id) < page.index(idle.id), "newest first"
