@@ -57,5 +57,9 @@ PAGES: list[Page] = [
     Page("organizations", lambda m: "/staff/organizations/"),
     Page("security-log", lambda m: "/audit/instance/"),
     Page("webhooks", lambda m: "/webhooks/"),
+    Page("trash", lambda m: "/trash/"),
+    Page("trash-empty", lambda m: "/trash/empty/"),
+    Page("usage", lambda m: "/usage/"),
+    Page("usage-all", lambda m: "/usage/all/"),
     Page("share-revoke", lambda m: f"/artifacts/{m.artifact_id}/shares/{m.share_id}/revoke/"),
 ]
