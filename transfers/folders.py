@@ -31,10 +31,11 @@ from django.utils import timezone
 from artifacts.blobs import blob_adopt, blob_release_many, blob_upload_key, upload_discard
 from artifacts.events import artifact_emit_by_id
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
-from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
+from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState, new_blob_id
 from artifacts.prefixes import folders_add
+from artifacts.rows import blobs_insert, entries_insert
 from artifacts.search_index import search_index_update
-from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
+from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write, blob_write_bytes
 from audit.models import Outcome
 from sandboxes.runtime import SandboxRuntimeError
 from transfers.models import Transfer, TransferState
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 # Files up to this size are read once into memory (hashed, then stored if new); larger ones are
 # hashed in a first pass and streamed again only when the organization lacks their bytes.
 SMALL_FILE_BYTES = 1 << 20
-BATCH_FILES = 256
+BATCH_FILES = 2000
 BATCH_BYTES = 64 << 20
 FOLDER_CONTENT_TYPE = "inode/directory"
 SKIPPED_SHOWN = 1000
@@ -61,6 +62,22 @@ def join(base: str, relative: str) -> str:
 
 def mtime_of(ns: int) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
+
+
+def entry_values(artifact_id: str, entry: ManifestEntry, blob_id: str | None = None) -> tuple:
+    """The entry as a row for ``artifacts.rows.entries_insert``."""
+    return (
+        artifact_id,
+        entry.path,
+        entry.parent,
+        entry.type,
+        entry.mode,
+        entry.size,
+        entry.sha256,
+        entry.mtime,
+        entry.link_target,
+        blob_id,
+    )
 
 
 def entry_row(artifact_id: str, entry: ManifestEntry, blob_id: str | None = None) -> ArtifactEntry:
@@ -95,17 +112,26 @@ class _File:
     data: bytes | None = None  # a small file's bytes, read once
 
 
-def _read_small(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _File:
-    with runtime.open_read(sandbox_id, path) as source:
-        data = source.read(SMALL_FILE_BYTES + 1)
+def _read_small(files, base: str, entry: ManifestEntry) -> _File:
+    """The file's bytes read once (one read when it is as the walk found it), and their digest."""
+    with files.open(entry.path) as source:
+        data = source.read(entry.size + 1)
+        while 0 < len(data) <= entry.size:
+            more = source.read(entry.size + 1 - len(data))
+            if not more:
+                break
+            data += more
     if len(data) != entry.size:
-        raise FileChanged(f"{path} changed while the folder was being read; nothing was stored, try again")
+        raise FileChanged(
+            f"{join(base, entry.path)} changed while the folder was being read; nothing was stored, try again"
+        )
     return _File(replace(entry, sha256=hashlib.sha256(data).hexdigest()), data)
 
 
-def _hash_large(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _File:
+def _hash_large(files, base: str, entry: ManifestEntry) -> _File:
+    path = join(base, entry.path)
     digest, size = hashlib.sha256(), 0
-    with runtime.open_read(sandbox_id, path) as source:
+    with files.open(entry.path) as source:
         for chunk in iter(lambda: source.read(CHUNK_SIZE), b""):
             digest.update(chunk)
             size += len(chunk)
@@ -114,12 +140,13 @@ def _hash_large(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _F
     return _File(replace(entry, sha256=digest.hexdigest()))
 
 
-def _store(runtime, sandbox_id: str, base: str, item: _File, organization_id: str) -> tuple[str, StoredBlob]:
+def _store(files, base: str, item: _File, organization_id: str) -> tuple[str, StoredBlob]:
     key = blob_upload_key(organization_id)
     if item.data is not None:
-        stored = blob_write(key, [item.data], max_bytes=settings.FOLDER_MAX_BYTES, sync=False)
+        # The digest is of these very bytes: written as they are, not hashed again.
+        return key, blob_write_bytes(key, item.data, item.entry.sha256, sync=False)
     else:
-        with runtime.open_read(sandbox_id, join(base, item.entry.path)) as source:
+        with files.open(item.entry.path) as source:
             stored = blob_write(
                 key, iter(lambda: source.read(CHUNK_SIZE), b""), max_bytes=settings.FOLDER_MAX_BYTES, sync=False
             )
@@ -140,7 +167,7 @@ class FolderWriter:
 
     def record(self, entries: list[ManifestEntry]) -> None:
         """Entries without bytes (directories, links)."""
-        ArtifactEntry.objects.bulk_create([entry_row(self.artifact.id, entry) for entry in entries], batch_size=1000)
+        entries_insert(entry_values(self.artifact.id, entry) for entry in entries)
 
     def record_files(self, items: list[_File], write) -> None:
         """``write(item)`` stores an item's bytes and gives (key, StoredBlob); called only for the
@@ -184,6 +211,7 @@ class FolderWriter:
                     raise _Vanished(vanished)
                 blobs: dict[str, str] = dict(live)
                 new = []
+                now = timezone.now()
                 for sha in digests:
                     if sha not in written:
                         continue
@@ -194,13 +222,10 @@ class FolderWriter:
                     elif sha in found:  # being removed: revived with our bytes
                         blobs[sha] = blob_adopt(organization_id=self.org, stored=stored, key=key).id
                     else:
-                        new.append(Blob(organization_id=self.org, sha256=sha, size=stored.size, storage_key=key))
-                for blob in Blob.objects.bulk_create(new, batch_size=500):
-                    blobs[blob.sha256] = blob.id
-                ArtifactEntry.objects.bulk_create(
-                    [entry_row(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items],
-                    batch_size=1000,
-                )
+                        blobs[sha] = new_blob_id()
+                        new.append((blobs[sha], self.org, sha, stored.size, key, BlobState.LIVE, now))
+                blobs_insert(new)
+                entries_insert(entry_values(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items)
         except _Vanished as gone:
             return gone.shas
         except IntegrityError:
@@ -272,19 +297,17 @@ def folder_upload(transfer: Transfer, runtime, progress) -> tuple[list[ManifestE
         files = [entry for entry in entries if entry.type == "file"]
         done = 0
         hashed: dict[str, str] = {}
-        for batch in _batches(files):
-            items = []
-            for entry in batch:
-                source = join(transfer.path, entry.path)
-                reader = _read_small if entry.size <= SMALL_FILE_BYTES else _hash_large
-                item = reader(runtime, transfer.sandbox_id, source, entry)
-                items.append(item)
-                hashed[entry.path] = item.entry.sha256
-                done += entry.size
-            writer.record_files(
-                items, lambda item: _store(runtime, transfer.sandbox_id, transfer.path, item, artifact.organization_id)
-            )
-            progress(done)
+        with runtime.tree_files(transfer.sandbox_id, transfer.path) as tree:
+            for batch in _batches(files):
+                items = []
+                for entry in batch:
+                    reader = _read_small if entry.size <= SMALL_FILE_BYTES else _hash_large
+                    item = reader(tree, transfer.path, entry)
+                    items.append(item)
+                    hashed[entry.path] = item.entry.sha256
+                    done += entry.size
+                writer.record_files(items, lambda item: _store(tree, transfer.path, item, artifact.organization_id))
+                progress(done)
     except BaseException:
         writer.discard()
         raise
