@@ -187,7 +187,8 @@ class SandboxRuntime(ABC):
     @contextmanager
     def tree_files(self, sandbox_id: str, path: str) -> Iterator:
         """An opener of the regular files below the directory ``path``: its ``open(relative)``
-        gives a reader, links never followed. This default opens each one by its whole path."""
+        gives a reader, links never followed; ``branch()`` gives an opener for another thread.
+        This default opens each one by its whole path."""
         yield _FilesByPath(self, sandbox_id, path)
 
     def write_tree(
@@ -233,3 +234,7 @@ class _FilesByPath:
 
     def open(self, relative: str) -> BinaryIO:
         return self.runtime.open_read(self.sandbox_id, f"{self.path}/{relative}")
+
+    @contextmanager
+    def branch(self) -> Iterator[_FilesByPath]:
+        yield self

@@ -146,6 +146,15 @@ class TreeFiles:
             raise NotAFile(f"{shown} is not a regular file")
         return io.FileIO(fd, "rb", closefd=True)
 
+    @contextmanager
+    def branch(self) -> Iterator[TreeFiles]:
+        """An opener of the same files with a directory fd of its own, for another thread."""
+        other = TreeFiles(self.dirs.root_fd, self.display)
+        try:
+            yield other
+        finally:
+            other.close()
+
     def close(self) -> None:
         self.dirs.close()
 
