@@ -90,6 +90,10 @@ def _on_threads(
     return results
 
 
+def _changed(base: str, entry: ManifestEntry) -> str:
+    return f"{join(base, entry.path)} changed while the folder was being read; nothing was stored, try again"
+
+
 def _read_small(files, base: str, entry: ManifestEntry) -> FolderFile:
     """The file's bytes read once (one read when it is as the walk found it), and their digest."""
     with files.open(entry.path) as source:
@@ -100,7 +104,7 @@ def _read_small(files, base: str, entry: ManifestEntry) -> FolderFile:
                 break
             data += more
     if len(data) != entry.size:
-        raise FileChanged(f"{join(base, entry.path)} changed while the folder was being read; nothing was stored")
+        raise FileChanged(_changed(base, entry))
     return FolderFile(replace(entry, sha256=hashlib.sha256(data).hexdigest()), data)
 
 
@@ -111,7 +115,7 @@ def _hash_large(files, base: str, entry: ManifestEntry) -> FolderFile:
             digest.update(chunk)
             size += len(chunk)
     if size != entry.size:
-        raise FileChanged(f"{join(base, entry.path)} changed while the folder was being read; nothing was stored")
+        raise FileChanged(_changed(base, entry))
     return FolderFile(replace(entry, sha256=digest.hexdigest()))
 
 
