@@ -115,7 +115,8 @@ class FolderWriter:
         for _attempt in range(3):
             digests = sorted({item.entry.sha256 for item in items})
             have = {sha for sha, (_id, state) in blobs_of(self.org, digests).items() if state == BlobState.LIVE}
-            lacking = {item.entry.sha256: item for item in items if item.entry.sha256 not in have | written.keys()}
+            known = have | written.keys()
+            lacking = {item.entry.sha256: item for item in items if item.entry.sha256 not in known}
             if lacking:
                 new = write(list(lacking.values()))
                 written.update(new)
