@@ -117,7 +117,7 @@ def _check_one(entry: ManifestEntry) -> ManifestEntry:
             raise _refuse("a file entry's size is a number of bytes", entry.path)
         if not isinstance(entry.sha256, str) or not _SHA256.match(entry.sha256):
             raise _refuse("a file entry's sha256 is 64 lowercase hex digits", entry.path)
-        return replace(entry, link_target="")
+        return replace(entry, link_target="") if entry.link_target else entry
     if entry.type == "symlink":
         target = entry.link_target
         if not isinstance(target, str) or target == "" or "\x00" in target:
@@ -127,8 +127,10 @@ def _check_one(entry: ManifestEntry) -> ManifestEntry:
                 raise _refuse(f"a link target is longer than {MAX_LINK_BYTES} bytes", entry.path)
         except UnicodeEncodeError:
             raise _refuse("a link target must be UTF-8 text", entry.path) from None
-        return replace(entry, size=0, sha256="")
-    return replace(entry, size=0, sha256="", link_target="")
+        return replace(entry, size=0, sha256="") if entry.size or entry.sha256 else entry
+    if entry.size or entry.sha256 or entry.link_target:
+        return replace(entry, size=0, sha256="", link_target="")
+    return entry
 
 
 def manifest_check(entries: Iterable[ManifestEntry], *, add_parents: bool = False) -> list[ManifestEntry]:

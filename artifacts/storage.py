@@ -163,6 +163,51 @@ def blob_sync() -> None:
         os.close(fd)
 
 
+def blob_write_bytes(key: str, data: bytes, sha256: str, *, sync: bool = True) -> StoredBlob:
+    """Write a small blob already in memory whose SHA-256 (hex) was just computed from ``data``.
+
+    ``key`` must be fresh (``blob_upload_key``): nothing references it until the caller's
+    transaction records it, so on the local filesystem the file is created at its key directly
+    (``O_EXCL``: never over another object) instead of under a temporary name and renamed; a
+    failure removes it, and one the process did not live to remove is an orphan the sweeper
+    drops. On S3 it is one PUT that S3 checks against the digest; with ``sync`` False see
+    ``blob_write``."""
+    storage = blob_storage()
+    if isinstance(storage, FileSystemStorage):
+        _create_local(storage.path(key), data, sync=sync)
+        return StoredBlob(len(data), sha256)
+    return blob_write(key, [data], max_bytes=len(data), sync=sync)
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _create_local(final: str, data: bytes, *, sync: bool) -> None:
+    try:
+        try:
+            fd = os.open(final, _CREATE_FLAGS, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            fd = os.open(final, _CREATE_FLAGS, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("artifact storage is full; nothing was stored") from None
+        raise
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    except BaseException as exc:
+        os.close(fd)
+        os.unlink(final)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("artifact storage is full; nothing was stored") from None
+        raise
+    os.close(fd)
+
+
 def _write_local(storage: FileSystemStorage, key: str, metered: _Metered, *, sync: bool = True) -> None:
     final = storage.path(key)
     temp = storage.path(f"{TEMP_PREFIX}{uuid.uuid4().hex}.partial")

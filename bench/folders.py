@@ -161,8 +161,11 @@ def measure(stack: LocalStack, shape: str, count: int, rounds: int) -> dict[str,
                 raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:1000]}")
             return response.json()
 
-        source = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
-        target = call("POST", "/sandbox/create", json={"timeout_seconds": 3 * 3600})["sandbox_id"]
+        # Each workspace is a disk of its own: room for the tree (and, in the target, a copy per round).
+        disk = f"{(count * size * (rounds + 1) >> 20) + 512}Mi"
+        box = {"timeout_seconds": 3 * 3600, "disk": disk}
+        source = call("POST", "/sandbox/create", json=box)["sandbox_id"]
+        target = call("POST", "/sandbox/create", json=box)["sandbox_id"]
         workspace = stack.var_dir / "sandboxes"
         tree = workspace / source / "workspace" / "tree"
         scratch = stack.var_dir / "bench-folders"

@@ -2,13 +2,15 @@
 artifact recreated in a sandbox.
 
 Upload: the directory is walked link-safely (runtime ``walk_tree``) and its manifest checked
-against the limits before a byte moves. Files go in batches: each is read and hashed, the
-organization's live blobs for the batch's digests are found in one query, only the missing bytes
-are written (each to a key of its own), and one transaction per batch records the batch's entries
-with their blobs (the organization's blobs of the batch locked in one query, the new ones
-inserted in bulk, as ``blob_lock`` and ``blob_adopt`` do one at a time), so from its commit each entry protects its blob. The artifact turns ready with the
-manifest's checksum in one last transaction. A failure removes the entries and releases their
-blobs: nothing is left behind.
+against the limits before a byte moves. Files go in batches: each is read and hashed
+(transfers.folder_files, on two threads), the organization's live blobs for the batch's digests
+are found in one query, only the missing bytes are written (each to a key of its own, made
+durable by one ``blob_sync`` for the batch), and one transaction per batch records the batch's
+entries with their blobs (the organization's blobs of the batch locked in one query, the new ones
+and the entries inserted as plain rows, as ``blob_lock`` and ``blob_adopt`` do one at a time), so
+from its commit each entry protects its blob. The artifact turns ready with the manifest's
+checksum in one last transaction. A failure removes the entries and releases their blobs:
+nothing is left behind.
 
 Download: the entries, checked again (artifacts.manifests), go to the runtime's ``write_tree``,
 which builds the folder beside the target, verifies every file's SHA-256 and renames it into place.
@@ -16,54 +18,58 @@ which builds the folder beside the target, verifies every file's SHA-256 and ren
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from artifacts.blobs import blob_adopt, blob_release_many, blob_upload_key, upload_discard
+from artifacts.blobs import blob_adopt, blob_release_many, upload_discard
 from artifacts.events import artifact_emit_by_id
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
-from artifacts.models import Artifact, ArtifactEntry, ArtifactState, Blob, BlobState
+from artifacts.models import Artifact, ArtifactEntry, ArtifactState, BlobState, new_blob_id
 from artifacts.prefixes import folders_add
+from artifacts.rows import blobs_insert, blobs_of, entries_insert
 from artifacts.search_index import search_index_update
-from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_sync, blob_write
+from artifacts.storage import StoredBlob, blob_sync
 from audit.models import Outcome
 from quotas.counters import usage_add
 from quotas.enforcement import quota_claim_publish
 from sandboxes.runtime import SandboxRuntimeError
+from transfers.folder_files import FileChanged, FolderFile, file_pool, files_read, files_store
 from transfers.models import Transfer, TransferState
 from transfers.quota_checks import upload_quota_check
 
 logger = logging.getLogger(__name__)
 
-# Files up to this size are read once into memory (hashed, then stored if new); larger ones are
-# hashed in a first pass and streamed again only when the organization lacks their bytes.
-SMALL_FILE_BYTES = 1 << 20
-BATCH_FILES = 256
+BATCH_FILES = 2000
 BATCH_BYTES = 64 << 20
 FOLDER_CONTENT_TYPE = "inode/directory"
 SKIPPED_SHOWN = 1000
 
 
-class FileChanged(SandboxRuntimeError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="FILE_CHANGED")
-
-
-def join(base: str, relative: str) -> str:
-    return f"{base.rstrip('/')}/{relative}"
-
-
 def mtime_of(ns: int) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
+
+
+def entry_values(artifact_id: str, entry: ManifestEntry, blob_id: str | None = None) -> tuple:
+    """The entry as a row for ``artifacts.rows.entries_insert``."""
+    return (
+        artifact_id,
+        entry.path,
+        entry.parent,
+        entry.type,
+        entry.mode,
+        entry.size,
+        entry.sha256,
+        entry.mtime,
+        entry.link_target,
+        blob_id,
+    )
 
 
 def entry_row(artifact_id: str, entry: ManifestEntry, blob_id: str | None = None) -> ArtifactEntry:
@@ -92,46 +98,6 @@ def entries_of(artifact: Artifact) -> list[ManifestEntry]:
     )
 
 
-@dataclass
-class _File:
-    entry: ManifestEntry
-    data: bytes | None = None  # a small file's bytes, read once
-
-
-def _read_small(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _File:
-    with runtime.open_read(sandbox_id, path) as source:
-        data = source.read(SMALL_FILE_BYTES + 1)
-    if len(data) != entry.size:
-        raise FileChanged(f"{path} changed while the folder was being read; nothing was stored, try again")
-    return _File(replace(entry, sha256=hashlib.sha256(data).hexdigest()), data)
-
-
-def _hash_large(runtime, sandbox_id: str, path: str, entry: ManifestEntry) -> _File:
-    digest, size = hashlib.sha256(), 0
-    with runtime.open_read(sandbox_id, path) as source:
-        for chunk in iter(lambda: source.read(CHUNK_SIZE), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    if size != entry.size:
-        raise FileChanged(f"{path} changed while the folder was being read; nothing was stored, try again")
-    return _File(replace(entry, sha256=digest.hexdigest()))
-
-
-def _store(runtime, sandbox_id: str, base: str, item: _File, organization_id: str) -> tuple[str, StoredBlob]:
-    key = blob_upload_key(organization_id)
-    if item.data is not None:
-        stored = blob_write(key, [item.data], max_bytes=settings.FOLDER_MAX_BYTES, sync=False)
-    else:
-        with runtime.open_read(sandbox_id, join(base, item.entry.path)) as source:
-            stored = blob_write(
-                key, iter(lambda: source.read(CHUNK_SIZE), b""), max_bytes=settings.FOLDER_MAX_BYTES, sync=False
-            )
-    if stored.sha256 != item.entry.sha256:
-        upload_discard(key)
-        raise FileChanged(f"{join(base, item.entry.path)} changed while it was being stored; nothing was stored")
-    return key, stored
-
-
 class FolderWriter:
     """Records a pending folder artifact's entries, storing only the bytes its organization lacks."""
 
@@ -143,25 +109,22 @@ class FolderWriter:
 
     def record(self, entries: list[ManifestEntry]) -> None:
         """Entries without bytes (directories, links)."""
-        ArtifactEntry.objects.bulk_create([entry_row(self.artifact.id, entry) for entry in entries], batch_size=1000)
+        entries_insert(entry_values(self.artifact.id, entry) for entry in entries)
 
-    def record_files(self, items: list[_File], write) -> None:
-        """``write(item)`` stores an item's bytes and gives (key, StoredBlob); called only for the
-        digests the organization has no live blob of (once per digest)."""
+    def record_files(self, items: list[FolderFile], write) -> None:
+        """``write(items)`` stores the items' bytes and gives {sha256: (key, StoredBlob)}; called
+        only with the digests the organization has no live blob of (one item per digest)."""
         written: dict[str, tuple[str, StoredBlob]] = {}
         for _attempt in range(3):
-            digests = {item.entry.sha256 for item in items}
-            have = set(
-                Blob.objects.filter(organization_id=self.org, sha256__in=digests, state=BlobState.LIVE).values_list(
-                    "sha256", flat=True
-                )
-            )
-            for item in items:
-                sha = item.entry.sha256
-                if sha not in have and sha not in written:
-                    written[sha] = write(item)
-                    self.bytes_sent += written[sha][1].size
-                    self.files_sent += 1
+            digests = sorted({item.entry.sha256 for item in items})
+            have = {sha for sha, (_id, state) in blobs_of(self.org, digests).items() if state == BlobState.LIVE}
+            known = have | written.keys()
+            lacking = {item.entry.sha256: item for item in items if item.entry.sha256 not in known}
+            if lacking:
+                new = write(list(lacking.values()))
+                written.update(new)
+                self.bytes_sent += sum(stored.size for _key, stored in new.values())
+                self.files_sent += len(new)
             if written:
                 blob_sync()  # the batch's new blobs on disk before any entry references them
             missing = self._commit(items, written)
@@ -170,23 +133,21 @@ class FolderWriter:
             # Blobs found live a moment ago were removed meanwhile: their bytes are sent too.
         raise FileChanged("the folder's stored files kept changing; nothing was stored, try again")
 
-    def _commit(self, items: list[_File], written: dict[str, tuple[str, StoredBlob]]) -> set[str]:
+    def _commit(self, items: list[FolderFile], written: dict[str, tuple[str, StoredBlob]]) -> set[str]:
         """One transaction for the batch: its blobs locked in one query, the new ones adopted, the
         entries inserted in bulk; the digests whose live blob vanished meanwhile if any (nothing
         is recorded then)."""
         digests = sorted({item.entry.sha256 for item in items})
         try:
             with transaction.atomic():
-                found = {
-                    blob.sha256: blob
-                    for blob in Blob.objects.select_for_update().filter(organization_id=self.org, sha256__in=digests)
-                }
-                live = {sha: blob.id for sha, blob in found.items() if blob.state == BlobState.LIVE}
+                found = blobs_of(self.org, digests, lock=True)
+                live = {sha: blob_id for sha, (blob_id, state) in found.items() if state == BlobState.LIVE}
                 vanished = {sha for sha in digests if sha not in live and sha not in written}
                 if vanished:
                     raise _Vanished(vanished)
                 blobs: dict[str, str] = dict(live)
                 new = []
+                now = connection.ops.adapt_datetimefield_value(timezone.now())
                 for sha in digests:
                     if sha not in written:
                         continue
@@ -197,15 +158,12 @@ class FolderWriter:
                     elif sha in found:  # being removed: revived with our bytes
                         blobs[sha] = blob_adopt(organization_id=self.org, stored=stored, key=key).id
                     else:
-                        new.append(Blob(organization_id=self.org, sha256=sha, size=stored.size, storage_key=key))
-                for blob in Blob.objects.bulk_create(new, batch_size=500):
-                    blobs[blob.sha256] = blob.id
+                        blobs[sha] = new_blob_id()
+                        new.append((blobs[sha], self.org, sha, stored.size, key, BlobState.LIVE, now))
+                blobs_insert(new)
                 # After every blob lock of the batch: the counter row is the last one taken.
-                usage_add(organization_id=self.org, stored_bytes=sum(blob.size for blob in new))
-                ArtifactEntry.objects.bulk_create(
-                    [entry_row(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items],
-                    batch_size=1000,
-                )
+                usage_add(organization_id=self.org, stored_bytes=sum(row[3] for row in new))
+                entries_insert(entry_values(self.artifact.id, item.entry, blobs[item.entry.sha256]) for item in items)
         except _Vanished as gone:
             return gone.shas
         except IntegrityError:
@@ -277,24 +235,23 @@ def folder_upload(transfer: Transfer, runtime, progress) -> tuple[list[ManifestE
         writer.record([entry for entry in entries if entry.type != "file"])
         files = [entry for entry in entries if entry.type == "file"]
         done = 0
-        hashed: dict[str, str] = {}
-        for batch in _batches(files):
-            items = []
-            for entry in batch:
-                source = join(transfer.path, entry.path)
-                reader = _read_small if entry.size <= SMALL_FILE_BYTES else _hash_large
-                item = reader(runtime, transfer.sandbox_id, source, entry)
-                items.append(item)
-                hashed[entry.path] = item.entry.sha256
-                done += entry.size
-            writer.record_files(
-                items, lambda item: _store(runtime, transfer.sandbox_id, transfer.path, item, artifact.organization_id)
-            )
-            progress(done)
+        hashed: dict[str, ManifestEntry] = {}
+        with runtime.tree_files(transfer.sandbox_id, transfer.path) as tree, file_pool() as pool:
+
+            def write(lacking: list[FolderFile]) -> dict[str, tuple[str, StoredBlob]]:
+                return files_store(pool, tree, transfer.path, lacking, artifact.organization_id)
+
+            for batch in _batches(files):
+                items = files_read(pool, tree, transfer.path, batch)
+                for item in items:
+                    hashed[item.entry.path] = item.entry
+                    done += item.entry.size
+                writer.record_files(items, write)
+                progress(done)
     except BaseException:
         writer.discard()
         raise
-    final = [replace(entry, sha256=hashed[entry.path]) if entry.type == "file" else entry for entry in entries]
+    final = [hashed.get(entry.path, entry) for entry in entries]
     return final, skipped, writer
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -183,6 +184,13 @@ class SandboxRuntime(ABC):
         followed, special files and names that are not UTF-8 as skipped; at most ``limit`` + 1."""
         raise NotImplementedError
 
+    @contextmanager
+    def tree_files(self, sandbox_id: str, path: str) -> Iterator:
+        """An opener of the regular files below the directory ``path``: its ``open(relative)``
+        gives a reader, links never followed; ``branch()`` gives an opener for another thread.
+        This default opens each one by its whole path."""
+        yield _FilesByPath(self, sandbox_id, path)
+
     def write_tree(
         self,
         sandbox_id: str,
@@ -218,3 +226,15 @@ class SandboxRuntime(ABC):
     def extract_archive(self, sandbox_id: str, path: str, *, remove: bool = True) -> int:
         """Unpack a tar.gz of ``archive_directory`` into /workspace; the number of entries made."""
         raise NotImplementedError
+
+
+class _FilesByPath:
+    def __init__(self, runtime: SandboxRuntime, sandbox_id: str, path: str) -> None:
+        self.runtime, self.sandbox_id, self.path = runtime, sandbox_id, path.rstrip("/")
+
+    def open(self, relative: str) -> BinaryIO:
+        return self.runtime.open_read(self.sandbox_id, f"{self.path}/{relative}")
+
+    @contextmanager
+    def branch(self) -> Iterator[_FilesByPath]:
+        yield self

@@ -443,6 +443,12 @@ class LocalRuntime(SandboxRuntime):
         with self._workspace(sandbox_id) as ws_fd:
             return list(trees.read_tree(ws_fd, parts, limit=limit))
 
+    @contextmanager
+    def tree_files(self, sandbox_id: str, path: str) -> Iterator[trees.TreeFiles]:
+        parts = paths.parse_path(path, allow_root=True)
+        with self._workspace(sandbox_id) as ws_fd, trees.tree_files(ws_fd, parts) as files:
+            yield files
+
     def write_tree(self, sandbox_id, path, entries, chunks_for, *, on_progress=None) -> int:
         parts = paths.parse_path(path)
         with self._workspace(sandbox_id) as ws_fd:

@@ -14,19 +14,24 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import io
 import os
 import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from secrets import token_hex
+from typing import BinaryIO
 
 from . import paths
-from .base import FileNotFound, InvalidPath, NotADirectory, SandboxRuntimeError
+from .base import FileNotFound, InvalidPath, NotADirectory, NotAFile, SandboxRuntimeError
 from .paths import Parts
 from .streams import ChecksumMismatch
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted in a file's place must not wait for a writer.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
@@ -109,6 +114,61 @@ def _readlink(start: int, parts: Parts) -> str:
         return os.readlink(parts[-1], dir_fd=parent)
     finally:
         os.close(parent)
+
+
+class TreeFiles:
+    """The regular files below a directory, opened by their path relative to it: each component
+    from its parent's fd with ``O_NOFOLLOW`` (as ``paths.open_file`` does from the workspace), the
+    last directory's fd kept for the next file, so a folder's files are not each resolved again
+    from the top. A link, FIFO, socket or device found in a file's place is refused."""
+
+    def __init__(self, root_fd: int, display: str) -> None:
+        self.dirs = _Dirs(root_fd)
+        self.display = display
+
+    def open(self, relative: str) -> BinaryIO:
+        """A reader on the file; the caller closes it."""
+        names = _names(relative)
+        shown = f"{self.display}/{relative}"
+        dir_fd = self.dirs.get(names[:-1])
+        try:
+            fd = os.open(names[-1], _READ_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidPath(f"{shown} is a symbolic link; symbolic links are not followed") from None
+            if exc.errno == errno.ENOENT:
+                raise FileNotFound(f"{shown} does not exist") from None
+            if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):
+                raise NotAFile(f"{shown} is not a regular file") from None
+            raise SandboxRuntimeError(f"{shown}: {exc.strerror or exc}", code="IO_ERROR") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotAFile(f"{shown} is not a regular file")
+        return io.FileIO(fd, "rb", closefd=True)
+
+    @contextmanager
+    def branch(self) -> Iterator[TreeFiles]:
+        """An opener of the same files with a directory fd of its own, for another thread."""
+        other = TreeFiles(self.dirs.root_fd, self.display)
+        try:
+            yield other
+        finally:
+            other.close()
+
+    def close(self) -> None:
+        self.dirs.close()
+
+
+@contextmanager
+def tree_files(ws_fd: int, parts: Parts) -> Iterator[TreeFiles]:
+    """A ``TreeFiles`` on the directory ``parts``, its fds closed on leaving."""
+    root = paths.open_dir(ws_fd, parts)
+    files = TreeFiles(root, paths.sandbox_path(parts))
+    try:
+        yield files
+    finally:
+        files.close()
+        os.close(root)
 
 
 def _names(path: str) -> Parts:
