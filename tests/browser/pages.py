@@ -57,6 +57,7 @@ PAGES: list[Page] = [
     Page("organizations", lambda m: "/staff/organizations/"),
     Page("security-log", lambda m: "/audit/instance/"),
     Page("webhooks", lambda m: "/webhooks/"),
+    Page("webhook-new", lambda m: "/webhooks/new/"),
     Page("trash", lambda m: "/trash/"),
     Page("trash-empty", lambda m: "/trash/empty/"),
     Page("usage", lambda m: "/usage/"),

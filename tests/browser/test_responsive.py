@@ -67,6 +67,9 @@ def made(stack) -> Made:
         # More than a page (50) of them, for "Load more".
         for i in range(BULK):
             _put(api, f"bulk/{i:03d}.txt", str(i).encode())
+        # Something in the trash, for its page.
+        doomed = _put(api, LONG_FOLDER + "deleted-by-mistake.csv", BODY + b"4,0.1\n")
+        assert api.delete(f"/artifacts/{doomed['id']}").status_code in (200, 204)
         _put(api, BIDI_PATH, b"MZ", {"note\u2066": "paid\u202e"})
         sandbox_id, folder_id = _folder_from_a_sandbox(api)
         session = api.post("/agent/sessions", json={"name": "A session with a long name for a phone"})
