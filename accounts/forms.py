@@ -13,6 +13,7 @@ SCOPE_LABELS = {
     "audit:read": "Read the audit log",
     "keys:manage": "Create and revoke API keys",
     "webhooks:manage": "Create, test and delete webhooks",
+    "retention:manage": "Create, preview and delete retention policies",
 }
 
 

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "transfers",
     "agents",
     "webhooks",
+    "retention",
     "ops",
 ]
 
@@ -200,6 +201,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "artifacts.tasks.sweep_storage",
         "schedule": env_int("STOWAGE_STORAGE_SWEEP_SECONDS", 3600),
     },
+    "run-retention-policies": {
+        "task": "retention.run_policies",
+        "schedule": env_int("STOWAGE_RETENTION_RUN_SECONDS", 900),
+    },
 }
 
 # --- Sandboxes ------------------------------------------------------------------------------
@@ -305,6 +310,7 @@ API_KEY_SCOPES = [
     "audit:read",
     "keys:manage",
     "webhooks:manage",
+    "retention:manage",
 ]
 
 # Short-lived access tokens (POST /api/v1/auth/token) are signed with the first of these

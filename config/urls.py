@@ -27,6 +27,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("members/", include("members.urls")),
     path("webhooks/", include("webhooks.urls")),
+    path("retention/", include("retention.urls")),
     path("join/<str:organization_id>/<str:token>/", member_join, name="members-join"),
     path("staff/organizations/", organization_list, name="staff-organizations"),
 ]
