@@ -1,17 +1,18 @@
 """The folder summaries behind the folder view: for every remote_path prefix ending in ``/`` (and
 the root, ``""``) how many ready artifacts lie under it and their size (ArtifactFolder), and for
 every remote_path its newest version (ArtifactPathHead). Both change only here, called inside the
-transactions that publish (transfers.worker.publish_upload) and delete
-(artifacts.services.artifact_delete), so they stay in step with the artifacts.
+transactions that publish (transfers.worker.publish_upload), move to the trash and restore
+(artifacts.trash), so they stay in step with the artifacts.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 
 from artifacts.models import Artifact, ArtifactFolder, ArtifactPathHead, ArtifactState
 
@@ -90,6 +91,74 @@ def folders_remove(*, artifact: Artifact) -> None:
     head.versions = max(head.versions - 1, 1)
     head.latest, head.latest_created_at, head.latest_size = newest, newest.created_at, newest.size
     head.save(update_fields=["versions", "latest", "latest_created_at", "latest_size"])
+
+
+def folders_remove_many(*, organization_id: str, artifacts: list[Artifact]) -> None:
+    """``folders_remove`` for many ready artifacts of one organization at once (a bulk move to the
+    trash, already marked so in this transaction), in a constant number of statements."""
+    if artifacts:
+        _bump_many(organization_id, [(a.remote_path, -1, -a.size) for a in artifacts])
+        _heads_refresh(organization_id, Counter(a.remote_path for a in artifacts), -1)
+
+
+def folders_restore(*, artifact: Artifact) -> None:
+    """An artifact is ready again (restored from the trash, marked so in this transaction); it is
+    its path's newest version only if no newer one is ready."""
+    _bump_many(artifact.organization_id, [(artifact.remote_path, 1, artifact.size)])
+    if not _heads_refresh(artifact.organization_id, Counter([artifact.remote_path]), 1):
+        ArtifactPathHead.objects.create(
+            organization_id=artifact.organization_id,
+            folder=folder_of(artifact.remote_path),
+            remote_path=artifact.remote_path,
+            latest=artifact,
+            latest_created_at=artifact.created_at,
+            latest_size=artifact.size,
+            versions=1,
+        )
+
+
+def _bump_many(organization_id: str, changes: list[tuple[str, int, int]]) -> None:
+    totals: dict[tuple[str, str], list[int]] = {}
+    for remote_path, count, size in changes:
+        for path, parent in folder_chain(folder_of(remote_path)):
+            entry = totals.setdefault((path, parent), [0, 0])
+            entry[0] += count
+            entry[1] += size
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            _BUMP, [(organization_id, path, parent, count, size) for (path, parent), (count, size) in totals.items()]
+        )
+    ArtifactFolder.objects.filter(
+        organization_id=organization_id, path__in=[path for path, _ in totals], artifact_count__lte=0
+    ).delete()
+
+
+def _heads_refresh(organization_id: str, changed: Counter, sign: int) -> int:
+    """Point each changed path's head at its newest ready version (dropping heads left with
+    none) and move its count of versions by ``sign`` per artifact; how many heads existed."""
+    newest = Artifact.objects.filter(
+        organization_id=organization_id, remote_path=OuterRef("remote_path"), state=ArtifactState.READY
+    ).order_by("-version")
+    heads = list(
+        ArtifactPathHead.objects.select_for_update()
+        .filter(organization_id=organization_id, remote_path__in=list(changed))
+        .annotate(newest_id=Subquery(newest.values("id")[:1]))
+    )
+    newest_rows = Artifact.objects.in_bulk([head.newest_id for head in heads if head.newest_id])
+    gone, kept = [], []
+    for head in heads:
+        row = newest_rows.get(head.newest_id)
+        if row is None:
+            gone.append(head.pk)
+            continue
+        head.versions = max(head.versions + sign * changed[head.remote_path], 1)
+        head.latest, head.latest_created_at, head.latest_size = row, row.created_at, row.size
+        kept.append(head)
+    if gone:
+        ArtifactPathHead.objects.filter(pk__in=gone).delete()
+    if kept:
+        ArtifactPathHead.objects.bulk_update(kept, ["versions", "latest", "latest_created_at", "latest_size"])
+    return len(heads)
 
 
 def folders_build(artifacts: Iterable, *, folder_model=ArtifactFolder, head_model=ArtifactPathHead) -> None:

@@ -3,24 +3,20 @@ the transfers app's (transfers/services.py)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from artifacts.alias_services import aliases_drop_for_artifact
-from artifacts.blobs import blob_release, blob_release_many
 from artifacts.events import DOWNLOAD_ACTIONS, artifact_emit
 from artifacts.models import Artifact, ArtifactState
-from artifacts.prefixes import folders_remove
-from artifacts.search_index import search_index_remove
-from artifacts.tasks import delete_blob
+from artifacts.trash import artifacts_trash
+from audit.models import Outcome
 from audit.services import audit_record
 from core.actor import Actor
-from core.dispatch import enqueue
-from shares.events import share_emit
-from shares.models import ShareLink, ShareLinkState
+from core.errors import Conflict
 
 
 def artifact_record_read(
@@ -44,53 +40,48 @@ def artifact_record_read(
 
 
 def artifact_delete(*, actor: Actor, artifact: Artifact, reason: str = "requested") -> None:
-    """Keep the row, marked deleted, for the audit trail; its blob goes once nothing else holds it.
-    Its share links are revoked and its aliases dropped in the same transaction."""
-    with transaction.atomic():
-        deleted = Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY).update(
-            state=ArtifactState.DELETED, deleted_at=timezone.now()
-        )
-        if not deleted:
-            return
-        search_index_remove([artifact.id])
-        folders_remove(artifact=artifact)
-        # Through the model, not shares.services, which imports this module.
-        live = ShareLink.objects.filter(
-            artifact_id=artifact.id, state__in=[ShareLinkState.PENDING, ShareLinkState.ACTIVE]
-        )
-        announced = [link for link in live.select_for_update() if link.state == ShareLinkState.ACTIVE]
-        live.update(state=ShareLinkState.REVOKED, revoked_at=timezone.now())
-        for link in announced:
-            share_emit(link, "share.revoked", reason="artifact deleted")
+    """Move one artifact to the trash (artifacts.trash); deleting one already gone changes nothing.
+    An artifact under a legal hold is refused with 409 ``LEGAL_HOLD``, and the refusal audited."""
+    moved = artifacts_trash(
+        actor=actor, organization_id=artifact.organization_id, artifact_ids=[artifact.id], reason=reason
+    )
+    if moved:
+        artifact.state = ArtifactState.TRASHED
+        return
+    if Artifact.objects.filter(id=artifact.id, state=ArtifactState.READY, legal_hold=True).exists():
         audit_record(
             actor=actor,
             action="artifact.delete",
             resource=f"artifact:{artifact.id}",
             sandbox_id=artifact.sandbox_id,
             session_id=artifact.session_id,
-            details={"remote_path": artifact.remote_path, "reason": reason, "size": artifact.size},
+            details={"remote_path": artifact.remote_path, "reason": reason},
+            outcome=Outcome.DENIED,
+            error_message="under a legal hold",
             organization_id=artifact.organization_id,
         )
-        aliases_drop_for_artifact(actor=actor, artifact=artifact, reason=reason)
-        artifact.state = ArtifactState.DELETED
-        artifact_emit(artifact, "artifact.expired" if reason == "expired" else "artifact.deleted", reason=reason)
-        if artifact.is_folder:
-            blob_release_many(blob_ids=artifact.entries.exclude(blob=None).values_list("blob_id", flat=True).distinct())
-        elif artifact.blob_id is not None:
-            blob_release(blob_id=artifact.blob_id)
-        else:
-            # Published by the release before blobs and not adopted yet: the object is its own.
-            transaction.on_commit(lambda: enqueue(delete_blob, key=artifact.storage_key))
+        raise Conflict(
+            f"Artifact '{artifact.id}' is under a legal hold: it cannot be deleted until the hold is lifted",
+            code="LEGAL_HOLD",
+        )
 
 
 def artifact_expire(*, now=None, batch: int = 500) -> int:
+    """Move artifacts past their expiry to the trash, a batch at a time, one bulk move per
+    organization. A held artifact stays where it is (hidden while past its expiry)."""
     now = now or timezone.now()
-    expired = list(
-        Artifact.objects.filter(state=ArtifactState.READY, expires_at__lte=now).order_by("expires_at")[:batch]
+    expired = (
+        Artifact.objects.filter(state=ArtifactState.READY, expires_at__lte=now, legal_hold=False)
+        .order_by("expires_at")
+        .values_list("organization_id", "id")[:batch]
     )
-    for artifact in expired:
-        artifact_delete(actor=Actor.system(artifact.organization_id), artifact=artifact, reason="expired")
-    return len(expired)
+    by_org: dict[str, list[str]] = defaultdict(list)
+    for organization_id, artifact_id in expired:
+        by_org[organization_id].append(artifact_id)
+    return sum(
+        artifacts_trash(actor=Actor.system(org), organization_id=org, artifact_ids=ids, reason="expired")
+        for org, ids in by_org.items()
+    )
 
 
 # Declared beside the service it runs, so that artifacts/tasks.py never imports this module back.

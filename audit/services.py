@@ -17,6 +17,7 @@ __all__ = [
     "GENESIS_HASH",
     "ChainReport",
     "audit_record",
+    "audit_record_many",
     "audit_verify_chain",
     "audit_verify_chains",
     "canonical_body",
@@ -26,6 +27,66 @@ __all__ = [
 
 
 def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    resource: str = "",
+    sandbox_id: str = "",
+    session_id: str = "",
+    details: dict[str, Any] | None = None,
+    outcome: str = Outcome.SUCCESS,
+    error_message: str = "",
+    duration_ms: int | None = None,
+    organization_id: str | None = None,
+) -> AuditEvent:
+    event = _event(
+        actor=actor,
+        action=action,
+        resource=resource,
+        sandbox_id=sandbox_id,
+        session_id=session_id,
+        details=details,
+        outcome=outcome,
+        error_message=error_message,
+        duration_ms=duration_ms,
+        organization_id=organization_id,
+    )
+    key = event.chain
+    with transaction.atomic():
+        # The lock on this chain's head orders the appends to this chain alone, and is held until
+        # the caller's transaction ends: callers record their event as the last thing they do in it.
+        head = _locked_head(key)
+        event.prev_hash = head.last_hash
+        event.hash = event_hash(event)
+        event.save(force_insert=True)
+        AuditChain.objects.filter(key=key).update(last_hash=event.hash, last_seq=event.seq, events=F("events") + 1)
+    return event
+
+
+def audit_record_many(*, actor: Actor, organization_id: str | None, entries: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append many events of one organization's chain at once (a bulk change: one event per
+    artifact it touched), each ``entries`` item the keyword arguments of ``audit_record`` but the
+    actor and organization. One lock of the chain's head, one insert, one update of the head: the
+    events are linked in the order given, exactly as if appended one by one."""
+    if not entries:
+        return []
+    events = [_event(actor=actor, organization_id=organization_id, **entry) for entry in entries]
+    key = events[0].chain
+    with transaction.atomic():
+        head = _locked_head(key)
+        prev = head.last_hash
+        for event in events:
+            event.prev_hash = prev
+            prev = event.hash = event_hash(event)
+        # Both databases return the new seqs, in the order given (PostgreSQL RETURNING, SQLite 3.35+).
+        AuditEvent.objects.bulk_create(events)
+        AuditChain.objects.filter(key=key).update(
+            last_hash=prev, last_seq=events[-1].seq, events=F("events") + len(events)
+        )
+    return events
+
+
+def _event(
     *,
     actor: Actor,
     action: str,
@@ -60,15 +121,7 @@ def audit_record(
     )
     # The JSON round trip makes the stored details exactly what the hash covers.
     event.details = json.loads(json.dumps(event.details, default=str))
-    key = event.chain = chain_key(event.organization_id)
-    with transaction.atomic():
-        # The lock on this chain's head orders the appends to this chain alone, and is held until
-        # the caller's transaction ends: callers record their event as the last thing they do in it.
-        head = _locked_head(key)
-        event.prev_hash = head.last_hash
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-        AuditChain.objects.filter(key=key).update(last_hash=event.hash, last_seq=event.seq, events=F("events") + 1)
+    event.chain = chain_key(event.organization_id)
     return event
 
 

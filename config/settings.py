@@ -185,6 +185,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "artifacts.tasks.expire_artifacts",
         "schedule": env_int("STOWAGE_EXPIRY_SWEEP_SECONDS", 30),
     },
+    "purge-trash": {
+        "task": "artifacts.tasks.purge_trash",
+        "schedule": env_int("STOWAGE_TRASH_PURGE_SWEEP_SECONDS", 300),
+    },
     "resume-direct-uploads": {
         "task": "artifacts.tasks.resume_direct_uploads",
         "schedule": 60,
@@ -282,6 +286,8 @@ FOLDER_MAX_BYTES = env_int("STOWAGE_FOLDER_MAX_BYTES", 20 << 30)
 ARTIFACT_MAX_EXPIRES_IN = env_int("STOWAGE_ARTIFACT_MAX_EXPIRES_IN", 10 * 365 * 86400)
 # An identical upload (same sandbox, path, remote_path and bytes) within this window is a retry.
 ARTIFACT_RETRY_WINDOW_SECONDS = env_int("STOWAGE_ARTIFACT_RETRY_WINDOW_SECONDS", 600)
+# A deleted or expired artifact stays restorable in the trash this long, then is purged.
+TRASH_DAYS = env_int("STOWAGE_TRASH_DAYS", 7)
 TRANSFER_WAIT_SECONDS = env_int("STOWAGE_TRANSFER_WAIT_SECONDS", 900)
 # Pending artifacts and temporary blobs older than this belong to transfers that died.
 ARTIFACT_STALE_PENDING_SECONDS = env_int("STOWAGE_ARTIFACT_STALE_PENDING_SECONDS", 6 * 3600)

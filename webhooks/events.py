@@ -20,6 +20,7 @@ EVENT_TYPES: dict[str, str] = {
     "artifact.downloaded": "an artifact was downloaded (API, presigned URL, share link, into a sandbox)",
     "artifact.deleted": "an artifact was deleted",
     "artifact.expired": "an artifact reached its expiry and was deleted",
+    "artifact.restored": "an artifact was restored from the trash",
     "share.created": "a share link became active",
     "share.downloaded": "an artifact was downloaded through a share link",
     "share.revoked": "a share link was revoked",

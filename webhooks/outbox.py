@@ -47,6 +47,38 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEve
     return event
 
 
+def emit_many(*, organization_id: str, events: list[tuple[str, dict[str, Any]]]) -> list[WebhookEvent]:
+    """``emit`` for many (type, data) events of one organization at once: one look for its
+    webhooks, one insert, and the dispatches sent once the transaction commits."""
+    for type, _ in events:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event type {type!r}")
+    if not events:
+        return []
+    now = timezone.now()
+    listened = Webhook.objects.filter(organization_id=organization_id, enabled=True).exists()
+    rows = []
+    for type, data in events:
+        event = WebhookEvent(organization_id=organization_id, type=type, created_at=now)
+        event.payload = event_body(
+            event_id=event.id, type=type, created_at=now, organization_id=organization_id, data=data
+        )
+        if not listened:
+            event.dispatched_at = now
+        rows.append(event)
+    with transaction.atomic():
+        WebhookEvent.objects.bulk_create(rows)
+        if listened:
+            ids = [event.id for event in rows]
+
+            def send_all() -> None:
+                for event_id in ids:
+                    send_dispatch(event_id)
+
+            transaction.on_commit(send_all)
+    return rows
+
+
 def event_body(
     *, event_id: str, type: str, created_at: datetime, organization_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:

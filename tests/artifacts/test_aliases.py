@@ -276,7 +276,7 @@ def test_an_alias_never_lands_on_a_version_deleted_at_the_same_moment(owner, bro
 
         race(2, step)
         doomed.refresh_from_db()
-        assert doomed.state == "deleted"
+        assert doomed.state == "trashed"
         alias = ArtifactAlias.objects.filter(remote_path=doomed.remote_path).first()
         # Moved then dropped with its version, or never moved: never left on the deleted one.
         assert alias is None or alias.artifact_id == keep.id

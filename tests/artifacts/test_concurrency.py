@@ -111,6 +111,6 @@ def test_concurrent_deletes_of_one_artifact_record_one_deletion(owner, live):
     artifact = artifact_put(actor=actor, stream=io.BytesIO(b"delete me\n"), remote_path="race/delete.txt")
 
     race(5, lambda _: artifact_delete(actor=actor, artifact=Artifact.objects.get(id=artifact.id)))
-    assert Artifact.objects.get(id=artifact.id).state == ArtifactState.DELETED
+    assert Artifact.objects.get(id=artifact.id).state == ArtifactState.TRASHED
     assert AuditEvent.objects.filter(action="artifact.delete", resource=f"artifact:{artifact.id}").count() == 1
     assert audit_verify_chain().ok

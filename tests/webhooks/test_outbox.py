@@ -155,7 +155,7 @@ def test_a_broker_outage_at_commit_loses_no_event(owner, django_capture_on_commi
     artifact = make_artifact(owner.org_id, None, "out/a.txt")
     with django_capture_on_commit_callbacks(execute=True):
         artifact_delete(actor=Actor.system(owner.org_id), artifact=artifact)
-    assert Artifact.objects.get(id=artifact.id).state == ArtifactState.DELETED
+    assert Artifact.objects.get(id=artifact.id).state == ArtifactState.TRASHED
     event = WebhookEvent.objects.get(type="artifact.deleted")
     assert event.dispatched_at is None
     assert sweep()["events"] == 1
