@@ -40,8 +40,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
