@@ -69,8 +69,9 @@ class RetentionPolicy(models.Model):
     def rule(self) -> str:
         """The policy in words, for pages and events."""
         where = f" under {self.prefix}" if self.prefix else ""
+        plural = "" if self.value == 1 else "s"
         if self.kind == PolicyKind.KEEP_LAST:
-            return f"keep the last {self.value} versions of each path{where}"
+            return f"keep the last {self.value} version{plural} of each path{where}"
         if self.kind == PolicyKind.MAX_AGE:
-            return f"remove versions older than {self.value} days{where}"
-        return f"remove versions neither made nor downloaded in {self.value} days{where}"
+            return f"remove versions older than {self.value} day{plural}{where}"
+        return f"remove versions neither made nor downloaded in {self.value} day{plural}{where}"

@@ -103,5 +103,8 @@ def retention_enable_view(request: HttpRequest, policy_id: str) -> HttpResponse:
 def retention_delete_view(request: HttpRequest, policy_id: str) -> HttpResponse:
     policy = _policy(request, policy_id)
     services.policy_delete(actor=request.actor, policy=policy)
-    messages.success(request, f"The policy “{policy.name}” is deleted; nothing it removed comes back by this.")
+    messages.success(
+        request,
+        f"The policy “{policy.name}” is deleted; what it moved to the trash stays there until restored or purged.",
+    )
     return redirect("retention-list")
