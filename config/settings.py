@@ -210,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("STOWAGE_RETENTION_RUN_SECONDS", 900),
     },
 }
+# How long one transaction of a retention run should last: its batches grow or shrink to it.
+STOWAGE_RETENTION_BATCH_MS = env_int("STOWAGE_RETENTION_BATCH_MS", 250)
 
 # --- Sandboxes ------------------------------------------------------------------------------
 # The name of this host's sandbox queue is "sandbox.<STOWAGE_HOST>".

@@ -1,9 +1,11 @@
 """The periodic run of every enabled retention policy (``retention.run_policies``, from beat).
 
-A run removes in batches of at most ``BATCH`` artifacts, each batch its own short transaction (so
-no lock is held for long and listings go on meanwhile): the batch's rows are locked, those that
-gained an alias or a legal hold since they were selected are left out, and the rest go to the
-trash through ``artifacts.trash.artifacts_trash``, one audited ``artifact.delete`` event each that
+A run reads what its policy selects ``BATCH`` ids at a time (no lock taken) and removes them in
+smaller batches, each its own short transaction, sized so that each lasts about
+``STOWAGE_RETENTION_BATCH_MS`` (the size follows the time the last one took), so no lock is held
+for long and listings and uploads go on meanwhile. In each, the rows are locked, those that gained
+an alias or a legal hold since they were selected are left out, and the rest go to the trash
+through ``artifacts.trash.artifacts_trash``, one audited ``artifact.delete`` event each that
 names the policy. A redelivered or overlapping run finds removed rows no longer ready and skips them.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -29,6 +32,8 @@ from retention.selectors import removable_batches
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# Bounds of one removal transaction's size, and where a run starts.
+MIN_CHUNK, FIRST_CHUNK = 10, 50
 
 
 @dataclass
@@ -73,11 +78,20 @@ def policy_run(*, policy_id: str, now: datetime | None = None, batch: int = BATC
         return result
     now = now or timezone.now()
     actor = policy_actor(policy)
+    target = settings.STOWAGE_RETENTION_BATCH_MS / 1000
+    low = min(MIN_CHUNK, batch)
+    chunk = min(FIRST_CHUNK, batch)
     for ids in removable_batches(policy, now=now, batch=batch):
-        started = time.perf_counter()
-        result.removed += _remove_batch(policy, actor, ids)
-        result.longest_batch_s = max(result.longest_batch_s, time.perf_counter() - started)
-        result.batches += 1
+        while ids:
+            part, ids = ids[:chunk], ids[chunk:]
+            started = time.perf_counter()
+            result.removed += _remove_batch(policy, actor, part)
+            elapsed = time.perf_counter() - started
+            result.longest_batch_s = max(result.longest_batch_s, elapsed)
+            result.batches += 1
+            # Toward the target, at most doubling or halving at a step.
+            wanted = int(len(part) * target / max(elapsed, 0.001))
+            chunk = max(low, min(batch, chunk * 2, max(chunk // 2, wanted)))
     with transaction.atomic():
         RetentionPolicy.objects.filter(id=policy.id).update(last_run_at=now, last_removed_count=result.removed)
         if result.removed:
