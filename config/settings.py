@@ -211,7 +211,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # How long one transaction of a retention run should last: its batches grow or shrink to it.
-STOWAGE_RETENTION_BATCH_MS = env_int("STOWAGE_RETENTION_BATCH_MS", 250)
+STOWAGE_RETENTION_BATCH_MS = env_int("STOWAGE_RETENTION_BATCH_MS", 400)
 
 # --- Sandboxes ------------------------------------------------------------------------------
 # The name of this host's sandbox queue is "sandbox.<STOWAGE_HOST>".

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 # Bounds of one removal transaction's size, and where a run starts.
-MIN_CHUNK, FIRST_CHUNK = 10, 50
+MIN_CHUNK, FIRST_CHUNK = 25, 100
 
 
 @dataclass
