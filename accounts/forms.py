@@ -10,6 +10,7 @@ SCOPE_LABELS = {
     "sandboxes:write": "Create, run commands in, write to and stop sandboxes",
     "artifacts:read": "List and download artifacts",
     "artifacts:write": "Upload, share and delete artifacts",
+    "artifacts:admin": "Restore and purge the trash, set and lift legal holds",
     "audit:read": "Read the audit log",
     "keys:manage": "Create and revoke API keys",
     "webhooks:manage": "Create, test and delete webhooks",

@@ -321,7 +321,7 @@ def list_versions(request: HttpRequest, artifact_id: str):
     return {"remote_path": artifact.remote_path, "versions": [artifact_out(a) for a in versions]}
 
 
-@router.delete("/artifacts/{artifact_id}", response={200: SuccessOut, **errors(404, STORAGE)})
+@router.delete("/artifacts/{artifact_id}", response={200: SuccessOut, **errors(404, 409, STORAGE)})
 def delete_artifact(request: HttpRequest, artifact_id: str):
     require_scope(request.auth, "artifacts:write")
     artifact = artifact_get(organization_id=request.auth.organization_id, artifact_id=artifact_id)

@@ -156,6 +156,8 @@ class Artifact(models.Model):
             models.Index(fields=["organization", "state", "-size", "-id"], name="artifact_org_size"),
             models.Index(fields=["state", "expires_at"], name="artifact_state_expiry"),
             models.Index(fields=["state", "purge_after"], name="artifact_state_purge"),
+            # The trash, newest deleted first.
+            models.Index(fields=["organization", "state", "-deleted_at", "-id"], name="artifact_org_trash"),
             models.Index(
                 fields=["organization", "state", "last_downloaded_at", "id"], name="artifact_org_last_download"
             ),

@@ -30,7 +30,7 @@ from artifacts.services import (
     artifact_record_read,
 )
 from artifacts.version_views import versions_context
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from core.htmx import wants_fragment
 from shares.views import share_block_context
 
@@ -193,8 +193,12 @@ def artifact_content(request: HttpRequest, artifact_id: str) -> HttpResponse:
 def artifact_delete_view(request: HttpRequest, artifact_id: str) -> HttpResponse:
     artifact = _artifact(request, artifact_id)
     if request.method == "POST":
-        artifact_delete(actor=request.actor, artifact=artifact)
-        messages.success(request, f"Deleted {artifact.remote_path} (version {artifact.version}).")
+        try:
+            artifact_delete(actor=request.actor, artifact=artifact)
+        except Conflict as exc:
+            messages.error(request, exc.message)
+            return redirect("artifact-detail", artifact_id=artifact.id)
+        messages.success(request, f"Moved {artifact.remote_path} (version {artifact.version}) to the trash.")
         return redirect("artifact-list")
     return render(request, "artifacts/artifact_delete.html", {"artifact": artifact})
 

@@ -49,6 +49,7 @@ api.add_router("", "audit.api.router")
 api.add_router("", "sandboxes.api.router")
 # Before artifacts.api, whose /artifacts/{artifact_id} would take /artifacts/by-path.
 api.add_router("", "artifacts.versions_api.router")
+api.add_router("", "artifacts.trash_api.router")
 api.add_router("", "artifacts.api.router")
 api.add_router("", "artifacts.folder_api.router")
 api.add_router("", "shares.api.router")

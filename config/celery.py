@@ -23,7 +23,13 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="worker")
 # autodiscover_tasks() finds only <app>.tasks modules (and worker modules, above); these declare tasks
 # beside the code they run.
-app.conf.imports = ("artifacts.blobs", "artifacts.services", "transfers.direct", "transfers.sweeps")
+app.conf.imports = (
+    "artifacts.blobs",
+    "artifacts.services",
+    "artifacts.trash_services",
+    "transfers.direct",
+    "transfers.sweeps",
+)
 
 SHARED_QUEUE = "stowage"
 # Tasks that run a command in a sandbox: they mostly wait on its process, so they have a pool

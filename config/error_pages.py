@@ -34,8 +34,8 @@ def _deleted_artifact(request: HttpRequest) -> dict[str, Any] | None:
         return None
     artifact = (
         Artifact.objects.filter(organization_id=membership.organization_id, id=artifact_id[:40])
-        .filter(state=ArtifactState.DELETED)
-        .only("id", "remote_path", "deleted_at")
+        .filter(state__in=[ArtifactState.DELETED, ArtifactState.TRASHED])
+        .only("id", "remote_path", "deleted_at", "state", "purge_after")
         .first()
     )
     if artifact is None:

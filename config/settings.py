@@ -315,6 +315,7 @@ API_KEY_SCOPES = [
     "sandboxes:write",
     "artifacts:read",
     "artifacts:write",
+    "artifacts:admin",
     "audit:read",
     "keys:manage",
     "webhooks:manage",

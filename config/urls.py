@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("artifacts/upload/", include("transfers.urls")),
     path("artifacts/", include("artifacts.urls")),
+    path("trash/", include("artifacts.trash_urls")),
     path("sandboxes/", include("sandboxes.urls")),
     path("sessions/", include("agents.urls")),
     path("audit/", include("audit.urls")),

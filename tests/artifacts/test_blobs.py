@@ -229,13 +229,16 @@ def test_a_shared_blob_goes_only_with_its_last_artifact(owner, store, commits):
     second = put(owner, "b.bin", data).json()
     blob = Blob.objects.get()
     assert owner.delete(f"/artifacts/{first['id']}").status_code == 200
-    assert commits == [("artifacts.tasks.collect_blob", {"blob_id": blob.id})]
+    assert commits == []  # in the trash, it still holds its blob
+    assert owner.delete(f"/trash/{first['id']}").status_code == 200
+    assert commits == [("artifacts.tasks.collect_blobs", {"blob_ids": [blob.id]})]
     assert blobs.blob_collect(blob_id=blob.id) is False
     assert store.keys() == {blob.storage_key}
     assert owner.get(f"/artifacts/{second['id']}").status_code == 200
     assert stored_bytes(Artifact.objects.get(id=second["id"])) == data
 
     assert owner.delete(f"/artifacts/{second['id']}").status_code == 200
+    assert owner.delete(f"/trash/{second['id']}").status_code == 200
     assert blobs.blob_collect(blob_id=blob.id) is True
     assert store.keys() == set() and not Blob.objects.exists()
     # The deleted rows stay, for the audit trail, with their checksum.
@@ -251,6 +254,7 @@ def test_a_publish_after_the_claim_revives_the_blob_with_its_own_bytes(owner, st
     blob = Blob.objects.get()
     old_key = blob.storage_key
     assert owner.delete(f"/artifacts/{first['id']}").status_code == 200
+    assert owner.delete(f"/trash/{first['id']}").status_code == 200
     published = {}
     real_delete = blobs.blob_delete
 
@@ -274,6 +278,7 @@ def test_a_checksum_first_upload_during_removal_must_send_the_bytes(owner, store
     first = put(owner, "a.bin", data).json()
     blob = Blob.objects.get()
     assert owner.delete(f"/artifacts/{first['id']}").status_code == 200
+    assert owner.delete(f"/trash/{first['id']}").status_code == 200
     answers = []
     real_delete = blobs.blob_delete
 
@@ -441,6 +446,7 @@ def test_a_publish_waits_for_a_claim_and_then_brings_its_own_bytes(owner, store,
     blob = Blob.objects.get()
     old_key = blob.storage_key
     assert owner.delete(f"/artifacts/{first['id']}").status_code == 200
+    assert owner.delete(f"/trash/{first['id']}").status_code == 200
     claimed, go = threading.Event(), threading.Event()
 
     def pause_after_the_claim(execute, sql, params, many, context):

@@ -124,7 +124,7 @@ def test_the_role_matrix(dashboard, owner, role, can_upload, can_share, can_dele
     assert (b"Delete\xe2\x80\xa6" in detail.content) is can_delete
     assert client.get(reverse("artifact-delete", args=[artifact.id])).status_code == (200 if can_delete else 404)
     assert client.post(reverse("artifact-delete", args=[artifact.id])).status_code == (302 if can_delete else 404)
-    assert Artifact.objects.get(id=artifact.id).state == (ArtifactState.DELETED if can_delete else ArtifactState.READY)
+    assert Artifact.objects.get(id=artifact.id).state == (ArtifactState.TRASHED if can_delete else ArtifactState.READY)
 
 
 def test_a_stranger_gets_404_for_every_artifact_of_another_organization(dashboard, owner):

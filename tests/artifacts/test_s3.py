@@ -241,8 +241,10 @@ def test_a_share_link_download_redirects_to_a_short_lived_s3_url(owner, s3, loca
 def test_delete_removes_the_object(owner, s3, django_capture_on_commit_callbacks):
     artifact = Artifact.objects.get(id=put(owner, "gone.bin", b"soon gone").json()["id"])
     assert artifact.storage_key in s3.object_keys()
+    assert owner.delete(f"/artifacts/{artifact.id}").status_code == 200
+    assert artifact.storage_key in s3.object_keys()  # in the trash, the bytes stay
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert owner.delete(f"/artifacts/{artifact.id}").status_code == 200
+        assert owner.delete(f"/trash/{artifact.id}").status_code == 200
     assert callbacks  # the worker's collection of the blob, run here in-process
     assert blobs.collect_blob(blob_id=artifact.blob_id)
     assert not Blob.objects.exists()

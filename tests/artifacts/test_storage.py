@@ -151,9 +151,12 @@ def wait_gone(key: str, seconds: float = 15) -> bool:
 
 def assert_expired(owner, artifact_id: str) -> None:
     row = Artifact.objects.get(id=artifact_id)
-    assert row.state == ArtifactState.DELETED and row.deleted_at is not None
+    assert row.state == ArtifactState.TRASHED and row.deleted_at is not None
     assert owner.get(f"/artifacts/{artifact_id}").status_code == 404
-    assert wait_gone(row.storage_key), "the expired artifact's blob is still stored"
+    assert blob_exists(row.storage_key), "a trashed artifact keeps its blob until it is purged"
+    assert owner.delete(f"/trash/{artifact_id}").status_code == 200
+    assert Artifact.objects.get(id=artifact_id).state == ArtifactState.DELETED
+    assert wait_gone(row.storage_key), "the purged artifact's blob is still stored"
     event = AuditEvent.objects.get(action="artifact.delete", resource=f"artifact:{artifact_id}")
     assert event.details["reason"] == "expired"
     assert event.organization_id == owner.org_id

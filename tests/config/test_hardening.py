@@ -54,7 +54,7 @@ def test_a_deleted_artifact_says_when_and_by_whom(dashboard, owner, stranger):
     )
     artifact_id = put.json()["id"]
     assert owner.delete(f"/artifacts/{artifact_id}").status_code in {200, 204}
-    assert Artifact.objects.get(id=artifact_id).state == "deleted"
+    assert Artifact.objects.get(id=artifact_id).state == "trashed"
     page = dashboard.viewer.get(reverse("artifact-detail", args=[artifact_id]))
     assert page.status_code == 404
     text = page.content.decode()

@@ -301,6 +301,7 @@ def test_delete_removes_bytes_and_keeps_the_row(owner, live):
     ).json()
     assert owner.delete(f"/artifacts/{artifact['id']}").json() == {"success": True}
     assert owner.get(f"/artifacts/{artifact['id']}").status_code == 404
+    assert owner.delete(f"/trash/{artifact['id']}").json() == {"success": True}
     row = Artifact.objects.get(id=artifact["id"])
     assert row.state == ArtifactState.DELETED
     deadline = time.monotonic() + 10
