@@ -319,7 +319,6 @@ API_KEY_SCOPES = [
     "audit:read",
     "keys:manage",
     "webhooks:manage",
-    "retention:manage",
 ]
 
 # Short-lived access tokens (POST /api/v1/auth/token) are signed with the first of these

@@ -1,5 +1,5 @@
 """/api/v1/retention-policies: an organization's retention policies, and what one would remove
-now (for a saved policy, or for one before it is saved). Keys need the ``retention:manage`` scope."""
+now (for a saved policy, or for one before it is saved). Keys need the ``artifacts:admin`` scope, as the trash and legal holds do."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from retention.selectors import Preview, policy_get, policy_list, policy_preview
 
 router = Router(tags=["retention"])
 
-SCOPE = "retention:manage"
+SCOPE = "artifacts:admin"
 Value = strict_int(1, 36_500)
 
 

@@ -1,5 +1,5 @@
 """/api/v1/retention-policies: create, list, read, change, delete and preview, each audited; keys
-need the retention:manage scope; another organization's policy is a 404; every bad input is a 4xx
+need the artifacts:admin scope; another organization's policy is a 404; every bad input is a 4xx
 with a code and changes nothing."""
 
 from __future__ import annotations
