@@ -14,7 +14,6 @@ SCOPE_LABELS = {
     "audit:read": "Read the audit log",
     "keys:manage": "Create and revoke API keys",
     "webhooks:manage": "Create, test and delete webhooks",
-    "retention:manage": "Create, preview and delete retention policies",
 }
 
 
