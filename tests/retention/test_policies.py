@@ -164,3 +164,15 @@ def test_pending_and_already_trashed_versions_are_left_alone(owner, versions):
     assert policy_run(policy_id=policy.id).removed == 2
     assert Artifact.objects.get(id=pending.id).state == ArtifactState.PENDING
     assert states(ready) == [TRASHED, TRASHED]
+
+
+def test_the_periodic_task_runs_every_enabled_policy(owner, versions, settings):
+    from retention.worker import run_policies
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "retention.run_policies" in scheduled
+    versions(owner.org_id, "a.txt", 4)
+    _policy(owner.org_id, "keep_last", 3)
+    assert run_policies() == 1
+    assert run_policies() == 0
+    assert AuditEvent.objects.filter(action="retention_policy.run").count() == 1
