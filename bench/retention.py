@@ -105,6 +105,8 @@ bench_search.bench_list_value = _sqlite_value
 def _pg_value(values: dict, name: str, decl: str, notnull: bool):
     if name == "skipped":
         return "[]"
+    if decl == "boolean" and name not in values:
+        return False  # columns newer than search.py's builder (is_folder)
     return _pg_value_search(values, name, decl, notnull)
 
 
@@ -135,6 +137,17 @@ def _large_org_id() -> str:
     return Organization.objects.get(name=bench_search.LARGE_ORG).id
 
 
+def _close_connections() -> None:
+    """Every connection of this process closed, its pool's too: a database with sessions cannot be
+    a template."""
+    from django.db import connections
+
+    for connection in connections.all():
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+
+
 def prepare(args, var_dir: Path) -> dict[str, object]:
     info: dict[str, object] = {}
     if args.database_url:
@@ -148,9 +161,7 @@ def prepare(args, var_dir: Path) -> dict[str, object]:
             bench_list._django_setup(var_dir, args.database_url)
             info["built"] = bench_search.build_pg(args.rows)
             add_aliases()
-            from django.db import connection
-
-            connection.close()
+            _close_connections()
             bench_list.pg_admin(args.database_url, f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
         else:
             bench_list.pg_admin(args.database_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
@@ -212,9 +223,7 @@ def main() -> int:
         info["results"] = measure(args.idle_runs)
     finally:
         if args.database_url:
-            from django.db import connections
-
-            connections.close_all()
+            _close_connections()
             bench_list.pg_admin(
                 args.database_url, f'DROP DATABASE IF EXISTS "{bench_list.pg_split(args.database_url)[1]}" WITH (FORCE)'
             )
@@ -247,8 +256,6 @@ IDLE, RUN, STOP = 0, 1, 2
 def measure(idle_runs: int) -> dict[str, object]:
     import multiprocessing
 
-    from django.db import connections
-
     from accounts.models import Organization
     from accounts.services import api_key_create
     from artifacts.models import Artifact, ArtifactState
@@ -266,7 +273,7 @@ def measure(idle_runs: int) -> dict[str, object]:
         Artifact.objects.filter(organization_id=large.id, aliases__isnull=False).values_list("id", flat=True)
     )
     ready_before = Artifact.objects.filter(organization_id=large.id, state=ArtifactState.READY).count()
-    connections.close_all()
+    _close_connections()  # the fork must inherit no open connection, nor a pool of them
 
     context = multiprocessing.get_context("fork")
     phase = context.Value("i", IDLE)
