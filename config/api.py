@@ -56,6 +56,7 @@ api.add_router("", "shares.api.router")
 api.add_router("", "transfers.api.router")
 api.add_router("", "agents.api.router")
 api.add_router("", "webhooks.api.router")
+api.add_router("", "retention.api.router")
 
 # The upload page's endpoints, under /artifacts/upload/: signed in through the dashboard's
 # session (its CSRF token checked), and no part of the public API or its schema.

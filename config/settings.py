@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "webhooks",
     "quotas",
     "usage",
+    "retention",
     "ops",
 ]
 
@@ -215,7 +216,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.snapshot_daily",
         "schedule": env_int("STOWAGE_USAGE_SNAPSHOT_SECONDS", 3600),
     },
+    "run-retention-policies": {
+        "task": "retention.run_policies",
+        "schedule": env_int("STOWAGE_RETENTION_RUN_SECONDS", 900),
+    },
 }
+# How long one transaction of a retention run should last: its batches grow or shrink to it.
+STOWAGE_RETENTION_BATCH_MS = env_int("STOWAGE_RETENTION_BATCH_MS", 400)
 
 # --- Sandboxes ------------------------------------------------------------------------------
 # The name of this host's sandbox queue is "sandbox.<STOWAGE_HOST>".

@@ -29,6 +29,7 @@ urlpatterns = [
     path("members/", include("members.urls")),
     path("webhooks/", include("webhooks.urls")),
     path("usage/", include("usage.urls")),
+    path("retention/", include("retention.urls")),
     path("join/<str:organization_id>/<str:token>/", member_join, name="members-join"),
     path("staff/organizations/", organization_list, name="staff-organizations"),
 ]

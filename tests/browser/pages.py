@@ -60,6 +60,7 @@ PAGES: list[Page] = [
     Page("webhook-new", lambda m: "/webhooks/new/"),
     Page("trash", lambda m: "/trash/"),
     Page("trash-empty", lambda m: "/trash/empty/"),
+    Page("retention", lambda m: "/retention/"),
     Page("usage", lambda m: "/usage/"),
     Page("usage-all", lambda m: "/usage/all/"),
     Page("share-revoke", lambda m: f"/artifacts/{m.artifact_id}/shares/{m.share_id}/revoke/"),
