@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization, Role
@@ -16,6 +17,8 @@ from audit.services import audit_record
 from core.actor import Actor
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.text import check_text
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "stow_"
 # A key never contains a dot, so the SDK never mistakes it for a JWT.
@@ -110,8 +113,15 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
+        # In a transaction of its own, so that SQLite takes its write lock up front and waits for
+        # a long writer instead of failing; a database that still refuses only delays the stamp,
+        # it never fails the request it rides on.
+        try:
+            with transaction.atomic():
+                ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+        except OperationalError:
+            logger.warning("could not record the use of API key %s; the database is busy", key.prefix)
     return key
 
 
