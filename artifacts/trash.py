@@ -55,16 +55,21 @@ def artifacts_trash(
     purge_after = now + trash_period()
     with transaction.atomic():
         # Locked in id order, so two bulk calls over overlapping ids never deadlock; the update
-        # below then changes exactly these rows.
-        moving = list(
-            Artifact.objects.select_for_update()
-            .filter(organization_id=organization_id, id__in=ids, state=ArtifactState.READY, legal_hold=False)
-            .order_by("id")
-        )
+        # below then changes exactly these rows. Found by their ids alone and sorted out here: a
+        # condition on an indexed column beside the ids can lead SQLite's planner to walk that
+        # index over every ready artifact instead of looking the ids up.
+        locked = Artifact.objects.select_for_update().filter(id__in=ids).order_by("id")
+        moving = [
+            artifact
+            for artifact in locked
+            if artifact.organization_id == organization_id
+            and artifact.state == ArtifactState.READY
+            and not artifact.legal_hold
+        ]
         if not moving:
             return 0
         moved_ids = [artifact.id for artifact in moving]
-        Artifact.objects.filter(id__in=moved_ids, state=ArtifactState.READY).update(
+        Artifact.objects.filter(id__in=moved_ids).update(
             state=ArtifactState.TRASHED, deleted_at=now, purge_after=purge_after, trashed_reason=reason[:200]
         )
         for artifact in moving:

@@ -52,13 +52,19 @@ def _remove_batch(policy: RetentionPolicy, actor: Actor, ids: list[str]) -> int:
     with transaction.atomic():
         # Locked first, in id order as artifacts_trash locks them: an alias or a hold set after
         # the selection either committed before (and is seen below) or waits for this batch.
-        locked = list(
+        # Looked up by id alone (see artifacts.trash), then sorted out here.
+        rows = (
             Artifact.objects.select_for_update()
-            .filter(id__in=ids, organization_id=policy.organization_id, state=ArtifactState.READY, legal_hold=False)
-            .filter(~Exists(ArtifactAlias.objects.filter(artifact_id=OuterRef("pk"))))
+            .filter(id__in=ids)
+            .annotate(aliased=Exists(ArtifactAlias.objects.filter(artifact_id=OuterRef("pk"))))
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "organization_id", "state", "legal_hold", "aliased")
         )
+        locked = [
+            artifact_id
+            for artifact_id, organization_id, state, held, aliased in rows
+            if organization_id == policy.organization_id and state == ArtifactState.READY and not held and not aliased
+        ]
         if not locked:
             return 0
         return artifacts_trash(
