@@ -36,7 +36,7 @@ TIMEOUT_MS = 20_000
 IGNORED_CONSOLE_ERRORS = ("/favicon.ico",)
 
 
-def _require_chromium() -> None:
+def require_chromium() -> None:
     # CI must run these tests, not skip them: a missing browser is a failure that says what to install.
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
@@ -49,14 +49,14 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    _require_chromium()
+    require_chromium()
     with LocalStack(tmp_path_factory.mktemp("browser-stack") / "var") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def browser(stack: LocalStack):
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

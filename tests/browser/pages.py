@@ -57,7 +57,7 @@ PAGES: list[Page] = [
     Page("organizations", lambda m: "/staff/organizations/"),
     Page("security-log", lambda m: "/audit/instance/"),
     Page("webhooks", lambda m: "/webhooks/"),
-    Page("webhook-new", lambda m: "/webhooks/new/"),
+    Page("webhook", lambda m: f"/webhooks/{m.extra['webhook_id']}/"),
     Page("trash", lambda m: "/trash/"),
     Page("trash-empty", lambda m: "/trash/empty/"),
     Page("retention", lambda m: "/retention/"),

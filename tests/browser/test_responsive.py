@@ -13,7 +13,8 @@ import re
 import httpx
 import pytest
 
-from tests.browser.conftest import ConsoleLog, new_context
+from config.stack import LocalStack, free_port
+from tests.browser.conftest import ConsoleLog, new_context, require_chromium
 from tests.browser.pages import PAGES, Made
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -57,6 +58,25 @@ def _folder_from_a_sandbox(api: httpx.Client) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The whole stack, letting webhooks point at loopback: the webhook page shows one."""
+    require_chromium()
+    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
+    with LocalStack(tmp_path_factory.mktemp("responsive-stack") / "var", env=env) as running:
+        yield running
+
+
+def _paused_webhook(api: httpx.Client) -> str:
+    """A webhook to a loopback port nothing listens on, disabled at once: it never sends."""
+    url = f"http://127.0.0.1:{free_port()}/a-receiver-path-long-enough-to-wrap-on-a-phone"
+    made = api.post("/webhooks", json={"url": url, "events": ["artifact.uploaded"]})
+    assert made.status_code == 201, made.text
+    webhook_id = made.json()["id"]
+    assert api.post(f"/webhooks/{webhook_id}/disable").status_code == 200
+    return webhook_id
+
+
+@pytest.fixture(scope="module")
 def made(stack) -> Made:
     headers = {"Authorization": f"ApiKey {stack.api_key}", "X-Org-Id": stack.org_id}
     with httpx.Client(base_url=stack.base_url + "/api/v1", headers=headers, timeout=120) as api:
@@ -76,6 +96,7 @@ def made(stack) -> Made:
         assert session.status_code in (200, 201), session.text
         share = api.post(f"/artifacts/{newer['id']}/shares", json={"label": "For Ana", "note": "The numbers."})
         assert share.status_code == 201, share.text
+        webhook_id = _paused_webhook(api)
     # The instance's pages (organizations, the security log) are for staff.
     stack.manage("staff", "promote", stack.username)
     return Made(
@@ -87,6 +108,7 @@ def made(stack) -> Made:
         share_id=share.json()["id"],
         share_url=share.json()["url"],
         folder_path=LONG_FOLDER,
+        extra={"webhook_id": webhook_id},
     )
 
 
