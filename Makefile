@@ -2,9 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-# The Redis server that the suite's second pass runs against (database 15, flushed by the tests).
+# The Redis server that the suite's worker pass runs against (database 15, flushed by the tests).
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
-# The PostgreSQL server that the suite's third pass runs against; pytest-django creates and
+# The PostgreSQL server that the suite's PostgreSQL pass runs against; pytest-django creates and
 # drops a test database named after this one (test_stowage) through the server's postgres database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stowage
 
@@ -44,4 +44,4 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/sandbox_exec.py
 
 clean:
-	rm -rf var/test var/test-redis var/test-postgres var/test-logs
+	rm -rf var/test var/test-stack var/test-redis var/test-postgres var/test-logs
