@@ -29,8 +29,8 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The whole suite on the embedded broker and SQLite, the worker suite on a Redis server and the
-# suite on PostgreSQL, side by side (scripts/test-passes.sh says what each pass leaves out).
+# The suite on the embedded broker and SQLite, the tests that start the whole stack, the worker
+# tests on a Redis server and the suite on PostgreSQL, side by side (scripts/test-passes.sh).
 test: $(VENV)/.test-installed lint
 	scripts/system-packages.sh test
 	scripts/ensure-redis.sh
