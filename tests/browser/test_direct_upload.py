@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from config.stack import LocalStack
-from tests.browser.conftest import _require_chromium, shoot
+from tests.browser.conftest import require_chromium, shoot
 from tests.conftest import ACCESS_KEY, REGION, S3, SECRET_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -37,7 +37,7 @@ def bucket(s3_server: str) -> S3:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, bucket: S3) -> Iterator[LocalStack]:
     """The stack of tests/browser/conftest.py, on S3, sending files from 1 MiB straight to the bucket."""
-    _require_chromium()
+    require_chromium()
     env = {
         "AWS_STORAGE_BUCKET_NAME": bucket.bucket,
         "AWS_S3_ENDPOINT_URL": bucket.endpoint,
