@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import task_postrun, task_prerun
 
 from core import admission
 from core.answers import publish_answer
@@ -69,6 +69,22 @@ def route_task(
 
 
 app.conf.task_routes = (route_task,)
+
+# Celery's Django fixup closes a worker thread's database connections after every task, so each
+# task opened a new one. Connections follow Django's own rules instead, as between requests
+# (_reuse_connections below): kept up to CONN_MAX_AGE and while healthy; given back to the pool
+# after every task where there is one (CONN_MAX_AGE 0), so idle threads hold none.
+app.conf["CELERY_DB_REUSE_MAX"] = 1_000_000
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _reuse_connections(sender=None, task=None, **_: Any) -> None:
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @task_postrun.connect

@@ -113,7 +113,8 @@ async def await_task(task_id: str, *, timeout: float) -> dict[str, Any]:
         if answer is None:
             # A worker of the previous release answers only through the result store.
             answer = await sync_to_async(_stored_answer, thread_sensitive=False)(task_id)
-    except (OperationalError, RedisConnectionError, RedisTimeoutError, OSError):
+    except (OperationalError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.warning("no answer from the task queue: %r", exc)
         raise _broker_unavailable() from None
     if answer is None:
         raise _no_answer(timeout)

@@ -45,13 +45,7 @@ def command_emit(sandbox: Sandbox, type: str, *, command_id: str, **extra: Any) 
     )
 
 
-def command_emit_by_id(sandbox_id: str, type: str, *, command_id: str, **extra: Any) -> None:
-    sandbox = Sandbox.objects.filter(id=sandbox_id).first()
-    if sandbox is not None:
-        command_emit(sandbox, type, command_id=command_id, **extra)
-
-
-def command_finished_emit(sandbox_id: str, command_id: str, answer: dict[str, Any]) -> None:
+def command_finished_emit(sandbox: Sandbox, command_id: str, answer: dict[str, Any]) -> None:
     """command.completed for an exit code of 0 in time, command.failed for anything else."""
     error = answer.get("error")
     exit_code = answer.get("exit_code")
@@ -62,6 +56,4 @@ def command_finished_emit(sandbox_id: str, command_id: str, answer: dict[str, An
     if "duration_ms" in answer:
         extra["duration_ms"] = answer["duration_ms"]
     succeeded = exit_code == 0 and not timed_out and not error
-    command_emit_by_id(
-        sandbox_id, "command.completed" if succeeded else "command.failed", command_id=command_id, **extra
-    )
+    command_emit(sandbox, "command.completed" if succeeded else "command.failed", command_id=command_id, **extra)

@@ -25,7 +25,7 @@ from django.utils import timezone
 from config.redis import get_redis
 from core.actor import Actor
 from core.dispatch import enqueue
-from sandboxes.events import command_emit_by_id, command_finished_emit, sandbox_emit_by_id
+from sandboxes.events import command_emit, command_finished_emit, sandbox_emit_by_id
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime import SandboxRuntimeError
 from sandboxes.runtime_loader import get_runtime
@@ -166,7 +166,10 @@ def sandbox_execute(
 ) -> dict[str, Any]:
     # The task id is the command's id: the web process waits on it under that name.
     command_id = current_task.request.id or ""
-    command_emit_by_id(sandbox_id, "command.started", command_id=command_id)
+    # Looked up once for both events; a sandbox removed meanwhile has no events, as before.
+    sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
+    if sandbox is not None:
+        command_emit(sandbox, "command.started", command_id=command_id)
     answer = run_command(
         sandbox_id=sandbox_id,
         command=command,
@@ -175,7 +178,8 @@ def sandbox_execute(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
-    command_finished_emit(sandbox_id, command_id, answer)
+    if sandbox is not None:
+        command_finished_emit(sandbox, command_id, answer)
     return answer
 
 
