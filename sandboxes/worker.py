@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import current_task, shared_task
 from celery.signals import worker_ready
+from django.db import close_old_connections
 from django.utils import timezone
 
 from config.redis import get_redis
@@ -170,6 +171,9 @@ def sandbox_execute(
     sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
     if sandbox is not None:
         command_emit(sandbox, "command.started", command_id=command_id)
+    # The command may run for hours: its thread must not keep a pooled connection meanwhile,
+    # or a few busy threads would leave the rest of the pool's threads waiting for one.
+    close_old_connections()
     answer = run_command(
         sandbox_id=sandbox_id,
         command=command,

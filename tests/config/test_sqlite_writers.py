@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from core.sqlite.base import write_lock
+from core.sqlite.base import writer_queue
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the write queue is SQLite's")
 
@@ -23,7 +23,7 @@ def counter_table(transactional_db):
 
 
 def _lock():
-    return write_lock(str(connection.settings_dict["NAME"]))
+    return writer_queue(str(connection.settings_dict["NAME"])).lock
 
 
 def test_many_threads_writing_at_once_all_commit(counter_table):
