@@ -1,10 +1,14 @@
 """A worker's answer to a task that a request waits on, handed over through Redis.
 
-The worker pushes the answer to a list of the task's own; the web side takes it with one
-blocking pop (``await_answer``, asyncio: the wait holds no thread) and puts it back, so that every
-request waiting on the same task (a retried upload joins its transfer) gets it too. Celery's
-result store still gets the answer, for synchronous callers and for web processes of the
-previous release.
+The worker puts the answer in a list of the task's own and publishes it on the task's channel,
+both in one transaction (``publish_answer``). The web side (``await_answer``, asyncio: the wait
+holds no thread) hears it through the one pub/sub connection of its event loop
+(``core.answer_listener``), which serves every request of that loop waiting on any task; the
+list is for a request that starts waiting after the answer came (a retried upload joins its
+transfer). A waiting request therefore holds no Redis connection of its own: the loop's
+normal client (``async_redis``) only does short commands, with a pool of at most
+``ASYNC_POOL_SIZE`` connections. Celery's result store still gets the answer, for synchronous
+callers and for web processes of the previous release.
 """
 
 from __future__ import annotations
@@ -20,24 +24,41 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from config.redis import get_redis
+from core.answer_listener import AnswerListener
 
 logger = logging.getLogger(__name__)
 
 ANSWER_PREFIX = "stowage:answer:"
+CHANNEL_PREFIX = "stowage:answered:"
+# Connections of an event loop's normal client, at most. No request holds one for its whole
+# wait: answers come through the loop's one pub/sub connection, and the client's commands are
+# short (a stream's blocking read lasts at most a second). A command that finds them all taken
+# waits for one up to ``ASYNC_POOL_WAIT_SECONDS``, then fails as Redis being unavailable.
+ASYNC_POOL_SIZE = 32
+ASYNC_POOL_WAIT_SECONDS = 10
+# The name of the normal client's connections in Redis's CLIENT LIST.
+CLIENT_NAME = "stowage:web"
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AnswerListener] = weakref.WeakKeyDictionary()
 
 
 def answer_key(task_id: str) -> str:
     return ANSWER_PREFIX + task_id
 
 
+def answer_channel(task_id: str) -> str:
+    return CHANNEL_PREFIX + task_id
+
+
 def publish_answer(task_id: str, answer: Any) -> None:
     """Worker side: the task's answer, for whoever waits on it."""
     key = answer_key(task_id)
+    raw = json.dumps(answer, default=str)
     pipe = get_redis().pipeline(transaction=True)
     pipe.delete(key)
-    pipe.rpush(key, json.dumps(answer, default=str))
+    pipe.rpush(key, raw)
     pipe.expire(key, settings.TASK_ANSWER_TTL_SECONDS)
+    pipe.publish(answer_channel(task_id), raw)
     pipe.execute()
 
 
@@ -51,22 +72,36 @@ def async_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        # No socket timeout: a blocking pop waits as long as its own timeout says.
-        client = aioredis.Redis.from_url(_pool_url(), socket_timeout=None, socket_connect_timeout=5)
+        # No socket timeout: a stream's blocking read waits as long as its own timeout says.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            _pool_url(),
+            max_connections=ASYNC_POOL_SIZE,
+            timeout=ASYNC_POOL_WAIT_SECONDS,
+            client_name=CLIENT_NAME,
+            socket_timeout=None,
+            socket_connect_timeout=5,
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
     return client
 
 
+async def _stored(key: str) -> bytes | None:
+    return await async_redis().lindex(key, 0)
+
+
+def answer_listener() -> AnswerListener:
+    """The pub/sub listener of the running event loop."""
+    loop = asyncio.get_running_loop()
+    listener = _listeners.get(loop)
+    if listener is None:
+        listener = AnswerListener(_pool_url(), _stored)
+        _listeners[loop] = listener
+    return listener
+
+
 async def await_answer(task_id: str, *, timeout: float) -> Any | None:
-    """The answer, or None when none came within ``timeout`` seconds."""
-    client = async_redis()
-    key = answer_key(task_id)
-    popped = await client.blpop([key], timeout=max(timeout, 0.01))
-    if popped is None:
-        return None
-    raw = popped[1]
-    pipe = client.pipeline(transaction=True)
-    pipe.lpush(key, raw)
-    pipe.expire(key, settings.TASK_ANSWER_TTL_SECONDS)
-    await pipe.execute()
-    return json.loads(raw)
+    """The answer, or None when none came within ``timeout`` seconds. Redis being unreachable
+    when the wait starts is the redis ``ConnectionError``."""
+    raw = await answer_listener().wait(channel=answer_channel(task_id), key=answer_key(task_id), timeout=timeout)
+    return None if raw is None else json.loads(raw)

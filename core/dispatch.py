@@ -107,7 +107,7 @@ def _stored_answer(task_id: str) -> Any | None:
 
 
 async def await_task(task_id: str, *, timeout: float) -> dict[str, Any]:
-    """``wait_for`` without holding a thread: one blocking pop on the task's answer list."""
+    """``wait_for`` without holding a thread or a Redis connection (``core.answers``)."""
     try:
         answer = await await_answer(task_id, timeout=timeout)
         if answer is None:
