@@ -5,9 +5,8 @@ connections than it was sized for:
 
 - SQLite runs in WAL mode (readers never wait for the writer), opens every transaction with
   ``BEGIN IMMEDIATE`` (a writer takes the write lock first, instead of failing to upgrade a read
-  lock halfway through with "database is locked"), queues the writers of one process on a lock
-  of its own (``core.sqlite``) and waits up to ``STOWAGE_DB_BUSY_TIMEOUT`` seconds (default 20)
-  for the lock.
+  lock halfway through with "database is locked"), and waits up to ``STOWAGE_DB_BUSY_TIMEOUT``
+  seconds (default 20) for the lock.
 - PostgreSQL connections come from a pool per process (Django's native psycopg pool), at least
   ``STOWAGE_DB_POOL_MIN`` (default 1) and at most ``STOWAGE_DB_POOL_MAX`` (default 20) open; a
   thread that finds them all in use waits up to ``STOWAGE_DB_POOL_TIMEOUT`` seconds (default 30)
@@ -24,8 +23,6 @@ from typing import Any
 import dj_database_url
 
 from config.env import env_bool, env_int, env_str
-
-SQLITE_ENGINE = "core.sqlite"
 
 
 def sqlite_options(*, busy_timeout: int) -> dict[str, Any]:
@@ -62,7 +59,7 @@ def database_settings(*, url: str, var_dir: Path, name: str = "") -> dict[str, A
     else:
         var_dir.mkdir(parents=True, exist_ok=True)
         database = {
-            "ENGINE": SQLITE_ENGINE,
+            "ENGINE": "django.db.backends.sqlite3",
             "NAME": var_dir / "stowage.sqlite3",
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
@@ -70,9 +67,7 @@ def database_settings(*, url: str, var_dir: Path, name: str = "") -> dict[str, A
     # Worker processes started by the test suite are pointed at its test database with this.
     if name:
         database["NAME"] = name
-    if database["ENGINE"] in (SQLITE_ENGINE, "django.db.backends.sqlite3"):
-        # Django's backend, with the writers of each process queued (core/sqlite/base.py).
-        database["ENGINE"] = SQLITE_ENGINE
+    if database["ENGINE"] == "django.db.backends.sqlite3":
         busy = env_int("STOWAGE_DB_BUSY_TIMEOUT", 20)
         database.setdefault("OPTIONS", {}).update(sqlite_options(busy_timeout=busy))
         # Tests share one on-disk database with the worker processes they start.
