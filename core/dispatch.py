@@ -36,13 +36,18 @@ def enqueue(
     on_unavailable: Callable[[], None] | None = None,
     admit_org: str | None = None,
     hold_seconds: float = 3600,
+    ignore_result: bool = False,
     **kwargs: Any,
 ):
     """Publish the task; when the broker is down, let the caller undo what it prepared
     (``on_unavailable``) and answer 503, so a retry of the request starts afresh.
 
     With ``admit_org`` the task first takes a place in its host's backlog (``core.admission``)
-    for at most ``hold_seconds``; a full backlog is 429 BACKLOG_FULL, undone the same way."""
+    for at most ``hold_seconds``; a full backlog is 429 BACKLOG_FULL, undone the same way.
+
+    ``ignore_result`` is for a task only its sender awaits (``await_task``): its answer comes
+    through ``core.answers`` alone, so neither Celery's result store nor its subscription to
+    the result is needed."""
     if host is not None:
         kwargs["host"] = host
     admitted = False
@@ -51,7 +56,8 @@ def enqueue(
             task_id = task_id or str(uuid.uuid4())
             admission.admit(host=host, organization_id=admit_org, task_id=task_id, hold_seconds=hold_seconds)
             admitted = True
-        return task.apply_async(kwargs=kwargs, task_id=task_id)
+        options = {"ignore_result": True} if ignore_result else {}
+        return task.apply_async(kwargs=kwargs, task_id=task_id, **options)
     except StowageError:
         if on_unavailable is not None:
             on_unavailable()
@@ -132,5 +138,7 @@ def run_on_host(task: Task, *, host: str, timeout: float, **kwargs: Any) -> dict
 
 async def arun_on_host(task: Task, *, host: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
     """``run_on_host`` from async code: published in a thread, awaited without one."""
-    pending = await sync_to_async(enqueue, thread_sensitive=False)(task, host=host, hold_seconds=timeout, **kwargs)
+    pending = await sync_to_async(enqueue, thread_sensitive=False)(
+        task, host=host, hold_seconds=timeout, ignore_result=True, **kwargs
+    )
     return await await_task(pending.id, timeout=timeout)

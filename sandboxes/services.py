@@ -167,8 +167,10 @@ def _command_send(
     env: dict[str, str] | None,
     working_dir: str | None,
     stream_key: str | None,
+    awaited: bool = False,
 ) -> tuple[Any, int]:
-    """The pending task and the timeout it was given."""
+    """The pending task and the timeout it was given; ``awaited`` when its answer is awaited
+    (``await_task``) rather than waited for."""
     _validate_command(command)
     timeout_ms = check_exec_timeout_ms(timeout_ms)
     env = check_env(env)
@@ -186,6 +188,7 @@ def _command_send(
         working_dir=working_dir,
         timeout_ms=timeout_ms,
         stream_key=stream_key,
+        ignore_result=awaited,
     )
     return pending, timeout_ms
 
@@ -229,7 +232,13 @@ async def sandbox_execute_async(
 ) -> dict[str, Any]:
     """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one."""
     pending, timeout_ms = await in_thread(_command_send)(
-        sandbox=sandbox, command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None
+        sandbox=sandbox,
+        command=command,
+        timeout_ms=timeout_ms,
+        env=env,
+        working_dir=working_dir,
+        stream_key=None,
+        awaited=True,
     )
     return await audited_wait(
         await_task(pending.id, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS),

@@ -45,6 +45,9 @@ def test_hundreds_of_waiters_share_a_few_connections():
     task_ids = [new_task_id() for _ in range(300)]
     pattern = answer_channel("test-*")
 
+    # Other processes and earlier tests' event loops may hold connections of the same names.
+    before = len(clients_named(CLIENT_NAME, PUBSUB_CLIENT_NAME))
+
     async def main():
         waiting = [asyncio.create_task(await_answer(t, timeout=60)) for t in task_ids]
         await until(lambda: len(get_redis().pubsub_channels(pattern)) >= 300, "the waiters did not subscribe")
@@ -60,8 +63,8 @@ def test_hundreds_of_waiters_share_a_few_connections():
 
     opened, answers, after = asyncio.run(main())
     assert answers == [{"task": t} for t in task_ids]
-    assert 1 <= opened <= 40, opened
-    assert after <= 40, after
+    assert opened - before <= 40, (before, opened)
+    assert after - before <= 40, (before, after)
 
 
 def test_an_answer_published_before_the_wait_is_returned():
