@@ -4,6 +4,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from contextlib import aclosing, closing
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -202,17 +203,18 @@ _EVENT_STREAM = {
 )
 @async_endpoint
 async def execute(request: HttpRequest, sandbox_id: str, payload: ExecuteIn):
-    sandbox = await _sandbox(request, sandbox_id, "sandboxes:write")
     arguments = dict(
         actor=request.auth,
-        sandbox=sandbox,
         command=payload.command,
         timeout_ms=payload.timeout,
         env=payload.env,
         working_dir=payload.working_dir or payload.cwd,
     )
     if not payload.stream:
-        return await services.sandbox_execute_async(**arguments)
+        # Found and sent in one thread step.
+        find = partial(_scoped_sandbox, request.auth, sandbox_id, "sandboxes:write")
+        return await services.sandbox_execute_async(sandbox=find, **arguments)
+    arguments["sandbox"] = await _sandbox(request, sandbox_id, "sandboxes:write")
     if isinstance(request, ASGIRequest):
         content = _server_sent(await services.sandbox_execute_stream_async(**arguments))
     else:

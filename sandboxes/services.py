@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
 from typing import Any
 
@@ -224,22 +224,21 @@ def _describe_answer(answer: dict[str, Any], details: dict[str, Any], timeout_ms
 async def sandbox_execute_async(
     *,
     actor: Actor,
-    sandbox: Sandbox,
+    sandbox: Sandbox | Callable[[], Sandbox],
     command: str | list[str],
     timeout_ms: int | None = None,
     env: dict[str, str] | None = None,
     working_dir: str | None = None,
 ) -> dict[str, Any]:
-    """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one."""
-    pending, timeout_ms = await in_thread(_command_send)(
-        sandbox=sandbox,
-        command=command,
-        timeout_ms=timeout_ms,
-        env=env,
-        working_dir=working_dir,
-        stream_key=None,
-        awaited=True,
-    )
+    """``sandbox_execute`` for async callers: sent from a thread, its answer awaited without one.
+    ``sandbox`` may be a call that finds it, made in that same thread (one hop, not two)."""
+
+    def send() -> tuple[Sandbox, Any, int]:
+        found = sandbox() if callable(sandbox) else sandbox
+        options = dict(command=command, timeout_ms=timeout_ms, env=env, working_dir=working_dir, stream_key=None)
+        return (found, *_command_send(sandbox=found, awaited=True, **options))
+
+    sandbox, pending, timeout_ms = await in_thread(send)()
     return await audited_wait(
         await_task(pending.id, timeout=timeout_ms / 1000 + EXEC_WAIT_MARGIN_SECONDS),
         actor=actor,
