@@ -94,7 +94,25 @@ def _hand_back_answer(sender=None, task_id=None, task=None, kwargs=None, retval=
     host = (kwargs or {}).get("host")
     if not host or state not in ("SUCCESS", "FAILURE") or getattr(task.request, "is_eager", False):
         return
+    if getattr(task.request, "answer_handed_back", False):
+        return
     answer = retval if state == "SUCCESS" else {"task_failed": type(retval).__name__}
+    _give_back(host, task_id, answer)
+
+
+def hand_back_now(task: Any, answer: Any) -> None:
+    """The running task's answer, handed back before its last steps (the record of what it did)
+    are done; its end then hands back nothing more. Celery's result store still gets the return
+    value when the task ends."""
+    request = task.request
+    host = (request.kwargs or {}).get("host")
+    if not host or getattr(request, "is_eager", False):
+        return
+    _give_back(host, request.id, answer)
+    request.answer_handed_back = True
+
+
+def _give_back(host: str, task_id: str, answer: Any) -> None:
     # Its place first: once the answer is out, the request it ends may already look at the backlog.
     try:
         admission.release(host=host, task_id=task_id)

@@ -15,6 +15,7 @@ import codecs
 import json
 import logging
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from celery.signals import worker_ready
 from django.db import close_old_connections
 from django.utils import timezone
 
+from config.celery import hand_back_now
 from config.redis import get_redis
 from core.actor import Actor
 from core.dispatch import enqueue
@@ -167,13 +169,9 @@ def sandbox_execute(
 ) -> dict[str, Any]:
     # The task id is the command's id: the web process waits on it under that name.
     command_id = current_task.request.id or ""
-    # Looked up once for both events; a sandbox removed meanwhile has no events, as before.
-    sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
-    if sandbox is not None:
-        command_emit(sandbox, "command.started", command_id=command_id)
-    # The command may run for hours: its thread must not keep a pooled connection meanwhile,
-    # or a few busy threads would leave the rest of the pool's threads waiting for one.
-    close_old_connections()
+    # The events are written beside the command, not before and after it: command.started while
+    # it runs, command.completed once its answer is on its way.
+    started = _EVENT_WRITERS.submit(_started, sandbox_id, command_id)
     answer = run_command(
         sandbox_id=sandbox_id,
         command=command,
@@ -182,9 +180,28 @@ def sandbox_execute(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
+    hand_back_now(current_task, answer)
+    sandbox = started.result()
     if sandbox is not None:
         command_finished_emit(sandbox, command_id, answer)
+    # The command may have run for hours: a pooled connection goes back to the pool.
+    close_old_connections()
     return answer
+
+
+# Writes the command.started events while the commands run.
+_EVENT_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command-events")
+
+
+def _started(sandbox_id: str, command_id: str) -> Sandbox | None:
+    try:
+        # Looked up once for both events; a sandbox removed meanwhile has no events, as before.
+        sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
+        if sandbox is not None:
+            command_emit(sandbox, "command.started", command_id=command_id)
+        return sandbox
+    finally:
+        close_old_connections()
 
 
 @shared_task(name="sandboxes.tasks.sandbox_write_files")
