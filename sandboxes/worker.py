@@ -15,7 +15,6 @@ import codecs
 import json
 import logging
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -169,9 +168,7 @@ def sandbox_execute(
 ) -> dict[str, Any]:
     # The task id is the command's id: the web process waits on it under that name.
     command_id = current_task.request.id or ""
-    # The events are written beside the command, not before and after it: command.started while
-    # it runs, command.completed once its answer is on its way.
-    started = _EVENT_WRITERS.submit(_started, sandbox_id, command_id)
+    sandbox = _started(sandbox_id, command_id)
     answer = run_command(
         sandbox_id=sandbox_id,
         command=command,
@@ -180,17 +177,13 @@ def sandbox_execute(
         timeout_ms=timeout_ms,
         stream_key=stream_key,
     )
+    # command.completed is written once the answer is on its way.
     hand_back_now(current_task, answer)
-    sandbox = started.result()
     if sandbox is not None:
         command_finished_emit(sandbox, command_id, answer)
     # The command may have run for hours: a pooled connection goes back to the pool.
     close_old_connections()
     return answer
-
-
-# Writes the command.started events while the commands run.
-_EVENT_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command-events")
 
 
 def _started(sandbox_id: str, command_id: str) -> Sandbox | None:
@@ -201,6 +194,7 @@ def _started(sandbox_id: str, command_id: str) -> Sandbox | None:
             command_emit(sandbox, "command.started", command_id=command_id)
         return sandbox
     finally:
+        # The command may run for hours: its thread must not hold a pooled connection meanwhile.
         close_old_connections()
 
 
