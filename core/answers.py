@@ -7,8 +7,9 @@ holds no thread) hears it through the one pub/sub connection of its event loop
 list is for a request that starts waiting after the answer came (a retried upload joins its
 transfer). A waiting request therefore holds no Redis connection of its own: the loop's
 normal client (``async_redis``) only does short commands, with a pool of at most
-``ASYNC_POOL_SIZE`` connections. Celery's result store still gets the answer, for synchronous
-callers and for web processes of the previous release.
+``ASYNC_POOL_SIZE`` connections, and streamed executes read their output with a client of their
+own (``async_stream_redis``). Celery's result store still gets the answers of tasks sent by
+synchronous callers.
 """
 
 from __future__ import annotations
@@ -32,13 +33,18 @@ ANSWER_PREFIX = "stowage:answer:"
 CHANNEL_PREFIX = "stowage:answered:"
 # Connections of an event loop's normal client, at most. No request holds one for its whole
 # wait: answers come through the loop's one pub/sub connection, and the client's commands are
-# short (a stream's blocking read lasts at most a second). A command that finds them all taken
-# waits for one up to ``ASYNC_POOL_WAIT_SECONDS``, then fails as Redis being unavailable.
+# short. A command that finds them all taken waits for one up to ``ASYNC_POOL_WAIT_SECONDS``,
+# then fails as Redis being unavailable.
 ASYNC_POOL_SIZE = 32
 ASYNC_POOL_WAIT_SECONDS = 10
-# The name of the normal client's connections in Redis's CLIENT LIST.
+# A streamed execute reads its output with blocking reads of up to a second, one after the
+# other: its own client, so that many streams at once never queue the short commands behind them.
+STREAM_POOL_SIZE = 1024
+# The names of the clients' connections in Redis's CLIENT LIST.
 CLIENT_NAME = "stowage:web"
+STREAM_CLIENT_NAME = "stowage:web-streams"
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_stream_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 _listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AnswerListener] = weakref.WeakKeyDictionary()
 
 
@@ -69,20 +75,28 @@ def _pool_url() -> str:
 
 def async_redis() -> aioredis.Redis:
     """A client of the running event loop (a connection pool is bound to the loop it was made in)."""
+    return _loop_client(_clients, ASYNC_POOL_SIZE, CLIENT_NAME)
+
+
+def async_stream_redis() -> aioredis.Redis:
+    """The running event loop's client for the blocking reads of streamed executes."""
+    return _loop_client(_stream_clients, STREAM_POOL_SIZE, STREAM_CLIENT_NAME)
+
+
+def _loop_client(clients: weakref.WeakKeyDictionary, size: int, name: str) -> aioredis.Redis:
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
+    client = clients.get(loop)
     if client is None:
         # No socket timeout: a stream's blocking read waits as long as its own timeout says.
         pool = aioredis.BlockingConnectionPool.from_url(
             _pool_url(),
-            max_connections=ASYNC_POOL_SIZE,
+            max_connections=size,
             timeout=ASYNC_POOL_WAIT_SECONDS,
-            client_name=CLIENT_NAME,
+            client_name=name,
             socket_timeout=None,
             socket_connect_timeout=5,
         )
-        client = aioredis.Redis(connection_pool=pool)
-        _clients[loop] = client
+        client = clients[loop] = aioredis.Redis(connection_pool=pool)
     return client
 
 

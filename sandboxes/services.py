@@ -22,7 +22,7 @@ from audit.models import Outcome
 from audit.services import audit_record
 from config.redis import get_redis
 from core.actor import Actor
-from core.answers import answer_key, async_redis
+from core.answers import answer_key, async_stream_redis
 from core.dispatch import await_task, enqueue, wait_for
 from core.errors import Conflict, InvalidInput, StowageError
 from core.threads import in_thread
@@ -344,7 +344,7 @@ async def sandbox_execute_stream_async(
 async def _command_events_async(
     *, actor: Actor, sandbox: Sandbox, command: str | list[str], stream_key: str, pending, timeout_s: float
 ) -> AsyncGenerator[dict[str, Any] | None, None]:
-    redis = async_redis()
+    redis = async_stream_redis()
     started = time.monotonic()
     deadline = started + timeout_s
     last_id = "0-0"

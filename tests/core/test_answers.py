@@ -13,7 +13,16 @@ import pytest
 
 from config.redis import get_redis
 from core.answer_listener import PUBSUB_CLIENT_NAME
-from core.answers import CLIENT_NAME, answer_channel, answer_listener, await_answer, publish_answer
+from core.answers import (
+    ASYNC_POOL_SIZE,
+    CLIENT_NAME,
+    answer_channel,
+    answer_listener,
+    async_redis,
+    async_stream_redis,
+    await_answer,
+    publish_answer,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +163,27 @@ def test_an_answer_published_while_the_connection_is_down_is_not_lost():
         return await waiting
 
     assert asyncio.run(main()) == {"during": "outage"}
+
+
+def test_many_blocked_stream_reads_leave_the_short_commands_their_connections():
+    streams = [f"test-stream-{uuid.uuid4()}" for _ in range(ASYNC_POOL_SIZE + 8)]
+
+    def blocked() -> int:
+        return int(get_redis().info("clients")["blocked_clients"])
+
+    async def main():
+        before = await asyncio.to_thread(blocked)
+        reads = [asyncio.create_task(async_stream_redis().xread({s: "0-0"}, block=30_000)) for s in streams]
+        await until(lambda: blocked() >= before + len(streams), "the stream reads did not block")
+        # More reads are blocked than the short-command pool has connections: it still answers.
+        assert await asyncio.wait_for(async_redis().ping(), timeout=30)
+        pipe = async_redis().pipeline(transaction=False)
+        for stream in streams:
+            pipe.xadd(stream, {"event": "{}"})
+        await pipe.execute()
+        results = await asyncio.gather(*reads)
+        await async_redis().delete(*streams)
+        return results
+
+    results = asyncio.run(main())
+    assert all(result and result[0][0].decode() in streams for result in results)
