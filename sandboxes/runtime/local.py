@@ -218,6 +218,7 @@ class LocalRuntime(SandboxRuntime):
 
     def stop(self, sandbox_id: str) -> None:
         directory = self._dir(sandbox_id)
+        spawn.stop_begins(directory / "meta")
         if self._cgroups.version:
             cgroups.remove_sandbox(self._cgroups, self._cgroup_name(sandbox_id))
         spawn.kill_recorded(directory / "meta" / "procs")
@@ -278,6 +279,7 @@ class LocalRuntime(SandboxRuntime):
             cwd = os.path.join(workspace, workdir[len(WORKSPACE) :].lstrip("/"))
 
         execution = self._prepare_execution(sandbox_id, meta)
+        stops = spawn.stops_begun(directory / "meta") if execution.leaf is None else 0
         try:
             proc = self._spawn(sandbox_id, argv, options, popen_env, cwd, execution)
         except BaseException:
@@ -290,6 +292,9 @@ class LocalRuntime(SandboxRuntime):
         recorded = spawn.recorded(directory / "meta" / "procs", proc.pid) if execution.leaf is None else nullcontext()
         try:
             with recorded:
+                if execution.leaf is None and spawn.stops_begun(directory / "meta") != stops:
+                    # stop() began while the command was starting and may not have seen its record.
+                    spawn.kill(proc, execution)
                 collected = output.collect(
                     proc,
                     deadline=started + timeout_s,

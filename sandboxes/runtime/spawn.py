@@ -268,6 +268,23 @@ def _record_process(procs: Path, pid: int) -> Path | None:
     return record
 
 
+# A command that starts while stop() runs may be recorded only after stop() looked at the records;
+# it compares this count before it started and once it is recorded, and kills itself if it moved.
+def stops_begun(meta: Path) -> int:
+    """How many times stop() began on the sandbox whose meta directory this is."""
+    try:
+        return int((meta / "stops").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def stop_begins(meta: Path) -> None:
+    try:
+        (meta / "stops").write_text(str(stops_begun(meta) + 1))
+    except OSError:
+        pass  # a sandbox whose directory is gone has nothing left to stop
+
+
 def kill_recorded(procs: Path) -> None:
     """Kill the process group of each process recorded in ``procs`` that still runs, and forget them all."""
     try:

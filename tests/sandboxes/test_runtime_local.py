@@ -878,6 +878,29 @@ def test_without_cgroups_rlimits_and_process_groups_are_used(tmp_path: Path) -> 
         runtime.destroy("nocg")
 
 
+def test_without_cgroups_a_command_starting_while_the_sandbox_stops_is_killed(tmp_path: Path, monkeypatch) -> None:
+    runtime = LocalRuntime(tmp_path / "root")
+    runtime._cgroups = cgroups.Cgroups(version=0)
+    runtime.create("race", env={}, memory_bytes=None, cpus=None)
+    marker = "race" + secrets.token_hex(6)
+    spawn_command = LocalRuntime._spawn
+
+    def spawned_then_stopped(self, *args, **kwargs):
+        proc = spawn_command(self, *args, **kwargs)
+        # stop() runs after the command started but before the command's record is written.
+        self.stop("race")
+        return proc
+
+    monkeypatch.setattr(LocalRuntime, "_spawn", spawned_then_stopped)
+    try:
+        result = runtime.execute("race", f"sleep 1000; : {marker}", timeout_s=60)
+        assert not result.timed_out and result.exit_code != 0
+        assert wait_until_gone(marker) == []
+    finally:
+        monkeypatch.undo()
+        runtime.destroy("race")
+
+
 def test_network_when_enabled(tmp_path: Path) -> None:
     runtime = LocalRuntime(tmp_path / "root", network=True)
     runtime.create("net", env={}, memory_bytes=None, cpus=None)
