@@ -181,8 +181,6 @@ def sandbox_execute(
     hand_back_now(current_task, answer)
     if sandbox is not None:
         command_finished_emit(sandbox, command_id, answer)
-    # The command may have run for hours: a pooled connection goes back to the pool.
-    close_old_connections()
     return answer
 
 
