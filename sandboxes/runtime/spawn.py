@@ -208,11 +208,46 @@ def kill(proc: subprocess.Popen[bytes], execution: Execution) -> None:
 
 
 def kill_group(pid: int) -> None:
-    """SIGKILL the process group ``pid`` leads, if it is still there."""
+    """SIGKILL the process group ``pid`` leads and every process below ``pid``, if still there.
+
+    Its descendants are stopped first, then killed: bwrap killed just after it started its
+    sandbox's first process, before that process asked to die with it, would leave it running
+    in a session of its own, which the group's kill does not reach.
+    """
+    stopped = []
+    below = [pid]
+    while below:
+        current = below.pop()
+        try:
+            os.kill(current, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            continue
+        stopped.append(current)
+        below.extend(_children(current))
+    for current in stopped:
+        try:
+            os.kill(current, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                children.extend(int(child) for child in handle.read().split())
+        except OSError:
+            pass
+    return children
 
 
 def notes(execution: Execution) -> list[str]:
