@@ -11,12 +11,14 @@ from audit.chain import GENESIS_HASH, canonical_body, canonical_content, chain_k
 from audit.models import AuditChain, AuditEvent, Outcome
 from audit.verify import ChainReport, audit_verify_chain, audit_verify_chains
 from core.actor import Actor
+from core.group_commit import AsyncGroupCommit, GroupCommit
 from core.ids import new_id
 
 __all__ = [
     "GENESIS_HASH",
     "ChainReport",
     "audit_record",
+    "audit_record_async",
     "audit_record_many",
     "audit_verify_chain",
     "audit_verify_chains",
@@ -51,15 +53,21 @@ def audit_record(
         duration_ms=duration_ms,
         organization_id=organization_id,
     )
-    key = event.chain
-    with transaction.atomic():
-        # The lock on this chain's head orders the appends to this chain alone, and is held until
-        # the caller's transaction ends: callers record their event as the last thing they do in it.
-        head = _locked_head(key)
-        event.prev_hash = head.last_hash
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-        AuditChain.objects.filter(key=key).update(last_hash=event.hash, last_seq=event.seq, events=F("events") + 1)
+    if transaction.get_connection().in_atomic_block:
+        # Part of the caller's change. The lock on the chain's head orders the appends to this
+        # chain alone and is held until the caller's transaction ends: callers record their event
+        # as the last thing they do in it.
+        _append([event])
+    else:
+        _grouped.submit(event, key=event.chain)
+    return event
+
+
+async def audit_record_async(**arguments: Any) -> AuditEvent:
+    """``audit_record`` from a coroutine, outside any transaction: the events that a process's
+    requests record meanwhile are appended together, in one of its database steps."""
+    event = _event(**arguments)
+    await _grouped_async.submit(event, key=event.chain)
     return event
 
 
@@ -71,19 +79,35 @@ def audit_record_many(*, actor: Actor, organization_id: str | None, entries: lis
     if not entries:
         return []
     events = [_event(actor=actor, organization_id=organization_id, **entry) for entry in entries]
-    key = events[0].chain
     with transaction.atomic():
-        head = _locked_head(key)
-        prev = head.last_hash
-        for event in events:
-            event.prev_hash = prev
-            prev = event.hash = event_hash(event)
-        # Both databases return the new seqs, in the order given (PostgreSQL RETURNING, SQLite 3.35+).
-        AuditEvent.objects.bulk_create(events)
-        AuditChain.objects.filter(key=key).update(
-            last_hash=prev, last_seq=events[-1].seq, events=F("events") + len(events)
-        )
+        _append(events)
     return events
+
+
+def _append(events: list[AuditEvent]) -> None:
+    """Link ``events`` onto their chains in the order given, in the caller's transaction: per
+    chain one lock of its head, one insert, one update of the head."""
+    chains: dict[str, list[AuditEvent]] = {}
+    for event in events:
+        chains.setdefault(event.chain, []).append(event)
+    with transaction.atomic():
+        # In a fixed order, so that two batches never wait on each other's heads.
+        for key in sorted(chains):
+            linked = chains[key]
+            head = _locked_head(key)
+            prev = head.last_hash
+            for event in linked:
+                event.prev_hash = prev
+                prev = event.hash = event_hash(event)
+            # Both databases return the new seqs, in the order given (PostgreSQL RETURNING, SQLite 3.35+).
+            AuditEvent.objects.bulk_create(linked)
+            AuditChain.objects.filter(key=key).update(
+                last_hash=prev, last_seq=linked[-1].seq, events=F("events") + len(linked)
+            )
+
+
+_grouped: GroupCommit[AuditEvent] = GroupCommit(_append)
+_grouped_async: AsyncGroupCommit[AuditEvent] = AsyncGroupCommit(_append)
 
 
 def _event(

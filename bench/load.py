@@ -8,7 +8,7 @@ file as an artifact again and again, half run ``sh -c "sleep 1"``; meanwhile ``/
 probed every 100 ms. It reports p50/p99 per kind, /healthz p99 and max, failures, throughput,
 and counts the artifacts the uploads made (none lost, none duplicated).
 
-    .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--repo PATH] [--json]
+    .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--repo PATH] [--json] [--log FILE]
     REDIS_URL=redis://127.0.0.1:6379/14 DATABASE_URL=postgres://postgres@127.0.0.1:5432/stowage_load \\
         .venv/bin/python bench/load.py
 
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -179,6 +180,7 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, default=ROOT, help="the Stowage checkout whose stack to start")
     parser.add_argument("--uploaders", type=int, default=None, help="clients that upload (default: half)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--log", type=Path, default=None, help="copy the stack's log here afterwards")
     args = parser.parse_args()
 
     repo = args.repo.resolve()
@@ -205,6 +207,8 @@ def main() -> int:
         # The first lines of each different server error, to tell what the failures were.
         errors = [line for line in stack.log_tail(2_000_000).splitlines() if "Error:" in line]
         result["server_errors"] = sorted(set(errors))[:10]
+        if args.log:
+            shutil.copyfile(stack.log, args.log)
     result["repo"] = str(repo)
     result["backend"] = {"redis": env.get("REDIS_URL", "embedded"), "database": env.get("DATABASE_URL", "sqlite")}
     if args.json:

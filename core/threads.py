@@ -42,7 +42,10 @@ def _turn() -> asyncio.Semaphore:
     return turn
 
 
-def in_thread(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+def in_thread(fn: Callable[P, T], *, own_request: bool = True) -> Callable[P, Awaitable[T]]:
+    """``own_request`` False: for a step that serves many requests (a batch), run in a pool thread
+    instead of the thread of the request that happened to start it."""
+
     @wraps(fn)
     def step(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
@@ -50,7 +53,7 @@ def in_thread(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
         finally:
             release_connections()
 
-    threaded = sync_to_async(step)
+    threaded = sync_to_async(step, thread_sensitive=own_request)
 
     @wraps(fn)
     async def in_turn(*args: P.args, **kwargs: P.kwargs) -> T:

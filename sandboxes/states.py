@@ -17,10 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_async
 from core.actor import Actor
 from core.errors import StowageError
-from core.threads import in_thread
 from sandboxes.events import sandbox_emit_by_id
 from sandboxes.models import Sandbox, SandboxStatus
 
@@ -75,7 +74,11 @@ def sandbox_mark_terminated(*, sandbox_id: str) -> bool:
         return _moved_with_event(moved, sandbox_id, "sandbox.stopped")
 
 
-def _record(
+def _record(**arguments: Any) -> None:
+    audit_record(**_event_arguments(**arguments))
+
+
+def _event_arguments(
     *,
     actor: Actor,
     action: str,
@@ -84,14 +87,14 @@ def _record(
     details: dict[str, Any],
     started: float,
     error: StowageError | None,
-) -> None:
+) -> dict[str, Any]:
     if error is not None:
         # A path the host refused (a link out of the workspace) was denied, not a failure.
         outcome = Outcome.DENIED if error.code == "INVALID_PATH" else Outcome.FAILURE
         message = f"{error.code}: {error.message}"
     else:
         outcome, message = details.pop("_outcome", Outcome.SUCCESS), details.pop("_error", "")
-    audit_record(
+    return dict(
         actor=actor,
         action=action,
         resource=resource or f"sandbox:{sandbox.id}",
@@ -139,7 +142,10 @@ async def audited_wait(
     ``describe(answer, details)`` may add to the event's details."""
     details = dict(details or {})
     started = time.monotonic()
-    record = in_thread(_record)
+
+    async def record(**arguments: Any) -> None:
+        await audit_record_async(**_event_arguments(**arguments))
+
     try:
         answer = await waiting
         if describe is not None:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from core.group_commit import GroupCommit
 from webhooks.events import EVENT_TYPES
 from webhooks.models import Webhook, WebhookEvent
 
@@ -40,11 +41,28 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEve
     listened = Webhook.objects.filter(organization_id=organization_id, enabled=True).exists()
     if not listened:
         event.dispatched_at = now
-    with transaction.atomic():
-        event.save(force_insert=True)
-        if listened:
-            transaction.on_commit(lambda: send_dispatch(event.id))
+    if transaction.get_connection().in_atomic_block:
+        _insert([event])
+    else:
+        # Not part of a change of the caller's: written with whatever other threads emit now.
+        _grouped.submit(event)
     return event
+
+
+def _insert(events: list[WebhookEvent]) -> None:
+    with transaction.atomic():
+        WebhookEvent.objects.bulk_create(events)
+        listened = [event.id for event in events if event.dispatched_at is None]
+        if listened:
+            transaction.on_commit(lambda: _send_all(listened))
+
+
+def _send_all(event_ids: list[str]) -> None:
+    for event_id in event_ids:
+        send_dispatch(event_id)
+
+
+_grouped: GroupCommit[WebhookEvent] = GroupCommit(_insert)
 
 
 def emit_many(*, organization_id: str, events: list[tuple[str, dict[str, Any]]]) -> list[WebhookEvent]:
@@ -66,16 +84,7 @@ def emit_many(*, organization_id: str, events: list[tuple[str, dict[str, Any]]])
         if not listened:
             event.dispatched_at = now
         rows.append(event)
-    with transaction.atomic():
-        WebhookEvent.objects.bulk_create(rows)
-        if listened:
-            ids = [event.id for event in rows]
-
-            def send_all() -> None:
-                for event_id in ids:
-                    send_dispatch(event_id)
-
-            transaction.on_commit(send_all)
+    _insert(rows)
     return rows
 
 
