@@ -12,35 +12,43 @@ order.
 ``submit`` returns once the item is committed, or raises what writing it raised: when a batch
 fails, each of its items is written again on its own, so that one bad item fails alone.
 
-``AsyncGroupCommit`` does the same for coroutines of one event loop: a web process runs its
-database steps one at a time in one thread, so the items that requests ask for while a step runs
-are written together by the next one.
+``submit(item, wait=False)`` only queues the item, for a caller that must not wait on the
+database (a command about to start): a batch under way takes it along, or a writer thread of the
+process leads one for it. What such a batch fails to write is logged.
+
+``AsyncGroupCommit`` does the same for the coroutines of one event loop: the items its requests
+ask for while a batch is written in a thread go together in the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from django.db import transaction
 
-from core.threads import in_thread
+from core.threads import in_thread, release_connections
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class _Entry(Generic[T]):
-    __slots__ = ("done", "error", "item", "lead")
+    __slots__ = ("done", "error", "item", "lead", "waited")
 
-    def __init__(self, item: T) -> None:
+    def __init__(self, item: T, *, waited: bool = True) -> None:
         self.item = item
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.lead = False
+        # False: nobody waits for this item, so nobody can be handed the lead through it.
+        self.waited = waited
 
 
 class _Group(Generic[T]):
@@ -60,9 +68,10 @@ class GroupCommit(Generic[T]):
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._groups: dict[str, _Group[T]] = {}
+        self._writer: ThreadPoolExecutor | None = None
 
-    def submit(self, item: T, *, key: str = "") -> None:
-        entry = _Entry(item)
+    def submit(self, item: T, *, key: str = "", wait: bool = True) -> None:
+        entry = _Entry(item, waited=wait)
         with self._lock:
             group = self._groups.get(key)
             if group is None:
@@ -70,6 +79,10 @@ class GroupCommit(Generic[T]):
             group.queue.append(entry)
             lead = not group.leading
             group.leading = True
+        if not wait:
+            if lead:
+                self._lead_in_background(key, group)
+            return
         if not lead:
             entry.done.wait()
             if not entry.lead:
@@ -86,22 +99,44 @@ class GroupCommit(Generic[T]):
         try:
             self._write(batch)
         finally:
+            background = False
             with self._lock:
-                if group.queue:
+                if not group.queue:
+                    group.leading = False
+                    del self._groups[key]
+                elif group.queue[0].waited:
                     # The oldest waiter leads the next batch; this thread goes back to its caller.
                     group.queue[0].lead = True
                     group.queue[0].done.set()
                 else:
-                    group.leading = False
-                    del self._groups[key]
+                    background = True
             for entry in batch:
                 entry.lead = False
                 entry.done.set()
+            if background:
+                self._lead_in_background(key, group)
 
     def _write(self, batch: list[_Entry[T]]) -> None:
         errors = write_together(self._write_batch, [entry.item for entry in batch])
         for entry, error in zip(batch, errors, strict=True):
             entry.error = error
+            if error is not None and not entry.waited:
+                logger.error("an item queued to be written was not: %r", entry.item, exc_info=error)
+
+    def _lead_in_background(self, key: str, group: _Group[T]) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._writer.submit(self._lead_and_let_go, key, group)
+
+    def _lead_and_let_go(self, key: str, group: _Group[T]) -> None:
+        try:
+            self._lead(key, group)
+        except BaseException:
+            logger.exception("a batch queued to be written failed")
+        finally:
+            # A pooled connection goes back to its pool between batches.
+            release_connections()
 
 
 def write_together(write_batch: Callable[[list[T]], None], items: list[T]) -> list[BaseException | None]:

@@ -36,12 +36,13 @@ def sandbox_emit_by_id(sandbox_id: str, type: str, **extra: Any) -> None:
         sandbox_emit(sandbox, type, **extra)
 
 
-def command_emit(sandbox: Sandbox, type: str, *, command_id: str, **extra: Any) -> None:
+def command_emit(sandbox: Sandbox, type: str, *, command_id: str, wait: bool = True, **extra: Any) -> None:
     # The command line itself stays out: it may hold a token. It is in the audit log.
     emit(
         organization_id=sandbox.organization_id,
         type=type,
         data={"sandbox_id": sandbox.id, "session_id": sandbox.session_id, "command_id": command_id, **extra},
+        wait=wait,
     )
 
 

@@ -189,7 +189,10 @@ def _started(sandbox_id: str, command_id: str) -> Sandbox | None:
         # Looked up once for both events; a sandbox removed meanwhile has no events, as before.
         sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
         if sandbox is not None:
-            command_emit(sandbox, "command.started", command_id=command_id)
+            # Queued, not waited for: under load the database's write lock can take seconds to
+            # get, and the command must not start that much later. command.completed, written
+            # after it in the same queue, never lands before it.
+            command_emit(sandbox, "command.started", command_id=command_id, wait=False)
         return sandbox
     finally:
         # The command may run for hours: its thread must not hold a pooled connection meanwhile.

@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 DISPATCH_TASK = "webhooks.dispatch"
 
 
-def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEvent:
-    """Record an event of ``type`` about ``data`` (the public fields of what changed)."""
+def emit(*, organization_id: str, type: str, data: dict[str, Any], wait: bool = True) -> WebhookEvent:
+    """Record an event of ``type`` about ``data`` (the public fields of what changed). ``wait``
+    False outside a transaction: queued to be written within moments, for a caller that must not
+    wait on the database (core.group_commit)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}")
     now = timezone.now()
@@ -45,7 +47,7 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any]) -> WebhookEve
         _insert([event])
     else:
         # Not part of a change of the caller's: written with whatever other threads emit now.
-        _grouped.submit(event)
+        _grouped.submit(event, wait=wait)
     return event
 
 

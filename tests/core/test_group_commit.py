@@ -199,3 +199,63 @@ def test_a_coroutines_bad_item_raises_there_alone(owner) -> None:
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], ValueError)
     assert _stored(org_id) == {"a", "b"}
+
+
+def _until(predicate) -> None:
+    for _ in range(PATIENCE * 100):
+        if predicate():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("never happened")
+
+
+def test_an_item_not_waited_for_is_written_by_the_process_writer(owner) -> None:
+    org_id = owner.org_id
+    recorder = Recorder(org_id)
+    grouped = GroupCommit(recorder)
+
+    grouped.submit("queued", wait=False)
+
+    _until(lambda: "queued" in _stored(org_id))
+    assert recorder.batches == [["queued"]]
+    _until(lambda: grouped._groups == {})
+
+
+def test_items_not_waited_for_go_with_the_next_batch_and_before_a_later_waited_one(owner) -> None:
+    org_id = owner.org_id
+    hold = threading.Event()
+    recorder = Recorder(org_id, hold=hold)
+    grouped = GroupCommit(recorder)
+
+    def submit_first() -> None:
+        try:
+            grouped.submit("first")
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=submit_first, daemon=True)
+    first.start()
+    assert recorder.entered.wait(PATIENCE)
+    # Queued behind the held batch, with nobody waiting for them: the writer thread leads next.
+    grouped.submit("started-1", wait=False)
+    grouped.submit("started-2", wait=False)
+    done = threading.Event()
+
+    def submit_last() -> None:
+        try:
+            grouped.submit("completed")
+            done.set()
+        finally:
+            connections.close_all()
+
+    last = threading.Thread(target=submit_last, daemon=True)
+    last.start()
+    _wait_for_queued(grouped, 3)
+    hold.set()
+    first.join(PATIENCE)
+    last.join(PATIENCE)
+
+    assert done.is_set()
+    assert _stored(org_id) == {"first", "started-1", "started-2", "completed"}
+    # Written in the order queued: the later, waited-for item never before the earlier ones.
+    assert [name for batch in recorder.batches for name in batch] == ["first", "started-1", "started-2", "completed"]

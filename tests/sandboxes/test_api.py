@@ -319,3 +319,34 @@ def test_unknown_sandbox_and_malformed_json_get_clear_errors(owner, db):
     wrong_type = owner.post("/sandbox/create", {"timeout_seconds": "soon"})
     assert wrong_type.status_code == 400
     assert "timeout_seconds" in wrong_type.json()["error"]["message"]
+
+
+def test_a_command_leaves_its_started_and_completed_events_in_order(owner, sandbox):
+    import time
+
+    from webhooks.models import WebhookEvent
+
+    sid = sandbox["sandbox_id"]
+    assert owner.post(f"/sandbox/{sid}/execute", {"command": ["true"]}).json()["exit_code"] == 0
+    assert owner.post(f"/sandbox/{sid}/execute", {"command": "exit 4"}).json()["exit_code"] == 4
+
+    # Both are written once the answers are on their way: wait for them, not for a fixed time.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = list(WebhookEvent.objects.filter(type__startswith="command.").order_by("created_at"))
+        if len(events) >= 4:
+            break
+        time.sleep(0.05)
+    assert [event.type for event in events] == [
+        "command.started",
+        "command.completed",
+        "command.started",
+        "command.failed",
+    ]
+    first, second = (
+        {event.payload["data"]["command_id"] for event in events[:2]},
+        {event.payload["data"]["command_id"] for event in events[2:]},
+    )
+    assert len(first) == 1 and len(second) == 1 and first != second
+    assert events[3].payload["data"]["exit_code"] == 4
+    assert all(event.payload["data"]["sandbox_id"] == sid for event in events)
