@@ -8,4 +8,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from ops.probes import liveness_first  # noqa: E402  (needs the apps loaded)
+
+application = liveness_first(django_application)

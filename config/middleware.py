@@ -28,7 +28,7 @@ from core.idempotency import (
 from core.middleware import SyncAndAsyncMiddleware
 from ops.logging import request_id_var
 
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _FORM = "application/x-www-form-urlencoded"
 API_PREFIX = "/api/v1/"
 SERVER_REQUEST_ID_HEADER = "X-Server-Request-Id"
@@ -46,7 +46,7 @@ class RequestIdMiddleware(SyncAndAsyncMiddleware):
     def _name(self, request: HttpRequest) -> str:
         supplied = request.headers.get("X-Request-Id", "")
         request.request_id = f"req_{uuid.uuid4().hex}"
-        request.client_request_id = supplied if _CLIENT_REQUEST_ID.match(supplied) else ""
+        request.client_request_id = supplied if CLIENT_REQUEST_ID.match(supplied) else ""
         # Logs and the echoed header speak of the request by the id its caller knows it by.
         request.known_request_id = request.client_request_id or request.request_id
         return request.known_request_id
