@@ -2,7 +2,8 @@
 # Runs the suite in four passes side by side, each in a var directory of its own, and fails
 # when any of them fails. Each pass's output is printed whole as soon as it ends.
 #   1. every test but the e2e and browser ones, on the embedded broker and SQLite;
-#   2. the e2e and browser tests: each starts the whole stack (SQLite, embedded Redis) on its own;
+#   2. the e2e and browser tests, against the whole stack (SQLite, embedded Redis): one stack that
+#      most of their modules share, each in an organization of its own, and a few stacks of their own;
 #   3. the worker tests again on a Redis server ($TEST_REDIS_URL);
 #   4. every test but the e2e and browser ones on PostgreSQL ($TEST_DATABASE_URL): the stack those
 #      start always runs on SQLite, so there they would only repeat the second pass.

@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,6 +172,60 @@ def worker(broker, django_db_setup, django_db_blocker):
     for sandbox_id in runtime.sandbox_ids():
         runtime.destroy(sandbox_id)
     shutil.rmtree(settings.SANDBOX_ROOT, ignore_errors=True)
+
+
+# What every e2e and browser module on the shared stack can live with: webhooks may point at
+# loopback, where the tests' receivers listen.
+SHARED_STACK_ENV = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
+
+
+@dataclass(frozen=True)
+class StackOrganization:
+    """An organization of its own on a running stack, what an e2e or browser module sees as
+    ``stack``: the modules that share one stack share its processes and none of their data.
+
+    Its owner is staff, as the owner of a stack's first organization is, so the pages look as they
+    do on a stack of one's own."""
+
+    local: stack.LocalStack
+    org_id: str
+    api_key: str
+    username: str
+    password: str
+
+    @classmethod
+    def create(cls, local: stack.LocalStack, module: str) -> StackOrganization:
+        """The organization of the test module named ``module`` (``tests.e2e.test_sdk``)."""
+        slug = "-".join(part.removeprefix("test_") for part in module.split(".")[1:]).replace("_", "-")
+        # Usernames are the email's local part and unique on the instance, as the slug is.
+        made = local.bootstrap(slug.replace("-", " ").capitalize(), f"owner-{slug}@localstack.test")
+        local.manage("staff", "promote", made["username"])
+        return cls(local, made["org_id"], made["api_key"], made["username"], made["password"])
+
+    @property
+    def base_url(self) -> str:
+        return self.local.base_url
+
+    @property
+    def var_dir(self) -> Path:
+        return self.local.var_dir
+
+    def manage(self, *args: str, timeout: float = 120):
+        return self.local.manage(*args, timeout=timeout)
+
+    def bootstrap(self, org: str, email: str) -> dict[str, str]:
+        return self.local.bootstrap(org, email)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.local.log_tail(chars)
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.LocalStack]:
+    """The whole stack, started once for every e2e and browser module that needs no settings of its
+    own; each of them works in an organization of its own on it (``StackOrganization``)."""
+    with stack.LocalStack(tmp_path_factory.mktemp("shared-stack") / "var", env=SHARED_STACK_ENV) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A real browser (Debian's Chromium, driven by Playwright) against the whole stack.
 
-The stack is ``LocalStack`` in a temporary directory, as ``make run`` starts it; the browser is
+The stack is ``LocalStack`` in a temporary directory, as ``make run`` starts it, shared by the
+modules that need no settings of their own, each in an organization of its own; the browser is
 ``/usr/bin/chromium``, never one that Playwright downloads. Every page a test visits is saved as
 a full-page screenshot under ``docs/screenshots/`` and must log no console error.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from config.stack import LocalStack
+from tests.conftest import StackOrganization
 
 CHROMIUM = Path(os.environ.get("STOWAGE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,10 +50,10 @@ def require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(shared_stack: LocalStack, request: pytest.FixtureRequest) -> StackOrganization:
+    """The module's own organization on the suite's shared stack."""
     require_chromium()
-    with LocalStack(tmp_path_factory.mktemp("browser-stack") / "var") as running:
-        yield running
+    return StackOrganization.create(shared_stack, request.module.__name__)
 
 
 @pytest.fixture(scope="module")

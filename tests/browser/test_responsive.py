@@ -13,8 +13,8 @@ import re
 import httpx
 import pytest
 
-from config.stack import LocalStack, free_port
-from tests.browser.conftest import ConsoleLog, new_context, require_chromium
+from config.stack import free_port
+from tests.browser.conftest import ConsoleLog, new_context
 from tests.browser.pages import PAGES, Made
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -55,15 +55,6 @@ def _folder_from_a_sandbox(api: httpx.Client) -> tuple[str, str]:
     )
     assert upload.status_code in (200, 201), upload.text
     return sandbox_id, upload.json()["id"]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The whole stack, letting webhooks point at loopback: the webhook page shows one."""
-    require_chromium()
-    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
-    with LocalStack(tmp_path_factory.mktemp("responsive-stack") / "var", env=env) as running:
-        yield running
 
 
 def _paused_webhook(api: httpx.Client) -> str:

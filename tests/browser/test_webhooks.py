@@ -10,19 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from config.stack import LocalStack
-from tests.browser.conftest import require_chromium, shoot
+from tests.browser.conftest import shoot
 from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    require_chromium()
-    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
-    with LocalStack(tmp_path_factory.mktemp("browser-webhooks") / "var", env=env) as running:
-        yield running
 
 
 @pytest.fixture

@@ -15,30 +15,25 @@ from stateset_sandbox.errors import SandboxApiError
 from stateset_sandbox.types import CreateApiKeyOptions, CreateSandboxOptions, Sandbox
 
 from config.stack import LocalStack
+from tests.conftest import StackOrganization
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("e2e-stack") / "var") as running:
-        yield running
-
-
-def sdk(stack: LocalStack, key: str | None = None, org_id: str | None = None, **options) -> StateSetSandbox:
+def sdk(stack: StackOrganization, key: str | None = None, org_id: str | None = None, **options) -> StateSetSandbox:
     return StateSetSandbox(
         base_url=stack.base_url, auth_token=key or stack.api_key, org_id=org_id or stack.org_id, **options
     )
 
 
 @pytest.fixture(scope="module")
-def client(stack: LocalStack) -> Iterator[StateSetSandbox]:
+def client(stack: StackOrganization) -> Iterator[StateSetSandbox]:
     with sdk(stack) as made:
         yield made
 
 
 @pytest.fixture(scope="module")
-def strict(stack: LocalStack) -> Iterator[StateSetSandbox]:
+def strict(stack: StackOrganization) -> Iterator[StateSetSandbox]:
     """A client that reports an error at once instead of retrying it."""
     with sdk(stack, max_retries=0) as made:
         yield made

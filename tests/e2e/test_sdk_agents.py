@@ -29,7 +29,7 @@ from stateset_sandbox.types import (
     UploadArtifactOptions,
 )
 
-from config.stack import LocalStack
+from tests.conftest import StackOrganization
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -58,19 +58,12 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
-    with LocalStack(tmp_path_factory.mktemp("e2e-agents") / "var", env=env) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def worked() -> set[str]:
     return set()
 
 
 @pytest.fixture(scope="module")
-def client(stack: LocalStack, worked: set[str]) -> Iterator[Recorder]:
+def client(stack: StackOrganization, worked: set[str]) -> Iterator[Recorder]:
     with StateSetSandbox(
         base_url=stack.base_url, auth_token=stack.api_key, org_id=stack.org_id, timeout=120_000
     ) as made:

@@ -13,17 +13,10 @@ from stateset_sandbox import StateSetSandbox
 from stateset_sandbox.errors import SandboxApiError
 from stateset_sandbox.types import CreateWebhookOptions, WebhookEvent
 
-from config.stack import LocalStack
+from tests.conftest import StackOrganization
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    env = {"STOWAGE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32"}
-    with LocalStack(tmp_path_factory.mktemp("e2e-webhooks") / "var", env=env) as running:
-        yield running
 
 
 @pytest.fixture
@@ -34,7 +27,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def client(stack: LocalStack) -> Iterator[StateSetSandbox]:
+def client(stack: StackOrganization) -> Iterator[StateSetSandbox]:
     with StateSetSandbox(
         base_url=stack.base_url, auth_token=stack.api_key, org_id=stack.org_id, timeout=60_000
     ) as made:
@@ -56,7 +49,7 @@ def _wait_for(receiver: Receiver, event_type: str, timeout: float = 60) -> dict:
     )
 
 
-def test_the_sdks_webhook_calls_end_to_end(stack: LocalStack, client: StateSetSandbox, receiver: Receiver):
+def test_the_sdks_webhook_calls_end_to_end(stack: StackOrganization, client: StateSetSandbox, receiver: Receiver):
     created = client.create_webhook(
         CreateWebhookOptions(url=receiver.url, events=[WebhookEvent.ARTIFACT_UPLOADED], retry_count=2, timeout_ms=5000)
     )
@@ -101,7 +94,7 @@ def test_the_sdks_webhook_calls_end_to_end(stack: LocalStack, client: StateSetSa
     assert caught.value.status_code == 404
 
 
-def test_a_forbidden_url_is_refused_through_the_sdk(stack: LocalStack, client: StateSetSandbox):
+def test_a_forbidden_url_is_refused_through_the_sdk(stack: StackOrganization, client: StateSetSandbox):
     with pytest.raises(SandboxApiError) as caught:
         client.create_webhook(CreateWebhookOptions(url="http://169.254.169.254/latest/meta-data/"))
     assert caught.value.status_code == 400
