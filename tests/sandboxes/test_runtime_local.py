@@ -328,6 +328,33 @@ def test_stop_then_execute_again(runtime: LocalRuntime, sid: str) -> None:
     assert runtime.execute(sid, ["echo", "again"], timeout_s=10).stdout == "again\n"
 
 
+def test_destroys_of_one_sandbox_at_once_all_succeed_and_leave_nothing(runtime: LocalRuntime) -> None:
+    # Each destroy's stop() writes into meta/ while another may be emptying it.
+    for round in range(10):
+        name = f"twice{round}"
+        runtime.create(name, env={}, memory_bytes=None, cpus=None)
+        for n in range(50):
+            runtime.write_file(name, f"d{n % 5}/f{n}.txt", b"x")
+        start = threading.Barrier(5)
+        errors: list[BaseException] = []
+
+        def destroy(name: str = name, start: threading.Barrier = start, errors: list = errors) -> None:
+            try:
+                start.wait(10)
+                runtime.destroy(name)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=destroy) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        if errors:
+            raise errors[0]
+        assert not (runtime.root / name).exists()
+
+
 def test_destroy_removes_everything_and_kills_processes(runtime: LocalRuntime, tmp_path: Path) -> None:
     runtime.create("doomed", env={}, memory_bytes=None, cpus=None)
     runtime.write_file("doomed", "a/b.txt", b"bye")
