@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -231,7 +232,21 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Loc
 @pytest.fixture
 def live(worker, transactional_db):
     """Tests whose requests reach the worker: committed data, a running worker."""
-    return worker
+    yield worker
+    # A command answers before it writes its events; let the worker finish writing them before
+    # the tables are emptied for the next test (an insert meeting that TRUNCATE can deadlock).
+    _wait_until_worker_idle()
+
+
+def _wait_until_worker_idle(patience: float = 10) -> None:
+    # Two worker processes on this host (files and commands): a reply from each is all there is.
+    inspector = celery_app.control.inspect(timeout=1.0, limit=2)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        replies = inspector.active() or {}
+        if len(replies) == 2 and not any(replies.values()):
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture
