@@ -15,7 +15,6 @@ Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with diff
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import json
@@ -230,17 +229,7 @@ class LocalRuntime(SandboxRuntime):
         # Its processes are gone, so the workspace can be unmounted before its tree is removed.
         disk.remove(directory / "meta" / disk.IMAGE_NAME, directory / "workspace")
         # Python >= 3.11 on Linux removes fd-relative and never follows links the sandbox planted.
-        # Another destroy of the same sandbox may be removing the tree at the same time, and its
-        # stop() may write its count into meta/ while this one empties it: try again until gone.
-        for _ in range(5):
-            try:
-                shutil.rmtree(directory, onerror=_unless_gone)
-            except OSError as exc:
-                if exc.errno != errno.ENOTEMPTY:
-                    raise
-            if not directory.exists():
-                return
-        shutil.rmtree(directory, onerror=_unless_gone)
+        paths.remove_tree(directory)
 
     # -- execution -------------------------------------------------------------------------
 
@@ -496,9 +485,3 @@ class LocalRuntime(SandboxRuntime):
 def _check_mode(mode: object) -> None:
     if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
         raise ValueError(f"mode must be a permission number such as 0o644, not {mode!r}")
-
-
-def _unless_gone(function, path, exc_info) -> None:
-    """rmtree's error handler: an entry another remover took first is fine, anything else is not."""
-    if not isinstance(exc_info[1], FileNotFoundError):
-        raise exc_info[1]

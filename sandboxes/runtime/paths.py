@@ -432,3 +432,23 @@ def _close_excess(frames: list[_Frame]) -> None:
     for frame in open_frames[: max(0, len(open_frames) - _MAX_OPEN_DIRS)]:
         os.close(frame.fd)  # type: ignore[arg-type]
         frame.fd = None
+
+
+def remove_tree(directory) -> None:
+    """Remove a sandbox's tree, which another destroy of the same sandbox may be removing at the
+    same time (its stop() may even write a count into meta/ meanwhile): try again until gone."""
+    for _ in range(5):
+        try:
+            shutil.rmtree(directory, onerror=_unless_gone)
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+        if not os.path.exists(directory):
+            return
+    shutil.rmtree(directory, onerror=_unless_gone)
+
+
+def _unless_gone(function, path, exc_info) -> None:
+    """rmtree's error handler: an entry another remover took first is fine, anything else is not."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
