@@ -222,12 +222,14 @@ class OrganizationUsageCollector(Collector):
             if time.monotonic() - self._read_at >= ORGANIZATION_USAGE_TTL_SECONDS:
                 from quotas.models import OrganizationUsage
 
+                # A failed read counts as a read: while the database is out, a scrape waits for
+                # it (up to the pool's timeout) once a minute, not every time.
+                self._read_at = time.monotonic()
                 self._rows = list(
                     OrganizationUsage.objects.order_by("organization_id").values_list(
                         "organization_id", "stored_bytes", "artifact_count"
                     )
                 )
-                self._read_at = time.monotonic()
             return self._rows
 
     def forget(self) -> None:

@@ -5,8 +5,10 @@
 #   2. the e2e and browser tests, against the whole stack (SQLite, embedded Redis): one stack that
 #      most of their modules share, each in an organization of its own, and a few stacks of their own;
 #   3. the worker tests again on a Redis server ($TEST_REDIS_URL);
-#   4. every test but the e2e and browser ones on PostgreSQL ($TEST_DATABASE_URL): the stack those
-#      start always runs on SQLite, so there they would only repeat the second pass.
+#   4. every test but the e2e and browser ones that reaches the database, on PostgreSQL
+#      ($TEST_DATABASE_URL): the stack those start always runs on SQLite, and a test that reaches
+#      no database (tests/database_only.py) does the same on every backend, so there they would
+#      only repeat the first two passes.
 set -uo pipefail
 PY="${PY:-.venv/bin/python}"
 logs="var/test-logs"
@@ -25,7 +27,7 @@ STOWAGE_VAR_DIR=var/test-redis REDIS_URL="$TEST_REDIS_URL" \
   "$PY" -m pytest -m worker -p no:cacheprovider --basetemp="$tmp/3" >"$logs/3-redis.log" 2>&1 &
 names[$!]="3-redis"
 STOWAGE_VAR_DIR=var/test-postgres DATABASE_URL="$TEST_DATABASE_URL" \
-  "$PY" -m pytest -m "not browser and not e2e" -p no:cacheprovider --basetemp="$tmp/4" >"$logs/4-postgres.log" 2>&1 &
+  "$PY" -m pytest -m "not browser and not e2e" --database-tests-only -p no:cacheprovider --basetemp="$tmp/4" >"$logs/4-postgres.log" 2>&1 &
 names[$!]="4-postgres"
 
 failed=()

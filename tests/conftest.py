@@ -21,6 +21,8 @@ from config import stack
 from config.celery import app as celery_app
 from sandboxes.runtime import LocalRuntime
 
+pytest_plugins = ["tests.database_only"]
+
 
 @dataclass
 class ApiUser:

@@ -305,6 +305,7 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+@pytest.mark.database
 @pytest.mark.skipif(
     not DATABASE_URL.startswith("postgres"), reason="the suite runs on SQLite (DATABASE_URL names no PostgreSQL)"
 )

@@ -48,3 +48,25 @@ def test_a_scrape_within_the_minute_answers_the_last_reading(owner, broker, djan
     assert _gauges(text, "stowage_organization_stored_bytes")[owner.org_id] == 3000
     metrics.ORGANIZATION_USAGE.forget()
     assert _gauges(metrics.exposition().decode(), "stowage_organization_stored_bytes")[owner.org_id] == 4000
+
+
+def test_while_the_database_is_out_a_scrape_tries_it_once_a_minute(owner, broker, monkeypatch):
+    """A scrape waits for an unreachable database up to the pool's timeout; the next scrapes of
+    the minute must not wait again, or every scrape would time out in the monitoring system."""
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    put_artifact(owner, "a.bin", b"a" * 3000)
+    assert _gauges(metrics.exposition().decode(), "stowage_organization_stored_bytes")[owner.org_id] == 3000
+    metrics.ORGANIZATION_USAGE.forget()
+    tries = []
+
+    def unreachable(self):
+        tries.append(1)
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(QuerySet, "__iter__", unreachable)
+    for _ in range(3):
+        text = metrics.exposition().decode()
+        assert "stowage_http_requests_total" in text or "stowage_broker_up" in text
+    assert len(tries) == 1
