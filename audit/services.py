@@ -90,7 +90,7 @@ def _append(events: list[AuditEvent]) -> None:
     chains: dict[str, list[AuditEvent]] = {}
     for event in events:
         chains.setdefault(event.chain, []).append(event)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         # In a fixed order, so that two batches never wait on each other's heads.
         for key in sorted(chains):
             linked = chains[key]

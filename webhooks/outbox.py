@@ -52,7 +52,8 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any], wait: bool = 
 
 
 def _insert(events: list[WebhookEvent]) -> None:
-    with transaction.atomic():
+    # No savepoint of its own inside the caller's transaction: a failure fails the whole of it.
+    with transaction.atomic(savepoint=False):
         WebhookEvent.objects.bulk_create(events)
         listened = [event.id for event in events if event.dispatched_at is None]
         if listened:
