@@ -47,6 +47,13 @@ def command_queue(host: str) -> str:
     return f"sandbox.{host}.exec"
 
 
+def webhook_queue() -> str:
+    """Where webhook tasks go (``STOWAGE_WEBHOOK_QUEUE``)."""
+    from django.conf import settings
+
+    return settings.STOWAGE_WEBHOOK_QUEUE
+
+
 def host_queues(host: str) -> list[str]:
     """Every queue of a sandbox host; a worker of the previous release consumed only the first."""
     return [sandbox_queue(host), command_queue(host)]
@@ -61,10 +68,8 @@ def route_task(
     if host:
         return {"queue": command_queue(host) if name in COMMAND_TASKS else sandbox_queue(host)}
     if name.startswith("webhooks."):
-        # Deliveries may wait on slow receivers: an operator can give them workers of their own.
-        from django.conf import settings
-
-        return {"queue": settings.STOWAGE_WEBHOOK_QUEUE}
+        # Deliveries may wait on slow receivers: they go where waiting work goes.
+        return {"queue": webhook_queue()}
     return {"queue": SHARED_QUEUE}
 
 

@@ -29,8 +29,10 @@ STOWAGE_WEBHOOK_SWEEP_SECONDS = env_int("STOWAGE_WEBHOOK_SWEEP_SECONDS", 10)
 STOWAGE_WEBHOOK_EVENT_RETENTION_DAYS = env_int("STOWAGE_WEBHOOK_EVENT_RETENTION_DAYS", 30)
 STOWAGE_WEBHOOK_MAX_PER_ORGANIZATION = env_int("STOWAGE_WEBHOOK_MAX_PER_ORGANIZATION", 50)
 
-# The queue of webhook tasks; the shared queue unless deliveries get workers of their own.
-STOWAGE_WEBHOOK_QUEUE = env_str("STOWAGE_WEBHOOK_QUEUE", "stowage")
+# The queue of webhook tasks. Deliveries mostly wait on receivers, so by default a queue of their
+# own that each host's command pool also consumes: a flood of them, or a slow receiver, never holds
+# up the shared queue's tasks (share links, sweeps) or a host's file calls and transfers.
+STOWAGE_WEBHOOK_QUEUE = env_str("STOWAGE_WEBHOOK_QUEUE", "stowage.webhooks")
 
 WEBHOOK_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "webhooks.sweep_deliveries", "schedule": STOWAGE_WEBHOOK_SWEEP_SECONDS},

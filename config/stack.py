@@ -19,7 +19,7 @@ from types import TracebackType
 
 import redis
 
-from config.celery import SHARED_QUEUE, command_queue, host_queues, sandbox_queue
+from config.celery import SHARED_QUEUE, command_queue, host_queues, sandbox_queue, webhook_queue
 from sandboxes.runtime import LocalRuntime
 
 PR_SET_PDEATHSIG = 1
@@ -112,7 +112,8 @@ def worker_argv(
     queues: Sequence[str] | None = None,
     name: str = "worker",
 ) -> list[str]:
-    """A Celery worker of ``host``; by default one pool for all its queues and the shared one."""
+    """A Celery worker of ``host``; by default one pool for all its queues, the shared one and
+    the webhooks'."""
     return [
         sys.executable,
         "-m",
@@ -123,7 +124,7 @@ def worker_argv(
         "--hostname",
         f"{name}@{host}",
         "--queues",
-        ",".join(queues or [*host_queues(host), SHARED_QUEUE]),
+        ",".join(queues or dict.fromkeys([*host_queues(host), SHARED_QUEUE, webhook_queue()])),
         "--pool",
         "threads",
         "--concurrency",
@@ -137,11 +138,14 @@ def worker_argv(
 
 def host_worker_argvs(host: str, *, commands: int, files: int, loglevel: str = "INFO") -> list[list[str]]:
     """The two pools of a sandbox host: ``worker@host`` for file calls, transfers and the shared
-    queue (``files`` threads), ``commands@host`` for commands (``commands`` threads), so that
-    long commands never hold up the rest."""
+    queue (``files`` threads), ``commands@host`` for commands and webhook deliveries (``commands``
+    threads), so that long commands and slow receivers never hold up the rest."""
+    waiting = list(dict.fromkeys([command_queue(host), webhook_queue()]))
+    if SHARED_QUEUE in waiting:  # webhook tasks kept on the shared queue: the file pool has them
+        waiting.remove(SHARED_QUEUE)
     return [
         worker_argv(host, concurrency=files, loglevel=loglevel, queues=[sandbox_queue(host), SHARED_QUEUE]),
-        worker_argv(host, concurrency=commands, loglevel=loglevel, queues=[command_queue(host)], name="commands"),
+        worker_argv(host, concurrency=commands, loglevel=loglevel, queues=waiting, name="commands"),
     ]
 
 

@@ -154,14 +154,12 @@ def probe_redis():
 
 
 def queue_names() -> list[str]:
-    from config.celery import SHARED_QUEUE, sandbox_queue
+    from config.celery import SHARED_QUEUE, command_queue, sandbox_queue, webhook_queue
 
-    names = [SHARED_QUEUE]
+    names = [SHARED_QUEUE, webhook_queue()]
     for host in settings.STOWAGE_SANDBOX_HOSTS:
-        name = sandbox_queue(host)
-        if name not in names:
-            names.append(name)
-    return names
+        names += [sandbox_queue(host), command_queue(host)]
+    return list(dict.fromkeys(names))
 
 
 class QueueDepthCollector(Collector):

@@ -154,15 +154,18 @@ def _samples(text, name):
 def test_metrics_expose_queue_depth_per_queue(db, broker, settings):
     settings.STOWAGE_SANDBOX_HOSTS = ["opstest-a", "opstest-b"]
     client = metrics.probe_redis()
-    client.delete("sandbox.opstest-a", "sandbox.opstest-b")
+    client.delete("sandbox.opstest-a", "sandbox.opstest-b", "sandbox.opstest-a.exec")
     client.rpush("sandbox.opstest-a", "x", "y", "z")
+    client.rpush("sandbox.opstest-a.exec", "x", "y")
     try:
         text = Client().get("/metrics").content.decode()
     finally:
-        client.delete("sandbox.opstest-a")
+        client.delete("sandbox.opstest-a", "sandbox.opstest-a.exec")
     assert sample(text, "stowage_queue_depth", queue="sandbox.opstest-a") == 3
+    assert sample(text, "stowage_queue_depth", queue="sandbox.opstest-a.exec") == 2
     assert sample(text, "stowage_queue_depth", queue="sandbox.opstest-b") == 0
     assert sample(text, "stowage_queue_depth", queue="stowage") is not None
+    assert sample(text, "stowage_queue_depth", queue="stowage.webhooks") is not None
     assert sample(text, "stowage_broker_up") == 1
 
 
