@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from core.ids import new_id
+from core.ids import new_id, new_ids
 
 
 def new_artifact_id() -> str:
@@ -29,6 +29,10 @@ BLOB_HOLDING_STATES = (ArtifactState.PENDING, ArtifactState.READY, ArtifactState
 
 def new_blob_id() -> str:
     return new_id("blb")
+
+
+def new_blob_ids(count: int) -> list[str]:
+    return new_ids("blb", count)
 
 
 class BlobState(models.TextChoices):

@@ -33,7 +33,7 @@ from django.utils import timezone
 from artifacts.blobs import blob_adopt, blob_release_many, upload_discard
 from artifacts.events import artifact_emit_by_id
 from artifacts.manifests import ManifestEntry, manifest_check, manifest_checksum, manifest_size
-from artifacts.models import Artifact, ArtifactEntry, ArtifactState, BlobState, new_blob_id
+from artifacts.models import Artifact, ArtifactEntry, ArtifactState, BlobState, new_blob_ids
 from artifacts.prefixes import folders_add
 from artifacts.rows import blobs_insert, blobs_of, entries_insert
 from artifacts.search_index import search_index_update
@@ -156,6 +156,7 @@ class FolderWriter:
                 blobs: dict[str, str] = dict(live)
                 new = []
                 now = connection.ops.adapt_datetimefield_value(timezone.now())
+                ids = iter(new_blob_ids(len(written)))
                 for sha in digests:
                     if sha not in written:
                         continue
@@ -166,7 +167,7 @@ class FolderWriter:
                     elif sha in found:  # being removed: revived with our bytes
                         blobs[sha] = blob_adopt(organization_id=self.org, stored=stored, key=key).id
                     else:
-                        blobs[sha] = new_blob_id()
+                        blobs[sha] = next(ids)
                         new.append((blobs[sha], self.org, sha, stored.size, key, BlobState.LIVE, now))
                 blobs_insert(new)
                 # After every blob lock of the batch: the counter row is the last one taken.
