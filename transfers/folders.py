@@ -90,15 +90,21 @@ def entry_row(artifact_id: str, entry: ManifestEntry, blob_id: str | None = None
     )
 
 
-def entries_of(artifact: Artifact) -> list[ManifestEntry]:
-    """The artifact's manifest, checked again and in canonical order."""
+def entries_of(artifact: Artifact) -> tuple[list[ManifestEntry], dict[str, str]]:
+    """The artifact's manifest, checked again and in canonical order, and its files' storage keys
+    by path: one query."""
     rows = ArtifactEntry.objects.filter(artifact_id=artifact.id).values_list(
-        "path", "type", "mode", "size", "sha256", "mtime", "link_target"
+        "path", "type", "mode", "size", "sha256", "mtime", "link_target", "blob__storage_key"
     )
-    return manifest_check(
-        ManifestEntry(path=p, type=t, mode=m, size=s, sha256=h, mtime=mt, link_target=lt)
-        for p, t, m, s, h, mt, lt in rows.iterator(chunk_size=2000)
-    )
+    keys: dict[str, str] = {}
+
+    def entries() -> Iterator[ManifestEntry]:
+        for p, t, m, s, h, mt, lt, key in rows.iterator(chunk_size=2000):
+            if key is not None:
+                keys[p] = key
+            yield ManifestEntry(path=p, type=t, mode=m, size=s, sha256=h, mtime=mt, link_target=lt)
+
+    return manifest_check(entries()), keys
 
 
 class FolderWriter:
@@ -366,10 +372,7 @@ def folder_publish(
 def folder_download(transfer: Transfer, runtime, progress) -> int:
     """Recreate the folder artifact at the transfer's path; the bytes written."""
     artifact = transfer.artifact
-    entries = entries_of(artifact)
-    keys = dict(
-        ArtifactEntry.objects.filter(artifact_id=artifact.id, type="file").values_list("path", "blob__storage_key")
-    )
+    entries, keys = entries_of(artifact)
     from artifacts.storage import blob_iter_chunks
 
     def chunks_for(entry: ManifestEntry):
