@@ -66,7 +66,7 @@ def instrument() -> None:
     import transfers.worker as worker
 
     timed(folders, "folder_read_manifest", "up: walk + manifest_check")
-    timed(folders, "_read_next", "up: start reading a batch")
+    timed(folders, "files_read", "up: read + hash")
     timed(folder_files, "_read_small", "up: read + hash (thread time, both threads)")
     timed(folders, "files_store", "up: blob writes")
     timed(folders, "blob_sync", "up: syncfs")

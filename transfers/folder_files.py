@@ -5,8 +5,7 @@ Each thread opens the files through an opener of its own (the runtime's ``tree_f
 component from its parent directory's fd with ``O_NOFOLLOW``, so a link planted in the folder is
 never followed) and works through a run of the batch's files in order; the syscalls and SHA-256
 release the GIL, so the two cores share the reading, hashing and file creation. Threads never
-touch the database: the caller looks blobs up and records the rows, a batch's transaction while
-the threads read the next batch (``files_read_start``).
+touch the database: the caller looks blobs up and records the rows.
 
 A file up to ``SMALL_FILE_BYTES`` is read once into memory and hashed; stored, it is written as
 it is (``blob_write_bytes``: created at a fresh key, not hashed again). A larger one is hashed in
@@ -76,33 +75,18 @@ def _on_threads(
     """``work`` over runs of ``items`` on the pool, results in the items' order; the first error
     raised once every run has ended (so none is still writing), after ``undo`` of the results of
     the runs that succeeded."""
-    return _started(pool, work, items, undo)()
-
-
-def _started(
-    pool: ThreadPoolExecutor,
-    work: Callable[[Sequence[T]], list[R]],
-    items: Sequence[T],
-    undo: Callable[[list[R]], None] | None = None,
-) -> Callable[[], list[R]]:
-    """``_on_threads`` begun: the runs are handed to the pool at once, and the function returned
-    waits for them and gives their results."""
     futures = [pool.submit(work, run) for run in _runs(items)]
-
-    def results() -> list[R]:
-        done: list[R] = []
-        error: BaseException | None = None
-        for future in futures:
-            try:
-                done.extend(future.result())
-            except BaseException as exc:
-                error = error or exc
-        if error is not None:
-            if undo is not None:
-                undo(done)
-            raise error
-        return done
-
+    results: list[R] = []
+    error: BaseException | None = None
+    for future in futures:
+        try:
+            results.extend(future.result())
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        if undo is not None:
+            undo(results)
+        raise error
     return results
 
 
@@ -137,14 +121,6 @@ def _hash_large(files, base: str, entry: ManifestEntry) -> FolderFile:
 
 def files_read(pool: ThreadPoolExecutor, tree, base: str, entries: Sequence[ManifestEntry]) -> list[FolderFile]:
     """The batch's files with their digests (and a small file's bytes), in the entries' order."""
-    return files_read_start(pool, tree, base, entries)()
-
-
-def files_read_start(
-    pool: ThreadPoolExecutor, tree, base: str, entries: Sequence[ManifestEntry]
-) -> Callable[[], list[FolderFile]]:
-    """``files_read`` begun on the pool; the function returned waits for the files (meanwhile the
-    caller records the previous batch)."""
 
     def read(run: Sequence[ManifestEntry]) -> list[FolderFile]:
         with tree.branch() as files:
@@ -152,7 +128,7 @@ def files_read_start(
                 (_read_small if entry.size <= SMALL_FILE_BYTES else _hash_large)(files, base, entry) for entry in run
             ]
 
-    return _started(pool, read, entries)
+    return _on_threads(pool, read, entries)
 
 
 def _store(files, base: str, item: FolderFile, key: str) -> tuple[str, StoredBlob]:

@@ -1,6 +1,6 @@
-"""A folder's files are recorded a batch at a time, the next batch read while one is recorded:
-every file of every batch is recorded once with its own blob, bytes the organization already has
-are not stored again, and a batch that fails after others were recorded leaves no entry behind."""
+"""A folder's files are recorded a batch at a time: every file of every batch is recorded once with
+its own blob, bytes the organization already has are not stored again, and a batch that fails
+after others were recorded leaves no entry behind."""
 
 from __future__ import annotations
 
@@ -60,16 +60,16 @@ def test_bytes_recorded_by_an_earlier_upload_are_not_stored_again(folder):
 
 def test_a_batch_that_fails_after_others_were_recorded_leaves_no_entry(folder, monkeypatch):
     upload, top = folder
-    started = folders.files_read_start
+    read = folders.files_read
     calls = []
 
-    def read_start(pool, tree, base, batch):
+    def read_changed(pool, tree, base, batch):
         calls.append(batch)
-        if len(calls) == 4:  # batches one and two are recorded by now
+        if len(calls) == 4:  # batches one to three are recorded by now
             (top / batch[0].path).write_bytes(b"changed since the walk")
-        return started(pool, tree, base, batch)
+        return read(pool, tree, base, batch)
 
-    monkeypatch.setattr(folders, "files_read_start", read_start)
+    monkeypatch.setattr(folders, "files_read", read_changed)
     with pytest.raises(FileChanged):
         upload()
     assert len(calls) == 4
