@@ -36,7 +36,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from artifacts.models import BLOB_HOLDING_STATES, Artifact, ArtifactEntry, Blob, BlobState
 from artifacts.storage import StoredBlob, blob_delete
-from core.ids import new_id
+from core.ids import new_id, new_ids
 from quotas.counters import usage_add
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 def blob_upload_key(organization_id: str) -> str:
     """A fresh key to write bytes that are not an artifact's own upload (a folder's files)."""
     return f"blobs/{organization_id}/{new_id('upl')}"
+
+
+def blob_upload_keys(organization_id: str, count: int) -> list[str]:
+    """``count`` fresh keys as ``blob_upload_key`` makes them, for a batch of a folder's files."""
+    return [f"blobs/{organization_id}/{upload_id}" for upload_id in new_ids("upl", count)]
 
 
 def blob_holders() -> list[QuerySet]:

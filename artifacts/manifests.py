@@ -33,6 +33,8 @@ MAX_NAME_BYTES = 255
 MAX_LINK_BYTES = 4096
 TYPES = ("file", "directory", "symlink")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# What json.dumps(line, ensure_ascii=False, separators=(",", ":")) would build for every line.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class ManifestInvalid(StowageError):
@@ -74,7 +76,7 @@ class ManifestEntry:
             "sha256": self.sha256,
             "link_target": self.link_target,
         }
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        return _CANONICAL.encode(line).encode("utf-8") + b"\n"
 
 
 def _refuse(message: str, path: object) -> ManifestInvalid:

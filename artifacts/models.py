@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from core.ids import new_id
+from core.ids import new_id, new_ids
 
 
 def new_artifact_id() -> str:
@@ -31,6 +31,10 @@ def new_blob_id() -> str:
     return new_id("blb")
 
 
+def new_blob_ids(count: int) -> list[str]:
+    return new_ids("blb", count)
+
+
 class BlobState(models.TextChoices):
     LIVE = "live"
     # Claimed by the collector: its object is being removed. A publish that finds it so revives it
@@ -48,7 +52,10 @@ class Blob(models.Model):
     """
 
     id = models.CharField(primary_key=True, max_length=40, default=new_blob_id, editable=False)
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="blobs")
+    # No index of its own: blob_one_per_org_digest starts with it.
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="blobs", db_index=False
+    )
     sha256 = models.CharField(max_length=64, help_text="hex")
     size = models.BigIntegerField()
     storage_key = models.CharField(max_length=300, unique=True)
@@ -246,7 +253,9 @@ class ArtifactEntry(models.Model):
     path of its directory ('' at the top), so a directory's listing is one index range.
     """
 
-    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="entries")
+    # Indexed by artifact_entry_one_per_path and artifact_entry_dir, which start with it; a folder's
+    # 10,000 entries are inserted at once, so every index more is paid on each of them.
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="entries", db_index=False)
     path = models.CharField(max_length=2048)
     parent = models.CharField(max_length=2048, blank=True)
     type = models.CharField(max_length=10, choices=EntryType.choices)
@@ -255,7 +264,9 @@ class ArtifactEntry(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     mtime = models.DateTimeField(null=True, blank=True)
     link_target = models.CharField(max_length=4096, blank=True)
-    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    blob = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )  # indexed by artifact_entry_blob
 
     class Meta:
         constraints = [

@@ -115,8 +115,7 @@ def make_transfer(org_id: str, sandbox: Sandbox, artifact: Artifact, **fields: A
         artifact=artifact,
         sandbox_id=sandbox.id,
         host=sandbox.host,
-        path="/workspace/big.bin",
-        **fields,
+        **{"path": "/workspace/big.bin", **fields},
     )
 
 

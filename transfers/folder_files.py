@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from artifacts.blobs import blob_upload_key
+from artifacts.blobs import blob_upload_keys
 from artifacts.manifests import ManifestEntry
 from artifacts.storage import CHUNK_SIZE, StoredBlob, blob_delete, blob_write, blob_write_bytes
 from sandboxes.runtime import SandboxRuntimeError
@@ -131,8 +131,7 @@ def files_read(pool: ThreadPoolExecutor, tree, base: str, entries: Sequence[Mani
     return _on_threads(pool, read, entries)
 
 
-def _store(files, base: str, item: FolderFile, organization_id: str) -> tuple[str, StoredBlob]:
-    key = blob_upload_key(organization_id)
+def _store(files, base: str, item: FolderFile, key: str) -> tuple[str, StoredBlob]:
     if item.data is not None:
         # The digest is of these very bytes: written as they are, not hashed again.
         return key, blob_write_bytes(key, item.data, item.entry.sha256, sync=False)
@@ -153,12 +152,12 @@ def files_store(
     {sha256: (key, StoredBlob)}. On a failure every object written here is removed again: no
     row references them yet."""
 
-    def store(run: Sequence[FolderFile]) -> list[tuple[str, tuple[str, StoredBlob]]]:
+    def store(run: Sequence[tuple[FolderFile, str]]) -> list[tuple[str, tuple[str, StoredBlob]]]:
         done: list[tuple[str, tuple[str, StoredBlob]]] = []
         try:
             with tree.branch() as files:
-                for item in run:
-                    done.append((item.entry.sha256, _store(files, base, item, organization_id)))
+                for item, key in run:
+                    done.append((item.entry.sha256, _store(files, base, item, key)))
         except BaseException:
             remove(done)
             raise
@@ -168,4 +167,6 @@ def files_store(
         for _sha, (key, _stored) in done:
             blob_delete(key)
 
-    return dict(_on_threads(pool, store, items, undo=remove))
+    # The keys drawn at once: one draw of random bytes for the batch.
+    keyed = list(zip(items, blob_upload_keys(organization_id, len(items)), strict=True))
+    return dict(_on_threads(pool, store, keyed, undo=remove))
