@@ -93,6 +93,26 @@ def sha_pass(tree: Path) -> None:
     subprocess.run(["xargs", "-0", "-r", "sha256sum"], input=found, cwd=tree, check=True, stdout=subprocess.DEVNULL)
 
 
+def make_tree(call, sandbox_id: str, files: int, size: int) -> None:
+    """/workspace/tree/d of the sandbox made again with ``files`` files of ``size`` new random
+    bytes: one stream of /dev/urandom cut into the files."""
+    made = call(
+        "POST",
+        f"/sandbox/{sandbox_id}/execute",
+        json={
+            "command": [
+                "sh",
+                "-c",
+                f"rm -rf /workspace/tree && mkdir -p /workspace/tree/d && cd /workspace/tree/d && "
+                f"head -c {files * size} /dev/urandom | split -a 6 -b {size} - f",
+            ],
+            "timeout": 3_600_000,
+        },
+    )
+    if made["exit_code"] != 0:
+        raise RuntimeError(f"could not make the tree: {made}")
+
+
 def one_round(call, source: str, target: str, tree: Path, scratch: Path, storage: Path, shape: str, round_no: int):
     """One round of the five steps; their times and the re-upload's growth of storage."""
     times: dict[str, float] = {}
@@ -174,22 +194,7 @@ def measure(stack: LocalStack, shape: str, count: int, rounds: int) -> dict[str,
         growth: list[int] = []
         total = count * size
         for round_no in range(rounds):
-            # New random bytes for every file: one stream of /dev/urandom cut into the files.
-            made = call(
-                "POST",
-                f"/sandbox/{source}/execute",
-                json={
-                    "command": [
-                        "sh",
-                        "-c",
-                        f"rm -rf /workspace/tree && mkdir -p /workspace/tree/d && cd /workspace/tree/d && "
-                        f"head -c {total} /dev/urandom | split -a 6 -b {size} - f",
-                    ],
-                    "timeout": 3_600_000,
-                },
-            )
-            if made["exit_code"] != 0:
-                raise RuntimeError(f"could not make the tree: {made}")
+            make_tree(call, source, count, size)
             times, grown, artifact = one_round(call, source, target, tree, scratch, storage, shape, round_no)
             for key, value in times.items():
                 samples[key].append(value)

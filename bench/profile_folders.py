@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+from bench.folders import make_tree  # noqa: E402
 from config.stack import LocalStack  # noqa: E402
 
 spent: dict[str, float] = defaultdict(float)
@@ -85,24 +86,6 @@ def instrument() -> None:
     timed(trees, "_write_file", "down: write_file")
     timed(worker, "folder_download", "down: folder_download total")
     del artifacts.prefixes, folder_files
-
-
-def make_tree(call, sandbox_id: str, files: int, size: int) -> None:
-    made = call(
-        "POST",
-        f"/sandbox/{sandbox_id}/execute",
-        json={
-            "command": [
-                "sh",
-                "-c",
-                f"rm -rf /workspace/tree && mkdir -p /workspace/tree/d && cd /workspace/tree/d && "
-                f"head -c {files * size} /dev/urandom | split -a 6 -b {size} - f",
-            ],
-            "timeout": 3_600_000,
-        },
-    )
-    if made["exit_code"] != 0:
-        raise RuntimeError(f"could not make the tree: {made}")
 
 
 def one_round(actor, source, target, round_no: int) -> dict[str, float]:
