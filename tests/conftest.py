@@ -119,6 +119,26 @@ def broker():
     stack.stop([process])
 
 
+def clear_refusal_counters() -> None:
+    from django.core.cache import cache
+
+    # Django's Redis cache has no keys(): they are found in its Redis, by the cache's own prefix.
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=cache.make_key("audit-refusals:*")))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def refusal_counters(broker):
+    """For a test that expects its refusal in the log: refusals are recorded up to a limit a minute
+    per kind and source, counted in the cache, and other tests' refusals from the same address in
+    the same minute (the test client's is always 127.0.0.1) would count against that limit."""
+    clear_refusal_counters()
+    yield
+    clear_refusal_counters()
+
+
 # Small enough that a test can make a file over it quickly.
 WORKER_ARTIFACT_MAX_BYTES = 20 << 20
 WORKER_FOLDER_MAX_ENTRIES = 300

@@ -65,7 +65,7 @@ def test_a_locked_out_attempt_is_audited_as_denied(owner):
     ).exists()
 
 
-def test_a_sign_in_as_no_one_goes_to_the_instance_security_log(db):
+def test_a_sign_in_as_no_one_goes_to_the_instance_security_log(db, refusal_counters):
     sign_in(Client(), "ghost", "whatever")
     event = AuditEvent.objects.get(action="auth.signin")
     assert event.organization_id is None and event.outcome == Outcome.FAILURE

@@ -30,7 +30,13 @@ def wait_for_rotation(session_id: str, timeout: float = 90) -> Rotation:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rotation = Rotation.objects.filter(session_id=session_id).order_by("-created_at").first()
-        if rotation and rotation.state in (RotationState.COMPLETED, RotationState.FAILED):
+        # Finished, and recorded: the worker writes the rotation's events, then its audit event,
+        # after it marks the rotation finished.
+        if (
+            rotation
+            and rotation.state in (RotationState.COMPLETED, RotationState.FAILED)
+            and AuditEvent.objects.filter(action="session.rotate", details__rotation_id=rotation.id).exists()
+        ):
             return rotation
         time.sleep(0.25)
     raise AssertionError("the rotation did not finish")

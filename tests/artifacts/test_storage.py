@@ -142,7 +142,7 @@ def put(owner, name: str, data: bytes) -> dict:
     return response.json()
 
 
-def wait_gone(key: str, seconds: float = 15) -> bool:
+def wait_gone(key: str, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while blob_exists(key) and time.monotonic() < deadline:
         time.sleep(0.05)

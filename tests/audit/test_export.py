@@ -142,7 +142,7 @@ def test_the_chain_check_reports_its_count_time_range_and_head(dashboard, capsys
     assert events[-1].hash in out and "events verified, from" in out
 
 
-def test_the_instance_security_log_is_for_staff(owner, stranger, client):
+def test_the_instance_security_log_is_for_staff(owner, stranger, client, refusal_counters):
     from django.contrib.auth import get_user_model
     from django.test import Client
 

@@ -37,7 +37,9 @@ def session(agent) -> dict:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         now = agent.get(f"/agent/sessions/{sid}").json()
-        if now["rotation_count"] == 1 and now["status"] == "running":
+        # Moved on, and recorded: the worker writes the rotation's events just after it moves the session.
+        done = agent.get(f"/agent/sessions/{sid}/events", params={"event_type": "rotation_completed"}).json()["events"]
+        if now["rotation_count"] == 1 and now["status"] == "running" and done:
             break
         time.sleep(0.5)
     assert now["current_sandbox_id"] != first

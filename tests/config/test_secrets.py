@@ -95,7 +95,7 @@ def test_a_presigned_url_forged_with_the_old_built_in_key_is_refused_and_recorde
     assert "signature" in refusal.error_message
 
 
-def test_an_expired_or_tampered_url_of_no_artifact_goes_to_the_instance_log(client, db):
+def test_an_expired_or_tampered_url_of_no_artifact_goes_to_the_instance_log(client, db, refusal_counters):
     expired = client.get("/dl/art_nothing?expires=1&kv=0&sig=00")
     assert expired.status_code == 403
     event = AuditEvent.objects.get(action="artifact.url_refused")

@@ -89,7 +89,11 @@ def wait_until(check, *, timeout: float = 120, step: float = 0.5):
 def rotated(client, session_id: str, count: int):
     def check() -> AgentSession | None:
         session = client.get_agent_session(session_id)
-        return session if session.rotation_count >= count and session.status != "rotating" else None
+        if session.rotation_count < count or session.status == "rotating":
+            return None
+        # The worker records the rotation's events just after it moves the session on.
+        done = client.get_agent_session_events(session_id, event_type="rotation_completed")
+        return session if len(done) >= count else None
 
     return wait_until(check)
 
