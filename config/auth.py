@@ -14,7 +14,7 @@ from accounts.tokens import access_token_authenticate, looks_like_jwt
 from audit.refusals import audit_refusal
 from core.actor import Actor
 from core.errors import Forbidden, Unauthorized
-from core.threads import release_connections
+from core.threads import in_thread
 
 KEY_REFUSED = "auth.api_key"
 SCOPE_REFUSED = "auth.scope"
@@ -167,21 +167,22 @@ class ApiKeyAuth(AuthBase):
     openapi_in = "header"
     openapi_name = "Authorization"
 
-    def __init__(self, *, release_connection: bool = False) -> None:
-        super().__init__()
-        self.release_connection = release_connection
-
     def __call__(self, request: HttpRequest) -> Actor:
-        try:
-            return authenticate(request)
-        finally:
-            if self.release_connection:
-                release_connections()
+        return authenticate(request)
 
 
-# For the async operations, whose requests then wait on a sandbox host: the connection the key
-# was checked on is given back at once, not held through the wait (core.threads).
-WAITING_AUTH = ApiKeyAuth(release_connection=True)
+class WaitingApiKeyAuth(ApiKeyAuth):
+    """For the async operations, whose requests then wait on a sandbox host: the key is checked in
+    a step of core.threads, whose connection is given back at once, not held through the wait."""
+
+    is_async = True
+
+    async def __call__(self, request: HttpRequest) -> Actor:
+        return await _authenticate_in_a_step(request)
+
+
+_authenticate_in_a_step = in_thread(authenticate)
+WAITING_AUTH = WaitingApiKeyAuth()
 
 
 def require_scope(actor: Actor, scope: str) -> None:

@@ -238,7 +238,7 @@ def folder_upload(transfer: Transfer, runtime, progress) -> tuple[list[ManifestE
     artifact = transfer.artifact
     entries, skipped = folder_read_manifest(runtime, transfer.sandbox_id, transfer.path)
     upload_quota_check(artifact, manifest_size(entries))
-    Transfer.objects.filter(id=transfer.id).update(bytes_total=manifest_size(entries))
+    progress.total = manifest_size(entries)
     writer = FolderWriter(artifact)
     try:
         writer.record([entry for entry in entries if entry.type != "file"])

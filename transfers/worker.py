@@ -16,7 +16,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from artifacts.blobs import blob_adopt, blob_lock, upload_discard
@@ -46,17 +46,22 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 
 
 class Progress:
-    """Writes bytes done to the transfer row at most twice a second."""
+    """Writes bytes done, and the total once known, to the transfer row at most twice a second,
+    the first time half a second in: a transfer that ends sooner is written once, as it ends.
+    Each write takes the database's write lock (on SQLite, the one lock of every writer), so
+    the many short transfers of a busy host write no progress nobody could have seen."""
 
-    def __init__(self, transfer_id: str) -> None:
+    def __init__(self, transfer_id: str, *, total: int | None = None) -> None:
         self.transfer_id = transfer_id
-        self.last = 0.0
+        self.total = total
+        self.last = time.monotonic()
 
     def __call__(self, done: int) -> None:
         now = time.monotonic()
         if now - self.last >= PROGRESS_INTERVAL_SECONDS:
             self.last = now
-            Transfer.objects.filter(id=self.transfer_id).update(bytes_done=done)
+            values = {"bytes_done": done} if self.total is None else {"bytes_done": done, "bytes_total": self.total}
+            Transfer.objects.filter(id=self.transfer_id).update(**values)
 
 
 def chain(*iterables: Iterable[bytes]) -> Iterator[bytes]:
@@ -67,13 +72,11 @@ def chain(*iterables: Iterable[bytes]) -> Iterator[bytes]:
 def _claim(transfer_id: str) -> Transfer | None:
     """Mark the transfer running; None when it already ended (a redelivered task)."""
     claimed = Transfer.objects.filter(id=transfer_id, state__in=[TransferState.QUEUED, TransferState.RUNNING]).update(
-        state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0
+        state=TransferState.RUNNING, started_at=timezone.now(), bytes_done=0, attempts=F("attempts") + 1
     )
     if not claimed:
         return None
-    transfer = Transfer.objects.select_related("artifact").get(id=transfer_id)
-    Transfer.objects.filter(id=transfer_id).update(attempts=transfer.attempts + 1)
-    return transfer
+    return Transfer.objects.select_related("artifact").get(id=transfer_id)
 
 
 def fail_transfer(
@@ -152,9 +155,8 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         elif entry.type == "directory":
             with tempfile.TemporaryFile(dir=runtime.scratch_dir(transfer.sandbox_id)) as archive:
                 runtime.archive_directory(transfer.sandbox_id, transfer.path, archive)
-                total = archive.tell()
+                progress.total = archive.tell()
                 archive.seek(0)
-                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
                 head = archive.read(512)
                 archive.seek(0)
                 stored = blob_write(
@@ -173,7 +175,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
                 upload_quota_check(artifact, total)
-                Transfer.objects.filter(id=transfer.id).update(bytes_total=total)
+                progress.total = total
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
                 stored = blob_write(
