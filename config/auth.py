@@ -4,6 +4,8 @@ the apps' routers and the middleware can import it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from django.conf import settings
 from django.http import HttpRequest
 from ninja.security.base import AuthBase
@@ -167,22 +169,22 @@ class ApiKeyAuth(AuthBase):
     openapi_in = "header"
     openapi_name = "Authorization"
 
-    def __call__(self, request: HttpRequest) -> Actor:
+    def __init__(self, *, in_a_step: bool = False) -> None:
+        super().__init__()
+        # Django Ninja awaits what an auth marked is_async answers.
+        self.in_a_step = self.is_async = in_a_step
+
+    def __call__(self, request: HttpRequest) -> Actor | Awaitable[Actor]:
+        if self.in_a_step:
+            return _authenticate_in_a_step(request)
         return authenticate(request)
 
 
-class WaitingApiKeyAuth(ApiKeyAuth):
-    """For the async operations, whose requests then wait on a sandbox host: the key is checked in
-    a step of core.threads, whose connection is given back at once, not held through the wait."""
-
-    is_async = True
-
-    async def __call__(self, request: HttpRequest) -> Actor:
-        return await _authenticate_in_a_step(request)
-
-
 _authenticate_in_a_step = in_thread(authenticate)
-WAITING_AUTH = WaitingApiKeyAuth()
+# For the async operations, whose requests then wait on a sandbox host: the key is checked in a
+# step of core.threads, whose connection is given back at once, not held through the wait. The
+# same class, so the OpenAPI document names one security scheme for every operation.
+WAITING_AUTH = ApiKeyAuth(in_a_step=True)
 
 
 def require_scope(actor: Actor, scope: str) -> None:

@@ -54,7 +54,7 @@ def _step_threads() -> ThreadPoolExecutor:
     global _steps
     with _steps_lock:
         if _steps is None or _steps[0] != os.getpid():
-            # As many as steps may run at once, and the batches of core.group_commit beside them.
+            # A turn per running step (batches of core.group_commit take turns too), and a few spare.
             threads = ThreadPoolExecutor(max_workers=settings.WEB_DB_STEPS + 4, thread_name_prefix="db-step")
             _steps = (os.getpid(), threads)
         return _steps[1]
@@ -90,9 +90,18 @@ def in_thread(fn: Callable[P, T], *, own_request: bool = True) -> Callable[P, Aw
 
     @wraps(fn)
     async def in_turn(*args: P.args, **kwargs: P.kwargs) -> T:
-        async with _turn():
-            if own_request and _under_a_sync_caller():
+        if own_request and _under_a_sync_caller():
+            async with _turn():
                 return await in_callers_thread(*args, **kwargs)
-            return await sync_to_async(step, thread_sensitive=False, executor=_step_threads())(*args, **kwargs)
+        turn = _turn()
+        await turn.acquire()
+        running = asyncio.ensure_future(
+            sync_to_async(step, thread_sensitive=False, executor=_step_threads())(*args, **kwargs)
+        )
+        # The turn is given back when the thread is done, not when a cancelled request stops
+        # waiting for it: a step stuck in a thread keeps its turn, so stuck steps can never take
+        # every step thread and leave the process's other requests queued behind them.
+        running.add_done_callback(lambda done: (turn.release(), done.cancelled() or done.exception()))
+        return await asyncio.shield(running)
 
     return in_turn

@@ -237,8 +237,8 @@ def folder_upload(transfer: Transfer, runtime, progress) -> tuple[list[ManifestE
     manifest (with digests), the skipped entries and the writer (to discard on a failure)."""
     artifact = transfer.artifact
     entries, skipped = folder_read_manifest(runtime, transfer.sandbox_id, transfer.path)
-    upload_quota_check(artifact, manifest_size(entries))
-    progress.total = manifest_size(entries)
+    progress.total = manifest_size(entries)  # also for a refusal: the failed transfer says how big
+    upload_quota_check(artifact, progress.total)
     writer = FolderWriter(artifact)
     try:
         writer.record([entry for entry in entries if entry.type != "file"])
@@ -298,7 +298,11 @@ def folder_publish(
                         state=ArtifactState.FAILED, error_message=f"retry of {twin.id}"
                     )
                     Transfer.objects.filter(id=transfer.id).update(
-                        state=TransferState.SUCCEEDED, artifact=twin, finished_at=timezone.now()
+                        state=TransferState.SUCCEEDED,
+                        artifact=twin,
+                        bytes_done=writer.bytes_sent,
+                        bytes_total=stored.size,
+                        finished_at=timezone.now(),
                     )
                     audit(transfer, Outcome.SUCCESS, started, artifact=twin, extra={**extra, "retry_of": twin.id})
                     transaction.on_commit(writer.discard)

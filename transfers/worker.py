@@ -51,13 +51,15 @@ class Progress:
     Each write takes the database's write lock (on SQLite, the one lock of every writer), so
     the many short transfers of a busy host write no progress nobody could have seen."""
 
+    clock = staticmethod(time.monotonic)
+
     def __init__(self, transfer_id: str, *, total: int | None = None) -> None:
         self.transfer_id = transfer_id
         self.total = total
-        self.last = time.monotonic()
+        self.last = self.clock()
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last >= PROGRESS_INTERVAL_SECONDS:
             self.last = now
             values = {"bytes_done": done} if self.total is None else {"bytes_done": done, "bytes_total": self.total}
@@ -87,9 +89,12 @@ def fail_transfer(
     *,
     only_if: Q | None = None,
     details: dict[str, Any] | None = None,
+    bytes_total: int | None = None,
 ) -> bool:
     """Fail the transfer (and its pending artifact) unless it has ended, or ``only_if`` no longer
-    holds; False when nothing was changed, so a late failure never overwrites a result."""
+    holds; False when nothing was changed, so a late failure never overwrites a result.
+    ``bytes_total``: the size found before the failure, for a transfer that had not written it."""
+    known = {} if bytes_total is None else {"bytes_total": bytes_total}
     with transaction.atomic():
         failed = (
             Transfer.objects.filter(id=transfer.id, state__in=UNFINISHED_STATES)
@@ -100,6 +105,7 @@ def fail_transfer(
                 error_message=message[:4000],
                 error_details=details or {},
                 finished_at=timezone.now(),
+                **known,
             )
         )
         if not failed:
@@ -169,13 +175,13 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             is_archive = True
         else:
             with runtime.open_read(transfer.sandbox_id, transfer.path) as source:
-                total = entry.size
+                # Known from here on, also to a refusal: the failed transfer says how big.
+                progress.total = total = entry.size
                 if total > settings.ARTIFACT_MAX_BYTES:
                     raise BlobTooLarge(
                         f"{transfer.path} is {total} bytes, more than the {settings.ARTIFACT_MAX_BYTES} bytes allowed"
                     )
                 upload_quota_check(artifact, total)
-                progress.total = total
                 head = source.read(512)
                 chunks = chain([head], iter(lambda: source.read(CHUNK_SIZE), b""))
                 stored = blob_write(
@@ -184,19 +190,18 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             content_type = artifact.content_type or guess_content_type(artifact.remote_path, head)
             is_archive = False
     except (SandboxRuntimeError, ManifestInvalid, FolderTooLarge, FolderTooManyEntries, QuotaExceeded) as exc:
-        fail_transfer(
-            transfer, exc.code, exc.message, started, details=exc.details if isinstance(exc, QuotaExceeded) else None
-        )
+        details = exc.details if isinstance(exc, QuotaExceeded) else None
+        fail_transfer(transfer, exc.code, exc.message, started, details=details, bytes_total=progress.total)
         return "failed"
     except BlobError as exc:
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, str(exc), started)
+        fail_transfer(transfer, exc.code, str(exc), started, bytes_total=progress.total)
         return "failed"
     except Exception as exc:
         # Anything else would leave the transfer running and every retry joining it.
         logger.exception("upload %s failed", transfer.id)
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started)
+        fail_transfer(transfer, "IO_ERROR", f"the upload failed: {exc}", started, bytes_total=progress.total)
         return "failed"
     if entry.type == "directory" and not artifact.is_archive:
         try:
@@ -212,7 +217,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
             )
         except QuotaExceeded as exc:
             writer.discard()
-            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
+            fail_transfer(transfer, exc.code, exc.message, started, details=exc.details, bytes_total=progress.total)
             return "failed"
         except BaseException:
             writer.discard()
@@ -222,7 +227,7 @@ def transfer_run_upload(*, transfer_id: str) -> str:
         publish_upload(transfer, stored, content_type=content_type, is_archive=is_archive, started=started)
     except QuotaExceeded as exc:
         upload_discard(artifact.storage_key)
-        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details)
+        fail_transfer(transfer, exc.code, exc.message, started, details=exc.details, bytes_total=progress.total)
         return "failed"
     return "succeeded"
 

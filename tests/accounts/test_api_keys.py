@@ -109,6 +109,10 @@ def test_openapi_schema_and_docs_are_served(client):
     schema = client.get("/api/v1/openapi.json")
     assert schema.status_code == 200
     assert "/api/v1/sandbox/create" in schema.json()["paths"]
+    # One credential for every operation, those that wait on a sandbox host included.
+    assert list(schema.json()["components"]["securitySchemes"]) == ["ApiKeyAuth"]
+    securities = {str(op.get("security")) for path in schema.json()["paths"].values() for op in path.values()}
+    assert securities <= {"[{'ApiKeyAuth': []}]", "None"}
     assert client.get("/api/v1/docs").status_code == 200
 
 

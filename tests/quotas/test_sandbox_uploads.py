@@ -9,6 +9,7 @@ from artifacts.models import Artifact, ArtifactState, Blob
 from quotas.counters import usage_read
 from quotas.models import OrganizationQuota
 from tests.transfers.test_transfers import run, write
+from transfers.models import Transfer, TransferState
 
 pytestmark = pytest.mark.worker
 
@@ -34,6 +35,7 @@ def test_a_file_past_the_bytes_quota_is_refused_before_its_bytes_move(owner, san
     }
     assert not Artifact.objects.filter(state=ArtifactState.READY).exists()
     assert not Blob.objects.exists()
+    assert Transfer.objects.get().bytes_total == 1001  # the failed transfer says how big
     fits = owner.post(f"/sandbox/{sid}/artifacts/upload", {"path": "/workspace/fits.bin", "remote_path": "fits.bin"})
     assert fits.status_code == 200, fits.content
     assert usage_read(organization_id=owner.org_id).stored_bytes == 1000
@@ -51,6 +53,9 @@ def test_a_folder_past_the_bytes_quota_is_refused_at_publish_and_its_blobs_relea
     details = refused(owner.post(f"/sandbox/{sid}/artifacts/upload", body), "bytes")
     assert details["limit"] == 1000
     assert not Artifact.objects.filter(state=ArtifactState.READY).exists()
+    # The failed transfer still says how big the folder was.
+    transfer = Transfer.objects.get()
+    assert (transfer.state, transfer.bytes_total) == (TransferState.FAILED, 1400)
 
 
 def test_the_largest_artifact_quota_applies_to_a_folder_as_a_whole(owner, sandbox):

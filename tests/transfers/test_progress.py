@@ -28,7 +28,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(worker.time, "monotonic", clock)
+    monkeypatch.setattr(worker.Progress, "clock", staticmethod(clock))
     return clock
 
 
