@@ -1,4 +1,7 @@
-"""Steps of async requests: on the process's step threads, a bounded number at once."""
+"""Steps of async requests: on the process's step threads, a bounded number at once.
+
+The tests take ``db``: a step ends by looking at its thread's database connections, which a step
+thread may keep from an earlier test."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import threading
 from core.threads import in_thread
 
 
-def test_a_step_given_up_on_keeps_its_turn_until_its_thread_is_done(settings):
+def test_a_step_given_up_on_keeps_its_turn_until_its_thread_is_done(db, settings):
     settings.WEB_DB_STEPS = 1
     release = threading.Event()
     ran: list[str] = []
@@ -35,7 +38,7 @@ def test_a_step_given_up_on_keeps_its_turn_until_its_thread_is_done(settings):
     assert ran == ["stuck", "next"]
 
 
-def test_steps_run_on_threads_that_outlive_requests():
+def test_steps_run_on_threads_that_outlive_requests(db):
     names: set[str] = set()
 
     def where() -> None:
