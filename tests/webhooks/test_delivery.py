@@ -52,7 +52,8 @@ def test_a_delivery_is_signed_per_standard_webhooks(owner, receiver, queued):
 
 def test_a_non_2xx_answer_is_retried_with_the_same_id_until_it_succeeds(owner, receiver, queued):
     receiver.answers = [Answer(status=500, body=b"x" * 5000), Answer(status=503)]
-    delivery = _delivery(owner, receiver, retry_count=3)
+    # Retries seconds apart, so that "not due yet" holds however slowly this test runs.
+    delivery = _delivery(owner, receiver, retry_count=3, retry_delay_ms=10_000)
     assert delivery_attempt(delivery_id=delivery.id) == "failed"
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.PENDING and delivery.response_status == 500
