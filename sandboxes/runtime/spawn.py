@@ -1,7 +1,7 @@
 """A command's process: what may be run, its cgroup or rlimits, starting it, killing it.
 
 The child joins its cgroups before bwrap starts, so nothing it starts can run outside them: a
-tiny ``/bin/sh`` prologue writes its own pid to ``cgroup.procs`` and then execs bwrap (this
+tiny ``/bin/sh`` prologue writes "0" (itself) to each cgroup's join file and then execs bwrap (this
 lets subprocess use vfork; a fork of a large worker costs milliseconds), or a ``preexec_fn``
 does it when rlimits or a parent-death signal must be set in the child anyway.
 
@@ -32,7 +32,7 @@ from .base import CommandInvalid
 JOIN_FAILED = "[stowage] could not place the command in its cgroup"
 # Joins the cgroups given as arguments up to "--", then execs the rest; never runs it otherwise.
 _JOIN_CGROUPS = (
-    f'p=$$; while [ "$1" != -- ]; do echo $p > "$1" || {{ echo "{JOIN_FAILED}" >&2; exit 125; }}; shift; done; '
+    f'while [ "$1" != -- ]; do echo 0 > "$1" || {{ echo "{JOIN_FAILED}" >&2; exit 125; }}; shift; done; '
     'shift; ulimit -c 0; exec "$@"'
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -152,11 +152,10 @@ def _preexec(procs_files: tuple[str, ...], limits: Rlimits, pdeathsig: Callable[
 
     # Runs in the forked child before exec: only plain syscalls, nothing that takes locks.
     def run() -> None:
-        pid = str(os.getpid()).encode()
         for path in pid_files:
             fd = os.open(path, os.O_WRONLY)
             try:
-                os.write(fd, pid)
+                os.write(fd, b"0")  # the calling process (its one thread, on v1's tasks file)
             finally:
                 os.close(fd)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

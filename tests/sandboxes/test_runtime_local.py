@@ -327,6 +327,36 @@ def test_memory_hog_fails_without_hurting_the_host(runtime: LocalRuntime) -> Non
     assert len(b"y" * (64 << 20)) == 64 << 20  # this process is fine
 
 
+def test_every_process_of_a_command_is_in_each_of_its_sandboxs_cgroups(runtime: LocalRuntime) -> None:
+    groups = runtime._cgroups
+    if not groups.version:
+        pytest.skip("this host gives the runtime no cgroups")  # rlimits instead; tested above
+    runtime.create("members", env={}, memory_bytes=256 << 20, cpus=0.5)
+    marker = "member" + secrets.token_hex(6)
+    seen: dict[str, list[int]] = {}
+
+    def on_output(stream: str, chunk: bytes) -> None:
+        if seen:
+            return
+        name = runtime._cgroup_name("members")
+        for directory in groups.controller_dirs(name):
+            seen[directory] = [pid for current, _dirs, _files in os.walk(directory) for pid in cgroups._pids(current)]
+
+    try:
+        # A child in the background and the shell itself: both must be counted and limited.
+        script = f"sleep 30 & echo {marker}; wait"
+        result = runtime.execute("members", ["sh", "-c", script, marker], timeout_s=3, on_output=on_output)
+        assert result.timed_out
+    finally:
+        runtime.destroy("members")
+    assert len(seen) == len(groups.controller_dirs("members")) > 0
+    in_pids = set(seen[os.path.join(groups.pids, runtime._cgroup_name("members"))])
+    # bwrap, the sandbox's first process, the shell and its sleep, in every controller alike.
+    assert len(in_pids) >= 3
+    assert all(set(pids) == in_pids for pids in seen.values()), seen
+    assert wait_until_gone(marker) == []
+
+
 def test_stop_then_execute_again(runtime: LocalRuntime, sid: str) -> None:
     runtime.stop(sid)
     runtime.stop(sid)
