@@ -31,10 +31,9 @@ from sandboxes.runtime import SandboxRuntimeError
 # Files up to this size are read once into memory (hashed, then stored if new); larger ones are
 # hashed in a first pass and streamed again only when the organization lacks their bytes.
 SMALL_FILE_BYTES = 1 << 20
-# Threads reading and storing a batch's files (the worker's host has two cores); each takes a
-# run of up to RUN_FILES files at a time, so handing out work costs little next to the files.
+# Threads reading and storing a batch's files (the worker's host has two cores): one takes the
+# small files, the others a large file each (see _runs).
 FILE_THREADS = 2
-RUN_FILES = 64
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,30 +58,38 @@ def file_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="folder-files")
 
 
-def _runs(items: Sequence[T]) -> list[Sequence[T]]:
-    """Runs of at most RUN_FILES items, and at least one per thread (a batch of a few large files
-    is hashed a file per thread)."""
-    size = max(1, min(RUN_FILES, -(-len(items) // FILE_THREADS)))
-    return [items[start : start + size] for start in range(0, len(items), size)]
+def _runs(items: Sequence[T], size: Callable[[T], int]) -> list[list[int]]:
+    """The positions of ``items`` in runs: every small file in one, each larger one in its own.
+
+    Threads pay off only where the GIL is let go for long: hashing a large file a chunk at a
+    time. A small file is a few syscalls between bits of Python, so two threads working through
+    small files hand the GIL to each other at every call, and took three times as long as one
+    (10,000 files of 4 KiB: 0.62 s against 0.21 s on one thread)."""
+    small = [at for at, item in enumerate(items) if size(item) <= SMALL_FILE_BYTES]
+    large = [[at] for at, item in enumerate(items) if size(item) > SMALL_FILE_BYTES]
+    return ([small] if small else []) + large
 
 
 def _on_threads(
     pool: ThreadPoolExecutor,
     work: Callable[[Sequence[T]], list[R]],
     items: Sequence[T],
+    size: Callable[[T], int],
     undo: Callable[[list[R]], None] | None = None,
 ) -> list[R]:
     """``work`` over runs of ``items`` on the pool, results in the items' order; the first error
     raised once every run has ended (so none is still writing), after ``undo`` of the results of
     the runs that succeeded."""
-    futures = [pool.submit(work, run) for run in _runs(items)]
-    results: list[R] = []
+    runs = _runs(items, size)
+    futures = [pool.submit(work, [items[at] for at in run]) for run in runs]
+    placed: dict[int, R] = {}
     error: BaseException | None = None
-    for future in futures:
+    for run, future in zip(runs, futures, strict=True):
         try:
-            results.extend(future.result())
+            placed.update(zip(run, future.result(), strict=True))
         except BaseException as exc:
             error = error or exc
+    results = [placed[at] for at in sorted(placed)]
     if error is not None:
         if undo is not None:
             undo(results)
@@ -128,7 +135,7 @@ def files_read(pool: ThreadPoolExecutor, tree, base: str, entries: Sequence[Mani
                 (_read_small if entry.size <= SMALL_FILE_BYTES else _hash_large)(files, base, entry) for entry in run
             ]
 
-    return _on_threads(pool, read, entries)
+    return _on_threads(pool, read, entries, size=lambda entry: entry.size)
 
 
 def _store(files, base: str, item: FolderFile, key: str) -> tuple[str, StoredBlob]:
@@ -169,4 +176,4 @@ def files_store(
 
     # The keys drawn at once: one draw of random bytes for the batch.
     keyed = list(zip(items, blob_upload_keys(organization_id, len(items)), strict=True))
-    return dict(_on_threads(pool, store, keyed, undo=remove))
+    return dict(_on_threads(pool, store, keyed, size=lambda keyed_item: keyed_item[0].entry.size, undo=remove))

@@ -1,7 +1,8 @@
-"""A sandbox folder's files read, hashed and stored a batch at a time on two threads: every file's
-digest is of its bytes, each is opened link-safely from its directory's fd (a link, FIFO or
-directory swapped in after the walk is refused), a file changed since the walk stores nothing,
-and a failed batch leaves no object behind."""
+"""A sandbox folder's files read, hashed and stored a batch at a time (the small ones on one
+thread, each large one on a thread of its own): every file's digest is of its bytes, each is
+opened link-safely from its directory's fd (a link, FIFO or directory swapped in after the walk
+is refused), a file changed since the walk stores nothing, and a failed batch leaves no object
+behind."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ FILES = {
     "d/b.txt": b"b" * 4096,
     "d/e/c.bin": os.urandom(SMALL_FILE_BYTES + 12345),  # read in two passes
     "d/empty": b"",
-    **{f"many/f{i:03d}": os.urandom(100 + i) for i in range(150)},  # several runs per thread
+    **{f"many/f{i:03d}": os.urandom(100 + i) for i in range(150)},  # the small files, one run on one thread
 }
 
 
