@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the suite in four passes side by side, each in a var directory of its own, and fails
-# when any of them fails. Each pass's output is printed whole as soon as it ends.
+# when any of them fails. Each pass's output is printed whole as soon as it ends, and what failed
+# is printed once more at the end.
 #   1. every test but the e2e and browser ones, on the embedded broker and SQLite;
 #   2. the e2e and browser tests, against the whole stack (SQLite, embedded Redis): one stack that
 #      most of their modules share, each in an organization of its own, and a few stacks of their own;
@@ -40,6 +41,12 @@ for _ in "${!names[@]}"; do
   [ "$status" -eq 0 ] || failed+=("$name")
 done
 if [ ${#failed[@]} -gt 0 ]; then
+  # What failed, again at the end, where a reader of the output's last lines finds it.
+  for name in "${failed[@]}"; do
+    echo "=== what failed in pass $name ===" >&2
+    grep -E '^(FAILED|ERROR) |^E  ' "$logs/$name.log" | cut -c1-300 | tail -n 40 >&2
+    tail -n 1 "$logs/$name.log" >&2
+  done
   echo "failed passes: ${failed[*]}" >&2
   exit 1
 fi
