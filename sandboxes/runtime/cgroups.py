@@ -187,7 +187,7 @@ def command_cgroup(
     global lock that a write to ``cgroup.procs`` takes; that lock waits for an RCU grace period
     (8-13 ms on the hosts measured) whenever no other move happened just before.
 
-        Raises FileNotFoundError when the sandbox's cgroups were removed (by stop()) meanwhile.
+    Raises FileNotFoundError when the sandbox's cgroups were removed (by stop()) meanwhile.
     """
     sandbox_pids = os.path.join(groups.pids, name)  # type: ignore[arg-type]
     leaf = os.path.join(sandbox_pids, leaf_name)
