@@ -31,8 +31,8 @@ from sandboxes.runtime import SandboxRuntimeError
 # Files up to this size are read once into memory (hashed, then stored if new); larger ones are
 # hashed in a first pass and streamed again only when the organization lacks their bytes.
 SMALL_FILE_BYTES = 1 << 20
-# Threads reading and storing a batch's files (the worker's host has two cores): one takes the
-# small files, the others a large file each (see _runs).
+# Threads reading and storing a batch's files (the worker's host has two cores): a batch's small
+# files are one run, for one thread, and each large file a run of its own (see _runs).
 FILE_THREADS = 2
 
 T = TypeVar("T")
