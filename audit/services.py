@@ -4,9 +4,9 @@ import json
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from audit import rows
 from audit.chain import GENESIS_HASH, canonical_body, canonical_content, chain_key, event_hash, shared_chain
 from audit.models import AuditChain, AuditEvent, Outcome
 from audit.verify import ChainReport, audit_verify_chain, audit_verify_chains
@@ -94,16 +94,12 @@ def _append(events: list[AuditEvent]) -> None:
         # In a fixed order, so that two batches never wait on each other's heads.
         for key in sorted(chains):
             linked = chains[key]
-            head = _locked_head(key)
-            prev = head.last_hash
+            prev = _locked_head_hash(key)
             for event in linked:
                 event.prev_hash = prev
                 prev = event.hash = event_hash(event)
-            # Both databases return the new seqs, in the order given (PostgreSQL RETURNING, SQLite 3.35+).
-            AuditEvent.objects.bulk_create(linked)
-            AuditChain.objects.filter(key=key).update(
-                last_hash=prev, last_seq=linked[-1].seq, events=F("events") + len(linked)
-            )
+            rows.events_insert(linked)
+            rows.head_advance(key, last_hash=prev, last_seq=linked[-1].seq, count=len(linked))
 
 
 _grouped: GroupCommit[AuditEvent] = GroupCommit(_append)
@@ -149,13 +145,13 @@ def _event(
     return event
 
 
-def _locked_head(key: str) -> AuditChain:
-    head = AuditChain.objects.select_for_update().filter(key=key).first()
-    if head is None:
+def _locked_head_hash(key: str) -> str:
+    last_hash = rows.head_hash(key)
+    if last_hash is None:
         # A chain's first event: the chain begins where the shared chain stands. Two first events
         # at once both insert; one insert is ignored and both then lock the one row.
         shared = shared_chain()
         start = AuditChain(key=key, start_seq=shared.last_seq, start_hash=shared.last_hash, last_hash=shared.last_hash)
         AuditChain.objects.bulk_create([start], ignore_conflicts=True)
-        head = AuditChain.objects.select_for_update().get(key=key)
-    return head
+        last_hash = rows.head_hash(key)
+    return last_hash

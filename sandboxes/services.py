@@ -188,6 +188,8 @@ def _command_send(
         working_dir=working_dir,
         timeout_ms=timeout_ms,
         stream_key=stream_key,
+        organization_id=sandbox.organization_id,
+        session_id=sandbox.session_id or "",
         ignore_result=awaited,
     )
     return pending, timeout_ms

@@ -165,10 +165,22 @@ def sandbox_execute(
     working_dir: str | None,
     timeout_ms: int,
     stream_key: str | None = None,
+    organization_id: str | None = None,
+    session_id: str = "",
 ) -> dict[str, Any]:
+    """``organization_id`` and ``session_id`` are the sandbox's, for its events (a task sent by
+    the previous release has neither, and the sandbox is looked up)."""
     # The task id is the command's id: the web process waits on it under that name.
     command_id = current_task.request.id or ""
-    sandbox = _started(sandbox_id, command_id)
+    if organization_id is None:
+        sandbox = _looked_up(sandbox_id)
+    else:
+        sandbox = Sandbox(id=sandbox_id, organization_id=organization_id, session_id=session_id)
+    if sandbox is not None:
+        # Queued, not waited for: the command starts without asking the database anything (under
+        # load its write lock can take seconds to get). command.completed, written after it in
+        # the same queue, never lands before it.
+        command_emit(sandbox, "command.started", command_id=command_id, wait=False)
     answer = run_command(
         sandbox_id=sandbox_id,
         command=command,
@@ -184,16 +196,9 @@ def sandbox_execute(
     return answer
 
 
-def _started(sandbox_id: str, command_id: str) -> Sandbox | None:
+def _looked_up(sandbox_id: str) -> Sandbox | None:
     try:
-        # Looked up once for both events; a sandbox removed meanwhile has no events, as before.
-        sandbox = Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
-        if sandbox is not None:
-            # Queued, not waited for: under load the database's write lock can take seconds to
-            # get, and the command must not start that much later. command.completed, written
-            # after it in the same queue, never lands before it.
-            command_emit(sandbox, "command.started", command_id=command_id, wait=False)
-        return sandbox
+        return Sandbox.objects.filter(id=sandbox_id).only("id", "organization_id", "session_id").first()
     finally:
         # The command may run for hours: its thread must not hold a pooled connection meanwhile.
         close_old_connections()

@@ -36,19 +36,32 @@ def emit(*, organization_id: str, type: str, data: dict[str, Any], wait: bool = 
     now = timezone.now()
     event = WebhookEvent(organization_id=organization_id, type=type, created_at=now)
     event.payload = event_body(event_id=event.id, type=type, created_at=now, organization_id=organization_id, data=data)
-    # Looked for after the event's time is taken: a webhook gets the events of changes made after
-    # its creation committed (webhooks.services stamps it then), so one it cannot see here was
-    # not yet there for this change. Without one, the event is kept as dispatched, and no task is
-    # sent for it.
-    listened = Webhook.objects.filter(organization_id=organization_id, enabled=True).exists()
-    if not listened:
-        event.dispatched_at = now
     if transaction.get_connection().in_atomic_block:
-        _insert([event])
+        _insert_unless_unheard([event])
     else:
         # Not part of a change of the caller's: written with whatever other threads emit now.
         _grouped.submit(event, wait=wait)
     return event
+
+
+def _insert_unless_unheard(events: list[WebhookEvent]) -> None:
+    """Insert ``events``, those of an organization without an enabled webhook kept as dispatched
+    (no task is sent for them).
+
+    Looked for after each event's time is taken: a webhook gets the events of changes made after
+    its creation committed (webhooks.services stamps it then), so one not seen here was not yet
+    there for these changes. One look per batch, by the thread that writes it, so that a caller
+    that only queues its event (a command about to start) asks the database nothing."""
+    organizations = {event.organization_id for event in events}
+    listened = set(
+        Webhook.objects.filter(organization_id__in=organizations, enabled=True).values_list(
+            "organization_id", flat=True
+        )
+    )
+    for event in events:
+        if event.organization_id not in listened:
+            event.dispatched_at = event.created_at
+    _insert(events)
 
 
 def _insert(events: list[WebhookEvent]) -> None:
@@ -65,7 +78,7 @@ def _send_all(event_ids: list[str]) -> None:
         send_dispatch(event_id)
 
 
-_grouped: GroupCommit[WebhookEvent] = GroupCommit(_insert)
+_grouped: GroupCommit[WebhookEvent] = GroupCommit(_insert_unless_unheard)
 
 
 def emit_many(*, organization_id: str, events: list[tuple[str, dict[str, Any]]]) -> list[WebhookEvent]:
@@ -77,17 +90,14 @@ def emit_many(*, organization_id: str, events: list[tuple[str, dict[str, Any]]])
     if not events:
         return []
     now = timezone.now()
-    listened = Webhook.objects.filter(organization_id=organization_id, enabled=True).exists()
     rows = []
     for type, data in events:
         event = WebhookEvent(organization_id=organization_id, type=type, created_at=now)
         event.payload = event_body(
             event_id=event.id, type=type, created_at=now, organization_id=organization_id, data=data
         )
-        if not listened:
-            event.dispatched_at = now
         rows.append(event)
-    _insert(rows)
+    _insert_unless_unheard(rows)
     return rows
 
 
