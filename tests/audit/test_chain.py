@@ -8,7 +8,7 @@ from django.db import connection
 
 from audit.chain import INSTANCE_CHAIN
 from audit.models import AppendOnlyError, AuditChain, AuditEvent
-from audit.services import audit_record, audit_verify_chain, audit_verify_chains
+from audit.services import audit_record, audit_record_many, audit_verify_chain, audit_verify_chains
 from core.actor import Actor
 from tests.factories import make_shared_chain_events
 
@@ -155,3 +155,22 @@ def test_events_an_earlier_release_appends_during_an_upgrade_stay_in_the_shared_
     with pytest.raises(CommandError, match=f"{late[1].id} in shared chain"):
         call_command("verify_audit")
     assert ours
+
+
+def test_a_bulk_append_larger_than_one_statement_is_linked_in_order_and_verifies(owner):
+    # More events than Django lets one INSERT carry on SQLite (999 parameters): several statements.
+    actor = Actor(organization_id=owner.org_id, label="tester")
+    entries = [{"action": "artifact.delete", "resource": f"artifact:{i}"} for i in range(1500)]
+    returned = audit_record_many(actor=actor, organization_id=owner.org_id, entries=entries)
+    audit_record(actor=actor, action="file.read", resource="after")
+    stored = list(AuditEvent.objects.filter(organization_id=owner.org_id).order_by("seq"))
+    bulk = [event for event in stored if event.action == "artifact.delete"]
+    assert [event.resource for event in bulk] == [entry["resource"] for entry in entries]
+    assert [(event.id, event.seq, event.hash) for event in returned] == [
+        (event.id, event.seq, event.hash) for event in bulk
+    ]
+    for before, after in itertools.pairwise(stored):
+        assert after.prev_hash == before.hash
+    head = AuditChain.objects.get(key=owner.org_id)
+    assert head.events == len(stored) and head.last_seq == stored[-1].seq and head.last_hash == stored[-1].hash
+    assert audit_verify_chain(organization_id=owner.org_id).ok

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +20,7 @@ from shares.models import ShareLink, ShareLinkState
 from shares.services import share_link_revoke
 from tests.factories import make_artifact, make_sandbox, make_session, make_webhook
 from webhooks.models import WebhookDelivery, WebhookEvent
+from webhooks.outbox import emit
 from webhooks.worker import sweep
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +179,34 @@ def test_dispatch_makes_one_delivery_per_subscribed_webhook(owner, stranger, mon
     assert len(event_dispatch(event_id=event.id)) == 2
     assert event_dispatch(event_id=event.id) == []
     assert {d.webhook_id for d in WebhookDelivery.objects.all()} == {every.id, uploads.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_events_of_organizations_with_and_without_webhooks_are_each_kept_as_theirs(owner, stranger, monkeypatch):
+    # Events only queued (a command about to start) are written in batches that mix
+    # organizations: only those of an organization with an enabled webhook are dispatched.
+    sent = []
+    monkeypatch.setattr(
+        "webhooks.outbox.celery_app.send_task", lambda name, args=None, kwargs=None, **_: sent.append((name, kwargs))
+    )
+    make_webhook(stranger.org_id, "http://127.0.0.1:9/hook")
+    queued = [
+        emit(organization_id=org_id, type="command.started", data={"sandbox_id": f"sbx-{n}"}, wait=False)
+        for n in range(60)
+        for org_id in (owner.org_id, stranger.org_id)
+    ]
+    deadline = time.monotonic() + 60
+    while WebhookEvent.objects.filter(id__in=[event.id for event in queued]).count() < len(queued):
+        assert time.monotonic() < deadline, "queued events were not written"
+        time.sleep(0.05)
+    heard = set(
+        WebhookEvent.objects.filter(id__in=[event.id for event in queued], dispatched_at__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
+    assert heard == {event.id for event in queued if event.organization_id == stranger.org_id}
+    deadline = time.monotonic() + 10
+    while len([name for name, _ in sent if name == "webhooks.dispatch"]) < len(heard):
+        assert time.monotonic() < deadline, "dispatches were not sent"
+        time.sleep(0.05)
+    assert {kwargs["event_id"] for name, kwargs in sent if name == "webhooks.dispatch"} == heard
