@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_application = get_asgi_application()
+# As django.core.asgi.get_asgi_application does, with the handler of config.asgi_handler.
+django.setup(set_prefix=False)
 
-from ops.probes import liveness_first  # noqa: E402  (needs the apps loaded)
+from config.asgi_handler import PooledThreadASGIHandler  # noqa: E402  (needs the apps loaded)
+from ops.probes import liveness_first  # noqa: E402
 
+django_application = PooledThreadASGIHandler()
 application = liveness_first(django_application)

@@ -1,0 +1,92 @@
+"""Under ASGI each request's synchronous parts run on a thread of its own for the request's
+length, taken from a pool rather than started for it: requests at once never share one, and
+requests one after the other start no new thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.core.signals import request_started
+
+from config.asgi import django_application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _scope(path: str) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _get(path: str) -> int:
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await django_application(_scope(path), receive, send)
+    return sent[0]["status"]
+
+
+@pytest.fixture
+def request_threads():
+    """The thread each request's ``request_started`` ran on, and a hook to run there."""
+    seen: list[threading.Thread] = []
+    hooks: list = []
+
+    def started(**_) -> None:
+        seen.append(threading.current_thread())
+        for hook in hooks:
+            hook()
+
+    request_started.connect(started, weak=False)
+    yield seen, hooks
+    request_started.disconnect(started)
+
+
+def test_requests_one_after_another_start_no_thread_each(request_threads) -> None:
+    seen, _ = request_threads
+    assert asyncio.run(_get("/healthz")) == 200
+    threads_after_first = threading.active_count()
+
+    for _ in range(20):
+        assert asyncio.run(_get("/healthz")) == 200
+
+    assert threading.active_count() == threads_after_first
+    assert threading.current_thread() not in seen
+    assert len(set(seen)) == 1
+
+
+def test_requests_at_once_each_have_a_thread_of_their_own(request_threads) -> None:
+    seen, hooks = request_threads
+    # Each request's thread waits here for the other's: one thread serving both would never
+    # get past it.
+    both = threading.Barrier(2, timeout=30)
+    hooks.append(both.wait)
+
+    async def two() -> list[int]:
+        return await asyncio.gather(_get("/healthz"), _get("/healthz"))
+
+    assert asyncio.run(two()) == [200, 200]
+    assert len(set(seen)) == 2
