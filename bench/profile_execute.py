@@ -27,9 +27,9 @@ from config.stack import LocalStack  # noqa: E402
 
 async def web_side(org_id: str, api_key: str, runs: int, profiler) -> str:
     import httpx
-    from django.core.asgi import get_asgi_application
+    # The handler the web processes serve (its pool of request threads included).
+    from config.asgi import django_application as app
 
-    app = get_asgi_application()
     headers = {"Authorization": f"ApiKey {api_key}", "X-Org-Id": org_id}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
