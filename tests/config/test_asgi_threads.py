@@ -11,42 +11,14 @@ import pytest
 from django.core.signals import request_started
 
 from config.asgi import django_application
+from tests.asgi_calls import asgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _scope(path: str) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
 async def _get(path: str) -> int:
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": b"", "more_body": False}]
-
-    async def receive() -> dict:
-        if messages:
-            return messages.pop()
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    await django_application(_scope(path), receive, send)
-    return sent[0]["status"]
+    status, _, _ = await asgi_request(django_application, "GET", path)
+    return status
 
 
 @pytest.fixture
