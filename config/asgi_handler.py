@@ -7,58 +7,56 @@ about a millisecond of the loop's time per request on a busy host. Here that thr
 pool of started ones (``ThreadSensitiveContext(executor=...)``), and still serves one request
 at a time, as before.
 
-A thread goes back to the pool only once idle: a request given up on while its thread still runs
-a call of its (a client gone during a synchronous view) lets that thread finish and end instead.
-At most ``IDLE_THREADS`` idle threads are kept, each with what Django keeps per thread (an SQLite
-connection of ``CONN_MAX_AGE``: reused by the next request, instead of reading the schema again).
+A thread goes back to the pool only once it has done every call its request gave it (a request
+given up on may leave one running) and then given back its database connections, as the step
+threads of ``core.threads`` do: a PostgreSQL connection goes back to its pool, an SQLite one is
+kept for the thread's next request instead of reading the schema again. At most
+``IDLE_THREADS`` idle threads are kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
 
+from core.threads import release_connections
+
 IDLE_THREADS = 32
 
 
-class _RequestThread(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=1, thread_name_prefix="request")
-        self._last: Future[Any] | None = None
-
-    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:
-        self._last = future = super().submit(fn, *args, **kwargs)
-        return future
-
-    def idle(self) -> bool:
-        # One worker thread, calls in order: idle once the last call made is done.
-        return self._last is None or self._last.done()
-
-
 class _Pool:
-    def __init__(self) -> None:
+    def __init__(self, idle_threads: int = IDLE_THREADS) -> None:
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._idle: list[_RequestThread] = []
+        self._idle: list[ThreadPoolExecutor] = []
+        self._idle_threads = idle_threads
 
-    def take(self) -> _RequestThread:
+    def take(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pid != os.getpid():
                 # Forked: the parent's threads are not in this process.
                 self._pid, self._idle = os.getpid(), []
             if self._idle:
                 return self._idle.pop()
-        return _RequestThread()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
 
-    def give_back(self, thread: _RequestThread) -> None:
-        if thread.idle():
+    def give_back(self, thread: ThreadPoolExecutor) -> Future[None]:
+        """Once the thread has done everything the request gave it (one worker: in order) and
+        given back its database connections, as a step thread does; not before. The thread is
+        in the pool again by the time the future returned is done."""
+        last = thread.submit(release_connections)
+        last.add_done_callback(lambda done: self._keep(thread, done))
+        return last
+
+    def _keep(self, thread: ThreadPoolExecutor, done: Future[None]) -> None:
+        if not done.cancelled() and done.exception() is None:
             with self._lock:
-                if len(self._idle) < IDLE_THREADS:
+                if self._pid == os.getpid() and len(self._idle) < self._idle_threads:
                     self._idle.append(thread)
                     return
         thread.shutdown(wait=False)
@@ -76,4 +74,6 @@ class PooledThreadASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
         finally:
-            _pool.give_back(thread)
+            # Waited for (after the response is sent), so that the next request of a kept-alive
+            # connection finds the thread in the pool.
+            await asyncio.wrap_future(_pool.give_back(thread))

@@ -16,6 +16,7 @@ timeout ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -155,7 +156,8 @@ class AnswerListener:
         # nobody listened is found by looking once more.
         self._recheck = set(channels)
         if self._reader is None or self._reader.done():
-            self._reader = loop.create_task(self._read(), name="answer-listener")
+            # In a context of its own, like every task here: it outlives the request that made it.
+            self._reader = loop.create_task(self._read(), name="answer-listener", context=contextvars.Context())
         return pubsub
 
     async def _close(self, pubsub: PubSub) -> None:
@@ -247,7 +249,7 @@ class AnswerListener:
                     future.set_result(raw)
 
     def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from django.core.signals import request_started
 
 from config.asgi import django_application
+from config.asgi_handler import _Pool
 from tests.asgi_calls import asgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,3 +64,39 @@ def test_requests_at_once_each_have_a_thread_of_their_own(request_threads) -> No
 
     assert asyncio.run(two()) == [200, 200]
     assert len(set(seen)) == 2
+
+
+def test_a_thread_still_busy_after_its_request_serves_no_other_until_done() -> None:
+    # A request given up on can leave a call running on its thread: the next request must not
+    # wait behind it, and the thread is kept once it is done.
+    pool = _Pool(idle_threads=2)
+    first = pool.take()
+    release = threading.Event()
+    running = first.submit(release.wait, 30)
+    pool.give_back(first)
+
+    second = pool.take()
+    assert second is not first
+    assert second.submit(lambda: "done").result(timeout=5) == "done"
+
+    release.set()
+    running.result(timeout=5)
+    deadline = time.monotonic() + 5
+    while pool.take() is not first:
+        assert time.monotonic() < deadline, "the thread never came back to the pool"
+        time.sleep(0.01)
+
+
+def test_at_most_its_idle_threads_are_kept() -> None:
+    pool = _Pool(idle_threads=2)
+    threads = [pool.take() for _ in range(3)]
+    for thread in threads:
+        thread.submit(lambda: None).result(timeout=5)
+        pool.give_back(thread)
+    deadline = time.monotonic() + 5
+    while len(pool._idle) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(pool._idle) == 2
+    assert {pool.take(), pool.take()} < set(threads)
