@@ -27,6 +27,7 @@ from config.stack import LocalStack  # noqa: E402
 
 async def web_side(org_id: str, api_key: str, runs: int, profiler) -> str:
     import httpx
+
     # The handler the web processes serve (its pool of request threads included).
     from config.asgi import django_application as app
 
