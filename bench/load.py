@@ -5,8 +5,9 @@ Starts the whole stack as ``make run`` does (``manage.py runstack``, in a tempor
 free port), bootstraps an organization, makes a few sandboxes each holding a 4 MiB file, then
 runs ``--clients`` concurrent clients (httpx, asyncio) for ``--seconds``: half of them upload the
 file as an artifact again and again, half run ``sh -c "sleep 1"``; meanwhile ``/healthz`` is
-probed every 100 ms from a process of its own. It reports p50/p99 per kind, /healthz p99 and max, failures, throughput,
-and counts the artifacts the uploads made (none lost, none duplicated).
+probed every 100 ms from a process of its own. It reports p50/p99 per kind, /healthz p99 and
+max, failures, throughput, and counts the artifacts the uploads made (none lost, none
+duplicated).
 
     .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--repo PATH] [--json] [--log FILE]
     REDIS_URL=redis://127.0.0.1:6379/14 DATABASE_URL=postgres://postgres@127.0.0.1:5432/stowage_load \\
