@@ -17,8 +17,8 @@ BWRAP_MISSING_MESSAGE = (
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TMP_SIZE_BYTES = 1 << 30
 
-# Only what common programs need: each bind costs time on every execution, and /etc/ssl as a
-# whole would expose /etc/ssl/private (the sandbox runs as uid 0 of the host, without caps).
+# Only what common programs need: /etc/ssl as a whole would expose /etc/ssl/private (the
+# sandbox runs as uid 0 of the host, without caps).
 _ETC_FILES = (
     "alternatives",  # Debian's /usr/bin/awk, editor, java... are links through here
     "ld.so.cache",
@@ -54,11 +54,6 @@ def base_options(*, network: bool) -> list[str]:
         if os.path.islink(host):
             options += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
-            options += ["--ro-bind", host, host]
-    etc = list(_ETC_FILES) + (["resolv.conf"] if network else [])
-    for name in etc:
-        host = f"/etc/{name}"
-        if os.path.exists(host):
             options += ["--ro-bind", host, host]
     options += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_SIZE_BYTES), "--tmpfs", "/tmp"]  # noqa: S108 the sandbox's own private /tmp
     options += ["--hostname", "sandbox", "--cap-drop", "ALL"]
@@ -107,10 +102,22 @@ def _without(options: list[str], optional: tuple[str, ...]) -> list[str]:
     return result
 
 
-def command_options(base: list[str], *, workspace: str, workdir: str, env: dict[str, str]) -> list[str]:
-    """The options of one command: its sandbox's workspace, working directory and environment."""
+def etc_names(*, network: bool) -> tuple[str, ...]:
+    """The /etc files and directories a sandbox sees (``hostetc`` keeps them as one copy)."""
+    return _ETC_FILES + (("resolv.conf",) if network else ())
+
+
+def etc_options(copy: str | None, names: list[str]) -> list[str]:
+    """/etc as the one directory ``copy``, or else each of ``names`` bound from the host."""
+    if copy is not None:
+        return ["--ro-bind", copy, "/etc"]
+    return [option for name in names for option in ("--ro-bind", f"/etc/{name}", f"/etc/{name}")]
+
+
+def command_options(base: list[str], *, etc: list[str], workspace: str, workdir: str, env: dict[str, str]) -> list[str]:
+    """The options of one command: /etc, its sandbox's workspace, working directory and environment."""
     # --remount-ro / last: bwrap's root is a writable tmpfs (/etc, /) otherwise.
-    options = [*base, "--bind", workspace, WORKSPACE, "--remount-ro", "/", "--chdir", workdir]
+    options = [*base, *etc, "--bind", workspace, WORKSPACE, "--remount-ro", "/", "--chdir", workdir]
     for name, value in env.items():
         options += ["--setenv", name, value]
     return options

@@ -4,9 +4,10 @@ Layout under ``root``::
 
     root/<sandbox_id>/workspace/   the user's files; /workspace inside the sandbox
     root/<sandbox_id>/meta/        runtime-private (env given at create, limits); never mounted
+    root/.host-etc/<key>/          the host's /etc files sandboxes see, bound read-only as /etc
 
-The parts: ``bwrap`` builds the bubblewrap command line, ``cgroups`` holds each sandbox's
-limits and finds its processes, ``spawn`` confines, starts and kills one command (in its own
+The parts: ``bwrap`` builds the bubblewrap command line (``hostetc`` keeps its /etc),
+``cgroups`` holds each sandbox's limits and finds its processes, ``spawn`` confines, starts and kills one command (in its own
 cgroup, or under rlimits), ``output`` reads what it prints; ``paths`` and ``streams`` touch the
 workspace.
 Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with different roots
@@ -30,7 +31,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import bwrap, cgroups, disk, fileops, output, paths, spawn, streams, trees
+from . import bwrap, cgroups, disk, fileops, hostetc, output, paths, spawn, streams, trees
 from .base import (
     WORKSPACE,
     CommandInvalid,
@@ -79,6 +80,7 @@ class LocalRuntime(SandboxRuntime):
         # A missing bwrap without the opt-in stays "isolated": create() refuses instead of downgrading.
         self.isolated = self.bwrap_path is not None or not allow_unisolated
         self._bwrap_options = bwrap.base_options(network=network)
+        self._etc = hostetc.HostEtc(self.root, bwrap.etc_names(network=network))
         self._bwrap_checked = False
         self._check_lock = threading.Lock()
         self._cgroups = cgroups.detect()
@@ -264,7 +266,11 @@ class LocalRuntime(SandboxRuntime):
         workspace = str(directory / "workspace")
 
         if self.isolated:
-            options = bwrap.command_options(self._bwrap_options, workspace=workspace, workdir=workdir, env=full_env)
+            copy = self._etc.current()
+            etc = bwrap.etc_options(copy, self._etc.sources() if copy is None else [])
+            options = bwrap.command_options(
+                self._bwrap_options, etc=etc, workspace=workspace, workdir=workdir, env=full_env
+            )
             # bwrap itself runs on the host: it must not see user env such as LD_PRELOAD.
             popen_env: dict[str, str] = {}
             cwd = "/"
