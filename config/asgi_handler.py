@@ -12,6 +12,9 @@ given up on may leave one running) and then given back its database connections,
 threads of ``core.threads`` do: a PostgreSQL connection goes back to its pool, an SQLite one is
 kept for the thread's next request instead of reading the schema again. At most
 ``IDLE_THREADS`` idle threads are kept.
+
+For API requests, Django's header and CSRF middleware run their hooks in the event loop
+(``config.inline_middleware``), not on that thread.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from config.inline_middleware import replaced
 from core.threads import release_connections
 
 IDLE_THREADS = 32
@@ -66,6 +71,16 @@ _pool = _Pool()
 
 
 class PooledThreadASGIHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django's header and CSRF middleware as config.inline_middleware's subclasses: for API
+        # requests their hooks run in the loop. The settings keep Django's names for its checks.
+        configured = settings.MIDDLEWARE
+        settings.MIDDLEWARE = replaced(configured)
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = configured
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
