@@ -18,7 +18,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest
 
-from config.middleware import is_api
+from config.middleware import is_api, named_variant
 
 
 def dashboard_only(middleware_class: type) -> type:
@@ -34,9 +34,7 @@ def dashboard_only(middleware_class: type) -> type:
                 return self.get_response(request)
             return super().__call__(request)
 
-    DashboardOnly.__name__ = DashboardOnly.__qualname__ = f"DashboardOnly{middleware_class.__name__}"
-    DashboardOnly.__doc__ = f"{middleware_class.__module__}.{middleware_class.__name__}, skipped for API requests."
-    return DashboardOnly
+    return named_variant(DashboardOnly, middleware_class, "DashboardOnly", "skipped for API requests")
 
 
 DashboardSessionMiddleware = dashboard_only(SessionMiddleware)

@@ -23,7 +23,7 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware
 
-from config.middleware import is_api
+from config.middleware import is_api, named_variant
 
 
 def inline_for_api(middleware_class: type) -> type:
@@ -51,9 +51,7 @@ def inline_for_api(middleware_class: type) -> type:
 
         InlineForApi.process_view = process_view
 
-    InlineForApi.__name__ = InlineForApi.__qualname__ = f"InlineForApi{middleware_class.__name__}"
-    InlineForApi.__doc__ = f"{middleware_class.__module__}.{middleware_class.__name__}, in the loop for API requests."
-    return InlineForApi
+    return named_variant(InlineForApi, middleware_class, "InlineForApi", "in the loop for API requests")
 
 
 InlineForApiSecurityMiddleware = inline_for_api(SecurityMiddleware)

@@ -38,6 +38,13 @@ def is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def named_variant(subclass: type, base: type, prefix: str, how: str) -> type:
+    """``subclass`` of the middleware ``base``, named ``prefix`` + its name, documented as ``how``."""
+    subclass.__name__ = subclass.__qualname__ = f"{prefix}{base.__name__}"
+    subclass.__doc__ = f"{base.__module__}.{base.__name__}, {how}."
+    return subclass
+
+
 class RequestIdMiddleware(SyncAndAsyncMiddleware):
     """Gives every request an id of the server's own, unique, stored on audit events and in error
     bodies. A client's X-Request-Id is kept beside it (and in audit), never taken for it: clients
