@@ -38,6 +38,7 @@ class HostEtc:
         self.source = source
         self._lock = threading.Lock()
         self._key: str | None = None
+        self._failed_key: str | None = None  # not tried again (nor logged) until /etc changes
 
     def current(self) -> str | None:
         """The directory to bind as /etc, built if /etc changed; None if it cannot be made."""
@@ -45,6 +46,8 @@ class HostEtc:
         path = self.base / key
         if key == self._key and path.is_dir():
             return str(path)
+        if key == self._failed_key:
+            return None
         with self._lock:
             try:
                 if not path.is_dir():
@@ -52,6 +55,7 @@ class HostEtc:
                     self._remove_superseded(keep=path)
             except OSError as exc:
                 logger.warning("could not copy the host's /etc files for sandboxes (%s); binding them one by one", exc)
+                self._failed_key = key
                 return None
             self._key = key
         return str(path)
@@ -84,10 +88,10 @@ class HostEtc:
                 else:
                     shutil.copy2(source, target)
             os.rename(building, path)
-        except OSError as exc:
+        except OSError:
             shutil.rmtree(building, ignore_errors=True)
-            if not path.is_dir():  # another process sharing root renamed its copy first
-                raise exc from None
+            if not path.is_dir():  # else another process sharing root renamed its copy first
+                raise
 
     def _remove_superseded(self, keep: Path) -> None:
         """Remove the copies older than one that was made current an hour or more ago."""

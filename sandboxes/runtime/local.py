@@ -7,9 +7,9 @@ Layout under ``root``::
     root/.host-etc/<key>/          the host's /etc files sandboxes see, bound read-only as /etc
 
 The parts: ``bwrap`` builds the bubblewrap command line (``hostetc`` keeps its /etc),
-``cgroups`` holds each sandbox's limits and finds its processes, ``spawn`` confines, starts and kills one command (in its own
-cgroup, or under rlimits), ``output`` reads what it prints; ``paths`` and ``streams`` touch the
-workspace.
+``cgroups`` holds each sandbox's limits and finds its processes, ``spawn`` confines, starts and
+kills one command (in its own cgroup, or under rlimits), ``output`` reads what it prints;
+``paths`` and ``streams`` touch the workspace.
 Each sandbox's cgroup name carries a hash of ``root``, so two runtimes with different roots
 (e.g. parallel test runs) never kill each other's processes.
 """
