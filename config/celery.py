@@ -8,9 +8,11 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from redis.exceptions import NoScriptError
 
+from config.redis import get_redis
 from core import admission
-from core.answers import publish_answer
+from core.answers import publish_answer_queued
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -118,12 +120,24 @@ def hand_back_now(task: Any, answer: Any) -> None:
 
 
 def _give_back(host: str, task_id: str, answer: Any) -> None:
-    # Its place first: once the answer is out, the request it ends may already look at the backlog.
+    # The backlog place and the answer in one transaction (one round trip): once the answer is
+    # out, the request it ends may already look at the backlog, and finds the place free.
+    pipe = get_redis().pipeline(transaction=True)
+    released = admission.release_queued(pipe, host=host, task_id=task_id)
+    publish_answer_queued(pipe, task_id, answer)
     try:
-        admission.release(host=host, task_id=task_id)
-    except Exception:
-        logger.exception("could not give back the backlog place of task %s", task_id)
-    try:
-        publish_answer(task_id, answer)
+        replies = pipe.execute(raise_on_error=False)
     except Exception:
         logger.exception("could not hand back the answer of task %s", task_id)
+        return
+    if isinstance(replies[released], NoScriptError):
+        try:
+            admission.release(host=host, task_id=task_id)
+        except Exception:
+            logger.exception("could not give back the backlog place of task %s", task_id)
+    elif isinstance(replies[released], Exception):
+        logger.error("could not give back the backlog place of task %s: %r", task_id, replies[released])
+    for reply in replies[released + 1 :]:
+        if isinstance(reply, Exception):
+            logger.error("could not hand back the answer of task %s: %r", task_id, reply)
+            break

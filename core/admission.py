@@ -14,6 +14,7 @@ import time
 from functools import lru_cache
 
 from django.conf import settings
+from redis.client import Pipeline
 
 from config.redis import get_redis
 from core.errors import TooBusy
@@ -91,6 +92,16 @@ def release(*, host: str, task_id: str) -> None:
     """The task was answered (or never sent): it no longer counts. Safe to call twice."""
     _, release_script = _scripts()
     release_script(keys=_keys(host), args=[task_id])
+
+
+def release_queued(pipe: Pipeline, *, host: str, task_id: str) -> int:
+    """``release`` queued on ``pipe``, by its script's digest alone (a ``Script`` on a pipeline
+    would ask Redis whether it knows the script first, one more round trip each time). The index
+    of its reply among the pipeline's: a ``NoScriptError`` there (Redis restarted since) is
+    mended by calling ``release``."""
+    _, release_script = _scripts()
+    pipe.evalsha(release_script.sha, 3, *_keys(host), task_id)
+    return len(pipe) - 1
 
 
 def backlog_size(host: str) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.client import Pipeline
 
 from config.redis import get_redis
 from core.answer_listener import AnswerListener
@@ -58,14 +59,19 @@ def answer_channel(task_id: str) -> str:
 
 def publish_answer(task_id: str, answer: Any) -> None:
     """Worker side: the task's answer, for whoever waits on it."""
+    pipe = get_redis().pipeline(transaction=True)
+    publish_answer_queued(pipe, task_id, answer)
+    pipe.execute()
+
+
+def publish_answer_queued(pipe: Pipeline, task_id: str, answer: Any) -> None:
+    """``publish_answer`` queued on ``pipe`` (a transaction), to go with the caller's other commands."""
     key = answer_key(task_id)
     raw = json.dumps(answer, default=str)
-    pipe = get_redis().pipeline(transaction=True)
     pipe.delete(key)
     pipe.rpush(key, raw)
     pipe.expire(key, settings.TASK_ANSWER_TTL_SECONDS)
     pipe.publish(answer_channel(task_id), raw)
-    pipe.execute()
 
 
 @lru_cache(maxsize=1)

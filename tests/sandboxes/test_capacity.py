@@ -102,3 +102,22 @@ def test_a_lost_task_stops_counting_when_its_wait_ends(broker, settings):
     time.sleep(0.05)
     admission.admit(host=host, organization_id="org_a", task_id="next", hold_seconds=60)
     assert admission.backlog_size(host) == 1
+
+
+@pytest.mark.parametrize("scripts_forgotten", [False, True], ids=["scripts-known", "redis-restarted"])
+def test_a_task_ending_gives_its_place_back_with_its_answer(broker, settings, scripts_forgotten):
+    # The worker's hand-back: the backlog place and the answer in one transaction, and still
+    # both when Redis no longer knows the backlog's script (restarted since it was loaded).
+    from config.celery import _give_back
+    from config.redis import get_redis
+    from core.answers import answer_key
+
+    settings.HOST_BACKLOG = 1
+    host = f"hand-back-host-{scripts_forgotten}"
+    admission.admit(host=host, organization_id="org_a", task_id="t1", hold_seconds=60)
+    if scripts_forgotten:
+        get_redis().script_flush()
+    _give_back(host, "t1", {"exit_code": 0})
+    assert admission.backlog_size(host) == 0
+    assert get_redis().lindex(answer_key("t1"), 0) == b'{"exit_code": 0}'
+    admission.admit(host=host, organization_id="org_b", task_id="t2", hold_seconds=60)
