@@ -120,24 +120,28 @@ def hand_back_now(task: Any, answer: Any) -> None:
 
 
 def _give_back(host: str, task_id: str, answer: Any) -> None:
-    # The backlog place and the answer in one transaction (one round trip): once the answer is
-    # out, the request it ends may already look at the backlog, and finds the place free.
-    pipe = get_redis().pipeline(transaction=True)
-    released = admission.release_queued(pipe, host=host, task_id=task_id)
-    publish_answer_queued(pipe, task_id, answer)
+    # The answer and the backlog place in one transaction (one round trip): the request the
+    # answer ends may look at the backlog at once, and finds the place free.
     try:
-        replies = pipe.execute(raise_on_error=False)
+        pipe = get_redis().pipeline(transaction=True)
+        publish_answer_queued(pipe, task_id, answer)
+        admission.release_queued(pipe, host=host, task_id=task_id)
+        *published, released = pipe.execute(raise_on_error=False)
     except Exception:
         logger.exception("could not hand back the answer of task %s", task_id)
         return
-    if isinstance(replies[released], NoScriptError):
-        try:
-            admission.release(host=host, task_id=task_id)
-        except Exception:
-            logger.exception("could not give back the backlog place of task %s", task_id)
-    elif isinstance(replies[released], Exception):
-        logger.error("could not give back the backlog place of task %s: %r", task_id, replies[released])
-    for reply in replies[released + 1 :]:
-        if isinstance(reply, Exception):
-            logger.error("could not hand back the answer of task %s: %r", task_id, reply)
-            break
+    failed = next((reply for reply in published if isinstance(reply, Exception)), None)
+    if failed is not None:
+        logger.error("could not hand back the answer of task %s: %r", task_id, failed)
+    if isinstance(released, NoScriptError):
+        released = _release_alone(host, task_id)
+    if isinstance(released, Exception):
+        logger.error("could not give back the backlog place of task %s: %r", task_id, released)
+
+
+def _release_alone(host: str, task_id: str) -> Exception | None:
+    try:
+        admission.release(host=host, task_id=task_id)
+    except Exception as exc:
+        return exc
+    return None

@@ -94,14 +94,12 @@ def release(*, host: str, task_id: str) -> None:
     release_script(keys=_keys(host), args=[task_id])
 
 
-def release_queued(pipe: Pipeline, *, host: str, task_id: str) -> int:
+def release_queued(pipe: Pipeline, *, host: str, task_id: str) -> None:
     """``release`` queued on ``pipe``, by its script's digest alone (a ``Script`` on a pipeline
-    would ask Redis whether it knows the script first, one more round trip each time). The index
-    of its reply among the pipeline's: a ``NoScriptError`` there (Redis restarted since) is
-    mended by calling ``release``."""
+    asks Redis whether it knows the script first, one more round trip each time). Its reply is a
+    ``NoScriptError`` when Redis has forgotten the script (restarted since): call ``release``."""
     _, release_script = _scripts()
     pipe.evalsha(release_script.sha, 3, *_keys(host), task_id)
-    return len(pipe) - 1
 
 
 def backlog_size(host: str) -> int:
