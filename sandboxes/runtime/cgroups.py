@@ -6,7 +6,8 @@ In order of preference:
   ``pids/stowage/<sandbox>/`` holds ``pids.max`` and one child cgroup per execution, so a
   timeout kills exactly that execution's processes and ``stop()`` kills the whole sandbox;
   ``memory/stowage/<sandbox>/`` holds ``memory.limit_in_bytes`` (and ``memsw``: no swap
-  escape); ``cpu/stowage/<sandbox>/`` holds the CFS quota for ``cpus``.
+  escape); ``cpu/stowage/<sandbox>/`` holds the CFS quota for ``cpus``, and ``cpu/stowage/``
+  weighs as many processes as it holds sandboxes (``weigh_sandboxes``).
 * cgroup v2 (``/sys/fs/cgroup`` is a cgroup2 mount and writable): the same tree under
   ``/sys/fs/cgroup/stowage/`` with ``pids.max``, ``memory.max``/``memory.swap.max``, ``cpu.max``.
 * neither (``version == 0``): the runtime falls back to rlimits and process groups (spawn.py).
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 CPU_PERIOD_US = 100_000
 _KILL_WAIT_S = 5.0
+# The kernel's weight of one group (or one process at nice 0) and its largest, per version.
+_CPU_WEIGHT = {1: ("cpu.shares", 1024, 262_144), 2: ("cpu.weight", 100, 10_000)}
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,26 @@ def _limit_sandbox(groups: Cgroups, name: str, *, memory_bytes: int | None, cpus
             _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
         else:
             _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+        weigh_sandboxes(groups)
+
+
+def weigh_sandboxes(groups: Cgroups) -> None:
+    """Give the sandboxes' shared CPU group the weight of as many processes as it holds sandboxes.
+
+    The kernel weighs that group against each process outside it as one process: left at its
+    default, every sandbox's start and run together would share one process's slice of a busy
+    host, so a command waited hundreds of milliseconds for bwrap to set up. Made again whenever a
+    sandbox's CPU group comes or goes; a count that races another one is put right by the next.
+    """
+    if not groups.cpu or groups.version not in _CPU_WEIGHT:
+        return
+    name, one, most = _CPU_WEIGHT[groups.version]
+    try:
+        with os.scandir(groups.cpu) as entries:
+            sandboxes = sum(1 for entry in entries if entry.is_dir(follow_symlinks=False))
+        _write(os.path.join(groups.cpu, name), str(min(most, max(1, sandboxes) * one)))
+    except OSError as exc:
+        logger.warning("could not weigh the sandboxes' CPU group %s: %s", groups.cpu, exc)
 
 
 def _sandbox_limits_failed(exc: OSError) -> SandboxRuntimeError:
@@ -246,6 +269,7 @@ def remove_sandbox(groups: Cgroups, name: str) -> None:
     """Kill every process of the sandbox and remove its cgroups."""
     for directory in groups.controller_dirs(name):
         kill_tree(directory, groups.version, remove=True)
+    weigh_sandboxes(groups)
 
 
 def _pids(directory: str) -> list[int]:

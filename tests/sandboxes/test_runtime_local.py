@@ -357,6 +357,46 @@ def test_every_process_of_a_command_is_in_each_of_its_sandboxs_cgroups(runtime: 
     assert wait_until_gone(marker) == []
 
 
+@pytest.mark.parametrize(("version", "weight_file", "one"), [(1, "cpu.shares", 1024), (2, "cpu.weight", 100)])
+def test_the_sandboxes_cpu_group_weighs_as_many_processes_as_it_holds_sandboxes(
+    tmp_path: Path, version: int, weight_file: str, one: int
+) -> None:
+    # A tree laid out as the kernel's: the shared group, one directory per sandbox, files beside them.
+    shared = tmp_path / "stowage"
+    shared.mkdir()
+    (shared / weight_file).write_text(str(one))
+    groups = cgroups.Cgroups(version=version, pids=str(shared), cpu=str(shared))
+    for name in ("a", "b", "c"):
+        (shared / name).mkdir()
+    cgroups.weigh_sandboxes(groups)
+    assert (shared / weight_file).read_text() == str(3 * one)
+    for name in ("a", "b", "c"):
+        (shared / name).rmdir()
+    cgroups.weigh_sandboxes(groups)
+    assert (shared / weight_file).read_text() == str(one)  # never below one process's
+    for n in range(300):
+        (shared / f"s{n}").mkdir()
+    cgroups.weigh_sandboxes(groups)
+    assert (shared / weight_file).read_text() == str(262_144 if version == 1 else 10_000)  # the kernel's most
+
+
+def test_sandboxes_with_cpus_raise_their_shared_groups_weight(runtime: LocalRuntime) -> None:
+    groups = runtime._cgroups
+    if not groups.cpu:
+        pytest.skip("this host gives the runtime no CPU cgroup")  # nothing to weigh
+    weight_file, one = ("cpu.shares", 1024) if groups.version == 1 else ("cpu.weight", 100)
+    names = [f"weigh{n}" for n in range(2)]
+    for name in names:
+        runtime.create(name, env={}, memory_bytes=None, cpus=0.5)
+    try:
+        # Other test runs on this host may hold sandboxes too: at least ours count.
+        assert int(Path(groups.cpu, weight_file).read_text()) >= 2 * one
+        assert runtime.execute(names[0], ["true"], timeout_s=10).exit_code == 0
+    finally:
+        for name in names:
+            runtime.destroy(name)
+
+
 def test_stop_then_execute_again(runtime: LocalRuntime, sid: str) -> None:
     runtime.stop(sid)
     runtime.stop(sid)
