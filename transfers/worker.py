@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from artifacts.blobs import blob_adopt, blob_lock, upload_discard
 from artifacts.download_stats import download_record
-from artifacts.events import artifact_emit, artifact_emit_by_id
+from artifacts.events import artifact_emit
 from artifacts.manifests import FolderTooLarge, FolderTooManyEntries, ManifestInvalid
 from artifacts.models import Artifact, ArtifactState
 from artifacts.prefixes import folders_add
@@ -272,12 +272,15 @@ def _retry_twin(artifact: Artifact, stored: StoredBlob, content_type: str, is_ar
             created_at__gte=window_start,
         )
         .exclude(id=artifact.id)
-        .order_by("-created_at")[:20]
+        .order_by("-created_at")
+        .values_list("id", "metadata", "created_at", "expires_at")[:20]
     )
-    # Compared here: JSON equality is not the same on every database.
-    for twin in candidates:
-        if twin.metadata == artifact.metadata and _lifetime(twin) == _lifetime(artifact):
-            return twin
+    # Compared here: JSON equality is not the same on every database. Only the fields compared
+    # are read, and the whole row only of the twin (rare: a retry).
+    lifetime = _lifetime(artifact)
+    for twin_id, metadata, created_at, expires_at in candidates:
+        if metadata == artifact.metadata and (expires_at - created_at if expires_at else None) == lifetime:
+            return Artifact.objects.get(id=twin_id)
     return None
 
 
@@ -356,16 +359,17 @@ def publish_upload(
                     organization_id=artifact.organization_id, remote_path=artifact.remote_path, version__isnull=False
                 ).aggregate(v=Max("version"))["v"]
                 version = (latest or 0) + 1
-                Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(
-                    state=ArtifactState.READY,
-                    blob=blob,
-                    version=version,
-                    size=stored.size,
-                    checksum=stored.checksum,
-                    content_type=content_type,
-                    is_archive=is_archive,
-                    ready_at=timezone.now(),
-                )
+                published = {
+                    "state": ArtifactState.READY,
+                    "blob": blob,
+                    "version": version,
+                    "size": stored.size,
+                    "checksum": stored.checksum,
+                    "content_type": content_type,
+                    "is_archive": is_archive,
+                    "ready_at": timezone.now(),
+                }
+                Artifact.objects.filter(id=artifact.id, state=ArtifactState.PENDING).update(**published)
                 # Searchable, and counted in its folders, in the transaction that makes it visible.
                 search_index_update(artifact)
                 folders_add(artifact=artifact, size=stored.size, created_at=artifact.created_at)
@@ -388,7 +392,10 @@ def publish_upload(
                         "bytes_sent": bytes_sent,
                     },
                 )
-                artifact_emit_by_id(artifact.id, "artifact.uploaded")
+                # The event describes the row as it now is, without reading it again.
+                for field, value in published.items():
+                    setattr(artifact, field, value)
+                artifact_emit(artifact, "artifact.uploaded")
                 return True
         except IntegrityError:
             # Another upload to the same remote_path took this version number first, or another
