@@ -158,7 +158,8 @@ def _limit_sandbox(groups: Cgroups, name: str, *, memory_bytes: int | None, cpus
             _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
         else:
             _write(os.path.join(cpu_dir, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
-        weigh_sandboxes(groups)
+    # On v2 a sandbox without a CPU limit is in the shared group too, and counts.
+    weigh_sandboxes(groups)
 
 
 def weigh_sandboxes(groups: Cgroups) -> None:
