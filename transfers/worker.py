@@ -10,7 +10,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import shared_task
@@ -247,8 +247,8 @@ def _lock_remote_path(organization_id: str, remote_path: str) -> None:
             )
 
 
-def _lifetime(artifact: Artifact) -> timedelta | None:
-    return artifact.expires_at - artifact.created_at if artifact.expires_at else None
+def _lifetime(created_at: datetime, expires_at: datetime | None) -> timedelta | None:
+    return expires_at - created_at if expires_at else None
 
 
 def _retry_twin(artifact: Artifact, stored: StoredBlob, content_type: str, is_archive: bool) -> Artifact | None:
@@ -277,9 +277,9 @@ def _retry_twin(artifact: Artifact, stored: StoredBlob, content_type: str, is_ar
     )
     # Compared here: JSON equality is not the same on every database. Only the fields compared
     # are read, and the whole row only of the twin (rare: a retry).
-    lifetime = _lifetime(artifact)
+    lifetime = _lifetime(artifact.created_at, artifact.expires_at)
     for twin_id, metadata, created_at, expires_at in candidates:
-        if metadata == artifact.metadata and (expires_at - created_at if expires_at else None) == lifetime:
+        if metadata == artifact.metadata and _lifetime(created_at, expires_at) == lifetime:
             return Artifact.objects.get(id=twin_id)
     return None
 
